@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up everything the viewer needs on a fresh Debian machine: system libraries (apt) and a virtual
+# environment in .venv with the package installed editable. Idempotent; re-running is cheap.
+#   bash packaging/setup.sh          # runtime
+#   bash packaging/setup.sh --test   # runtime + test tools
+#   bash packaging/setup.sh --train  # runtime + PyTorch (CPU) for training the shipped models
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="${extras:+$extras,}test" ;;
+    --train) extras="${extras:+$extras,}train" ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+# Qt's xcb platform and fonts (offscreen rendering needs fontconfig/EGL too), Xvfb for real windows.
+apt_pkgs="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
+  libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
+  libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 xvfb xauth fonts-dejavu-core"
+missing=""
+for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+.venv/bin/python -m pip install -q -e "$spec"

@@ -1,0 +1,35 @@
+"""Shared fixtures: where the real data lives, and headless Qt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# GUI tests run without a display; set before anything imports Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path | None:
+    """``$VIEWER_TEST_DATA`` or ``../shared/data`` next to the repository; None when neither exists."""
+    env = os.environ.get("VIEWER_TEST_DATA")
+    candidates = [Path(env)] if env else [REPO.parent / "shared" / "data"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared real-data folder. Missing data fails in CI (CI is set) and skips elsewhere."""
+    root = data_root()
+    if root is None:
+        msg = "real test data not found: set VIEWER_TEST_DATA or place it at ../shared/data"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root

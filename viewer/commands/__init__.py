@@ -1,0 +1,1 @@
+"""Headless subcommands of ``python -m viewer``; each module has ``add_arguments`` and ``run``."""
