@@ -1,7 +1,77 @@
-"""Composition root of the desktop application (built by the UI work; see viewer/ui)."""
+"""Composition root of the desktop application: QApplication, pyqtgraph options, pool, main window.
+
+``run_app(argv)`` is what ``python -m viewer [PATH ...]`` / ``dicom-viewer`` calls; ``build_main_window``
+is shared with the ``screenshot`` command and the tests so they see exactly the window a user sees.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.ui.main_window import MainWindow
+
+STYLE = Path(__file__).resolve().parents[1] / "resources" / "style" / "dark.qss"
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (created once), with pyqtgraph set to row-major (z, y, x) arrays."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "dicom-viewer", *(argv or [])])
+        app.setApplicationName("dicom-viewer")
+        app.setOrganizationName("dicom-viewer")
+        app.setStyle("Fusion")
+        if STYLE.is_file():
+            app.setStyleSheet(STYLE.read_text(encoding="utf-8"))
+    # Volumes are (z, y, x): row-major keeps pyqtgraph from transposing every slice it draws.
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    return app  # type: ignore[return-value]
+
+
+def build_main_window(paths: list[str] | None = None, *, settings_file: str | None = None) -> MainWindow:
+    """Create the main window (and the QApplication if needed) and start opening ``paths``.
+
+    ``settings_file`` stores recent folders and layout in that INI file instead of the user's settings
+    (tests and headless commands must not touch a user's configuration).
+    """
+    make_application()
+    from PySide6.QtCore import QSettings
+
+    from viewer.ui.main_window import MainWindow
+    from viewer.ui.settings import Settings
+    from viewer.ui.workers import Background
+
+    settings = Settings(QSettings(settings_file, QSettings.Format.IniFormat)) if settings_file else Settings()
+    # Two pool threads: one scans or makes thumbnails while the other loads the series the user chose.
+    background = Background(max_threads=max(2, min(4, os.cpu_count() or 2)))
+    window = MainWindow(background, settings)
+    background.setParent(window)
+    if paths:
+        window.open_paths(paths)
+    return window
+
 
 def run_app(argv: list[str]) -> int:
-    raise SystemExit("the desktop application is not built yet")
+    """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
+    parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
+    parser.add_argument("paths", nargs="*", help="folders, DICOM files or a DICOMDIR to open")
+    args = parser.parse_args(argv)
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    app = make_application()
+    window = build_main_window(args.paths)
+    window.resize(1400, 900)
+    window.show()
+    return int(app.exec())

@@ -1,0 +1,298 @@
+"""The study browser: patient -> study -> series tree with thumbnails, warnings and bad files.
+
+Indexing runs on the :class:`viewer.ui.workers.Background` pool (``find_stacks`` from ``viewer.io``),
+with a progress bar and a cancel button; thumbnails (the middle slice, windowed with the file's window)
+follow one by one on the same pool. Double-clicking a series emits :attr:`StudyBrowser.series_activated`
+with its key; dragging it carries the key as :data:`viewer.ui.layouts.STACK_MIME`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QStyle, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from viewer.ui.layouts import STACK_MIME
+from viewer.ui.workers import Background, scan_job, thumbnail_job
+
+KEY_ROLE = Qt.ItemDataRole.UserRole
+THUMB_SIZE = 64
+COLUMNS = ["Series", "Modality", "Date", "Images"]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _format_date(value: Any) -> str:
+    """DICOM DA (YYYYMMDD) as YYYY-MM-DD; anything else unchanged."""
+    s = _text(value)
+    return f"{s[:4]}-{s[4:6]}-{s[6:8]}" if len(s) == 8 and s.isdigit() else s
+
+
+def stack_info(stack: Any) -> dict[str, str]:
+    """Patient/study/series text of a ``find_stacks`` Stack, tolerant of what the scanner records."""
+
+    def get(*names: str) -> str:
+        for n in names:
+            v = getattr(stack, n, None)
+            if v not in (None, ""):
+                return _text(v)
+            md = getattr(stack, "info", None) or getattr(stack, "metadata", None)
+            if isinstance(md, dict) and md.get(n) not in (None, ""):
+                return _text(md[n])
+        return ""
+
+    return {
+        "patient_id": get("patient_id"),
+        "patient_name": get("patient_name"),
+        "study_uid": get("study_uid", "study_instance_uid"),
+        "study_date": _format_date(get("study_date")),
+        "study_description": get("study_description"),
+        "series_number": get("series_number"),
+        "series_date": _format_date(get("series_date", "study_date")),
+    }
+
+
+def array_to_qimage(img: np.ndarray) -> QImage:
+    """A QImage that owns a copy of uint8 ``img`` (h, w) grey or (h, w, 3) RGB."""
+    img = np.ascontiguousarray(img)
+    h, w = img.shape[:2]
+    if img.ndim == 2:
+        q = QImage(img.data, w, h, img.strides[0], QImage.Format.Format_Grayscale8)
+    else:
+        q = QImage(img.data, w, h, img.strides[0], QImage.Format.Format_RGB888)
+    return q.copy()
+
+
+class SeriesTree(QTreeWidget):
+    """The tree; series items can be dragged into a viewport."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderLabels(COLUMNS)
+        self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.setDragEnabled(True)
+        self.setUniformRowHeights(False)
+        self.setColumnWidth(0, 230)
+        self.setColumnWidth(1, 50)
+        self.setColumnWidth(2, 80)
+        self.setRootIsDecorated(True)
+        self.setAlternatingRowColors(True)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
+        return [STACK_MIME]
+
+    def mimeData(self, items: Any) -> QMimeData:  # noqa: N802 - Qt override
+        data = QMimeData()
+        keys = [it.data(0, KEY_ROLE) for it in items if it.data(0, KEY_ROLE)]
+        if keys:
+            data.setData(STACK_MIME, str(keys[0]).encode())
+        return data
+
+
+class StudyBrowser(QWidget):
+    """Indexes folders in the background and lists what it found."""
+
+    series_activated = Signal(str)  # stack key
+    scan_finished = Signal(int, int)  # number of series, number of bad files
+    thumbnails_finished = Signal()
+
+    def __init__(self, background: Background, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.background = background
+        self.tree = SeriesTree(self)
+        self.progress = QProgressBar(self)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("Open a folder, DICOMDIR or files (File menu, or drop them here)", self)
+        self.status.setWordWrap(True)
+        bar = QHBoxLayout()
+        bar.addWidget(self.progress, 1)
+        bar.addWidget(self.cancel_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.status)
+        lay.addLayout(bar)
+        lay.addWidget(self.tree, 1)
+        self._set_busy(False)
+        self.stacks: dict[str, Any] = {}
+        self.bad_files: list[tuple[str, str]] = []
+        self.items: dict[str, QTreeWidgetItem] = {}
+        self._patients: dict[str, QTreeWidgetItem] = {}
+        self._studies: dict[tuple[str, str], QTreeWidgetItem] = {}
+        self._scan_id = 0
+        self._pending_thumbs = 0
+        self.paths: list[str] = []
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        self._warn_icon: QIcon = warn
+
+    # -- scanning -----------------------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> int:
+        """Index ``paths`` (folders, files or a DICOMDIR) in the background; returns the request id."""
+        self.background.cancel("thumb")
+        self.tree.clear()
+        self.stacks.clear()
+        self.items.clear()
+        self._patients.clear()
+        self._studies.clear()
+        self.bad_files = []
+        self.paths = [str(p) for p in paths]
+        self.status.setText("Indexing " + ", ".join(self.paths))
+        self.progress.setRange(0, 0)
+        self._set_busy(True)
+        self._scan_id = self.background.submit(
+            "scan", scan_job(self.paths), on_result=self._on_scan_result, on_error=self._on_scan_error,
+            on_progress=self._on_progress, on_partial=self._on_stack_found)
+        return self._scan_id
+
+    def cancel(self) -> None:
+        self.background.cancel("scan")
+        self.background.cancel("thumb")
+        self._pending_thumbs = 0
+        self._set_busy(False)
+        self.status.setText(f"Indexing cancelled: {len(self.stacks)} series listed")
+
+    def is_busy(self) -> bool:
+        return self.cancel_button.isEnabled()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done}/{total} files")
+
+    def _on_stack_found(self, stack: Any) -> None:
+        self._add_stack(stack)
+
+    def _on_scan_error(self, message: str) -> None:
+        self._set_busy(False)
+        self.status.setText("Indexing failed: " + message.splitlines()[0])
+        self.scan_finished.emit(len(self.stacks), len(self.bad_files))
+
+    def _on_scan_result(self, result: Any) -> None:
+        known = {id(s) for s in self.stacks.values()}
+        for stack in getattr(result, "stacks", []):
+            if id(stack) not in known:
+                self._add_stack(stack)
+        self.bad_files = list(getattr(result, "bad_files", []))
+        if self.bad_files:
+            self._add_bad_files(self.bad_files)
+        n, bad = len(self.stacks), len(self.bad_files)
+        self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
+                            + " in " + ", ".join(self.paths))
+        self.progress.setRange(0, 0)
+        self._queue_thumbnails()
+        if not self._pending_thumbs:
+            self._set_busy(False)
+        self.scan_finished.emit(n, bad)
+
+    # -- tree -----------------------------------------------------------------------------------------------
+    def _add_stack(self, stack: Any) -> None:
+        key = str(len(self.stacks))
+        self.stacks[key] = stack
+        info = stack_info(stack)
+        pkey = info["patient_id"] + "\x00" + info["patient_name"]
+        patient = self._patients.get(pkey)
+        if patient is None:
+            name = info["patient_name"].replace("^", " ").strip() or "(no patient name)"
+            label = f"{name}  [{info['patient_id']}]" if info["patient_id"] else name
+            patient = QTreeWidgetItem(self.tree, [label, "", "", ""])
+            patient.setFirstColumnSpanned(True)
+            self._patients[pkey] = patient
+            patient.setExpanded(True)
+        skey = (pkey, info["study_uid"])
+        study = self._studies.get(skey)
+        if study is None:
+            study = QTreeWidgetItem(patient, [info["study_description"] or "(study)", "",
+                                              info["study_date"], ""])
+            self._studies[skey] = study
+            study.setExpanded(True)
+        files = list(getattr(stack, "files", []))
+        desc = _text(getattr(stack, "description", "")) or "(no description)"
+        if info["series_number"]:
+            desc = f"#{info['series_number']} {desc}"
+        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), info["series_date"],
+                                       str(len(files))])
+        item.setData(0, KEY_ROLE, key)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
+        item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        tips = [f"{len(files)} images", f"Series UID {getattr(stack, 'series_uid', '') or '(none)'}"]
+        problems = [str(w) for w in getattr(stack, "warnings", []) or []]
+        reason = getattr(stack, "split_reason", None)
+        if reason:
+            problems.append(f"split: {reason}")
+        if problems:
+            item.setIcon(1, self._warn_icon)
+            tips += ["Warnings:"] + [f"- {p}" for p in problems]
+        item.setToolTip(0, "\n".join(tips))
+        item.setToolTip(1, "\n".join(problems) if problems else "")
+        self.items[key] = item
+
+    def _add_bad_files(self, bad: list[tuple[str, str]]) -> None:
+        top = QTreeWidgetItem(self.tree, [f"Files not loaded ({len(bad)})", "", "", str(len(bad))])
+        top.setIcon(0, self._warn_icon)
+        top.setToolTip(0, "Files that are not loadable DICOM images, with the reason")
+        for path, reason in bad:
+            child = QTreeWidgetItem(top, [str(path).rsplit("/", 1)[-1], "", "", ""])
+            child.setToolTip(0, f"{path}\n{reason}")
+            child.setText(2, str(reason)[:60])
+            child.setToolTip(2, str(reason))
+
+    def mark_error(self, key: str, message: str) -> None:
+        """Show that series ``key`` failed to load, with the reason in its tooltip."""
+        item = self.items.get(key)
+        if item is None:
+            return
+        item.setIcon(1, self._warn_icon)
+        item.setToolTip(1, "Cannot load: " + message)
+        item.setToolTip(0, item.toolTip(0) + "\nCannot load: " + message)
+        item.setForeground(0, Qt.GlobalColor.red)
+
+    def select(self, key: str) -> None:
+        item = self.items.get(key)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+
+    def _on_double_click(self, item: QTreeWidgetItem, _column: int) -> None:
+        key = item.data(0, KEY_ROLE)
+        if key:
+            self.series_activated.emit(str(key))
+
+    # -- thumbnails -----------------------------------------------------------------------------------------
+    def _queue_thumbnails(self) -> None:
+        self._pending_thumbs = 0
+        for key, stack in self.stacks.items():
+            files = list(getattr(stack, "files", []))
+            if not files:
+                continue
+            self._pending_thumbs += 1
+            self.background.submit(
+                "thumb", thumbnail_job(files, THUMB_SIZE), replace=False,
+                on_result=lambda img, k=key: self._set_thumbnail(k, img),
+                on_error=lambda msg, k=key: self._thumb_failed(k, msg),
+                on_done=self._thumb_done)
+
+    def _set_thumbnail(self, key: str, img: np.ndarray) -> None:
+        item = self.items.get(key)
+        if item is not None:
+            item.setIcon(0, QIcon(QPixmap.fromImage(array_to_qimage(img))))
+
+    def _thumb_failed(self, key: str, message: str) -> None:
+        self.mark_error(key, message.splitlines()[0])
+
+    def _thumb_done(self) -> None:
+        self._pending_thumbs -= 1
+        if self._pending_thumbs <= 0:
+            self._pending_thumbs = 0
+            self._set_busy(False)
+            self.thumbnails_finished.emit()

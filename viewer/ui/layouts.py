@@ -1,0 +1,325 @@
+"""Viewport layouts (1x1, 1x2, 2x2, MPR), series drops, and linked scrolling by patient position.
+
+:class:`ViewportGrid` holds up to four :class:`ViewportSlot`; each slot shows one series in a slice view
+(the ui-view engineer's ``SliceViewport`` when it is available, else the small :class:`BasicSliceView`
+below) with a title bar and a message line for load errors. Series are dragged in from the study browser
+(MIME type :data:`STACK_MIME`, the payload is the browser's stack key).
+
+Linked scrolling (Weasis "synchronise", Horos "sync"): when a slot's slice changes, every other slot whose
+volume shares the same non-empty FrameOfReferenceUID moves to the slice nearest to the same patient
+position, measured along *its own* slice normal in mm — never by index, so series with different slice
+steps or ranges stay anatomically aligned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QWheelEvent
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from viewer.core.volume import Volume
+from viewer.core.windowing import window_to_uint8
+from viewer.ui.workers import file_window, is_monochrome1
+
+STACK_MIME = "application/x-dicom-viewer-stack"
+LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+
+
+def frame_of_reference(volume: Volume | None) -> str:
+    """The volume's FrameOfReferenceUID as the loader recorded it ("" when unknown)."""
+    if volume is None:
+        return ""
+    md = volume.metadata or {}
+    for key in ("frame_of_reference_uid", "FrameOfReferenceUID", "frame_of_reference"):
+        if md.get(key):
+            return str(md[key])
+    return ""
+
+
+def slice_position(volume: Volume, k: int) -> np.ndarray:
+    """Patient LPS mm of the centre of slice ``k`` of ``volume``."""
+    z, y, x = volume.shape
+    return volume.voxel_to_patient(np.array([(x - 1) / 2.0, (y - 1) / 2.0, float(k)]))
+
+
+def nearest_slice(volume: Volume, lps: np.ndarray) -> int | None:
+    """Index of the slice of ``volume`` nearest to patient point ``lps`` (mm) along its slice normal.
+
+    None when the point lies more than half a slice step outside the volume: a linked view whose series
+    does not cover that position keeps its slice rather than pretending to show it.
+    """
+    k = float(volume.patient_to_voxel(np.asarray(lps, dtype=np.float64))[2])
+    n = volume.shape[0]
+    if k < -0.5 or k > n - 0.5:
+        return None
+    return int(min(max(round(k), 0), n - 1))
+
+
+class BasicSliceView(pg.GraphicsView):
+    """A minimal slice view: windowed uint8 image with the pixel-spacing aspect, wheel/arrow scrolling.
+
+    Used until (or where) the full ``viewer.ui.viewport.SliceViewport`` is not available; it offers the
+    interface the shell needs: ``set_volume``, ``set_slice``, ``slice_index``, ``set_window``,
+    ``show_message`` and the ``slice_changed`` signal.
+    """
+
+    slice_changed = Signal(int)
+    window_changed = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view.setMouseEnabled(False, False)
+        self.setCentralItem(self.view)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.text = pg.TextItem(color=(230, 230, 230), anchor=(0, 0))
+        self.text.setParentItem(self.view)
+        self.message = pg.TextItem(color=(255, 120, 80), anchor=(0.5, 0.5))
+        self.message.setParentItem(self.view)
+        self.volume: Volume | None = None
+        self.slice_index = 0
+        self.center, self.width = 40.0, 400.0
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def set_volume(self, volume: Volume | None, slice_index: int | None = None) -> None:
+        self.volume = volume
+        self.message.setText("")
+        if volume is None:
+            self.image.clear()
+            self.text.setText("")
+            return
+        self.center, self.width = file_window(volume)
+        n = volume.shape[0]
+        self.slice_index = n // 2 if slice_index is None else int(min(max(slice_index, 0), n - 1))
+        sx, sy, _ = volume.spacing
+        z, y, x = volume.shape
+        self._render()
+        # Non-square pixels: the image rectangle is in mm, so columns and rows keep their true lengths.
+        self.image.setRect(0.0, 0.0, x * sx, y * sy)
+        self.view.autoRange(padding=0.0)
+        self.slice_changed.emit(self.slice_index)
+
+    def set_slice(self, k: int) -> None:
+        if self.volume is None:
+            return
+        k = int(min(max(k, 0), self.volume.shape[0] - 1))
+        if k != self.slice_index:
+            self.slice_index = k
+            self._render()
+            self.slice_changed.emit(k)
+
+    def set_window(self, center: float, width: float) -> None:
+        self.center, self.width = float(center), max(float(width), 1.0)
+        self._render()
+        self.window_changed.emit(self.center, self.width)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        rect = self.view.rect()
+        self.message.setPos(rect.center())
+
+    def current_image(self) -> np.ndarray | None:
+        """The uint8 pixels currently drawn (for tests)."""
+        return None if self.image.image is None else np.asarray(self.image.image)
+
+    def _render(self) -> None:
+        vol = self.volume
+        if vol is None:
+            return
+        sl = vol.array[self.slice_index]
+        if vol.is_color:
+            img = np.ascontiguousarray(sl.astype(np.uint8))
+        else:
+            img = window_to_uint8(sl, self.center, self.width, invert=is_monochrome1(vol))
+        self.image.setImage(img, levels=(0, 255), autoLevels=False)
+        pos = slice_position(vol, self.slice_index)
+        self.text.setText(f"{self.slice_index + 1}/{vol.shape[0]}  z={pos[2]:.1f} mm\n"
+                          f"W {self.width:.0f} L {self.center:.0f}")
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        steps = ev.angleDelta().y() // 120 or (1 if ev.angleDelta().y() > 0 else -1)
+        self.set_slice(self.slice_index - int(steps))
+        ev.accept()
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if self.volume is None:
+            return super().keyPressEvent(ev)
+        n = self.volume.shape[0]
+        moves = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_PageUp: -10, Qt.Key.Key_PageDown: 10}
+        key = Qt.Key(ev.key())
+        if key in moves:
+            self.set_slice(self.slice_index + moves[key])
+        elif key == Qt.Key.Key_Home:
+            self.set_slice(0)
+        elif key == Qt.Key.Key_End:
+            self.set_slice(n - 1)
+        else:
+            return super().keyPressEvent(ev)
+        ev.accept()
+
+
+def make_slice_view(parent: QWidget | None = None) -> Any:
+    """The slice view a slot shows: the full SliceViewport when present, else :class:`BasicSliceView`."""
+    return BasicSliceView(parent)
+
+
+class ViewportSlot(QWidget):
+    """One cell of the grid: title, slice view, and a drop target for series from the browser."""
+
+    stack_dropped = Signal(int, str)  # slot index, stack key
+    activated = Signal(int)
+
+    def __init__(self, index: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.setAcceptDrops(True)
+        self.title = QLabel("Drop or double-click a series")
+        self.title.setObjectName("viewportTitle")
+        self.view = make_slice_view(self)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.setSpacing(0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.view, 1)
+        self.stack_key: str | None = None
+        self.volume: Volume | None = None
+        self.preview: Volume | None = None
+        self.loading = False
+        self.error: str | None = None
+        self.set_active(False)
+
+    def set_active(self, active: bool) -> None:
+        self.setProperty("active", active)
+        self.setStyleSheet("ViewportSlot { border: 1px solid %s; }" % ("#3d8bfd" if active else "#333"))
+
+    def set_title(self, text: str) -> None:
+        self.title.setText(text)
+
+    def show_volume(self, volume: Volume, slice_index: int | None = None) -> None:
+        self.volume = volume
+        self.error = None
+        self.view.set_volume(volume, slice_index)
+
+    def show_error(self, text: str) -> None:
+        self.error = text
+        self.loading = False
+        self.volume = None
+        self.view.set_volume(None)
+        self.view.show_message("Cannot load this series:\n" + text.splitlines()[0][:200])
+
+    def mousePressEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        self.activated.emit(self.index)
+        super().mousePressEvent(ev)
+
+    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if ev.mimeData().hasFormat(STACK_MIME):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QDropEvent) -> None:  # noqa: N802 - Qt override
+        data: QMimeData = ev.mimeData()
+        if data.hasFormat(STACK_MIME):
+            key = bytes(data.data(STACK_MIME).data()).decode()
+            self.stack_dropped.emit(self.index, key)
+            ev.acceptProposedAction()
+
+
+class ViewportGrid(QWidget):
+    """The central area: 1x1, 1x2 or 2x2 slots (or an MPR view), one of them active, linked scrolling."""
+
+    layout_changed = Signal(str)
+    active_changed = Signal(int)
+    stack_dropped = Signal(int, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slots = [ViewportSlot(i, self) for i in range(4)]
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self.active = 0
+        self.linked = True
+        self.layout_name = ""
+        self.mpr: QWidget | None = None
+        self._syncing = False
+        for slot in self.slots:
+            slot.activated.connect(self.set_active)
+            slot.stack_dropped.connect(self.stack_dropped)
+            slot.view.slice_changed.connect(lambda k, s=slot: self._on_slice_changed(s, k))
+        self.set_layout("1x1")
+
+    @property
+    def visible_slots(self) -> list[ViewportSlot]:
+        rows, cols = LAYOUTS.get(self.layout_name, (1, 1))
+        return self.slots[: rows * cols] if self.layout_name in LAYOUTS else []
+
+    def set_layout(self, name: str) -> None:
+        """Show ``name``: "1x1", "1x2", "2x2" or "mpr" (the MPR view of the active slot's volume)."""
+        if name not in LAYOUTS and name != "mpr":
+            raise ValueError(f"unknown layout {name!r}; known: {', '.join([*LAYOUTS, 'mpr'])}")
+        while self._grid.count():
+            item = self._grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().hide()
+        if name == "mpr":
+            self.mpr = self._make_mpr(self.slots[self.active].volume)
+            self._grid.addWidget(self.mpr, 0, 0)
+            self.mpr.show()
+        else:
+            rows, cols = LAYOUTS[name]
+            for i in range(rows * cols):
+                self._grid.addWidget(self.slots[i], i // cols, i % cols)
+                self.slots[i].show()
+            if self.active >= rows * cols:
+                self.set_active(0)
+        self.layout_name = name
+        self.layout_changed.emit(name)
+
+    def _make_mpr(self, volume: Volume | None) -> QWidget:
+        try:
+            from viewer.ui.mpr import MprView  # built by the ui-view engineer
+        except ImportError:
+            label = QLabel("MPR is not available in this build")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            return label
+        view = MprView()
+        if volume is not None:
+            view.set_volume(volume)
+        return view
+
+    def set_active(self, index: int) -> None:
+        self.active = index
+        for slot in self.slots:
+            slot.set_active(slot.index == index and len(self.visible_slots) > 1)
+        self.active_changed.emit(index)
+
+    def next_free_slot(self) -> int:
+        """The active slot in 1x1, else the first visible empty slot, else the active one."""
+        visible = self.visible_slots
+        if len(visible) > 1:
+            for slot in visible:
+                if slot.volume is None and not slot.loading:
+                    return slot.index
+        return self.active
+
+    def _on_slice_changed(self, source: ViewportSlot, k: int) -> None:
+        if self._syncing or not self.linked or source.volume is None:
+            return
+        for_uid = frame_of_reference(source.volume)
+        if not for_uid:
+            return
+        point = slice_position(source.volume, k)
+        self._syncing = True
+        try:
+            for slot in self.visible_slots:
+                if slot is source or slot.volume is None or frame_of_reference(slot.volume) != for_uid:
+                    continue
+                target = nearest_slice(slot.volume, point)
+                if target is not None:
+                    slot.view.set_slice(target)
+        finally:
+            self._syncing = False

@@ -1,0 +1,362 @@
+"""Background work for the UI: plain synchronous functions run on a ``QThreadPool``.
+
+Slow work (scanning, loading, thumbnails) is an ordinary function below ``ui`` that takes ``progress``
+and ``cancel`` callbacks. :class:`Background` runs it on a pool thread and delivers its progress, partial
+results, result or error back on the main thread through *queued* signals, so every widget is touched
+only by the main thread.
+
+Each request belongs to a *channel* (e.g. ``"scan"`` or ``"load:0"`` for viewport 0) and carries an
+increasing id. Submitting a new request on a channel cancels the previous one cooperatively and any
+result that still arrives for it is dropped: scrolling or clicking fast never shows a stale series.
+
+The job function has the signature ``fn(ctx: JobContext) -> object``; ``ctx.progress(done, total)``,
+``ctx.cancelled()`` and ``ctx.partial(payload)`` are safe to call from the pool thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+# Progress is throttled in the worker: a scan of 10,000 files must not post 10,000 events to the UI.
+PROGRESS_INTERVAL_S = 0.03
+
+
+class Cancelled(Exception):
+    """Raised inside a job (by ``ctx.check()``) when its request was cancelled or superseded."""
+
+
+class JobContext:
+    """What a job function may call from its pool thread."""
+
+    def __init__(self, request_id: int, signals: _Signals) -> None:
+        self.request_id = request_id
+        self._signals = signals
+        self._cancel = threading.Event()
+        self._last_progress = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        """True once the request was cancelled or superseded (cooperative: the job checks it)."""
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the request was cancelled."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def progress(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total`` units; throttled, the final call always goes through."""
+        now = time.monotonic()
+        if done < total and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        self._signals.progress.emit(self.request_id, int(done), int(total))
+
+    def partial(self, payload: object) -> None:
+        """Deliver an intermediate result (a first slice, a series found) to the main thread."""
+        if not self._cancel.is_set():
+            self._signals.partial.emit(self.request_id, payload)
+
+
+class _Signals(QObject):
+    progress = Signal(int, int, int)
+    partial = Signal(int, object)
+    finished = Signal(int, object)
+    failed = Signal(int, str)
+    done = Signal(int)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[[JobContext], object], ctx: JobContext, signals: _Signals) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._fn = fn
+        self._ctx = ctx
+        self._signals = signals
+
+    def run(self) -> None:  # noqa: D401 - Qt override, runs on a pool thread
+        rid = self._ctx.request_id
+        try:
+            if self._ctx.cancelled():
+                return
+            result = self._fn(self._ctx)
+        except Cancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - every failure goes to the UI as text, never kills the app
+            message = str(exc) or type(exc).__name__
+            if not isinstance(exc, (OSError, ValueError, KeyError)) and type(exc).__name__ != "LoadError":
+                # An unexpected type is a bug somewhere below: keep the type and origin for the report.
+                message = f"{type(exc).__name__}: {message}\n{traceback.format_exc(limit=3)}"
+            self._signals.failed.emit(rid, message)
+        else:
+            if not self._ctx.cancelled():
+                self._signals.finished.emit(rid, result)
+        finally:
+            self._signals.done.emit(rid)
+
+
+@dataclass
+class _Request:
+    channel: str
+    ctx: JobContext
+    on_result: Callable[[Any], None] | None
+    on_error: Callable[[str], None] | None
+    on_progress: Callable[[int, int], None] | None
+    on_partial: Callable[[Any], None] | None
+    on_done: Callable[[], None] | None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Background(QObject):
+    """Runs jobs on a thread pool; one current request per channel; stale results are dropped.
+
+    Parameters
+    ----------
+    pool
+        The pool to run on; a private one with ``max_threads`` threads when None. Two threads suit the
+        2-core target machines: one scan/thumbnail job and one load can run side by side.
+    """
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, pool: QThreadPool | None = None, max_threads: int = 2,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        if pool is None:
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(max_threads)
+        self.pool = pool
+        self._next_id = 0
+        self._requests: dict[int, _Request] = {}
+        self._current: dict[str, int] = {}
+        # The signal object lives in this (main) thread; queued connections make every slot below run
+        # on the main thread whatever thread emits.
+        self._signals = _Signals()
+        self._signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._signals.partial.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
+        self._signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        self._signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
+        self._signals.done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
+
+    # -- public -------------------------------------------------------------------------------------------
+    def submit(self, channel: str, fn: Callable[[JobContext], object], *,
+               on_result: Callable[[Any], None] | None = None,
+               on_error: Callable[[str], None] | None = None,
+               on_progress: Callable[[int, int], None] | None = None,
+               on_partial: Callable[[Any], None] | None = None,
+               on_done: Callable[[], None] | None = None,
+               replace: bool = True) -> int:
+        """Run ``fn(ctx)`` in the background and return the request id.
+
+        With ``replace`` (default) the channel's previous request is cancelled and its late results are
+        dropped. Callbacks run on the main thread, only for the channel's current request (``replace``)
+        or for every request of the channel (``replace=False``, e.g. a queue of thumbnails).
+        """
+        self._next_id += 1
+        rid = self._next_id
+        if replace:
+            self.cancel(channel)
+        ctx = JobContext(rid, self._signals)
+        self._requests[rid] = _Request(channel, ctx, on_result, on_error, on_progress, on_partial, on_done)
+        if replace:
+            self._current[channel] = rid
+        was_idle = len(self._requests) == 1
+        self.pool.start(_Task(fn, ctx, self._signals))
+        if was_idle:
+            self.busy_changed.emit(True)
+        return rid
+
+    def cancel(self, channel: str) -> None:
+        """Cancel every pending request of ``channel`` (their results will be dropped)."""
+        for req in self._requests.values():
+            if req.channel == channel:
+                req.ctx.cancel()
+        self._current.pop(channel, None)
+
+    def cancel_all(self) -> None:
+        for req in self._requests.values():
+            req.ctx.cancel()
+        self._current.clear()
+
+    def is_current(self, request_id: int) -> bool:
+        req = self._requests.get(request_id)
+        return req is not None and not req.ctx.cancelled()
+
+    def pending(self, channel: str | None = None) -> int:
+        """How many requests (of ``channel``, or all) have not finished yet."""
+        return sum(1 for r in self._requests.values() if channel is None or r.channel == channel)
+
+    def wait_idle(self, timeout_ms: int = -1) -> bool:
+        """Block until the pool has no running job (for shutdown and headless commands)."""
+        return self.pool.waitForDone(timeout_ms)
+
+    # -- main-thread delivery -----------------------------------------------------------------------------
+    def _live(self, rid: int) -> _Request | None:
+        req = self._requests.get(rid)
+        if req is None or req.ctx.cancelled():
+            return None
+        return req
+
+    @Slot(int, int, int)
+    def _on_progress(self, rid: int, done: int, total: int) -> None:
+        req = self._live(rid)
+        if req is not None and req.on_progress is not None:
+            req.on_progress(done, total)
+
+    @Slot(int, object)
+    def _on_partial(self, rid: int, payload: object) -> None:
+        req = self._live(rid)
+        if req is not None and req.on_partial is not None:
+            req.on_partial(payload)
+
+    @Slot(int, object)
+    def _on_finished(self, rid: int, result: object) -> None:
+        req = self._live(rid)
+        if req is not None and req.on_result is not None:
+            req.on_result(result)
+
+    @Slot(int, str)
+    def _on_failed(self, rid: int, message: str) -> None:
+        req = self._live(rid)
+        if req is not None and req.on_error is not None:
+            req.on_error(message)
+
+    @Slot(int)
+    def _on_done(self, rid: int) -> None:
+        req = self._requests.pop(rid, None)
+        if req is None:
+            return
+        if self._current.get(req.channel) == rid:
+            del self._current[req.channel]
+        if req.on_done is not None and not req.ctx.cancelled():
+            req.on_done()
+        if not self._requests:
+            self.busy_changed.emit(False)
+
+
+# -- the jobs the shell runs (plain functions over viewer.io; the io layer is imported lazily) -------------
+
+@dataclass
+class Preview:
+    """The first slice of a series being loaded: a one-slice volume, shown before the rest arrives."""
+
+    volume: Any  # viewer.core.volume.Volume with one slice
+    request_files: int
+
+
+def scan_job(paths: list[str]) -> Callable[[JobContext], object]:
+    """A job that indexes ``paths`` with ``viewer.io.series.find_stacks``, reporting progress."""
+
+    def job(ctx: JobContext) -> object:
+        import inspect
+
+        from viewer.io.series import find_stacks
+
+        kwargs: dict[str, Any] = {}
+        if "on_stack" in inspect.signature(find_stacks).parameters:
+            kwargs["on_stack"] = ctx.partial  # series appear in the browser as the scanner finds them
+        return find_stacks(paths, progress=ctx.progress, cancel=ctx.cancelled, **kwargs)
+
+    return job
+
+
+def middle_file(files: list[str]) -> str:
+    """The file shown as a series' preview and thumbnail.
+
+    The scanner's file order is not guaranteed to follow the slice position; the loader sorts. For the
+    preview we take the middle of the list, which for files named or listed in acquisition order is the
+    middle of the volume and is in any case one real slice of the series.
+    """
+    return files[len(files) // 2]
+
+
+def load_job(files: list[str], *, preview: bool = True) -> Callable[[JobContext], object]:
+    """A job that loads a stack of ``files`` into a Volume, posting a one-slice preview first.
+
+    The preview (``Preview`` via ``ctx.partial``) is one decoded file, so the viewport has an image within
+    a few tens of milliseconds whatever the series length; the full volume follows as the result.
+    """
+
+    def job(ctx: JobContext) -> object:
+        from viewer import io
+
+        if preview and len(files) > 1:
+            try:
+                first = io.load_series([middle_file(files)])
+            except Exception:  # noqa: BLE001 - a broken middle file must not stop the real load
+                first = None
+            if first is not None:
+                ctx.partial(Preview(first, len(files)))
+        ctx.check()
+        return io.load_series(list(files), progress=ctx.progress, cancel=ctx.cancelled)
+
+    return job
+
+
+def file_window(volume: Any) -> tuple[float, float]:
+    """(center, width) to open ``volume`` with: the window stored in the file, else a modality default.
+
+    The file's window is VOI LUT WindowCenter/WindowWidth (PS3.3 C.11.2), first pair, as the loader
+    records it in ``volume.metadata``; the default is :func:`viewer.core.windowing.default_window`.
+    """
+    from viewer.core.windowing import default_window
+
+    md = volume.metadata or {}
+    for key in ("window", "file_window"):
+        pair = md.get(key)
+        if pair:
+            try:
+                c, w = float(pair[0]), float(pair[1])
+                if w > 0:
+                    return c, w
+            except (TypeError, ValueError, IndexError):
+                pass
+    centers, widths = md.get("window_center", md.get("window_centers")), md.get("window_width",
+                                                                                   md.get("window_widths"))
+    if centers is not None and widths is not None:
+        try:
+            c = float(centers[0] if isinstance(centers, (list, tuple)) else centers)
+            w = float(widths[0] if isinstance(widths, (list, tuple)) else widths)
+            if w > 0:
+                return c, w
+        except (TypeError, ValueError, IndexError):
+            pass
+    arr = volume.array
+    if volume.is_color:
+        return 127.5, 256.0
+    return default_window(arr[arr.shape[0] // 2], volume.modality)
+
+
+def is_monochrome1(volume: Any) -> bool:
+    return str((volume.metadata or {}).get("photometric", "")).upper() == "MONOCHROME1"
+
+
+def thumbnail_job(files: list[str], size: int = 96) -> Callable[[JobContext], object]:
+    """A job that makes a windowed uint8 thumbnail (h, w) or (h, w, 3) of the middle slice of ``files``."""
+
+    def job(ctx: JobContext) -> object:
+        import numpy as np
+
+        from viewer import io
+        from viewer.core.windowing import window_to_uint8
+
+        vol = io.load_series([middle_file(files)])
+        ctx.check()
+        img = vol.array[vol.array.shape[0] // 2]
+        step = max(1, int(np.ceil(max(img.shape[0], img.shape[1]) / size)))
+        img = img[::step, ::step]
+        if vol.is_color:
+            return np.ascontiguousarray(img.astype(np.uint8))
+        c, w = file_window(vol)
+        return window_to_uint8(img, c, w, invert=is_monochrome1(vol))
+
+    return job
