@@ -10,12 +10,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from viewer.ui.main_window import MainWindow
+    from viewer.ui.workers import IoServices
 
 STYLE = Path(__file__).resolve().parents[1] / "resources" / "style" / "dark.qss"
 
@@ -38,6 +39,23 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
+def io_services() -> IoServices:
+    """The io functions the UI runs in the background (resolved when called, so ``--help`` stays fast)."""
+    from viewer.ui.workers import IoServices
+
+    def find_stacks(*args: Any, **kwargs: Any) -> Any:
+        from viewer.io.series import find_stacks as impl
+
+        return impl(*args, **kwargs)
+
+    def load_series(*args: Any, **kwargs: Any) -> Any:
+        import viewer.io
+
+        return viewer.io.load_series(*args, **kwargs)
+
+    return IoServices(find_stacks=find_stacks, load_series=load_series)
+
+
 def build_main_window(paths: list[str] | None = None, *, settings_file: str | None = None) -> MainWindow:
     """Create the main window (and the QApplication if needed) and start opening ``paths``.
 
@@ -54,7 +72,7 @@ def build_main_window(paths: list[str] | None = None, *, settings_file: str | No
     settings = Settings(QSettings(settings_file, QSettings.Format.IniFormat)) if settings_file else Settings()
     # Two pool threads: one scans or makes thumbnails while the other loads the series the user chose.
     background = Background(max_threads=max(2, min(4, os.cpu_count() or 2)))
-    window = MainWindow(background, settings)
+    window = MainWindow(io_services(), background, settings)
     background.setParent(window)
     if paths:
         window.open_paths(paths)

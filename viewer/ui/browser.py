@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from viewer.ui.layouts import STACK_MIME
-from viewer.ui.workers import Background, scan_job, thumbnail_job
+from viewer.ui.workers import Background, IoServices, scan_job, thumbnail_job
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 THUMB_SIZE = 64
@@ -102,9 +102,10 @@ class StudyBrowser(QWidget):
     scan_finished = Signal(int, int)  # number of series, number of bad files
     thumbnails_finished = Signal()
 
-    def __init__(self, background: Background, parent: QWidget | None = None) -> None:
+    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.background = background
+        self.io = io
         self.tree = SeriesTree(self)
         self.progress = QProgressBar(self)
         self.progress.setTextVisible(True)
@@ -148,7 +149,7 @@ class StudyBrowser(QWidget):
         self.progress.setRange(0, 0)
         self._set_busy(True)
         self._scan_id = self.background.submit(
-            "scan", scan_job(self.paths), on_result=self._on_scan_result, on_error=self._on_scan_error,
+            "scan", scan_job(self.io, self.paths), on_result=self._on_scan_result, on_error=self._on_scan_error,
             on_progress=self._on_progress, on_partial=self._on_stack_found)
         return self._scan_id
 
@@ -277,7 +278,7 @@ class StudyBrowser(QWidget):
                 continue
             self._pending_thumbs += 1
             self.background.submit(
-                "thumb", thumbnail_job(files, THUMB_SIZE), replace=False,
+                "thumb", thumbnail_job(self.io, files, THUMB_SIZE), replace=False,
                 on_result=lambda img, k=key: self._set_thumbnail(k, img),
                 on_error=lambda msg, k=key: self._thumb_failed(k, msg),
                 on_done=self._thumb_done)

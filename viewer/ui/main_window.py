@@ -22,7 +22,7 @@ from viewer.ui.cine import Cine
 from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
-from viewer.ui.workers import Background, Preview, load_job
+from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
 
@@ -34,16 +34,17 @@ class MainWindow(QMainWindow):
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
 
-    def __init__(self, background: Background | None = None, settings: Settings | None = None,
+    def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.io = io
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.background = background or Background(parent=self)
         self.settings = settings or Settings()
         self.grid = ViewportGrid(self)
         self.setCentralWidget(self.grid)
-        self.browser = StudyBrowser(self.background, self)
+        self.browser = StudyBrowser(self.background, io, self)
         self.measure_panel = MeasurePanel(self)
         self.cine = Cine(self)
         self.cine.set_fps(self.settings.cine_fps())
@@ -205,7 +206,7 @@ class MainWindow(QMainWindow):
         self._load_started[idx] = time.perf_counter()
         files = list(getattr(stack, "files", []))
         return self.background.submit(
-            f"load:{idx}", load_job(files),
+            f"load:{idx}", load_job(self.io, files),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),

@@ -243,7 +243,21 @@ class Background(QObject):
             self.busy_changed.emit(False)
 
 
-# -- the jobs the shell runs (plain functions over viewer.io; the io layer is imported lazily) -------------
+# -- the jobs the shell runs --------------------------------------------------------------------------------
+# ui may not import viewer.io (it would pull pydicom into ui, which the import contracts forbid): the
+# composition root (viewer.app) hands the io functions in as an IoServices.
+
+
+@dataclass(frozen=True)
+class IoServices:
+    """The io functions the shell calls, injected by ``viewer.app``.
+
+    ``find_stacks(paths, *, progress, cancel[, on_stack]) -> ScanResult`` and
+    ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``.
+    """
+
+    find_stacks: Callable[..., Any]
+    load_series: Callable[..., Any]
 
 @dataclass
 class Preview:
@@ -253,14 +267,13 @@ class Preview:
     request_files: int
 
 
-def scan_job(paths: list[str]) -> Callable[[JobContext], object]:
+def scan_job(io: IoServices, paths: list[str]) -> Callable[[JobContext], object]:
     """A job that indexes ``paths`` with ``viewer.io.series.find_stacks``, reporting progress."""
 
     def job(ctx: JobContext) -> object:
         import inspect
 
-        from viewer.io.series import find_stacks
-
+        find_stacks = io.find_stacks
         kwargs: dict[str, Any] = {}
         if "on_stack" in inspect.signature(find_stacks).parameters:
             kwargs["on_stack"] = ctx.partial  # series appear in the browser as the scanner finds them
@@ -279,7 +292,7 @@ def middle_file(files: list[str]) -> str:
     return files[len(files) // 2]
 
 
-def load_job(files: list[str], *, preview: bool = True) -> Callable[[JobContext], object]:
+def load_job(io: IoServices, files: list[str], *, preview: bool = True) -> Callable[[JobContext], object]:
     """A job that loads a stack of ``files`` into a Volume, posting a one-slice preview first.
 
     The preview (``Preview`` via ``ctx.partial``) is one decoded file, so the viewport has an image within
@@ -287,8 +300,6 @@ def load_job(files: list[str], *, preview: bool = True) -> Callable[[JobContext]
     """
 
     def job(ctx: JobContext) -> object:
-        from viewer import io
-
         if preview and len(files) > 1:
             try:
                 first = io.load_series([middle_file(files)])
@@ -340,13 +351,12 @@ def is_monochrome1(volume: Any) -> bool:
     return str((volume.metadata or {}).get("photometric", "")).upper() == "MONOCHROME1"
 
 
-def thumbnail_job(files: list[str], size: int = 96) -> Callable[[JobContext], object]:
+def thumbnail_job(io: IoServices, files: list[str], size: int = 96) -> Callable[[JobContext], object]:
     """A job that makes a windowed uint8 thumbnail (h, w) or (h, w, 3) of the middle slice of ``files``."""
 
     def job(ctx: JobContext) -> object:
         import numpy as np
 
-        from viewer import io
         from viewer.core.windowing import window_to_uint8
 
         vol = io.load_series([middle_file(files)])
