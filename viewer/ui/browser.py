@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QStyle, QTreeWidget,
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QStyle, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from viewer.ui.layouts import STACK_MIME
@@ -21,7 +21,7 @@ from viewer.ui.workers import Background, IoServices, scan_job, thumbnail_job
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 THUMB_SIZE = 64
-COLUMNS = ["Series", "Modality", "Date", "Images"]
+COLUMNS = ["Series", "Mod.", "Date", "Imgs"]
 
 
 def _text(value: Any) -> str:
@@ -78,9 +78,11 @@ class SeriesTree(QTreeWidget):
         self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
         self.setDragEnabled(True)
         self.setUniformRowHeights(False)
-        self.setColumnWidth(0, 230)
-        self.setColumnWidth(1, 50)
-        self.setColumnWidth(2, 80)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.setRootIsDecorated(True)
         self.setAlternatingRowColors(True)
 

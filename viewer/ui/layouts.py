@@ -262,15 +262,25 @@ class ViewportGrid(QWidget):
         if name not in LAYOUTS and name != "mpr":
             raise ValueError(f"unknown layout {name!r}; known: {', '.join([*LAYOUTS, 'mpr'])}")
         while self._grid.count():
-            item = self._grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().hide()
+            self._grid.takeAt(0)
+        # Widgets outside the layout would still paint at (0, 0): hide every slot, show the used ones.
+        for slot in self.slots:
+            slot.hide()
+        if self.mpr is not None:
+            self.mpr.hide()
         if name == "mpr":
+            for i in range(2):
+                self._grid.setRowStretch(i, 1 if i == 0 else 0)
+                self._grid.setColumnStretch(i, 1 if i == 0 else 0)
             self.mpr = self._make_mpr(self.slots[self.active].volume)
             self._grid.addWidget(self.mpr, 0, 0)
             self.mpr.show()
         else:
             rows, cols = LAYOUTS[name]
+            for r in range(2):
+                self._grid.setRowStretch(r, 1 if r < rows else 0)
+            for c in range(2):
+                self._grid.setColumnStretch(c, 1 if c < cols else 0)
             for i in range(rows * cols):
                 self._grid.addWidget(self.slots[i], i // cols, i % cols)
                 self.slots[i].show()

@@ -1,0 +1,156 @@
+"""``python -m viewer screenshot PATH --out FILE.png``: the main window a user sees, rendered to a PNG.
+
+The command builds the real main window (``viewer.app.build_main_window``), indexes PATH, opens the
+largest series (or ``--series``), waits until the volume and the browser's thumbnails are loaded, applies
+``--slice`` / ``--preset`` / ``--window``, and saves ``window.grab()``. Without a display it renders with
+Qt's offscreen platform; under Xvfb or a desktop it uses that display.
+
+Exit status: 0 written; 1 the series could not be loaded (the PNG shows the error, as a user would see
+it); 2 bad arguments (missing PATH, unknown preset, slice out of range, models not available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+WAIT_S = 180.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", nargs="+", help="folder, DICOM files or DICOMDIR")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--series", help="series to show: SeriesInstanceUID or index in the browser "
+                        "(default: the series with the most images)")
+    parser.add_argument("--slice", type=int, help="slice index k, 0-based along the sorted volume "
+                        "(default: the middle slice)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--preset", help="window preset name, e.g. lung, bone, 'soft tissue'")
+    group.add_argument("--window", nargs=2, type=float, metavar=("W", "L"),
+                       help="window width and level (center) in modality units (HU for CT)")
+    parser.add_argument("--model", help="AI model id to run and overlay")
+    parser.add_argument("--size", default="1600x1000", help="window size WIDTHxHEIGHT in pixels")
+    parser.add_argument("--layout", default="1x1", choices=["1x1", "1x2", "2x2", "mpr"])
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"screenshot: {message}", file=sys.stderr)
+    return code
+
+
+def _models_available() -> str | None:
+    """None when the AI layer can run models, else the reason it cannot."""
+    try:
+        import viewer.ai.registry  # noqa: F401  (built by the AI work)
+    except ImportError:
+        return "AI models are not available in this build (viewer.ai has no model registry yet)"
+    return None
+
+
+def _pump(app: object, until: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents()  # type: ignore[attr-defined]
+        if until():  # type: ignore[operator]
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [p for p in args.path if not os.path.exists(p)]
+    if missing:
+        return _fail("not found: " + ", ".join(missing))
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        return _fail(f"output folder does not exist: {out_dir}")
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        return _fail(f"--size must look like 1600x1000, got {args.size!r}")
+    if args.model:
+        reason = _models_available()
+        if reason:
+            return _fail(f"--model {args.model}: {reason}")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from viewer.app import build_main_window, make_application
+
+    app = make_application()
+    with tempfile.TemporaryDirectory() as tmp:
+        window = build_main_window(settings_file=os.path.join(tmp, "settings.ini"))
+        window.auto_open = args.series is None
+        window.resize(width, height)
+        window.show()
+        state = {"loaded": False, "error": None}
+        window.series_loaded.connect(lambda _i: state.update(loaded=True))
+        window.series_failed.connect(lambda _i, m: state.update(error=m))
+        window.open_paths(list(args.path))
+        browser = window.browser
+        if not _pump(app, lambda: not browser.background.pending("scan"), WAIT_S):
+            return _fail("timed out indexing " + ", ".join(args.path), 1)
+        if not browser.stacks:
+            return _fail("no loadable DICOM series in " + ", ".join(args.path), 1)
+        if args.series is not None:
+            key = _find_series(browser.stacks, args.series)
+            if key is None:
+                return _fail(f"no series {args.series!r}; there are {len(browser.stacks)} "
+                             "(give an index 0..N-1 or a SeriesInstanceUID)")
+            window.load_stack(key, 0)
+        _pump(app, lambda: state["loaded"] or state["error"] is not None, WAIT_S)
+        _pump(app, lambda: not browser.is_busy(), WAIT_S)  # thumbnails, as a user would see them
+        slot = window.grid.slots[0]
+        code = 0
+        if state["error"] is not None or slot.volume is None:
+            print(f"screenshot: cannot load the series: {str(state['error']).splitlines()[0]}", file=sys.stderr)
+            code = 1
+        else:
+            code = _apply_view(slot, args)
+            if code:
+                return code
+            if args.layout != "1x1":
+                window.set_layout(args.layout)
+        _pump(app, lambda: False, 0.2)  # let layouts and repaints settle
+        image = window.grab()
+        if not image.save(args.out, "PNG"):
+            return _fail(f"could not write {args.out}", 1)
+        print(f"wrote {args.out} ({image.width()}x{image.height()})")
+        window.close()
+        return code
+
+
+def _find_series(stacks: dict[str, object], wanted: str) -> str | None:
+    if wanted.isdigit() and wanted in stacks:
+        return wanted
+    for key, stack in stacks.items():
+        if getattr(stack, "series_uid", None) == wanted:
+            return key
+    return None
+
+
+def _apply_view(slot: object, args: argparse.Namespace) -> int:
+    view = slot.view  # type: ignore[attr-defined]
+    volume = slot.volume  # type: ignore[attr-defined]
+    if args.slice is not None:
+        n = volume.shape[0]
+        if not 0 <= args.slice < n:
+            return _fail(f"--slice {args.slice} is outside 0..{n - 1} for this series ({n} slices)")
+        view.set_slice(args.slice)
+    if args.preset:
+        from viewer.core.presets import find_preset
+
+        try:
+            preset = find_preset(args.preset, volume.modality or "CT")
+        except KeyError as exc:
+            return _fail(str(exc.args[0]))
+        view.set_window(preset.center, preset.width)
+    elif args.window:
+        w, level = args.window
+        if w <= 0:
+            return _fail("--window width must be > 0")
+        view.set_window(level, w)
+    return 0
