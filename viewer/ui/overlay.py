@@ -1,0 +1,204 @@
+"""Corner text, orientation letters and the scale bar, painted over a slice viewport.
+
+``overlay_text(state, cursor)`` builds the four corner texts from state (no Qt; easy to test);
+``paint_overlay`` draws them, the side letters and a scale bar in viewport pixels with a dark
+outline so they stay legible on white bone and black air alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+
+from viewer.core.orientation import direction_letters, opposite_letters
+from viewer.state.view import ViewState
+
+
+@dataclass
+class Cursor:
+    """What is under the mouse: LPS point (mm), 2D slice (row, col) and the value there (None outside)."""
+
+    lps: np.ndarray
+    row: int
+    col: int
+    value: float | tuple[float, ...] | None
+
+
+@dataclass
+class OverlayContent:
+    """Everything the overlay shows, as plain text."""
+
+    top_left: list[str] = field(default_factory=list)
+    top_right: list[str] = field(default_factory=list)
+    bottom_left: list[str] = field(default_factory=list)
+    bottom_right: list[str] = field(default_factory=list)
+    # Letters at the left, right, top and bottom edges.
+    left: str = ""
+    right: str = ""
+    top: str = ""
+    bottom: str = ""
+    message: str = ""
+
+
+def _fmt_date(text: str) -> str:
+    t = str(text)
+    return f"{t[:4]}-{t[4:6]}-{t[6:8]}" if len(t) == 8 and t.isdigit() else t
+
+
+def orientation_letters(state: ViewState) -> tuple[str, str, str, str]:
+    """(left, right, top, bottom) letters of the current view, after flips and rotation."""
+    g = state.geometry
+    if g is None:
+        return "", "", "", ""
+    right, down = state.transform.screen_axes(np.asarray(g.row_dir), np.asarray(g.col_dir))
+    r, d = direction_letters(right), direction_letters(down)
+    return opposite_letters(r), r, opposite_letters(d), d
+
+
+def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_px: float | None = None) -> OverlayContent:
+    """The corner texts and side letters for ``state``; ``cursor`` adds the value under the mouse."""
+    out = OverlayContent()
+    vol = state.volume
+    g = state.geometry
+    if vol is None or g is None:
+        return out
+    md = vol.metadata
+    name = md.get("patient_name") or md.get("PatientName") or ""
+    pid = md.get("patient_id") or md.get("PatientID") or ""
+    out.top_left = [s for s in (str(name), str(pid)) if s]
+    study_date = md.get("study_date") or md.get("StudyDate") or ""
+    study = md.get("study_description") or md.get("StudyDescription") or ""
+    out.top_right = [s for s in (_fmt_date(study_date), str(study)) if s]
+    series = md.get("series_description") or md.get("SeriesDescription") or ""
+    number = md.get("series_number") or md.get("SeriesNumber") or ""
+    series_line = " ".join(s for s in (f"Se {number}" if number != "" else "", str(series)) if s)
+    out.top_right.append(series_line or vol.modality)
+    plane = g.plane if g.plane != "acquired" else ""
+    plane_text = f"{plane} " if plane else ""
+    if g.plane != "acquired" and g.obliquity_deg > 1.0:
+        plane_text = f"{plane} (acquired grid, {g.obliquity_deg:.0f}° oblique) "
+    out.bottom_left = [
+        f"{plane_text}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm",
+        f"{g.col_mm:.2f} x {g.row_mm:.2f} mm",
+    ]
+    if cursor is not None:
+        x, y, z = (float(v) for v in cursor.lps)
+        unit = " HU" if vol.modality.upper() == "CT" else ""
+        if cursor.value is None:
+            value = "—"
+        elif isinstance(cursor.value, tuple):
+            value = "RGB " + ",".join(f"{v:.0f}" for v in cursor.value)
+        elif float(cursor.value).is_integer():
+            value = f"{cursor.value:.0f}{unit}"
+        else:
+            value = f"{cursor.value:.2f}{unit}"
+        out.bottom_left.insert(0, f"({cursor.col}, {cursor.row})  {value}")
+        out.bottom_left.insert(1, f"L {x:.1f}  P {y:.1f}  S {z:.1f} mm")
+    w = state.image.width
+    c = state.image.center
+    if vol.is_color:
+        out.bottom_right = [f"Zoom {state.zoom * 100:.0f}%"]
+    else:
+        out.bottom_right = [f"W {w:.0f}  L {c:.0f}" + ("  inv" if state.image.invert else ""), f"Zoom {state.zoom * 100:.0f}%"]
+    out.left, out.right, out.top, out.bottom = orientation_letters(state)
+    return out
+
+
+def nice_length(max_mm: float) -> float:
+    """The largest 1-2-5 x 10^n length in mm not above ``max_mm`` (for the scale bar)."""
+    if max_mm <= 0:
+        return 0.0
+    exp = math.floor(math.log10(max_mm))
+    for m in (5.0, 2.0, 1.0):
+        v = m * 10.0**exp
+        if v <= max_mm:
+            return v
+    return 10.0**exp
+
+
+_TEXT = QColor(235, 235, 235)
+_LETTER = QColor(255, 214, 90)
+_SHADOW = QColor(0, 0, 0, 220)
+
+
+def _draw_text(p: QPainter, x: float, y: float, text: str, font: QFont, color: QColor) -> None:
+    path = QPainterPath()
+    path.addText(QPointF(x, y), font, text)
+    p.strokePath(path, QPen(_SHADOW, 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+    p.fillPath(path, color)
+
+
+def paint_overlay(p: QPainter, rect: QRectF, content: OverlayContent, mm_per_px: float | None) -> None:
+    """Draw ``content`` into viewport rectangle ``rect`` (device pixels); ``mm_per_px`` for the scale bar."""
+    p.save()
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    font = QFont()
+    font.setPixelSize(max(11, min(15, int(rect.height() / 40))))
+    fm = QFontMetricsF(font)
+    line = fm.height()
+    pad = 6.0
+
+    def block(lines: list[str], left: bool, top: bool) -> None:
+        n = len(lines)
+        for idx, text in enumerate(lines):
+            y = rect.top() + pad + fm.ascent() + idx * line if top else rect.bottom() - pad - fm.descent() - (n - 1 - idx) * line
+            x = rect.left() + pad if left else rect.right() - pad - fm.horizontalAdvance(text)
+            _draw_text(p, x, y, text, font, _TEXT)
+
+    block(content.top_left, True, True)
+    block(content.top_right, False, True)
+    block(content.bottom_left, True, False)
+    block(content.bottom_right, False, False)
+
+    big = QFont(font)
+    big.setPixelSize(font.pixelSize() + 5)
+    big.setBold(True)
+    bfm = QFontMetricsF(big)
+    cx, cy = rect.center().x(), rect.center().y()
+    if content.left:
+        _draw_text(p, rect.left() + pad, cy + bfm.ascent() / 2, content.left, big, _LETTER)
+    if content.right:
+        _draw_text(p, rect.right() - pad - bfm.horizontalAdvance(content.right), cy + bfm.ascent() / 2, content.right, big, _LETTER)
+    if content.top:
+        _draw_text(p, cx - bfm.horizontalAdvance(content.top) / 2, rect.top() + pad + bfm.ascent(), content.top, big, _LETTER)
+    if content.bottom:
+        # Above the bottom text blocks' baseline is the middle; keep the letter clear of the corner texts.
+        _draw_text(p, cx - bfm.horizontalAdvance(content.bottom) / 2, rect.bottom() - pad - bfm.descent(), content.bottom, big, _LETTER)
+
+    if mm_per_px and mm_per_px > 0:
+        # Vertical scale bar on the right edge, a quarter of the height at most, as Weasis and Horos draw it.
+        length_mm = nice_length(rect.height() * 0.25 * mm_per_px)
+        if length_mm > 0:
+            length_px = length_mm / mm_per_px
+            x = rect.right() - pad - 2
+            # Below the right-hand orientation letter, clear of the bottom-right corner text.
+            y0 = cy + bfm.height()
+            room = rect.bottom() - 3 * line - pad - y0
+            if length_px > room > 0:
+                length_mm = nice_length(room * mm_per_px)
+                length_px = length_mm / mm_per_px
+            y1 = y0 + length_px
+            p.setPen(QPen(_SHADOW, 4))
+            p.drawLine(QPointF(x, y0), QPointF(x, y1))
+            p.setPen(QPen(_TEXT, 2))
+            p.drawLine(QPointF(x, y0), QPointF(x, y1))
+            for t in range(11):
+                yy = y0 + length_px * t / 10
+                tick = 8 if t in (0, 5, 10) else 4
+                p.drawLine(QPointF(x - tick, yy), QPointF(x, yy))
+            label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
+            _draw_text(p, x - fm.horizontalAdvance(label) - 10, y1 + fm.ascent() / 2, label, font, _TEXT)
+
+    if content.message:
+        msg_font = QFont(font)
+        msg_font.setPixelSize(font.pixelSize() + 2)
+        p.setFont(msg_font)
+        p.setPen(QColor(255, 120, 120))
+        box = rect.adjusted(40, 40, -40, -40)
+        p.fillRect(QRectF(box.left(), cy - 60, box.width(), 120), QColor(0, 0, 0, 170))
+        p.drawText(QRectF(box.left() + 8, cy - 56, box.width() - 16, 112), int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), content.message)
+    p.restore()

@@ -1,0 +1,429 @@
+"""The slice viewport: one plane of a volume, windowed, with overlays, tools and measurements.
+
+Public interface (what the shell builds on)::
+
+    vp = SliceViewport()                    # or SliceViewport(ViewState(image_state, plane="coronal"))
+    vp.set_volume(volume)                   # viewer.core.volume.Volume; opens with the file's window
+    vp.state                                # ViewState: slice, zoom, pan, flips, tool; vp.state.image: window...
+    vp.show_message("cannot load: ...")     # error text centred in the view; clear_message() removes it
+    vp.slice_changed(int)                   # signals, emitted after state changes from any source
+    vp.window_changed(float, float)         # (center, width) in modality units
+    vp.cursor_moved(object)                 # overlay.Cursor (lps mm, row, col, value) or None
+    vp.displayed_image()                    # the uint8 (rows, cols[, 3]) array on screen, after flips
+
+Mouse and keys come from ``viewer.ui.bindings.Bindings`` (one rebindable table). The image is drawn by a
+pyqtgraph ``ImageItem`` fed windowed uint8 (never raw int16: that falls onto pyqtgraph's slow path),
+placed in millimetres so that non-square pixels and reformats keep their true proportions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+
+from viewer.core.volume import Volume
+from viewer.core.windowing import window_to_uint8
+from viewer.state.image import ImageState
+from viewer.state.view import ViewState
+from viewer.ui import bindings as bnd
+from viewer.ui.bindings import Bindings
+from viewer.ui.overlay import Cursor, OverlayContent, overlay_text, paint_overlay
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+class WindowLut:
+    """Windowing of integer slices through a lookup table, exactly equal to ``window_to_uint8``.
+
+    One table entry per possible stored value (65,536 for 16-bit) is built once per window, and a
+    slice is then one ``np.take``: several times faster than the float pipeline per redraw, and it
+    works on the strided views that reformats are.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._lut: np.ndarray | None = None
+
+    def __call__(self, values: np.ndarray, center: float, width: float, invert: bool) -> np.ndarray:
+        dt = values.dtype
+        if dt not in (np.int16, np.uint16, np.uint8, np.int8):
+            return window_to_uint8(values, center, width, invert)
+        key = (dt.str, center, width, invert)
+        if key != self._key or self._lut is None:
+            unsigned = np.dtype(dt.str.replace("i", "u"))
+            codes = np.arange(np.iinfo(unsigned).max + 1, dtype=unsigned).view(dt)
+            self._lut = window_to_uint8(codes, center, width, invert)
+            self._key = key
+        index = values.view(np.dtype(dt.str.replace("i", "u")))
+        return np.take(self._lut, index)
+
+
+def colour_to_uint8(values: np.ndarray, invert: bool) -> np.ndarray:
+    """An RGB slice as uint8 (scaled to its own range when stored wider), inverted on request."""
+    if values.dtype != np.uint8:
+        lo, hi = float(values.min()), float(values.max())
+        values = ((values.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)) + 0.5).astype(np.uint8)
+    return 255 - values if invert else values
+
+
+class _ViewBox(pg.ViewBox):
+    """A ViewBox whose mouse gestures go to the viewport's binding table instead of pyqtgraph's."""
+
+    def __init__(self, viewport: SliceViewport) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self.setMouseEnabled(False, False)
+        self._viewport = viewport
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 (Qt override)
+        self._viewport._drag(ev)
+
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802
+        self._viewport._click(ev)
+
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802
+        self._viewport._wheel(ev)
+
+
+class SliceViewport(pg.GraphicsView):
+    """One plane of a volume with window/level, zoom/pan, flips/rotation, overlays and measurements."""
+
+    slice_changed = Signal(int)
+    window_changed = Signal(float, float)
+    cursor_moved = Signal(object)
+
+    def __init__(
+        self,
+        state: ViewState | None = None,
+        parent: Any = None,
+        bindings: Bindings | None = None,
+        show_crosshair: bool = False,
+    ) -> None:
+        super().__init__(parent, background="k")
+        self.state = state if state is not None else ViewState(ImageState())
+        self.bindings = bindings if bindings is not None else Bindings.default()
+        self.vb = _ViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        pen = pg.mkPen(QColor(90, 200, 255, 200), width=1, style=Qt.PenStyle.DashLine)
+        self._hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        self._vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        for line in (self._hline, self._vline):
+            line.setZValue(20)
+            line.setVisible(False)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.show_crosshair = show_crosshair
+        self._lut = WindowLut()
+        self._message = ""
+        self._cursor: Cursor | None = None
+        self._overlay = OverlayContent()
+        self._drag_state: dict[str, Any] = {}
+        self._display_rect = QRectF(0, 0, 1, 1)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setMinimumSize(120, 120)
+        # Imported here: measure_tools needs this module's class for its type hints only.
+        from viewer.ui.measure_tools import MeasureLayer
+
+        self.measure_layer = MeasureLayer(self)
+        self._unsubscribe = [self.state.subscribe(self._view_changed), self.state.image.subscribe(self._image_changed)]
+        self.vb.sigResized.connect(self._apply_range)
+        self._full_update()
+
+    # -- public API ---------------------------------------------------------------------------------
+    def set_volume(self, volume: Volume | None) -> None:
+        """Show ``volume`` (None clears the view); removes any message."""
+        self._message = ""
+        self.state.image.set_volume(volume)
+
+    def show_message(self, text: str) -> None:
+        """Show ``text`` (an error, "Loading...") centred over the view until ``clear_message``."""
+        self._message = str(text)
+        self._refresh_overlay()
+
+    def clear_message(self) -> None:
+        self.show_message("")
+
+    def displayed_image(self) -> np.ndarray | None:
+        """The uint8 array the image item draws (rows down, cols right, after flips/rotation)."""
+        return self.image_item.image
+
+    def overlay(self) -> OverlayContent:
+        """The overlay texts and letters as currently shown."""
+        return self._overlay
+
+    def scene_to_slice(self, scene_pos: QPointF) -> tuple[float, float]:
+        """Continuous 2D slice (row, col) under a scene position."""
+        p = self.vb.mapSceneToView(scene_pos)
+        return self.view_to_slice(p)
+
+    def view_to_slice(self, p: QPointF) -> tuple[float, float]:
+        """Continuous 2D slice (row, col) of a point in view (display mm) coordinates."""
+        g = self.state.geometry
+        if g is None:
+            return 0.0, 0.0
+        dx, dy = self._display_spacing()
+        return self.state.transform.to_source(p.y() / dy - 0.5, p.x() / dx - 0.5, g.shape)
+
+    def slice_to_view(self, row: float, col: float) -> QPointF:
+        """The view (display mm) position of continuous 2D slice (row, col)."""
+        g = self.state.geometry
+        if g is None:
+            return QPointF(0, 0)
+        dx, dy = self._display_spacing()
+        r, c = self.state.transform.to_display(row, col, g.shape)
+        return QPointF((c + 0.5) * dx, (r + 0.5) * dy)
+
+    def mm_per_pixel(self) -> float | None:
+        """Screen scale: millimetres per viewport pixel (None when nothing is shown)."""
+        if self.state.geometry is None:
+            return None
+        (_x0, _x1), (y0, y1) = self.vb.viewRange()
+        h = self.vb.height()
+        return (y1 - y0) / h if h > 0 else None
+
+    # -- state -> widget ----------------------------------------------------------------------------
+    def _display_spacing(self) -> tuple[float, float]:
+        g = self.state.geometry
+        assert g is not None
+        return (g.row_mm, g.col_mm) if self.state.transform.rotation % 2 else (g.col_mm, g.row_mm)
+
+    def _view_changed(self, changes: frozenset[str]) -> None:
+        if changes & {"slice", "view", "plane"}:
+            self._render_image()
+        if changes & {"view", "plane"}:
+            self._apply_range()
+        if "slice" in changes:
+            self.slice_changed.emit(self.state.slice_index)
+        self.measure_layer.sync()
+        self._update_crosshair()
+        self._refresh_overlay()
+
+    def _image_changed(self, changes: frozenset[str]) -> None:
+        if "volume" in changes:
+            # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
+            self._cursor = None
+        if changes & {"window", "invert", "volume"}:
+            self._render_image()
+            self.window_changed.emit(self.state.image.center, self.state.image.width)
+        if "measurements" in changes:
+            self.measure_layer.sync()
+        if "crosshair" in changes:
+            self._update_crosshair()
+        self._refresh_overlay()
+
+    def _full_update(self) -> None:
+        self._render_image()
+        self._apply_range()
+        self.measure_layer.sync()
+        self._update_crosshair()
+        self._refresh_overlay()
+
+    def _render_image(self) -> None:
+        st = self.state
+        arr = st.slice_array()
+        if arr is None:
+            self.image_item.clear()
+            return
+        img = st.image
+        if arr.ndim == 3:
+            out = colour_to_uint8(st.transform.apply(arr), img.invert)
+        else:
+            out = self._lut(st.transform.apply(arr), img.center, img.width, img.invert)
+        # levels=None with uint8 is pyqtgraph's direct QImage path: no rescale, no LUT per redraw.
+        self.image_item.setImage(np.ascontiguousarray(out), autoLevels=False, levels=None)
+        dx, dy = self._display_spacing()
+        rect = QRectF(0.0, 0.0, out.shape[1] * dx, out.shape[0] * dy)
+        if rect != self._display_rect:
+            self._display_rect = rect
+            self.image_item.setRect(rect)
+            self._apply_range()
+        else:
+            self.image_item.setRect(rect)
+
+    def _apply_range(self) -> None:
+        if self.state.geometry is None:
+            return
+        rect = self._display_rect
+        zoom = self.state.zoom
+        w, h = rect.width() / zoom, rect.height() / zoom
+        cx = rect.center().x() + self.state.pan[0]
+        cy = rect.center().y() + self.state.pan[1]
+        self.vb.setRange(QRectF(cx - w / 2, cy - h / 2, w, h), padding=0.0, update=True)
+        self._refresh_overlay()
+
+    def _update_crosshair(self) -> None:
+        point = self.state.image.crosshair
+        visible = bool(self.show_crosshair and point is not None and self.state.geometry is not None)
+        self._hline.setVisible(visible)
+        self._vline.setVisible(visible)
+        if visible:
+            _, row, col = self.state.lps_to_point(point)  # type: ignore[arg-type]
+            p = self.slice_to_view(row, col)
+            self._hline.setPos(p.y())
+            self._vline.setPos(p.x())
+
+    def _refresh_overlay(self) -> None:
+        self._overlay = overlay_text(self.state, self._cursor)
+        self._overlay.message = self._message
+        self.viewport().update()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt override)
+        super().drawForeground(painter, rect)
+        painter.save()
+        painter.resetTransform()
+        paint_overlay(painter, QRectF(self.viewport().rect()), self._overlay, self.mm_per_pixel())
+        painter.restore()
+
+    # -- widget -> state ----------------------------------------------------------------------------
+    def keyPressEvent(self, ev: Any) -> None:  # noqa: N802
+        action = self.bindings.key_action(ev.key(), ev.modifiers())
+        if action is None or not self.run_action(action):
+            super().keyPressEvent(ev)
+            return
+        ev.accept()
+
+    def run_action(self, action: str) -> bool:
+        """Perform a key action by name ("slice:+1", "preset:3", "invert", ...); False if unknown."""
+        st = self.state
+        if action.startswith("slice:"):
+            arg = action.split(":", 1)[1]
+            if arg == "first":
+                st.set_slice(0)
+            elif arg == "last":
+                st.set_slice(st.slice_count - 1)
+            else:
+                st.step_slice(int(arg))
+        elif action.startswith("preset:"):
+            st.image.apply_preset(int(action.split(":", 1)[1]))
+        elif action.startswith("tool:"):
+            st.set_tool(action.split(":", 1)[1])
+            self.measure_layer.cancel()
+        elif action == "invert":
+            st.image.set_invert(not st.image.invert)
+        elif action == "flip_h":
+            st.flip(horizontal=True)
+        elif action == "flip_v":
+            st.flip(horizontal=False)
+        elif action == "rotate_cw":
+            st.rotate(1)
+        elif action == "rotate_ccw":
+            st.rotate(-1)
+        elif action == "reset":
+            st.reset_view()
+        elif action == "delete":
+            self.measure_layer.delete_selected()
+        elif action == "cancel":
+            self.measure_layer.cancel()
+            st.set_tool("window")
+        else:
+            return False
+        return True
+
+    def _wheel(self, ev: Any) -> None:
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        steps = int(round(delta / 120.0)) or (1 if delta > 0 else -1 if delta < 0 else 0)
+        # Wheel down (negative delta) goes to the next slice, as in OHIF and Weasis.
+        self.state.step_slice(-steps)
+        ev.accept()
+
+    def _click(self, ev: Any) -> None:
+        action = self.bindings.drag_action(ev.button(), ev.modifiers())
+        if action == "tool" and self.state.tool in ("distance", "angle", "rect", "ellipse"):
+            if self.measure_layer.click(ev):
+                ev.accept()
+                return
+        if ev.button() == Qt.MouseButton.LeftButton and (action == "crosshair" or (self.show_crosshair and action == "tool")):
+            self._set_crosshair_at(ev.scenePos())
+            ev.accept()
+            return
+        ev.ignore()
+
+    def _set_crosshair_at(self, scene_pos: QPointF) -> None:
+        if self.state.geometry is None:
+            return
+        row, col = self.scene_to_slice(scene_pos)
+        self.state.image.set_crosshair(self.state.point_to_lps(row, col))
+
+    def _drag(self, ev: Any) -> None:
+        if self.state.geometry is None:
+            ev.ignore()
+            return
+        ev.accept()
+        if ev.isStart():
+            action = self.bindings.drag_action(ev.button(), ev.modifiers())
+            if action == "tool":
+                action = self.state.tool
+            img = self.state.image
+            self._drag_state = {
+                "action": action,
+                "center": img.center,
+                "width": img.width,
+                "zoom": self.state.zoom,
+                "start": ev.buttonDownScenePos(),
+            }
+        action = self._drag_state.get("action")
+        pos, last = ev.scenePos(), ev.lastScenePos()
+        if action == "window":
+            start = self._drag_state["start"]
+            step = max(self._drag_state["width"] * bnd.WL_FRACTION_PER_PIXEL, bnd.MIN_WL_STEP)
+            dx, dy = pos.x() - start.x(), pos.y() - start.y()
+            self.state.image.set_window(self._drag_state["center"] + dy * step, self._drag_state["width"] + dx * step)
+        elif action == "pan":
+            a, b = self.vb.mapSceneToView(last), self.vb.mapSceneToView(pos)
+            px, py = self.state.pan
+            self.state.set_pan(px - (b.x() - a.x()), py - (b.y() - a.y()))
+        elif action == "zoom":
+            start = self._drag_state["start"]
+            self.state.set_zoom(self._drag_state["zoom"] * math.exp(-(pos.y() - start.y()) * bnd.ZOOM_PER_PIXEL))
+        elif action == "crosshair":
+            self._set_crosshair_at(pos)
+        elif action in ("distance", "angle", "rect", "ellipse"):
+            self.measure_layer.drag(ev, action)
+        if ev.isFinish():
+            self._drag_state = {}
+
+    def mouseMoveEvent(self, ev: Any) -> None:  # noqa: N802
+        super().mouseMoveEvent(ev)
+        self._update_cursor(self.mapToScene(ev.position().toPoint()))
+
+    def leaveEvent(self, ev: Any) -> None:  # noqa: N802
+        super().leaveEvent(ev)
+        self._cursor = None
+        self.cursor_moved.emit(None)
+        self._refresh_overlay()
+
+    def _update_cursor(self, scene_pos: QPointF) -> None:
+        st = self.state
+        g = st.geometry
+        arr = st.slice_array()
+        if g is None or arr is None:
+            return
+        row, col = self.scene_to_slice(scene_pos)
+        r, c = int(round(row)), int(round(col))
+        value: float | tuple[float, ...] | None = None
+        if 0 <= r < g.shape[0] and 0 <= c < g.shape[1]:
+            v = arr[r, c]
+            value = tuple(float(x) for x in v) if arr.ndim == 3 else float(v)
+        self._cursor = Cursor(st.point_to_lps(row, col), r, c, value)
+        self.measure_layer.hover(scene_pos)
+        self.cursor_moved.emit(self._cursor)
+        self._refresh_overlay()
+
+    def closeEvent(self, ev: Any) -> None:  # noqa: N802
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        super().closeEvent(ev)
+
+
+def grab_png(widget: Any, path: str) -> bool:
+    """Render ``widget`` as it would appear on screen to a PNG file (works offscreen)."""
+    return bool(widget.grab().save(path))
+
+
+__all__ = ["SliceViewport", "WindowLut", "colour_to_uint8", "grab_png"]
