@@ -205,6 +205,15 @@ class LabelStore:
                                    rows)
         return len(rows)
 
+    def put_all(self, labels: Iterable[Label], rois: Iterable[Roi]) -> None:
+        """Save labels and ROIs together in ONE transaction (an import: all or nothing)."""
+        label_rows, roi_rows = [_label_row(x) for x in labels], [_roi_row(r) for r in rois]
+        with self._transaction():
+            self._conn.executemany(f"INSERT OR REPLACE INTO labels ({_LABEL_COLS}) VALUES ({','.join('?' * 12)})",
+                                   label_rows)
+            self._conn.executemany(f"INSERT OR REPLACE INTO rois ({_ROI_COLS}) VALUES ({','.join('?' * 15)})",
+                                   roi_rows)
+
     # -- ROIs -----------------------------------------------------------------------------------------
     def put_roi(self, roi: Roi) -> Roi | None:
         """Save ``roi`` (new, or replacing the one with its roi_id); returns the replaced one."""
