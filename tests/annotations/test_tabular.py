@@ -106,7 +106,7 @@ def test_malformed_json(store: LabelStore, tmp_path: Path) -> None:
     out.write_text(json.dumps(doc))
     with pytest.raises(LabelFileError, match=r"labels\[2\]: field 'frame'"):
         import_labels(store, out, "json")
-    doc["labels"][2]["frame"] = 0
+    doc["labels"][2]["frame"] = 1
     doc["rois"][1]["points"] = [[0, 0]]
     out.write_text(json.dumps(doc))
     with pytest.raises(LabelFileError, match=r"rois\[1\]: field 'points': a line ROI needs 2 points"):
