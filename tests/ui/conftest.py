@@ -1,0 +1,66 @@
+"""Shared fixtures of the GUI tests: the real main window, real data folders, helpers to wait on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture(scope="session")
+def ct_root(data_dir: Path) -> Path:
+    return data_dir / "ct"
+
+
+@pytest.fixture(scope="session")
+def pancreas_dir(ct_root: Path) -> Path:
+    return ct_root / "pancreas-ct-philips-134"
+
+
+@pytest.fixture(scope="session")
+def crc_dir(ct_root: Path) -> Path:
+    return ct_root / "crc-chest-ct-ge-100"
+
+
+@pytest.fixture(scope="session")
+def io_services():
+    """The io functions the application injects into the UI (skips until the loader exists)."""
+    import viewer.io
+    from viewer.app import io_services as make
+
+    if not hasattr(viewer.io, "load_series"):
+        pytest.skip("viewer.io.load_series is not built yet")
+    return make()
+
+
+@pytest.fixture
+def main_window(qtbot, tmp_path: Path, io_services) -> Iterator[object]:
+    """The application's main window with settings in a temp INI file, shown offscreen."""
+    from viewer.app import build_main_window
+
+    window = build_main_window(settings_file=str(tmp_path / "settings.ini"))
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    yield window
+    window.background.cancel_all()
+    window.background.wait_idle(10000)
+
+
+def open_and_wait(qtbot, window, paths: list[Path], *, load: bool = True, timeout: int = 60000) -> None:
+    """Open ``paths`` and wait for the scan (and, with ``load``, the auto-opened series) to finish."""
+    if load:
+        with qtbot.waitSignal(window.series_loaded, timeout=timeout):
+            window.open_paths([str(p) for p in paths])
+    else:
+        window.auto_open = False
+        with qtbot.waitSignal(window.browser.scan_finished, timeout=timeout):
+            window.open_paths([str(p) for p in paths])
+
+
+def series_items(window) -> dict[str, object]:
+    """Browser series items by description text."""
+    return {item.text(0): item for item in window.browser.items.values()}

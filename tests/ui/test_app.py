@@ -1,0 +1,109 @@
+"""The application as a user drives it: double-click a series, see its slice; errors; cine; CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from tests.ui.conftest import open_and_wait
+from viewer.core.windowing import window_to_uint8
+
+
+def _double_click(qtbot, tree, item) -> None:
+    tree.scrollToItem(item)
+    rect = tree.visualItemRect(item)
+    # Qt's item views only accept a double click on the item the preceding press was on.
+    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def _drawn(view) -> np.ndarray:
+    return np.asarray(view.image.image)
+
+
+def test_double_click_loads_the_series_and_draws_its_slice(qtbot, main_window, crc_dir: Path, io_services) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir], load=False)
+    (item,) = main_window.browser.items.values()
+    previews: list[int] = []
+    main_window.first_image_shown.connect(previews.append)
+    with qtbot.waitSignal(main_window.series_loaded, timeout=60000):
+        _double_click(qtbot, main_window.browser.tree, item)
+    assert previews == [0]  # the first image was on screen before (or when) the volume arrived
+    slot = main_window.grid.slots[0]
+    vol = slot.volume
+    assert vol.shape == (100, 512, 512) and vol.modality == "CT"
+    expected = io_services.load_series(str(crc_dir))
+    np.testing.assert_array_equal(vol.array, expected.array)
+    view = slot.view
+    k = view.slice_index
+    assert 0 <= k < 100
+    from viewer.ui.workers import file_window
+
+    c, w = file_window(vol)
+    np.testing.assert_array_equal(_drawn(view), window_to_uint8(vol.array[k], c, w))
+    assert "100×512×512" in slot.title.text()
+
+
+def test_preview_slice_is_kept_when_the_volume_arrives(qtbot, main_window, pancreas_dir: Path) -> None:
+    shown: list[float] = []
+    main_window.first_image_shown.connect(lambda _i: shown.append(main_window.last_first_image_ms))
+    open_and_wait(qtbot, main_window, [pancreas_dir])
+    assert len(shown) == 1 and shown[0] is not None
+    slot = main_window.grid.slots[0]
+    assert slot.volume.shape[0] == 134
+    # The preview was the middle file; the full volume opens on the slice at the same position.
+    from viewer.ui.layouts import slice_position
+
+    z = slice_position(slot.volume, slot.view.slice_index)[2]
+    zs = [slice_position(slot.volume, k)[2] for k in range(134)]
+    assert min(zs) < z < max(zs)
+
+
+def test_a_series_that_cannot_load_says_why(qtbot, main_window, tmp_path: Path) -> None:
+    from viewer.io.series import Stack
+
+    bogus = tmp_path / "broken.dcm"
+    bogus.write_bytes(b"DICM" * 10)
+    main_window.browser._add_stack(Stack(series_uid="1.2.3", files=[str(bogus)], modality="CT",
+                                         description="broken"))
+    key = next(iter(main_window.browser.stacks))
+    with qtbot.waitSignal(main_window.series_failed, timeout=30000) as blocker:
+        main_window.load_stack(key, 0)
+    message = blocker.args[1]
+    assert message
+    slot = main_window.grid.slots[0]
+    assert slot.volume is None and slot.error == message
+    assert "Cannot load" in slot.view.message.textItem.toPlainText()
+    assert "Cannot load" in main_window.browser.items[key].toolTip(1)
+
+
+def test_cine_plays_the_active_viewport(qtbot, main_window, crc_dir: Path) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.slots[0].view
+    start = view.slice_index
+    main_window.fps_box.setValue(60)
+    main_window.act_cine.trigger()
+    assert main_window.cine.running and main_window.act_cine.isChecked()
+    qtbot.waitUntil(lambda: (view.slice_index - start) % 100 >= 3, timeout=5000)
+    main_window.act_cine.trigger()
+    assert not main_window.cine.running
+    stopped = view.slice_index
+    qtbot.wait(100)
+    assert view.slice_index == stopped
+
+
+def test_recent_folders_are_remembered(qtbot, main_window, crc_dir: Path) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir], load=False)
+    assert main_window.settings.recent_folders()[0] == str(crc_dir.resolve()) or \
+        main_window.settings.recent_folders()[0] == str(crc_dir.absolute())
+    texts = [a.text() for a in main_window.recent_menu.actions()]
+    assert main_window.settings.recent_folders()[0] in texts
+
+
+def test_run_app_rejects_a_missing_path(capsys) -> None:
+    from viewer.app import run_app
+
+    assert run_app(["/no/such/folder"]) == 2
+    assert "not found" in capsys.readouterr().err
