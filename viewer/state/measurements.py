@@ -51,6 +51,10 @@ class Measurement:
     def unit(self) -> str:
         return {"distance": "mm", "angle": "°"}.get(self.kind, "mm²")
 
+    def describe(self) -> str:
+        """One line for a list: kind and numbers, e.g. "distance 42.3 mm"."""
+        return f"{self.kind} " + self.summary().replace("\n", ", ")
+
     def summary(self) -> str:
         """One line for a list or an on-image label, e.g. "42.3 mm" or "mean 41.2 SD 5.0 HU ..."."""
         if self.kind == "distance":

@@ -95,6 +95,7 @@ class SliceViewport(pg.GraphicsView):
     slice_changed = Signal(int)
     window_changed = Signal(float, float)
     cursor_moved = Signal(object)
+    measurements_changed = Signal()
 
     def __init__(
         self,
@@ -136,10 +137,55 @@ class SliceViewport(pg.GraphicsView):
         self._full_update()
 
     # -- public API ---------------------------------------------------------------------------------
-    def set_volume(self, volume: Volume | None) -> None:
-        """Show ``volume`` (None clears the view); removes any message."""
+    def set_volume(self, volume: Volume | None, slice_index: int | None = None) -> None:
+        """Show ``volume`` (None clears the view) at ``slice_index`` (default: the plane's start).
+
+        Removes any message. The window is the file's (VOI LUT), else the modality default.
+        """
         self._message = ""
         self.state.image.set_volume(volume)
+        if slice_index is not None:
+            self.state.set_slice(slice_index)
+
+    @property
+    def volume(self) -> Volume | None:
+        return self.state.image.volume
+
+    @property
+    def slice_index(self) -> int:
+        return self.state.slice_index
+
+    @property
+    def center(self) -> float:
+        return self.state.image.center
+
+    @property
+    def width_hu(self) -> float:
+        """The window width in modality units (``width`` is QWidget's)."""
+        return self.state.image.width
+
+    def set_slice(self, index: int) -> None:
+        """Go to slice ``index`` of the current plane (clamped)."""
+        self.state.set_slice(index)
+
+    def set_window(self, center: float, width: float) -> None:
+        """Set the window in modality units (HU for CT)."""
+        self.state.image.set_window(center, width)
+
+    def set_plane(self, plane: str) -> None:
+        """Show "acquired", "axial", "coronal" or "sagittal"."""
+        self.state.set_plane(plane)
+
+    def measurements(self) -> list[Any]:
+        """The measurements of this volume (``viewer.state.Measurement``), in drawing order."""
+        return list(self.state.image.measurements)
+
+    def remove_measurement(self, m: Any) -> None:
+        self.state.image.remove_measurement(m)
+
+    def current_image(self) -> np.ndarray | None:
+        """Alias of ``displayed_image`` (the shell's name)."""
+        return self.displayed_image()
 
     def show_message(self, text: str) -> None:
         """Show ``text`` (an error, "Loading...") centred over the view until ``clear_message``."""
@@ -213,6 +259,7 @@ class SliceViewport(pg.GraphicsView):
             self.window_changed.emit(self.state.image.center, self.state.image.width)
         if "measurements" in changes:
             self.measure_layer.sync()
+            self.measurements_changed.emit()
         if "crosshair" in changes:
             self._update_crosshair()
         self._refresh_overlay()
