@@ -1,75 +1,368 @@
-"""Finding loadable stacks in files and folders.
+"""Finding loadable stacks in files, folders and DICOMDIRs.
 
 CONTRACT (other modules rely on it; keep it when this module grows):
 ``find_stacks(paths, *, progress=None, cancel=None) -> ScanResult`` where ``ScanResult.stacks`` is a list
 of ``Stack`` (``series_uid``, ``files`` [str paths], ``modality``, ``description``, ``split_reason``,
 ``warnings``) and ``ScanResult.bad_files`` a list of (path, reason). The loader sorts files itself.
 
-This first version groups by SeriesInstanceUID and orientation only; the full splitter replaces it.
+Beyond the contract:
+
+- ``find_stacks(..., index=None | True | path | Index)``: with an index (True = the default cache
+  file, see :mod:`viewer.io.index`) only new or changed files (path, size, mtime_ns) are read; files
+  gone from disk leave the index. ``workers``: processes for header reading (None = decide by count).
+- ``Stack`` also carries patient/study/series text (``patient_id``, ``patient_name``, ``study_uid``,
+  ``study_date``, ``study_description``, ``series_number``, ``series_date``), ``rows``, ``columns``,
+  ``frames`` (total) and ``image_type``. Stacks are ordered patient -> study -> series number -> split.
+- ``ScanResult.non_image``: (path, reason) for valid DICOM without pixel data (SR, RT, DICOMDIR ...):
+  not bad, not loadable. ``cancelled``, ``files_total``, ``headers_read`` (files parsed in this call;
+  the rest came from the index), ``warnings``, and ``tree()`` for the patient -> study -> series view.
+
+Grouping: by SeriesInstanceUID; files with an EMPTY SeriesInstanceUID group by folder, Modality,
+SeriesNumber, SeriesDescription and FrameOfReferenceUID. Each series is then split into stacks by
+:func:`viewer.io.split.split_series` (orientation, size, ImageType, repeated positions), each split with
+a ``split_reason``. Hidden files and folders (names starting with ".") are skipped: they are OS litter
+(.DS_Store, AppleDouble ``._*``), never DICOM a user meant to open.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-import pydicom
+from viewer.io.headers import HeaderRecord, read_header
+from viewer.io.split import split_series
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
+PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+#: Headers read (and committed to the index) per batch; also the progress/cancel granularity.
+BATCH = 128
+#: Below this many files to read, a process pool costs more to start than it saves.
+POOL_MIN_FILES = 2000
 
 
 @dataclass
 class Stack:
+    """One loadable stack: files that form one volume (or one multi-frame file, or one image)."""
+
     series_uid: str
     files: list[str]
     modality: str = ""
     description: str = ""
     split_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    patient_id: str = ""
+    patient_name: str = ""
+    study_uid: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    series_number: str = ""
+    series_date: str = ""
+    rows: int = 0
+    columns: int = 0
+    frames: int = 0
+    image_type: str = ""
 
 
 @dataclass
 class ScanResult:
     stacks: list[Stack] = field(default_factory=list)
     bad_files: list[tuple[str, str]] = field(default_factory=list)
+    non_image: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    files_total: int = 0
+    headers_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def tree(self) -> list[dict[str, Any]]:
+        """Patients -> studies -> series -> stacks, as plain dicts (the ``scan --json`` ``patients``).
+
+        A stack appears as its index into ``stacks``.
+        """
+        patients: dict[tuple[str, str], dict[str, Any]] = {}
+        for i, s in enumerate(self.stacks):
+            p = patients.setdefault((s.patient_id, s.patient_name), {
+                "patient_id": s.patient_id, "patient_name": s.patient_name, "studies": {}})
+            st = p["studies"].setdefault(s.study_uid or f"(no uid) {s.study_date}", {
+                "study_uid": s.study_uid, "study_date": s.study_date,
+                "study_description": s.study_description, "series": {}})
+            se = st["series"].setdefault((s.series_uid, s.series_number, s.description, s.modality), {
+                "series_uid": s.series_uid, "series_number": s.series_number, "modality": s.modality,
+                "description": s.description, "files": 0, "stacks": []})
+            se["files"] += len(s.files)
+            se["stacks"].append(i)
+        out = []
+        for p in patients.values():
+            studies = []
+            for st in p["studies"].values():
+                st["series"] = list(st["series"].values())
+                studies.append(st)
+            p["studies"] = studies
+            out.append(p)
+        return out
 
 
-def iter_files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Iterable[str]:
+def iter_files(paths: PathArg) -> Iterator[str]:
+    """Files under ``paths`` (folders recursively, sorted; files as given), hidden names skipped."""
+    for p in _as_list(paths):
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield os.path.join(root, name)
+        else:
+            yield p
+
+
+def _as_list(paths: PathArg) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for root, _dirs, files in os.walk(p):
-                for name in sorted(files):
-                    yield os.path.join(root, name)
-        else:
-            yield str(p)
+    return [os.path.abspath(os.fspath(p)) for p in paths]
 
 
-def find_stacks(paths, *, progress: Progress | None = None, cancel: Cancel | None = None) -> ScanResult:
-    files = list(iter_files(paths))
-    groups: dict[tuple, Stack] = {}
+def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Cancel | None = None,
+                index: Any = None, workers: int | None = None) -> ScanResult:
+    """Scan ``paths`` (folders recursively, files, DICOMDIRs) into loadable stacks.
+
+    Parameters
+    ----------
+    paths
+        One path or several: folders, DICOM files, DICOMDIR files (their referenced files are scanned).
+    progress
+        Called as ``progress(done, total)`` in files, after each batch of header reads.
+    cancel
+        Polled between batches; when it returns True the scan stops and returns what it has, with
+        ``cancelled`` set. Work already read stays in the index.
+    index
+        None: no persistence. True: the default index file. A path or an :class:`~viewer.io.index.Index`:
+        that index. With an index only new or changed files are read.
+    workers
+        Header-reading processes; None picks 2 for large scans on multi-core machines, else 1.
+
+    Returns
+    -------
+    ScanResult
+    """
+    from viewer.io.dicomdir import is_dicomdir, referenced_files
+
     result = ScanResult()
-    for n, path in enumerate(files):
-        if cancel is not None and cancel():
-            break
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never raised
-            result.bad_files.append((path, f"not readable as DICOM: {exc}"))
-            continue
-        orient = tuple(round(float(v), 4) for v in ds.get("ImageOrientationPatient", []) or [])
-        key = (str(ds.get("SeriesInstanceUID", "")), orient)
-        stack = groups.get(key)
-        if stack is None:
-            stack = groups[key] = Stack(series_uid=key[0], files=[], modality=str(ds.get("Modality", "")),
-                                        description=str(ds.get("SeriesDescription", "")))
-        stack.files.append(path)
+    roots = _as_list(paths)
+    dirs: list[str] = []
+    entries: dict[str, tuple[int, int]] = {}
+    for root in roots:
+        if os.path.isdir(root):
+            dirs.append(root)
+            _walk(root, entries, result)
+        elif not os.path.lexists(root):
+            result.bad_files.append((root, "no such file or folder"))
+        elif is_dicomdir(root):
+            result.non_image.append((root, "DICOMDIR (media directory): its referenced files are scanned"))
+            files, problems = referenced_files(root)
+            result.bad_files.extend(problems)
+            for f in files:
+                _add_file(f, entries, result)
+        else:
+            _add_file(root, entries, result)
+    result.files_total = len(entries)
+
+    idx, owned = _open_index(index)
+    try:
+        if idx is not None:
+            result.warnings.extend(idx.warnings)
+        known: dict[str, HeaderRecord] = {}
+        if idx is not None:
+            for d in dirs:
+                known.update(idx.under(d))
+            known.update(idx.get(p for p in entries if p not in known))
+            gone = [p for p in known if p not in entries and _is_under_dirs(p, dirs)]
+            idx.remove(gone)
+        records: list[HeaderRecord] = []
+        todo: list[str] = []
+        for path, (size, mtime) in entries.items():
+            rec = known.get(path)
+            if rec is not None and rec.size == size and rec.mtime_ns == mtime:
+                records.append(rec)
+            else:
+                todo.append(path)
+        done = len(records)
         if progress is not None:
-            progress(n + 1, len(files))
-    result.stacks = list(groups.values())
+            progress(done, len(entries))
+        for batch in _read_batches(todo, cancel, workers):
+            if batch is None:
+                result.cancelled = True
+                break
+            if idx is not None:
+                idx.put(batch)
+            records.extend(batch)
+            result.headers_read += len(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(entries))
+    finally:
+        if owned and idx is not None:
+            idx.close()
+    stacks, non_image, bad = group_records(records)
+    result.stacks = stacks
+    result.non_image.extend(non_image)
+    result.bad_files.extend(bad)
     return result
+
+
+def _walk(root: str, entries: dict[str, tuple[int, int]], result: ScanResult) -> None:
+    stack = [root]
+    found: list[tuple[str, os.DirEntry[str]]] = []
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                        else:
+                            found.append((e.path, e))
+                    except OSError as exc:
+                        result.bad_files.append((e.path, f"cannot open: {exc.strerror or exc}"))
+        except OSError as exc:
+            result.bad_files.append((d, f"cannot list folder: {exc.strerror or exc}"))
+    found.sort(key=lambda t: t[0])
+    for path, e in found:
+        try:
+            st = e.stat()  # follows symlinks: a link to a file indexes by the link's path, the file's stamp
+        except OSError as exc:
+            result.bad_files.append((path, f"cannot open: {exc.strerror or exc} (broken link?)"))
+            continue
+        entries[path] = (st.st_size, st.st_mtime_ns)
+
+
+def _add_file(path: str, entries: dict[str, tuple[int, int]], result: ScanResult) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        result.bad_files.append((path, f"cannot open: {exc.strerror or exc}"))
+        return
+    entries[path] = (st.st_size, st.st_mtime_ns)
+
+
+def _is_under_dirs(path: str, dirs: Sequence[str]) -> bool:
+    return any(path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+def _open_index(index: Any) -> tuple[Any, bool]:
+    if index is None or index is False:
+        return None, False
+    from viewer.io.index import Index
+
+    if isinstance(index, Index):
+        return index, False
+    return Index(None if index is True else index), True
+
+
+def _read_all(paths: Sequence[str]) -> list[HeaderRecord]:
+    with warnings.catch_warnings():
+        # pydicom warns about every odd value; bad files get a reason instead, so the warnings are noise.
+        warnings.simplefilter("ignore")
+        return [read_header(p) for p in paths]
+
+
+def _read_batches(todo: list[str], cancel: Cancel | None,
+                  workers: int | None) -> Iterator[list[HeaderRecord] | None]:
+    """Header records of ``todo`` in batches of BATCH; yields None (and stops) when cancelled."""
+    batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
+    if workers is None:
+        workers = 2 if len(todo) >= POOL_MIN_FILES and (os.cpu_count() or 1) >= 2 else 1
+    if workers <= 1 or len(batches) < 2:
+        for b in batches:
+            if cancel is not None and cancel():
+                yield None
+                return
+            yield _read_all(b)
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    # forkserver: forking a process that runs Qt threads is unsafe; spawn would re-import the app.
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: list[cf.Future[list[HeaderRecord]]] = []
+        it = iter(batches)
+        try:
+            for b in _take(it, workers * 2):
+                pending.append(pool.submit(_read_all, b))
+            while pending:
+                if cancel is not None and cancel():
+                    yield None
+                    return
+                batch = pending.pop(0).result()
+                for b in _take(it, 1):
+                    pending.append(pool.submit(_read_all, b))
+                yield batch
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _take(it: Iterator[list[str]], n: int) -> Iterable[list[str]]:
+    for _ in range(n):
+        b = next(it, None)
+        if b is None:
+            return
+        yield b
+
+
+def _series_key(r: HeaderRecord) -> tuple[str, ...]:
+    if r.series_uid:
+        return ("uid", r.series_uid)
+    # No SeriesInstanceUID (anonymisers sometimes blank it): the folder plus the series' own attributes.
+    return ("nouid", os.path.dirname(r.path), r.modality, r.series_number, r.series_description,
+            r.frame_of_reference_uid, r.study_uid)
+
+
+def group_records(records: Iterable[HeaderRecord]
+                  ) -> tuple[list[Stack], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Stacks of the image records, plus (path, reason) of non-image and bad records.
+
+    Stacks are ordered by patient, study date/UID, series number, series UID, then split order.
+    """
+    series: dict[tuple[str, ...], list[HeaderRecord]] = {}
+    non_image: list[tuple[str, str]] = []
+    bad: list[tuple[str, str]] = []
+    for r in records:
+        if r.status == "image":
+            series.setdefault(_series_key(r), []).append(r)
+        elif r.status == "nonimage":
+            non_image.append((r.path, r.reason))
+        else:
+            bad.append((r.path, r.reason))
+    keyed: list[tuple[tuple[Any, ...], Stack]] = []
+    for recs in series.values():
+        first = min(recs, key=lambda r: r.path)
+        for n, part in enumerate(split_series(recs)):
+            files = [r.path for r in part.records]
+            head = part.records[0]
+            stack = Stack(
+                series_uid=first.series_uid, files=files, modality=first.modality,
+                description=first.series_description, split_reason=part.reason,
+                warnings=list(part.warnings), patient_id=first.patient_id, patient_name=first.patient_name,
+                study_uid=first.study_uid, study_date=first.study_date,
+                study_description=first.study_description, series_number=head.series_number,
+                series_date=first.series_date, rows=head.rows, columns=head.columns,
+                frames=sum(r.frames for r in part.records), image_type=head.image_type)
+            keyed.append(((first.patient_name, first.patient_id, first.study_date, first.study_uid,
+                           _num(first.series_number), first.series_uid, first.path, n), stack))
+    keyed.sort(key=lambda t: t[0])
+    return ([s for _, s in keyed], sorted(non_image), sorted(bad))
+
+
+def _num(v: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)

@@ -1,0 +1,173 @@
+"""Splitting one DICOM series into loadable stacks, the way 3D Slicer's DICOMScalarVolumePlugin does.
+
+A "series" as the user sees it (one SeriesInstanceUID) is not always one volume. In order:
+
+1. every multi-frame file is its own stack (it carries its own per-frame geometry);
+2. single-frame files split by orientation (ImageOrientationPatient, cosines within 1e-4), then by
+   image size (Rows x Columns), then by ImageType (a localizer or a derived/phase image never joins the
+   primary stack; Slicer's ``imageType`` sub-series);
+3. when positions repeat inside a stack, the first of AcquisitionNumber, EchoNumbers,
+   TemporalPositionIdentifier, SeriesNumber that separates the repeats into stacks without repeats
+   splits it (fMRI time points, multi-echo, one UID reused for copies). A tag that varies but does not
+   separate volumes (a CT with one AcquisitionNumber per slice) does not split;
+4. images without ImagePositionPatient (projection radiographs) are one stack each.
+
+Every stack made by a split carries a human ``reason``; unresolved problems become ``warnings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from viewer.io.headers import HeaderRecord
+
+#: Direction cosines closer than this are the same orientation (Slicer uses a similar epsilon).
+ORIENTATION_TOL = 1e-4
+#: Slice positions (mm, along the normal and in-plane) closer than this are the same position.
+POSITION_TOL_MM = 1e-3
+
+_SEPARATING_KEYS: tuple[tuple[str, str], ...] = (
+    ("acquisition_number", "AcquisitionNumber"),
+    ("echo_number", "EchoNumbers"),
+    ("temporal_position", "TemporalPositionIdentifier"),
+    ("series_number", "SeriesNumber"),
+)
+
+
+@dataclass
+class Part:
+    """One loadable stack of a series: its files' records, why it was split off, what is odd about it."""
+
+    records: list[HeaderRecord]
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.reasons) or None
+
+
+def split_series(records: Sequence[HeaderRecord]) -> list[Part]:
+    """Split the image records of one series into loadable stacks (see the module docstring).
+
+    Parameters
+    ----------
+    records
+        ``status == "image"`` records of one series, in any order.
+
+    Returns
+    -------
+    list of Part
+        In a stable order: multi-frame files by path, then single-frame stacks by orientation, size,
+        image type and separating-tag value.
+    """
+    multi = sorted((r for r in records if r.frames > 1), key=lambda r: r.path)
+    single = sorted((r for r in records if r.frames <= 1), key=lambda r: r.path)
+    parts: list[Part] = []
+    many = len(multi) + (1 if single else 0) > 1
+    for r in multi:
+        parts.append(Part([r], [f"multi-frame file ({r.frames} frames): one stack per file"] if many else []))
+    if not single:
+        return parts
+    groups = [Part(single)]
+    groups = _split_by(groups, _orientation_key(single), "orientation", _fmt_orientation)
+    groups = _split_by(groups, lambda r: (r.rows, r.columns), "image size",
+                       lambda k: f"{k[1]} x {k[0]} (columns x rows)")
+    groups = _split_by(groups, lambda r: r.image_type, "ImageType", lambda k: k or "(none)")
+    for g in groups:
+        parts.extend(_split_repeats(g))
+    return parts
+
+
+def _split_by(parts: list[Part], key: Callable[[HeaderRecord], object], what: str,
+              fmt: Callable[[object], str]) -> list[Part]:
+    out: list[Part] = []
+    for part in parts:
+        buckets: dict[object, list[HeaderRecord]] = {}
+        for r in part.records:
+            buckets.setdefault(key(r), []).append(r)
+        if len(buckets) == 1:
+            out.append(part)
+            continue
+        for k, recs in buckets.items():
+            out.append(Part(recs, part.reasons + [f"{what} differs within the series ({len(buckets)} values); "
+                                                  f"this stack: {fmt(k)}"], list(part.warnings)))
+    return out
+
+
+def _orientation_key(records: Sequence[HeaderRecord]) -> Callable[[HeaderRecord], object]:
+    """Cluster orientations within ORIENTATION_TOL (rounding alone would cut clusters at a boundary)."""
+    reps: list[tuple[float, ...]] = []
+
+    def key(r: HeaderRecord) -> object:
+        o = r.floats("orientation")
+        if o is None:
+            return None
+        for rep in reps:
+            if max(abs(a - b) for a, b in zip(o, rep, strict=True)) <= ORIENTATION_TOL:
+                return rep
+        reps.append(o)
+        return o
+
+    return key
+
+
+def _fmt_orientation(k: object) -> str:
+    if k is None:
+        return "no ImageOrientationPatient"
+    return "[" + ", ".join(f"{v:.4g}" for v in k) + "]"  # type: ignore[union-attr]
+
+
+def _position_keys(part: Part) -> dict[int, tuple[int, int, int]] | None:
+    """Positions quantised to POSITION_TOL_MM, by record id; None when any record has no position."""
+    out = {}
+    for r in part.records:
+        p = r.floats("position")
+        if p is None:
+            return None
+        out[id(r)] = tuple(round(v / POSITION_TOL_MM) for v in p)
+    return out  # type: ignore[return-value]
+
+
+def _has_repeats(records: Sequence[HeaderRecord], pos: dict[int, tuple[int, int, int]]) -> bool:
+    seen = {pos[id(r)] for r in records}
+    return len(seen) < len(records)
+
+
+def _split_repeats(part: Part) -> list[Part]:
+    recs = part.records
+    if len(recs) == 1:
+        return [part]
+    pos = _position_keys(part)
+    if pos is None:
+        with_pos = [r for r in recs if r.floats("position") is not None]
+        without = [r for r in recs if r.floats("position") is None]
+        out = [Part([r], part.reasons + ["no ImagePositionPatient: each such image is its own stack"],
+                    list(part.warnings)) for r in without]
+        if with_pos:
+            out = _split_repeats(Part(with_pos, list(part.reasons), list(part.warnings))) + out
+        return out
+    if not _has_repeats(recs, pos):
+        return [part]
+    for attr, tag in _SEPARATING_KEYS:
+        buckets: dict[str, list[HeaderRecord]] = {}
+        for r in recs:
+            buckets.setdefault(getattr(r, attr), []).append(r)
+        if len(buckets) > 1 and not any(_has_repeats(b, pos) for b in buckets.values()):
+            ordered = sorted(buckets.items(), key=lambda kv: _num_key(kv[0]))
+            return [Part(b, part.reasons + [f"slice positions repeat; {tag} separates {len(buckets)} volumes; "
+                                            f"this stack: {tag} {v or '(empty)'}"], list(part.warnings))
+                    for v, b in ordered]
+    n_unique = len({pos[id(r)] for r in recs})
+    part.warnings.append(f"{len(recs) - n_unique} of {len(recs)} files repeat a slice position already "
+                         "taken and no tag (AcquisitionNumber, EchoNumbers, TemporalPositionIdentifier, "
+                         "SeriesNumber) separates them into volumes")
+    return [part]
+
+
+def _num_key(v: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)
