@@ -20,7 +20,7 @@ def _double_click(qtbot, tree, item) -> None:
 
 
 def _drawn(view) -> np.ndarray:
-    return np.asarray(view.image.image)
+    return np.asarray(view.displayed_image())
 
 
 def test_double_click_loads_the_series_and_draws_its_slice(qtbot, main_window, crc_dir: Path, io_services) -> None:
@@ -75,7 +75,7 @@ def test_a_series_that_cannot_load_says_why(qtbot, main_window, tmp_path: Path) 
     assert message
     slot = main_window.grid.slots[0]
     assert slot.volume is None and slot.error == message
-    assert "Cannot load" in slot.view.message.textItem.toPlainText()
+    assert "Cannot load" in slot.view.overlay().message
     assert "Cannot load" in main_window.browser.items[key].toolTip(1)
 
 

@@ -1,8 +1,7 @@
 """Viewport layouts (1x1, 1x2, 2x2, MPR), series drops, and linked scrolling by patient position.
 
 :class:`ViewportGrid` holds up to four :class:`ViewportSlot`; each slot shows one series in a slice view
-(the ui-view engineer's ``SliceViewport`` when it is available, else the small :class:`BasicSliceView`
-below) with a title bar and a message line for load errors. Series are dragged in from the study browser
+(:class:`viewer.ui.viewport.SliceViewport`) with a title bar and a message line for load errors. Series are dragged in from the study browser
 (MIME type :data:`STACK_MIME`, the payload is the browser's stack key).
 
 Linked scrolling (Weasis "synchronise", Horos "sync"): when a slot's slice changes, every other slot whose
@@ -16,14 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QWheelEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from viewer.core.volume import Volume
-from viewer.core.windowing import window_to_uint8
-from viewer.ui.workers import file_window, is_monochrome1
+from viewer.ui.viewport import SliceViewport
 
 STACK_MIME = "application/x-dicom-viewer-stack"
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
@@ -59,113 +56,9 @@ def nearest_slice(volume: Volume, lps: np.ndarray) -> int | None:
     return int(min(max(round(k), 0), n - 1))
 
 
-class BasicSliceView(pg.GraphicsView):
-    """A minimal slice view: windowed uint8 image with the pixel-spacing aspect, wheel/arrow scrolling.
-
-    Used until (or where) the full ``viewer.ui.viewport.SliceViewport`` is not available; it offers the
-    interface the shell needs: ``set_volume``, ``set_slice``, ``slice_index``, ``set_window``,
-    ``show_message`` and the ``slice_changed`` signal.
-    """
-
-    slice_changed = Signal(int)
-    window_changed = Signal(float, float)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background="k")
-        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.view.setMouseEnabled(False, False)
-        self.setCentralItem(self.view)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.image)
-        self.text = pg.TextItem(color=(230, 230, 230), anchor=(0, 0))
-        self.text.setParentItem(self.view)
-        self.message = pg.TextItem(color=(255, 120, 80), anchor=(0.5, 0.5))
-        self.message.setParentItem(self.view)
-        self.volume: Volume | None = None
-        self.slice_index = 0
-        self.center, self.width = 40.0, 400.0
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-
-    def set_volume(self, volume: Volume | None, slice_index: int | None = None) -> None:
-        self.volume = volume
-        self.message.setText("")
-        if volume is None:
-            self.image.clear()
-            self.text.setText("")
-            return
-        self.center, self.width = file_window(volume)
-        n = volume.shape[0]
-        self.slice_index = n // 2 if slice_index is None else int(min(max(slice_index, 0), n - 1))
-        sx, sy, _ = volume.spacing
-        z, y, x = volume.shape
-        self._render()
-        # Non-square pixels: the image rectangle is in mm, so columns and rows keep their true lengths.
-        self.image.setRect(0.0, 0.0, x * sx, y * sy)
-        self.view.autoRange(padding=0.0)
-        self.slice_changed.emit(self.slice_index)
-
-    def set_slice(self, k: int) -> None:
-        if self.volume is None:
-            return
-        k = int(min(max(k, 0), self.volume.shape[0] - 1))
-        if k != self.slice_index:
-            self.slice_index = k
-            self._render()
-            self.slice_changed.emit(k)
-
-    def set_window(self, center: float, width: float) -> None:
-        self.center, self.width = float(center), max(float(width), 1.0)
-        self._render()
-        self.window_changed.emit(self.center, self.width)
-
-    def show_message(self, text: str) -> None:
-        self.message.setText(text)
-        rect = self.view.rect()
-        self.message.setPos(rect.center())
-
-    def current_image(self) -> np.ndarray | None:
-        """The uint8 pixels currently drawn (for tests)."""
-        return None if self.image.image is None else np.asarray(self.image.image)
-
-    def _render(self) -> None:
-        vol = self.volume
-        if vol is None:
-            return
-        sl = vol.array[self.slice_index]
-        if vol.is_color:
-            img = np.ascontiguousarray(sl.astype(np.uint8))
-        else:
-            img = window_to_uint8(sl, self.center, self.width, invert=is_monochrome1(vol))
-        self.image.setImage(img, levels=(0, 255), autoLevels=False)
-        pos = slice_position(vol, self.slice_index)
-        self.text.setText(f"{self.slice_index + 1}/{vol.shape[0]}  z={pos[2]:.1f} mm\n"
-                          f"W {self.width:.0f} L {self.center:.0f}")
-
-    def wheelEvent(self, ev: QWheelEvent) -> None:  # noqa: N802 - Qt override
-        steps = ev.angleDelta().y() // 120 or (1 if ev.angleDelta().y() > 0 else -1)
-        self.set_slice(self.slice_index - int(steps))
-        ev.accept()
-
-    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        if self.volume is None:
-            return super().keyPressEvent(ev)
-        n = self.volume.shape[0]
-        moves = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_PageUp: -10, Qt.Key.Key_PageDown: 10}
-        key = Qt.Key(ev.key())
-        if key in moves:
-            self.set_slice(self.slice_index + moves[key])
-        elif key == Qt.Key.Key_Home:
-            self.set_slice(0)
-        elif key == Qt.Key.Key_End:
-            self.set_slice(n - 1)
-        else:
-            return super().keyPressEvent(ev)
-        ev.accept()
-
-
-def make_slice_view(parent: QWidget | None = None) -> Any:
-    """The slice view a slot shows: the full SliceViewport when present, else :class:`BasicSliceView`."""
-    return BasicSliceView(parent)
+def make_slice_view(parent: QWidget | None = None) -> SliceViewport:
+    """The slice view a slot shows (windowing, overlays, tools and measurements live there)."""
+    return SliceViewport(parent=parent)
 
 
 class ViewportSlot(QWidget):
@@ -210,7 +103,7 @@ class ViewportSlot(QWidget):
         self.loading = False
         self.volume = None
         self.view.set_volume(None)
-        self.view.show_message("Cannot load this series:\n" + text.splitlines()[0][:200])
+        self.view.show_message("Cannot load this series:\n" + text.splitlines()[0][:300])
 
     def mousePressEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         self.activated.emit(self.index)
@@ -290,12 +183,8 @@ class ViewportGrid(QWidget):
         self.layout_changed.emit(name)
 
     def _make_mpr(self, volume: Volume | None) -> QWidget:
-        try:
-            from viewer.ui.mpr import MprView  # built by the ui-view engineer
-        except ImportError:
-            label = QLabel("MPR is not available in this build")
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            return label
+        from viewer.ui.mpr import MprView
+
         view = MprView()
         if volume is not None:
             view.set_volume(volume)

@@ -314,41 +314,16 @@ def load_job(io: IoServices, files: list[str], *, preview: bool = True) -> Calla
 
 
 def file_window(volume: Any) -> tuple[float, float]:
-    """(center, width) to open ``volume`` with: the window stored in the file, else a modality default.
+    """(center, width) to open ``volume`` with: the file's VOI window, else the modality default."""
+    from viewer.state.image import opening_window
 
-    The file's window is VOI LUT WindowCenter/WindowWidth (PS3.3 C.11.2), first pair, as the loader
-    records it in ``volume.metadata``; the default is :func:`viewer.core.windowing.default_window`.
-    """
-    from viewer.core.windowing import default_window
-
-    md = volume.metadata or {}
-    for key in ("window", "file_window"):
-        pair = md.get(key)
-        if pair:
-            try:
-                c, w = float(pair[0]), float(pair[1])
-                if w > 0:
-                    return c, w
-            except (TypeError, ValueError, IndexError):
-                pass
-    centers, widths = md.get("window_center", md.get("window_centers")), md.get("window_width",
-                                                                                   md.get("window_widths"))
-    if centers is not None and widths is not None:
-        try:
-            c = float(centers[0] if isinstance(centers, (list, tuple)) else centers)
-            w = float(widths[0] if isinstance(widths, (list, tuple)) else widths)
-            if w > 0:
-                return c, w
-        except (TypeError, ValueError, IndexError):
-            pass
-    arr = volume.array
-    if volume.is_color:
-        return 127.5, 256.0
-    return default_window(arr[arr.shape[0] // 2], volume.modality)
+    return opening_window(volume)
 
 
 def is_monochrome1(volume: Any) -> bool:
-    return str((volume.metadata or {}).get("photometric", "")).upper() == "MONOCHROME1"
+    from viewer.state.image import is_monochrome1 as impl
+
+    return impl(volume)
 
 
 def thumbnail_job(io: IoServices, files: list[str], size: int = 96) -> Callable[[JobContext], object]:
