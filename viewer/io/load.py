@@ -1,0 +1,826 @@
+"""Load a stack of DICOM files into a :class:`~viewer.core.volume.Volume` in modality units.
+
+Pipeline: read every header (a fast byte-level path for uncompressed single-frame series, pydicom
+otherwise) -> expand multi-frame and mosaic files into slices -> sort along the slice normal and build the
+affine (:mod:`viewer.io.geometry`) -> read pixels into one preallocated array, rescaling each slice in
+place. Uncompressed pixels are read straight from their file offset into the volume; compressed files are
+decoded by a process pool (decoders hold the GIL) with the calling process stealing work, so both cores
+are used.
+
+Progressive delivery: :class:`SeriesLoader` reads headers in its constructor; ``first_index`` is the
+middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any other and hands to the
+``first_slice`` callback, so a viewer can draw it while the rest loads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import struct
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from viewer.core.volume import Volume
+from viewer.io.errors import LoadCancelled, LoadError
+from viewer.io.geometry import planar_affine, stack_geometry
+from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+FirstSlice = Callable[[int, np.ndarray], None]
+
+_NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_PIXEL_TAG = b"\xe0\x7f\x10\x00"
+# Fast-path tags: (group, element) little-endian bytes, explicit VR, value kind.
+_FAST_TAGS = {
+    "position": (b"\x20\x00\x32\x00", b"DS"),
+    "intercept": (b"\x28\x00\x52\x10", b"DS"),
+    "slope": (b"\x28\x00\x53\x10", b"DS"),
+    "sop_uid": (b"\x08\x00\x18\x00", b"UI"),
+    "instance": (b"\x20\x00\x13\x00", b"IS"),
+}
+_HEAD_BYTES = 16384
+# Below this many compressed files, the pool's start-up costs more than it saves.
+POOL_MIN_FILES = 6
+
+
+@dataclass
+class _Item:
+    """One slice: a file, or one frame / mosaic tile of a file."""
+
+    path: str
+    frame: int | None = None           # frame index of a multi-frame file, or tile index of a mosaic
+    position: np.ndarray | None = None
+    slope: float = 1.0
+    intercept: float = 0.0
+    sop_uid: str = ""
+    instance: int = 0
+    fast: bool = False                  # header came from the byte-level path
+    lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
+
+    @property
+    def name(self) -> str:
+        base = os.path.basename(self.path)
+        return base if self.frame is None else f"{base}#{self.frame + 1}"
+
+
+@dataclass
+class _Layout:
+    rows: int
+    cols: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    transfer_syntax: str
+    orientation: list[float] | None
+    pixel_spacing: list[float] | None
+    spacing_source: str
+    explicit: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+def _f(v: Any, default: float) -> float:
+    try:
+        return float(v) if v not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(v: Any) -> list[float] | None:
+    if v is None or v == "":
+        return None
+    try:
+        return [float(x) for x in (v if isinstance(v, (list, tuple)) or hasattr(v, "__iter__")
+                                   and not isinstance(v, str) else [v])]
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_header(path: str) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error, KeyError, TypeError) as exc:
+        raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
+
+
+def _read_full(path: str) -> Any:
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
+
+
+def _fast_value(head: bytes, end: int, tag: bytes, vr: bytes, explicit: bool) -> bytes | None:
+    """Value bytes of a tag found exactly once in head[:end], or None (absent, ambiguous, malformed)."""
+    i = head.find(tag, 132, end)
+    if i < 0 or head.find(tag, i + 1, end) >= 0:
+        return None
+    if explicit:
+        if head[i + 4:i + 6] != vr:
+            return None
+        (n,) = struct.unpack_from("<H", head, i + 6)
+        start = i + 8
+    else:
+        (n,) = struct.unpack_from("<I", head, i + 4)
+        start = i + 8
+        if n > 256:
+            return None
+    if start + n > end:
+        return None
+    return head[start:start + n]
+
+
+def _fast_header(path: str, nbytes: int, explicit: bool, has: dict[str, bool]) -> _Item | None:
+    """Position, rescale and UIDs of an uncompressed single-frame file from its raw bytes.
+
+    Returns None whenever anything is not exactly as expected (the caller then uses pydicom): the
+    pixel data must be the last element and each tag must occur once in the header. Which tags are
+    present is taken from the first file, which pydicom parsed fully and which was checked to give the
+    same values on this path.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    end = min(len(head), size - nbytes - (12 if explicit else 8))
+    if end <= 132 or head[128:132] != b"DICM":
+        return None
+    vals: dict[str, bytes | None] = {}
+    for key, (tag, vr) in _FAST_TAGS.items():
+        v = _fast_value(head, end, tag, vr, explicit)
+        if has[key] != (v is not None):
+            return None
+        vals[key] = v
+    try:
+        pos = np.array([float(x) for x in vals["position"].split(b"\\")])  # type: ignore[union-attr]
+        if pos.shape != (3,):
+            return None
+        item = _Item(path, None, pos)
+        if vals["slope"] is not None:
+            item.slope = float(vals["slope"].strip(b" \x00"))
+        if vals["intercept"] is not None:
+            item.intercept = float(vals["intercept"].strip(b" \x00"))
+        if vals["sop_uid"] is not None:
+            item.sop_uid = vals["sop_uid"].rstrip(b" \x00").decode("ascii")
+        if vals["instance"] is not None and vals["instance"].strip(b" \x00"):
+            item.instance = int(vals["instance"].strip(b" \x00"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    item.fast = True
+    return item
+
+
+def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool) -> bool:
+    """Read the stored pixels of a native 16-bit file straight into ``out`` (rows, cols); False if the
+    pixel data is not the last element with the expected length."""
+    nbytes = out.nbytes
+    hdr = 12 if explicit else 8
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < nbytes + hdr + 132:
+                return False
+            fh.seek(size - nbytes - hdr)
+            el = fh.read(hdr)
+            if el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
+                return False
+            if explicit and el[4:6] not in (b"OW", b"OB"):
+                return False
+            return fh.readinto(memoryview(out).cast("B")) == nbytes
+    except OSError:
+        return False
+
+
+def _item_from_dataset(ds: Any, path: str) -> _Item:
+    item = _Item(path)
+    item.position = (np.array(_floats(ds.get("ImagePositionPatient")))
+                     if _floats(ds.get("ImagePositionPatient")) and len(ds.ImagePositionPatient) == 3
+                     else None)
+    item.slope = _f(ds.get("RescaleSlope"), 1.0)
+    item.intercept = _f(ds.get("RescaleIntercept"), 0.0)
+    item.sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    item.instance = int(_f(ds.get("InstanceNumber"), 0))
+    seq = ds.get("ModalityLUTSequence")
+    if seq:
+        item.lut = seq[0]
+    return item
+
+
+def _frame_group(ds: Any, k: int, name: str) -> Any:
+    """The functional-group item ``name`` for frame k: per-frame first, then shared (PS3.3 C.7.6.16)."""
+    for seq_name, idx in (("PerFrameFunctionalGroupsSequence", k), ("SharedFunctionalGroupsSequence", 0)):
+        seq = ds.get(seq_name)
+        if seq and len(seq) > idx:
+            inner = seq[idx].get(name)
+            if inner:
+                return inner[0]
+    return None
+
+
+def _layout_from(ds: Any, path: str) -> _Layout:
+    for kw in ("Rows", "Columns"):
+        if not ds.get(kw):
+            raise LoadError(f"{path}: {kw} is missing or zero")
+    ts = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    lay = _Layout(rows=int(ds.Rows), cols=int(ds.Columns), samples=int(ds.get("SamplesPerPixel", 1) or 1),
+                  bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+                  bits_stored=int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 16) or 16),
+                  signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
+                  photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
+                  transfer_syntax=ts, orientation=None, pixel_spacing=None, spacing_source="",
+                  explicit=ts != "1.2.840.10008.1.2")
+    iop = _floats(ds.get("ImageOrientationPatient"))
+    measures = _frame_group(ds, 0, "PixelMeasuresSequence")
+    orient_group = _frame_group(ds, 0, "PlaneOrientationSequence")
+    if iop is None and orient_group is not None:
+        iop = _floats(orient_group.get("ImageOrientationPatient"))
+    lay.orientation = iop if iop and len(iop) == 6 else None
+    spacing = _floats(ds.get("PixelSpacing"))
+    if spacing and len(spacing) == 2:
+        lay.pixel_spacing, lay.spacing_source = spacing, "PixelSpacing"
+    elif measures is not None and _floats(measures.get("PixelSpacing")):
+        lay.pixel_spacing, lay.spacing_source = _floats(measures.get("PixelSpacing")), "PixelMeasuresSequence"
+    elif _floats(ds.get("ImagerPixelSpacing")) and len(_floats(ds.get("ImagerPixelSpacing")) or []) == 2:
+        lay.pixel_spacing, lay.spacing_source = _floats(ds.get("ImagerPixelSpacing")), "ImagerPixelSpacing"
+        lay.warnings.append("no PixelSpacing: using ImagerPixelSpacing (at the detector, not at the "
+                            "patient; distances may be magnified)")
+    else:
+        lay.pixel_spacing, lay.spacing_source = [1.0, 1.0], "default"
+        lay.warnings.append("no pixel spacing in the file: assuming 1 mm; distances are not real")
+    return lay
+
+
+def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
+    """Slices held by one file: itself, its frames (enhanced multi-frame) or its mosaic tiles."""
+    from viewer.io.mosaic import mosaic_info, tile_positions
+
+    frames = int(_f(ds.get("NumberOfFrames"), 1))
+    base = _item_from_dataset(ds, path)
+    if frames <= 1:
+        info = mosaic_info(ds) if base.position is not None and lay.orientation else None
+        if info is None:
+            return [base]
+        items = []
+        for t, p in enumerate(tile_positions(ds, info)):
+            it = _Item(path, t, p, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
+            items.append(it)
+        return items
+    items = []
+    for k in range(frames):
+        it = _Item(path, k, None, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
+        pos = _frame_group(ds, k, "PlanePositionSequence")
+        if pos is not None and _floats(pos.get("ImagePositionPatient")):
+            it.position = np.array(_floats(pos.get("ImagePositionPatient")))
+        # Enhanced objects carry rescale per frame (PS3.3 C.7.6.16.2.9); classic MF has it at top level.
+        trans = _frame_group(ds, k, "PixelValueTransformationSequence")
+        if trans is not None:
+            it.slope = _f(trans.get("RescaleSlope"), it.slope)
+            it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+        items.append(it)
+    if all(it.position is None for it in items) and frames > 1:
+        # Classic multi-frame (NM, US cine, XA): frames stacked along the normal with SpacingBetweenSlices.
+        step = _f(ds.get("SpacingBetweenSlices"), 0.0) or _f(ds.get("SliceThickness"), 0.0)
+        if base.position is not None and lay.orientation and step:
+            from viewer.io.geometry import slice_normal
+
+            n = slice_normal(lay.orientation)
+            for k, it in enumerate(items):
+                it.position = base.position + k * step * n
+    return items
+
+
+class SeriesLoader:
+    """Headers, order and geometry of one stack; pixels on :meth:`load` (or one slice at a time).
+
+    Parameters
+    ----------
+    files
+        Paths of the stack (any order; a multi-frame or mosaic file may be alone).
+    series_uid
+        SeriesInstanceUID to record (taken from the first file when empty).
+    progress, cancel
+        Header pass callbacks: progress(done, total) and cancel() -> True to stop (raises
+        :class:`~viewer.io.errors.LoadCancelled`).
+
+    Attributes
+    ----------
+    shape : tuple
+        (z, y, x) or (z, y, x, 3).
+    affine : numpy.ndarray
+        4x4 voxel (i=column, j=row, k=slice) -> LPS mm.
+    first_index : int
+        The slice :meth:`load` decodes first: the middle one in sorted order.
+    dtype : numpy.dtype
+        int16, float32 or uint8 (colour).
+    """
+
+    def __init__(self, files: Sequence[str], *, series_uid: str = "", progress: Progress | None = None,
+                 cancel: Cancel | None = None) -> None:
+        files = [os.fspath(f) for f in files]
+        if not files:
+            raise LoadError("no files to load")
+        self.warnings: list[str] = []
+        first = _read_header(files[0])
+        self._first_ds = first
+        lay = self.layout = _layout_from(first, files[0])
+        from viewer.io.mosaic import mosaic_info
+
+        self._mosaic = mosaic_info(first) if lay.orientation and "ImagePositionPatient" in first else None
+        if self._mosaic is not None:
+            lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
+        self.warnings += lay.warnings
+        self._fast = (lay.transfer_syntax in _NATIVE_LE and lay.bits_allocated == 16 and lay.samples == 1
+                      and int(_f(first.get("NumberOfFrames"), 1)) <= 1 and "ModalityLUTSequence" not in first
+                      and _mosaic_free(first))
+        has = {k: (_fast_tag_present(first, k)) for k in _FAST_TAGS}
+        items: list[_Item] = []
+        nbytes = lay.rows * lay.cols * 2
+        total = len(files)
+        for n, path in enumerate(files):
+            if cancel is not None and cancel():
+                raise LoadCancelled("loading cancelled while reading headers")
+            if n == 0:
+                its = _expand(first, path, lay)
+                if self._fast:
+                    check = _fast_header(path, nbytes, lay.explicit, has)
+                    ok = (check is not None and its[0].position is not None
+                          and np.allclose(check.position, its[0].position)
+                          and (check.slope, check.intercept, check.sop_uid) ==
+                          (its[0].slope, its[0].intercept, its[0].sop_uid))
+                    self._fast = ok
+                    its[0].fast = ok
+                items += its
+            else:
+                it = _fast_header(path, nbytes, lay.explicit, has) if self._fast else None
+                if it is not None:
+                    items.append(it)
+                else:
+                    ds = _read_header(path)
+                    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (lay.rows, lay.cols):
+                        self.warnings.append(f"{os.path.basename(path)}: size {ds.get('Rows')}x"
+                                             f"{ds.get('Columns')} differs from {lay.rows}x{lay.cols}; "
+                                             "file left out")
+                        continue
+                    items += _expand(ds, path, lay)
+            if progress is not None:
+                progress(n + 1, total)
+        self.series_uid = series_uid or str(first.get("SeriesInstanceUID", "") or "")
+        self.modality = str(first.get("Modality", "") or "")
+        self._arrange(items, first)
+        self._choose_dtype()
+        self.first_index = len(self.items) // 2
+
+    # -- geometry ---------------------------------------------------------------------------------
+    def _arrange(self, items: list[_Item], ds: Any) -> None:
+        lay = self.layout
+        self.volumes = 1
+        positioned = [it for it in items if it.position is not None]
+        if lay.orientation and positioned:
+            if len(positioned) < len(items):
+                left = [it.name for it in items if it.position is None]
+                self.warnings.append(f"{len(left)} slice(s) without ImagePositionPatient left out: "
+                                     f"{', '.join(left[:5])}")
+            items = self._one_volume(positioned, lay.orientation)
+            single_step = _f(ds.get("SpacingBetweenSlices"), 0.0) or _f(ds.get("SliceThickness"), 0.0) or None
+            geo = stack_geometry([it.position for it in items], lay.orientation, lay.pixel_spacing or [1, 1],
+                                 names=[it.name for it in items], single_slice_step=single_step)
+            self.items = [items[i] for i in geo.order]
+            self.affine = geo.affine
+            self.warnings += geo.warnings
+        else:
+            # Radiographs, secondary captures: no 3D position. Keep file order (frames in order).
+            if len(items) > 1:
+                self.warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices kept in file "
+                                     "and frame order, slice step 1 mm")
+            self.items = items
+            self.affine = planar_affine(lay.pixel_spacing, lay.orientation,
+                                        items[0].position if items and items[0].position is not None
+                                        else None)
+
+    def _one_volume(self, items: list[_Item], orientation: list[float]) -> list[_Item]:
+        """Keep one slice per position: series holding several volumes (time points, echoes, image
+        types at the same positions) load their first volume, with a warning."""
+        from viewer.io.geometry import STEP_ABS_TOL_MM, slice_normal
+
+        normal = slice_normal(orientation)
+        dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator]
+        keys = [(round(d / STEP_ABS_TOL_MM), it.instance, it.path, it.frame or 0) for d, it in zip(dist, items)]
+        order = sorted(range(len(items)), key=lambda i: (dist[i], keys[i][1:]))
+        clusters: list[list[int]] = []
+        for i in order:
+            if clusters and abs(dist[i] - dist[clusters[-1][0]]) < STEP_ABS_TOL_MM:
+                clusters[-1].append(i)
+            else:
+                clusters.append([i])
+        if all(len(c) == 1 for c in clusters):
+            return items
+        sizes = {len(c) for c in clusters}
+        for c in clusters:
+            c.sort(key=lambda i: keys[i][1:])
+        if len(sizes) == 1:
+            self.volumes = sizes.pop()
+            self.warnings.append(f"the stack holds {self.volumes} volumes at the same {len(clusters)} "
+                                 "positions (time points, echoes or image types); loaded the first")
+        else:
+            dups = [items[c[1]].name for c in clusters if len(c) > 1]
+            self.warnings.append(f"{len(dups)} position(s) hold more than one slice ({', '.join(dups[:5])}); "
+                                 "kept the first at each position")
+        return [items[c[0]] for c in clusters]
+
+    # -- values -----------------------------------------------------------------------------------
+    def _choose_dtype(self) -> None:
+        lay = self.layout
+        self._all_fit = False
+        if lay.samples == 3 or lay.photometric == "PALETTE COLOR":
+            self.dtype = np.dtype(np.uint8)
+            self.shape: tuple[int, ...] = (len(self.items), lay.rows, lay.cols, 3)
+            return
+        self.shape = (len(self.items), lay.rows, lay.cols)
+        if lay.bits_allocated == 1:
+            self.dtype = np.dtype(np.int16)
+            return
+        float_data = "FloatPixelData" in self._first_ds or "DoubleFloatPixelData" in self._first_ds
+        if float_data or any(it.lut is not None for it in self.items):
+            self.dtype = np.dtype(np.float32)
+            return
+        if lay.bits_allocated > 16:
+            self.dtype = np.dtype(np.int16)  # 32-bit integers: int16 while every slice fits (checked)
+            return
+        lo, hi = stored_range(lay.bits_stored, lay.signed)
+        integer = all(float(it.slope).is_integer() and float(it.intercept).is_integer() for it in self.items)
+        self.dtype = np.dtype(np.int16 if integer else np.float32)
+        # int16 is kept as long as every slice fits; a slice that does not turns the volume float32.
+        self._all_fit = integer and all(rescale_fits_int16(it.slope, it.intercept, lo, hi) for it in self.items)
+
+    def padding_value(self) -> float | None:
+        """PixelPaddingValue in modality units (e.g. -3024 HU), or None."""
+        pad = self._first_ds.get("PixelPaddingValue")
+        if pad is None:
+            return None
+        v = int(pad if not isinstance(pad, (list, tuple)) else pad[0])
+        if self.layout.signed and v >= 1 << 15:
+            v -= 1 << 16  # US-encoded value of a signed image (PS3.3 C.7.5.1.1.2)
+        it = self.items[0] if self.items else _Item("")
+        val = v * it.slope + it.intercept
+        return int(val) if float(val).is_integer() else float(val)
+
+    def metadata(self) -> dict[str, Any]:
+        ds = self._first_ds
+        centers = _floats(ds.get("WindowCenter"))
+        widths = _floats(ds.get("WindowWidth"))
+        voi = _frame_group(ds, 0, "FrameVOILUTSequence")
+        if not centers and voi is not None:
+            centers, widths = _floats(voi.get("WindowCenter")), _floats(voi.get("WindowWidth"))
+        pairs = [[c, w] for c, w in zip(centers or [], widths or [])]
+        name = ds.get("PatientName")
+        return {
+            "window_center": pairs[0][0] if pairs else None,
+            "window_width": pairs[0][1] if pairs else None,
+            "windows": pairs,
+            "window_explanations": [str(x) for x in (ds.get("WindowCenterWidthExplanation") or [])]
+            if isinstance(ds.get("WindowCenterWidthExplanation"), (list, tuple))
+            or hasattr(ds.get("WindowCenterWidthExplanation"), "__iter__")
+            and not isinstance(ds.get("WindowCenterWidthExplanation"), str)
+            else ([str(ds.WindowCenterWidthExplanation)] if ds.get("WindowCenterWidthExplanation") else []),
+            "photometric": self.layout.photometric,
+            "padding_value": self.padding_value(),
+            "patient_name": str(name) if name is not None else "",
+            "patient_id": str(ds.get("PatientID", "") or ""),
+            "study_date": str(ds.get("StudyDate", "") or ""),
+            "study_description": str(ds.get("StudyDescription", "") or ""),
+            "series_description": str(ds.get("SeriesDescription", "") or ""),
+            "series_number": int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "")
+            else None,
+            "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+            "instance_uids": [it.sop_uid for it in self.items],
+            "frames": [it.frame for it in self.items],
+            "files": [it.path for it in self.items],
+            "pixel_spacing_source": self.layout.spacing_source,
+            "transfer_syntax": self.layout.transfer_syntax,
+            "bits_stored": self.layout.bits_stored,
+            "volumes_in_stack": self.volumes,
+        }
+
+    # -- pixels -----------------------------------------------------------------------------------
+    def read_slice(self, k: int) -> np.ndarray:
+        """Slice k (sorted order) in modality units, decoded alone (for previews)."""
+        out = np.empty(self.shape[1:], dtype=self.dtype)
+        item = self.items[k]
+        if not (item.fast and self._try_fast(item, out)):
+            frames = _decode_file(item.path)
+            self._store(out, frames, item, k)
+        return out
+
+    def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
+        if out.dtype != np.int16 or not self._all_fit:
+            return False
+        if not _read_pixels_fast(item.path, out, self.layout.explicit):
+            return False
+        stored = out.view(np.int16 if self.layout.signed else np.uint16)
+        stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
+        if item.slope != 1 or item.intercept != 0:
+            rescale_into(out, stored, item.slope, item.intercept)
+        return True
+
+    def _store(self, out: np.ndarray, frames: np.ndarray, item: _Item, k: int) -> np.ndarray:
+        """Write ``item``'s stored values (taken from its file's decoded frames) into ``out``."""
+        from viewer.io.mosaic import split_tiles
+
+        if item.frame is None:
+            src = frames[0]
+        elif int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1 and frames.shape[0] == 1:
+            info = self._mosaic
+            if info is None:
+                raise LoadError(f"{item.path}: tile {item.frame} of a mosaic without mosaic information")
+            src = split_tiles(frames[0], info)[item.frame]
+        else:
+            if item.frame >= frames.shape[0]:
+                raise LoadError(f"{item.path}: frame {item.frame + 1} missing: the file decodes to "
+                                f"{frames.shape[0]} frame(s)")
+            src = frames[item.frame]
+        if src.shape[:2] != out.shape[:2]:
+            raise LoadError(f"{item.path}: pixel data is {src.shape[:2]}, expected {out.shape[:2]}")
+        if self.dtype == np.uint8:
+            np.copyto(out, src, casting="unsafe")
+            return out
+        if item.lut is not None:
+            from pydicom.pixels import apply_modality_lut
+
+            from pydicom import Dataset
+
+            wrap = Dataset()
+            wrap.ModalityLUTSequence = [item.lut]
+            vals = np.asarray(apply_modality_lut(src, wrap))
+            np.copyto(out, vals, casting="unsafe")
+            return out
+        if out.dtype == np.int16 and not self._all_fit:
+            lo = int(src.min()) * item.slope + item.intercept
+            hi = int(src.max()) * item.slope + item.intercept
+            lo, hi = min(lo, hi), max(lo, hi)
+            if not (float(item.slope).is_integer() and float(item.intercept).is_integer()
+                    and -32768 <= lo and hi <= 32767):
+                raise _NeedsFloat(k)
+        rescale_into(out, src, item.slope, item.intercept)
+        return out
+
+    def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
+             first_slice: FirstSlice | None = None, workers: int | None = None) -> Volume:
+        """Read all pixels into a new :class:`Volume`.
+
+        Parameters
+        ----------
+        progress
+            progress(done, total) after each slice.
+        cancel
+            Polled between slices; True raises :class:`~viewer.io.errors.LoadCancelled`.
+        first_slice
+            first_slice(k, array) with slice ``first_index`` in modality units, called before any other
+            slice is read.
+        workers
+            Processes for compressed data (default: all cores); 1 decodes in this process only.
+        """
+        while True:
+            try:
+                return self._load(progress, cancel, first_slice, workers)
+            except _NeedsFloat:
+                # A slice's values leave int16: redo in float32 (rare: unsigned 16-bit with large values).
+                self.dtype = np.dtype(np.float32)
+                first_slice = None
+
+    def _load(self, progress: Progress | None, cancel: Cancel | None, first_slice: FirstSlice | None,
+              workers: int | None) -> Volume:
+        vol = np.empty(self.shape, dtype=self.dtype)
+        n = len(self.items)
+        done = 0
+        order = [self.first_index] + [k for k in range(n) if k != self.first_index]
+        slow: list[int] = []
+        for k in order:
+            if cancel is not None and cancel():
+                raise LoadCancelled("loading cancelled")
+            if self.items[k].fast and self._try_fast(self.items[k], vol[k]):
+                done += 1
+                if progress is not None:
+                    progress(done, n)
+                if k == self.first_index and first_slice is not None:
+                    first_slice(k, vol[k])
+            else:
+                slow.append(k)
+        if slow:
+            self._load_slow(vol, slow, progress, cancel, first_slice, workers, done)
+        return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
+                      metadata=self.metadata(), warnings=list(self.warnings))
+
+    def _load_slow(self, vol: np.ndarray, ks: list[int], progress: Progress | None, cancel: Cancel | None,
+                   first_slice: FirstSlice | None, workers: int | None, done: int) -> None:
+        n = len(self.items)
+        # Group slices by file: a multi-frame or mosaic file is decoded once.
+        by_file: dict[str, list[int]] = {}
+        for k in ks:
+            by_file.setdefault(self.items[k].path, []).append(k)
+        paths = list(by_file)
+        ncpu = os.cpu_count() or 1
+        workers = ncpu if workers is None else workers
+        compressed = self.layout.transfer_syntax not in _NATIVE_LE | {"1.2.840.10008.1.2.2",
+                                                                     "1.2.840.10008.1.2.1.99"}
+        use_pool = workers > 1 and compressed and len(paths) >= POOL_MIN_FILES
+
+        def put(path: str, frames: np.ndarray) -> None:
+            nonlocal done
+            for k in by_file[path]:
+                self._store(vol[k], frames, self.items[k], k)
+                done += 1
+                if progress is not None:
+                    progress(done, n)
+                if k == self.first_index and first_slice is not None:
+                    first_slice(k, vol[k])
+
+        if not use_pool:
+            for path in paths:
+                if cancel is not None and cancel():
+                    raise LoadCancelled("loading cancelled")
+                put(path, _decode_file(path))
+            return
+        # Work stealing: this process decodes chunks from the front; the pool gets the same chunks
+        # from the back. A chunk whose future has not started yet is cancelled and decoded here.
+        size = max(1, min(8, len(paths) // (4 * workers)))
+        chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+        first, rest = chunks[0], chunks[1:]
+        pool = _get_pool(workers - 1)
+        futures: dict[int, Future[list[np.ndarray]]] = {}
+        for i in range(len(rest) - 1, -1, -1):
+            futures[i] = pool.submit(_decode_chunk, rest[i])
+        try:
+            for path in first:
+                put(path, _decode_file(path))
+            for i, chunk in enumerate(rest):
+                if cancel is not None and cancel():
+                    raise LoadCancelled("loading cancelled")
+                fut = futures[i]
+                if fut.cancel():
+                    results = [_decode_file(p) for p in chunk]
+                else:
+                    try:
+                        results = fut.result()
+                    except BrokenProcessPool:
+                        # A worker died (killed, or spawn could not start it): decode here instead.
+                        _drop_pool()
+                        results = [_decode_file(p) for p in chunk]
+                for path, frames in zip(chunk, results):
+                    put(path, frames)
+        finally:
+            for fut in futures.values():
+                fut.cancel()
+
+
+class _NeedsFloat(Exception):
+    def __init__(self, k: int) -> None:
+        super().__init__(k)
+
+
+def _mosaic_free(ds: Any) -> bool:
+    return "MOSAIC" not in [str(v).upper() for v in (ds.get("ImageType") or [])]
+
+
+def _fast_tag_present(ds: Any, key: str) -> bool:
+    names = {"position": "ImagePositionPatient", "intercept": "RescaleIntercept", "slope": "RescaleSlope",
+             "sop_uid": "SOPInstanceUID", "instance": "InstanceNumber"}
+    return names[key] in ds
+
+
+def _decode_file(path: str) -> np.ndarray:
+    from viewer.io.decode import decode_frames
+
+    return decode_frames(_read_full(path), path)
+
+
+def _decode_chunk(paths: list[str]) -> list[np.ndarray]:
+    """Process-pool entry point (module level so spawn can import it)."""
+    return [_decode_file(p) for p in paths]
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+
+
+def _get_pool(size: int) -> ProcessPoolExecutor:
+    """A process pool kept for the life of the program (spawn: safe with Qt and threads)."""
+    global _POOL, _POOL_SIZE
+    size = max(1, size)
+    if _POOL is None or _POOL_SIZE != size:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False, cancel_futures=True)
+        import multiprocessing
+
+        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+        _POOL_SIZE = size
+    return _POOL
+
+
+def _drop_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=False, cancel_futures=True)
+        _POOL = None
+
+
+def shutdown_pool() -> None:
+    """Stop the decoder processes (called at exit)."""
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL = None
+
+
+atexit.register(shutdown_pool)
+
+
+# -- public entry points ----------------------------------------------------------------------------
+def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
+               first_slice: FirstSlice | None = None) -> Volume:
+    """Load a :class:`viewer.io.series.Stack` (or a list of paths) into a :class:`Volume`.
+
+    ``progress(done, total)`` counts the header pass and then the pixel pass (each 0..total).
+    """
+    files = stack.files if hasattr(stack, "files") else list(stack)
+    uid = getattr(stack, "series_uid", "") or ""
+    loader = SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel)
+    vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice)
+    extra = list(getattr(stack, "warnings", []) or [])
+    vol.warnings = extra + vol.warnings
+    return vol
+
+
+def select_stack(path_or_paths: Any, series: str | int | None = None, *, progress: Progress | None = None,
+                 cancel: Cancel | None = None) -> Any:
+    """The stack ``series`` names among those :func:`viewer.io.series.find_stacks` finds.
+
+    ``series``: a SeriesInstanceUID, an index into the found stacks (int or digit string), or None for the
+    stack with the most files (the first of those on a tie).
+    """
+    from viewer.io.series import find_stacks
+
+    result = find_stacks(path_or_paths, progress=progress, cancel=cancel)
+    stacks = result.stacks
+    if not stacks:
+        reasons = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in result.bad_files[:5])
+        raise LoadError(f"no loadable DICOM series in {path_or_paths}" + (f" ({reasons})" if reasons else ""))
+    if series is None:
+        return max(stacks, key=lambda s: len(s.files))  # max keeps the first of equals
+    if isinstance(series, int) or (isinstance(series, str) and series.isdigit() and
+                                   not any(s.series_uid == series for s in stacks)):
+        idx = int(series)
+        if not 0 <= idx < len(stacks):
+            raise LoadError(f"series index {idx} out of range: {len(stacks)} stack(s) found")
+        return stacks[idx]
+    matches = [s for s in stacks if s.series_uid == series]
+    if not matches:
+        raise LoadError(f"no series with SeriesInstanceUID {series!r}; found "
+                        + ", ".join(s.series_uid or "(empty)" for s in stacks[:10]))
+    return max(matches, key=lambda s: len(s.files))
+
+
+def load_series(path_or_paths: Any, *, series: str | int | None = None, progress: Progress | None = None,
+                cancel: Cancel | None = None, first_slice: FirstSlice | None = None) -> Volume:
+    """Load one series from a folder, a file or a list of files.
+
+    Parameters
+    ----------
+    path_or_paths
+        A folder (searched recursively), a DICOM file, or a list of files.
+    series
+        SeriesInstanceUID or index of the stack (as :func:`viewer.io.series.find_stacks` lists them);
+        None picks the stack with the most files (the first one on a tie).
+    progress, cancel, first_slice
+        See :meth:`SeriesLoader.load`.
+
+    Returns
+    -------
+    Volume
+        ``array`` (z, y, x) in modality units (HU for CT): int16 when the values are integers that fit,
+        else float32; colour as (z, y, x, 3) uint8. ``affine`` maps (i=column, j=row, k=slice, 1) to LPS
+        mm. ``metadata`` holds windows, photometric interpretation (MONOCHROME1 is NOT inverted),
+        padding value in modality units, patient/study/series text and per-slice instance UIDs.
+
+    Raises
+    ------
+    LoadError
+        Nothing loadable, an unknown series, a missing decoder or a defective file (named).
+    LoadCancelled
+        ``cancel()`` returned True.
+    """
+    stack = select_stack(path_or_paths, series, cancel=cancel)
+    return load_stack(stack, progress=progress, cancel=cancel, first_slice=first_slice)
