@@ -224,8 +224,9 @@ class StudyBrowser(QWidget):
         desc = _text(getattr(stack, "description", "")) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
-        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), info["series_date"],
-                                       str(len(files))])
+        # The date column of a series stays empty when it repeats the study's date (saves the width).
+        date = info["series_date"] if info["series_date"] != info["study_date"] else ""
+        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), date, str(len(files))])
         item.setData(0, KEY_ROLE, key)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
         item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

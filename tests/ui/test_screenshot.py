@@ -1,0 +1,64 @@
+"""``python -m viewer screenshot``: the main window rendered offscreen to a PNG that shows the CT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from viewer.cli import main
+
+
+def _grey(path: Path) -> np.ndarray:
+    img = QImage(str(path)).convertToFormat(QImage.Format.Format_Grayscale8)
+    arr = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
+    return arr.reshape(img.height(), img.bytesPerLine())[:, : img.width()]
+
+
+@pytest.fixture
+def screenshot_env(qtbot, io_services, monkeypatch, tmp_path: Path):
+    # Headless commands must not touch the user's settings (they use a temp INI); keep HOME clean too.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_screenshot_writes_the_main_window_with_the_slice(screenshot_env: Path, crc_dir: Path, capsys) -> None:
+    out = screenshot_env / "shot.png"
+    assert main(["screenshot", str(crc_dir), "--out", str(out), "--slice", "50", "--preset", "lung",
+                 "--size", "1200x800"]) == 0
+    assert out.is_file() and "wrote" in capsys.readouterr().out
+    grey = _grey(out)
+    assert grey.shape == (800, 1200)
+    # The centre of the window is the viewport: a lung-windowed chest CT has grey lungs (about -850 HU,
+    # grey level ~85 in the 1500/-600 window) next to white soft tissue and bone.
+    centre = grey[250:550, 450:750]
+    assert centre.std() > 40
+    assert (centre < 110).mean() > 0.05 and (centre > 200).mean() > 0.05
+
+
+def test_window_changes_the_pixels(screenshot_env: Path, crc_dir: Path) -> None:
+    a, b = screenshot_env / "a.png", screenshot_env / "b.png"
+    assert main(["screenshot", str(crc_dir), "--out", str(a), "--window", "400", "40", "--size", "800x600"]) == 0
+    assert main(["screenshot", str(crc_dir), "--out", str(b), "--window", "1500", "-600", "--size", "800x600"]) == 0
+    assert np.abs(_grey(a).astype(int) - _grey(b).astype(int)).mean() > 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "nonsense"], "no CT window preset named"),
+    (["--slice", "5000"], "outside 0..99"),
+    (["--model", "organ-ct"], "--model organ-ct"),
+])
+def test_bad_arguments_say_what_is_wrong(screenshot_env: Path, crc_dir: Path, capsys, extra: list[str],
+                                         message: str) -> None:
+    out = screenshot_env / "x.png"
+    code = main(["screenshot", str(crc_dir), "--out", str(out), "--size", "640x480", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+
+
+def test_missing_path_is_reported(screenshot_env: Path, capsys) -> None:
+    assert main(["screenshot", "/no/such/dir", "--out", str(screenshot_env / "x.png")]) == 2
+    assert "not found" in capsys.readouterr().err
