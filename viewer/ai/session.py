@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -133,7 +134,9 @@ class ModelSession:
         # HEURISTIC: EXHAUSTIVE tunes each new shape for seconds, breaking the first-result-in-1-s goal.
         opts = {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"}
         try:
-            sess = _make_session(path, [(CUDA, opts), CPU], self.threads)
+            with warnings.catch_warnings():  # ORT warns when it drops the provider; reported below instead
+                warnings.simplefilter("ignore")
+                sess = _make_session(path, [(CUDA, opts), CPU], self.threads)
         except Exception as exc:
             return None, f"CUDA failed to start ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); running on the CPU"
         if sess.get_providers()[0] != CUDA:
@@ -173,7 +176,8 @@ class ModelSession:
         hw = self.input_hw()
         if hw is None:
             return
-        for n in sorted({1, self.batch_size}):
+        dynamic = self.manifest.input.shape[0] == -1
+        for n in sorted({1, self.batch_size} if dynamic else {self.batch_size}):
             self._run_exact(np.zeros((n, self.manifest.input.channels, *hw), dtype=np.float32))
 
     def _run_exact(self, x: np.ndarray) -> np.ndarray:
