@@ -58,44 +58,8 @@ def wheel(vp: SliceViewport, notches: int) -> None:
     QApplication.processEvents()
 
 
-def load_real(folder) -> "Volume":  # noqa: F821 - quoted to keep the import lazy
-    """``viewer.io.load_series`` when it exists; until then a minimal pydicom reader (plain stacks only).
+def load_real(folder):
+    """A real series through the project's loader (``viewer.io.load_series``)."""
+    from viewer.io import load_series
 
-    The fallback sorts by position along the slice normal and builds the LPS affine from Image
-    Orientation/Position (Patient) and Pixel Spacing, which is all these geometry tests need.
-    """
-    from pathlib import Path
-
-    from viewer.core.volume import Volume
-
-    try:
-        from viewer.io import load_series  # type: ignore[attr-defined]
-    except ImportError:
-        load_series = None
-    if load_series is not None:
-        return load_series(str(folder))
-    import pydicom
-
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ""))
-    dss = [pydicom.dcmread(f) for f in files]
-    dss = [d for d in dss if "PixelData" in d]
-    iop = np.array(dss[0].ImageOrientationPatient, dtype=float)
-    row, col = iop[:3], iop[3:]
-    normal = np.cross(row, col)
-    dss.sort(key=lambda d: float(np.array(d.ImagePositionPatient, dtype=float) @ normal))
-    ps = [float(v) for v in dss[0].PixelSpacing]
-    aff = np.eye(4)
-    aff[:3, 0] = row * ps[1]
-    aff[:3, 1] = col * ps[0]
-    p0 = np.array(dss[0].ImagePositionPatient, dtype=float)
-    aff[:3, 2] = (np.array(dss[1].ImagePositionPatient, dtype=float) - p0) if len(dss) > 1 else normal
-    aff[:3, 3] = p0
-    arr = np.stack([d.pixel_array * float(d.get("RescaleSlope", 1)) + float(d.get("RescaleIntercept", 0)) for d in dss])
-    d0 = dss[0]
-    md = {"photometric_interpretation": str(d0.PhotometricInterpretation), "patient_name": str(d0.get("PatientName", ""))}
-    if "WindowCenter" in d0 and "WindowWidth" in d0:
-        wc, ww = d0.WindowCenter, d0.WindowWidth
-        wc = wc[0] if isinstance(wc, pydicom.multival.MultiValue) else wc
-        ww = ww[0] if isinstance(ww, pydicom.multival.MultiValue) else ww
-        md["window"] = [float(wc), float(ww)]
-    return Volume(np.round(arr).astype(np.int16), aff, modality=str(d0.Modality), metadata=md)
+    return load_series(str(folder))
