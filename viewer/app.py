@@ -53,7 +53,12 @@ def io_services() -> IoServices:
 
         return viewer.io.load_series(*args, **kwargs)
 
-    return IoServices(find_stacks=find_stacks, load_series=load_series)
+    def series_loader(*args: Any, **kwargs: Any) -> Any:
+        from viewer.io.load import SeriesLoader
+
+        return SeriesLoader(*args, **kwargs)
+
+    return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader)
 
 
 def build_main_window(paths: list[str] | None = None, *, settings_file: str | None = None) -> MainWindow:

@@ -59,6 +59,9 @@ def test_preview_slice_is_kept_when_the_volume_arrives(qtbot, main_window, pancr
     z = slice_position(slot.volume, slot.view.slice_index)[2]
     zs = [slice_position(slot.volume, k)[2] for k in range(134)]
     assert min(zs) < z < max(zs)
+    # The loader decodes the middle slice in sorted order first; the view stays on it.
+    assert slot.view.slice_index == 134 // 2
+    assert slot.view.overlay().message == ""
 
 
 def test_a_series_that_cannot_load_says_why(qtbot, main_window, tmp_path: Path) -> None:

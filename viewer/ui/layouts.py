@@ -27,13 +27,20 @@ LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 
 
 
 def frame_of_reference(volume: Volume | None) -> str:
-    """The volume's FrameOfReferenceUID as the loader recorded it ("" when unknown)."""
+    """The key that decides which series scroll together: FrameOfReferenceUID ("" when unknown).
+
+    When the loader recorded no FrameOfReferenceUID, series of the same StudyInstanceUID are treated as
+    one frame of reference (the series of one CT study share the table coordinates); series without
+    either never link.
+    """
     if volume is None:
         return ""
     md = volume.metadata or {}
     for key in ("frame_of_reference_uid", "FrameOfReferenceUID", "frame_of_reference"):
         if md.get(key):
-            return str(md[key])
+            return "for:" + str(md[key])
+    if md.get("study_uid"):
+        return "study:" + str(md["study_uid"])
     return ""
 
 

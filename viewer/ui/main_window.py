@@ -206,7 +206,8 @@ class MainWindow(QMainWindow):
         self._load_started[idx] = time.perf_counter()
         files = list(getattr(stack, "files", []))
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files),
+            f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
+                                    warnings=list(getattr(stack, "warnings", []) or [])),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
@@ -222,6 +223,8 @@ class MainWindow(QMainWindow):
         slot = self.grid.slots[idx]
         slot.preview = preview.volume
         slot.view.set_volume(preview.volume, 0)
+        if preview.total > 1:
+            slot.view.show_message(f"Loading {preview.total} images…")
         self._mark_first_image(idx)
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
@@ -238,7 +241,7 @@ class MainWindow(QMainWindow):
             # Keep the slice the user already sees: the preview's position in the full volume.
             start = nearest_slice(volume, slice_position(preview, 0))
         slot.preview = None
-        slot.show_volume(volume, start)
+        slot.show_volume(volume, start)  # also clears the "Loading" message
         stack = self.browser.stacks.get(key)
         desc = getattr(stack, "description", "") or "(no description)"
         z, y, x = volume.shape

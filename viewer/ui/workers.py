@@ -253,18 +253,23 @@ class IoServices:
     """The io functions the shell calls, injected by ``viewer.app``.
 
     ``find_stacks(paths, *, progress, cancel[, on_stack]) -> ScanResult`` and
-    ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``.
+    ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``;
+    ``series_loader(files, *, series_uid, progress, cancel)`` is ``viewer.io.load.SeriesLoader``: headers
+    and geometry first, then ``load(progress=, cancel=, first_slice=)`` decodes the middle slice first.
     """
 
     find_stacks: Callable[..., Any]
     load_series: Callable[..., Any]
+    series_loader: Callable[..., Any] | None = None
+
 
 @dataclass
 class Preview:
     """The first slice of a series being loaded: a one-slice volume, shown before the rest arrives."""
 
-    volume: Any  # viewer.core.volume.Volume with one slice
-    request_files: int
+    volume: Any  # viewer.core.volume.Volume with one slice, its affine placed at that slice
+    index: int  # the slice's index k in the whole volume (-1 when unknown)
+    total: int  # slices (or files) in the whole series
 
 
 def scan_job(io: IoServices, paths: list[str]) -> Callable[[JobContext], object]:
@@ -292,25 +297,51 @@ def middle_file(files: list[str]) -> str:
     return files[len(files) // 2]
 
 
-def load_job(io: IoServices, files: list[str], *, preview: bool = True) -> Callable[[JobContext], object]:
-    """A job that loads a stack of ``files`` into a Volume, posting a one-slice preview first.
+def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
+             warnings: list[str] | None = None) -> Callable[[JobContext], object]:
+    """A job that loads a stack of ``files`` into a Volume, posting a one-slice :class:`Preview` first.
 
-    The preview (``Preview`` via ``ctx.partial``) is one decoded file, so the viewport has an image within
-    a few tens of milliseconds whatever the series length; the full volume follows as the result.
+    With ``io.series_loader`` the headers and geometry are read first and the middle slice is decoded
+    before any other, so the viewport has an image after one header pass and one decode, whatever the
+    series length; the full volume follows as the result. Without it, one file is loaded alone first.
     """
 
     def job(ctx: JobContext) -> object:
-        if preview and len(files) > 1:
-            try:
-                first = io.load_series([middle_file(files)])
-            except Exception:  # noqa: BLE001 - a broken middle file must not stop the real load
-                first = None
-            if first is not None:
-                ctx.partial(Preview(first, len(files)))
+        if io.series_loader is None:
+            return _load_two_steps(io, files, ctx)
+        import numpy as np
+
+        from viewer.core.volume import Volume
+
+        loader = io.series_loader(list(files), series_uid=series_uid, progress=ctx.progress,
+                                  cancel=ctx.cancelled)
+        metadata = loader.metadata()
+        total = int(loader.shape[0])
+
+        def first_slice(k: int, values: np.ndarray) -> None:
+            affine = np.array(loader.affine, dtype=np.float64)
+            affine[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, float(k)]) + affine[:3, 3]
+            one = Volume(np.array(values)[None], affine, loader.modality, loader.series_uid, dict(metadata))
+            ctx.partial(Preview(one, int(k), total))
+
         ctx.check()
-        return io.load_series(list(files), progress=ctx.progress, cancel=ctx.cancelled)
+        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled, first_slice=first_slice)
+        volume.warnings = list(warnings or []) + list(volume.warnings)
+        return volume
 
     return job
+
+
+def _load_two_steps(io: IoServices, files: list[str], ctx: JobContext) -> object:
+    if len(files) > 1:
+        try:
+            first = io.load_series([middle_file(files)])
+        except Exception:  # noqa: BLE001 - a broken middle file must not stop the real load
+            first = None
+        if first is not None:
+            ctx.partial(Preview(first, -1, len(files)))
+    ctx.check()
+    return io.load_series(list(files), progress=ctx.progress, cancel=ctx.cancelled)
 
 
 def file_window(volume: Any) -> tuple[float, float]:
