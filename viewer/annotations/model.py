@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 SOURCES = ("human", "model")
-ROI_KINDS = ("point", "line", "box", "ellipse", "polygon")
+ROI_KINDS = ("point", "line", "angle", "box", "ellipse", "polygon")
+# viewer.state.measurements kinds -> ROI kinds (the measurements of the workstation are ROIs too).
+MEASUREMENT_KINDS = {"distance": "line", "angle": "angle", "rect": "box", "ellipse": "ellipse"}
 
 
 def utc_now() -> str:
@@ -101,8 +103,9 @@ class Roi:
     """A region or measurement drawn on one frame.
 
     kinds and their ``points`` (column, row pixel coordinates, see the module docstring):
-    point (1), line (2: a length measurement), box (2 opposite corners), ellipse (2 opposite corners of
-    its axis-aligned bounding box), polygon (>= 3 vertices, implicitly closed).
+    point (1), line (2: a length measurement), angle (3: arm end, vertex, arm end), box (2 opposite
+    corners), ellipse (2 opposite corners of its axis-aligned bounding box), polygon (>= 3 vertices,
+    implicitly closed).
     """
 
     key: ImageKey
@@ -121,7 +124,7 @@ class Roi:
     def __post_init__(self) -> None:
         if self.kind not in ROI_KINDS:
             raise ValueError(f"ROI kind must be one of {ROI_KINDS}, got {self.kind!r}")
-        want = {"point": 1, "line": 2, "box": 2, "ellipse": 2}.get(self.kind)
+        want = {"point": 1, "line": 2, "angle": 3, "box": 2, "ellipse": 2}.get(self.kind)
         n = len(self.points)
         if (want is not None and n != want) or (self.kind == "polygon" and n < 3):
             raise ValueError(f"a {self.kind} ROI needs {want or '>= 3'} points, got {n}")
@@ -139,6 +142,15 @@ class Roi:
             return None
         (x0, y0), (x1, y1) = self.points
         return math.hypot((x1 - x0) * spacing[0], (y1 - y0) * spacing[1])
+
+    def angle_deg(self, spacing: tuple[float, float]) -> float | None:
+        """The angle at the vertex (second point) in degrees for an angle ROI; None for other kinds."""
+        if self.kind != "angle":
+            return None
+        (ax, ay), (vx, vy), (bx, by) = self.points
+        u = ((ax - vx) * spacing[0], (ay - vy) * spacing[1])
+        w = ((bx - vx) * spacing[0], (by - vy) * spacing[1])
+        return abs(math.degrees(math.atan2(u[0] * w[1] - u[1] * w[0], u[0] * w[0] + u[1] * w[1])))
 
     def area_mm2(self, spacing: tuple[float, float]) -> float | None:
         """Area in mm² of a box, ellipse or polygon given (column mm, row mm) spacing; None otherwise."""

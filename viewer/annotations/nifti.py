@@ -1,0 +1,93 @@
+"""Masks to and from NIfTI-1 label maps (nibabel), with the LPS -> RAS affine conversion.
+
+DICOM patient coordinates are LPS; NIfTI's qform/sform world is RAS (x to the patient's Right is
+negative, i.e. +x = Left in LPS becomes -x in RAS). So ``affine_ras = diag(-1, -1, 1, 1) @ affine_lps``.
+Array order: the viewer's volumes are (z, y, x); NIfTI data is indexed (i, j, k) = (x, y, z), so the
+array is transposed, and the voxel->world mapping of index (i=column, j=row, k=slice) stays the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class NiftiError(ValueError):
+    """The NIfTI file does not fit the series (shape, geometry) or cannot be read."""
+
+
+def write_label_map(path: str | Path, labels: np.ndarray, affine_lps: np.ndarray,
+                    names: dict[int, str] | None = None) -> None:
+    """Save a (z, y, x) integer label map (0 = background) as NIfTI (``.nii`` or ``.nii.gz``).
+
+    Parameters
+    ----------
+    affine_lps
+        The series' 4x4 voxel (i=column, j=row, k=slice) -> LPS mm affine (``Volume.affine``).
+    names
+        Value -> label name, stored in the header's description (80 bytes) when it fits, and
+        always in a JSON sidecar ``<path>.labels.json`` (the NIfTI header has no room for a table).
+    """
+    import json
+
+    import nibabel as nib
+
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise NiftiError(f"label map must be (z, y, x), got shape {labels.shape}")
+    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
+    img = nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(dtype),
+                          LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64))
+    img.header.set_xyzt_units("mm", "sec")
+    # Both qform and sform, code 1 (scanner anatomical): what dcm2niix writes, what ITK-SNAP/Slicer read.
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    if names:
+        text = ";".join(f"{v}={n}" for v, n in sorted(names.items()))
+        if len(text) <= 79:
+            img.header["descrip"] = text.encode()
+        Path(str(path) + ".labels.json").write_text(json.dumps({str(k): v for k, v in sorted(names.items())}))
+    nib.save(img, str(path))
+
+
+def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None, *,
+                   tolerance_mm: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI label map as (z, y, x) integers and its LPS affine.
+
+    When ``affine_lps`` (the series') is given, the file must lie on the same voxel grid: every voxel
+    centre within ``tolerance_mm`` (checked at the corners).
+
+    Raises
+    ------
+    NiftiError
+        Unreadable file, not 3D, non-integer values, or another grid than the series.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds; one clear message
+        raise NiftiError(f"{path}: not a readable NIfTI file: {exc}") from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise NiftiError(f"{path}: a label map must be 3D, got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
+            raise NiftiError(f"{path}: label values must be whole numbers")
+        data = data.astype(np.int32)
+    lps = LPS_TO_RAS @ img.affine  # LPS_TO_RAS is its own inverse
+    arr = np.ascontiguousarray(data.transpose(2, 1, 0))
+    if affine_lps is not None:
+        affine_lps = np.asarray(affine_lps, dtype=np.float64)
+        nz, ny, nx = arr.shape
+        corners = np.array([[i, j, k, 1.0] for i in (0, nx - 1) for j in (0, ny - 1) for k in (0, nz - 1)])
+        err = np.abs(corners @ lps.T - corners @ affine_lps.T)[:, :3].max()
+        if err > tolerance_mm:
+            raise NiftiError(f"{path}: its voxel grid is {err:.3g} mm away from the series' (shape {arr.shape}); "
+                             "resample it to the series first")
+    return arr, lps
