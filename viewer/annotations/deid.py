@@ -66,8 +66,8 @@ _ACTIONS: dict[str, str] = {
     "PhysiciansOfRecordIdentificationSequence": "X", "NameOfPhysiciansReadingStudy": "X",
     "PhysiciansReadingStudyIdentificationSequence": "X", "StudyDescription": "X", "AdmittingDiagnosesDescription": "X",
     "AdmissionID": "X", "RequestingPhysician": "X", "RequestingService": "X", "RequestedProcedureDescription": "X",
-    "RequestAttributesSequence": "X", "ReferencedStudySequence": "X", "ReferencedPatientSequence": "X",
-    "ReferencedPerformedProcedureStepSequence": "X", "PerformedProcedureStepDescription": "X",
+    "RequestAttributesSequence": "X", "ReferencedStudySequence": "Z", "ReferencedPatientSequence": "X",
+    "ReferencedPerformedProcedureStepSequence": "Z", "PerformedProcedureStepDescription": "X",
     "PerformedProcedureStepID": "X", "PerformedProcedureStepStartDate": "X", "PerformedProcedureStepStartTime": "X",
     "ScheduledProcedureStepDescription": "X", "ReasonForStudy": "X", "RequestedProcedureID": "X",
     "OrderCallbackPhoneNumber": "X", "OrderEnteredBy": "X", "OrderEntererLocation": "X",
@@ -152,7 +152,7 @@ class Deidentifier:
 
         out = copy.deepcopy(ds)
         pseudonym = self.pseudonym(str(ds.get("PatientID", "") or ds.get("PatientName", "")))
-        self._clean(out, pseudonym)
+        self._clean(out, pseudonym, set())
         if getattr(out, "file_meta", None) is not None:
             fm = out.file_meta
             if "MediaStorageSOPInstanceUID" in fm:
@@ -164,7 +164,12 @@ class Deidentifier:
         out.DeidentificationMethodCodeSequence = Sequence([code])
         return out
 
-    def _clean(self, ds: Any, pseudonym: str) -> None:
+    def _clean(self, ds: Any, pseudonym: str, seen: set[int]) -> None:
+        # highdicom reuses one item object in several sequences (and deepcopy keeps that sharing):
+        # cleaning it twice would remap its UIDs twice and break the references.
+        if id(ds) in seen:
+            return
+        seen.add(id(ds))
         for elem in list(ds):
             if elem.tag.is_private:
                 del ds[elem.tag]
@@ -193,7 +198,7 @@ class Deidentifier:
                 elem.value = _DUMMY["PN"]
             elif elem.VR == "SQ":
                 for item in elem.value:
-                    self._clean(item, pseudonym)
+                    self._clean(item, pseudonym, seen)
 
     def label_uid_map(self) -> Any:
         """A function for the CSV/JSON writers' ``uid_map`` argument."""

@@ -53,17 +53,20 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine_lps: np.ndarray
     nib.save(img, str(path))
 
 
-def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None, *,
-                   tolerance_mm: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None,
+                   shape: tuple[int, int, int] | None = None, *, tolerance_mm: float = 0.01
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI label map as (z, y, x) integers and its LPS affine.
 
-    When ``affine_lps`` (the series') is given, the file must lie on the same voxel grid: every voxel
-    centre within ``tolerance_mm`` (checked at the corners).
+    With the series' ``affine_lps`` and ``shape`` (z, y, x), the map is put on the series' voxel grid:
+    files that store the same voxels with axes flipped or permuted (dcm2niix and TotalSegmentator flip
+    the row axis) are reoriented, and the returned affine is the series'.
 
     Raises
     ------
     NiftiError
-        Unreadable file, not 3D, non-integer values, or another grid than the series.
+        Unreadable file, not 3D, non-integer values, or a grid that is not the series' (beyond
+        ``tolerance_mm`` at any voxel, or another voxel size or extent).
     """
     import nibabel as nib
 
@@ -80,14 +83,31 @@ def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None, *,
         if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
             raise NiftiError(f"{path}: label values must be whole numbers")
         data = data.astype(np.int32)
-    lps = LPS_TO_RAS @ img.affine  # LPS_TO_RAS is its own inverse
-    arr = np.ascontiguousarray(data.transpose(2, 1, 0))
-    if affine_lps is not None:
-        affine_lps = np.asarray(affine_lps, dtype=np.float64)
-        nz, ny, nx = arr.shape
-        corners = np.array([[i, j, k, 1.0] for i in (0, nx - 1) for j in (0, ny - 1) for k in (0, nz - 1)])
-        err = np.abs(corners @ lps.T - corners @ affine_lps.T)[:, :3].max()
-        if err > tolerance_mm:
-            raise NiftiError(f"{path}: its voxel grid is {err:.3g} mm away from the series' (shape {arr.shape}); "
-                             "resample it to the series first")
-    return arr, lps
+    lps = LPS_TO_RAS @ np.asarray(img.affine, dtype=np.float64)  # LPS_TO_RAS is its own inverse
+    if affine_lps is None:
+        return np.ascontiguousarray(data.transpose(2, 1, 0)), lps
+    affine_lps = np.asarray(affine_lps, dtype=np.float64)
+    # file voxel index -> series voxel index; on the same grid this is a signed permutation plus an
+    # integer offset.
+    m = np.linalg.inv(affine_lps) @ lps
+    perm = np.round(m[:3, :3])
+    off = m[:3, 3]
+    spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
+    tol_vox = tolerance_mm / spacing.min()
+    n_src = np.array(data.shape)
+    want = np.array(shape[::-1]) if shape is not None else n_src
+    ok = (np.abs(m[:3, :3] - perm).max() <= tol_vox and np.all(np.abs(perm).sum(axis=0) == 1)
+          and np.all(np.abs(perm).sum(axis=1) == 1))
+    if ok:
+        order = [int(np.nonzero(perm[a])[0][0]) for a in range(3)]  # series axis a <- file axis order[a]
+        signs = [perm[a, order[a]] for a in range(3)]
+        ok = all(n_src[order[a]] == want[a] for a in range(3)) and all(
+            abs(off[a] - (0.0 if signs[a] > 0 else want[a] - 1)) <= tol_vox for a in range(3))
+    if not ok:
+        raise NiftiError(f"{path}: its voxel grid (shape {tuple(int(n) for n in n_src)}) is not the series' "
+                         f"(shape {tuple(int(n) for n in want)}) within {tolerance_mm} mm; resample it first")
+    out = data.transpose(order)
+    for a in range(3):
+        if signs[a] < 0:
+            out = np.flip(out, axis=a)
+    return np.ascontiguousarray(out.transpose(2, 1, 0)), affine_lps

@@ -1,0 +1,27 @@
+"""Fixtures for the DICOM export tests: a few real CT slices and an independent validator."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ct_slices(data_dir: Path) -> list:
+    """Headers of 6 consecutive slices of the Philips pancreas CT (real UIDs), in file (= z) order."""
+    import pydicom
+
+    files = sorted((data_dir / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))[:6]
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+
+
+def dciodvfy_errors(path: Path) -> list[str] | None:
+    """dciodvfy's "Error" lines for a file (dicom3tools, an independent IOD checker); None if absent."""
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        return None
+    res = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+    return [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("Error")]
