@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 from viewer.core.orientation import direction_letters, opposite_letters
 from viewer.state.view import ViewState
@@ -139,7 +139,8 @@ def _draw_text(p: QPainter, x: float, y: float, text: str, font: QFont, color: Q
 def paint_overlay(p: QPainter, rect: QRectF, content: OverlayContent, mm_per_px: float | None) -> None:
     """Draw ``content`` into viewport rectangle ``rect`` (device pixels); ``mm_per_px`` for the scale bar."""
     p.save()
-    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+    p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
     font = QFont()
     font.setPixelSize(max(11, min(15, int(rect.height() / 40))))
     fm = QFontMetricsF(font)
@@ -186,14 +187,14 @@ def paint_overlay(p: QPainter, rect: QRectF, content: OverlayContent, mm_per_px:
                 length_mm = nice_length(room * mm_per_px)
                 length_px = length_mm / mm_per_px
             y1 = y0 + length_px
-            p.setPen(QPen(_SHADOW, 4))
-            p.drawLine(QPointF(x, y0), QPointF(x, y1))
-            p.setPen(QPen(_TEXT, 2))
-            p.drawLine(QPointF(x, y0), QPointF(x, y1))
+            # Filled rectangles, not antialiased lines: 13 thick AA lines cost 2 ms per frame.
+            p.fillRect(QRectF(x - 1.5, y0 - 1, 4, length_px + 2), _SHADOW)
+            p.fillRect(QRectF(x - 0.5, y0, 2, length_px), _TEXT)
             for t in range(11):
                 yy = y0 + length_px * t / 10
                 tick = 8 if t in (0, 5, 10) else 4
-                p.drawLine(QPointF(x - tick, yy), QPointF(x, yy))
+                p.fillRect(QRectF(x - tick, yy - 1, tick, 3), _SHADOW)
+                p.fillRect(QRectF(x - tick, yy - 0.5, tick, 1.5), _TEXT)
             label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
             _draw_text(p, x - fm.horizontalAdvance(label) - 10, y1 + fm.ascent() / 2, label, font, _TEXT)
 

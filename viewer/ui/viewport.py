@@ -122,7 +122,9 @@ class SliceImageItem(pg.ImageItem):
             super().render()
             return
         h, w = self._argb.shape
-        self.qimage = QImage(self._argb.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+        # The QImage borrows the array's memory: keep that array alive as long as the QImage.
+        self._qimage_buffer = self._argb
+        self.qimage = QImage(self._qimage_buffer.data, w, h, 4 * w, QImage.Format.Format_RGB32)
         self._renderRequired = False
         self._unrenderable = False
 
