@@ -86,7 +86,7 @@ _ACTIONS: dict[str, str] = {
     "ModifiedAttributesSequence": "X",
 }
 # Attributes that must keep a value in the objects we write (Type 1): a dummy instead of nothing.
-_DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMIZED", "LO": "ANONYMIZED",
+_DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMIZED^", "LO": "ANONYMIZED",
           "SH": "ANON"}
 
 
