@@ -325,7 +325,13 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
             ctx.partial(Preview(one, int(k), total))
 
         ctx.check()
-        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled, first_slice=first_slice)
+        # Decode the first slice alone, before the pooled load starts: for compressed series the pool's
+        # decoders would otherwise compete with it for the two cores (J2K CT: ~70 ms instead of ~200 ms
+        # to the first image, benchmarks/bench_first_image.py). It costs one extra decode in total.
+        k = int(loader.first_index)
+        first_slice(k, loader.read_slice(k))
+        ctx.check()
+        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled)
         volume.warnings = list(warnings or []) + list(volume.warnings)
         return volume
 
