@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -276,6 +276,31 @@ class LabelStore:
                 "rows, cols, bits, annotator, time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (series_uid, label_set, label, int(z), study_uid, sop_uid, int(frame), plane.shape[0],
                  plane.shape[1], bits, annotator, utc_now()))
+
+    def save_mask(self, series_uid: str, label_set: str, label: str, mask: np.ndarray,
+                  slice_refs: Sequence[ImageKey], *, annotator: str = "") -> int:
+        """Replace a label's whole (z, y, x) mask in ONE transaction (an import: all or nothing).
+
+        ``slice_refs`` names the image of each z. Returns the number of non-empty slices written.
+        """
+        import numpy as np
+
+        mask = np.asarray(mask, dtype=bool)
+        if len(slice_refs) != mask.shape[0]:
+            raise ValueError(f"{len(slice_refs)} slice references for a mask of {mask.shape[0]} slices")
+        now = utc_now()
+        rows = []
+        for z in np.nonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0]:
+            ref = slice_refs[int(z)]
+            rows.append((series_uid, label_set, label, int(z), ref.study_uid, ref.sop_uid, ref.frame, mask.shape[1],
+                         mask.shape[2], zlib.compress(np.packbits(mask[z], axis=None).tobytes(), 1), annotator, now))
+        with self._transaction():
+            self._conn.execute("DELETE FROM mask_slices WHERE series_uid=? AND label_set=? AND label=?",
+                               (series_uid, label_set, label))
+            self._conn.executemany(
+                "INSERT INTO mask_slices (series_uid, label_set, label, z, study_uid, sop_uid, frame, rows, cols, "
+                "bits, annotator, time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
 
     def load_mask_slice(self, series_uid: str, label_set: str, label: str, z: int,
                         shape: tuple[int, int]) -> np.ndarray:
