@@ -1,0 +1,198 @@
+"""Write ``manifest.toml`` (with the sha256 of ``model.onnx``) and the figures of ``MODEL_CARD.md``.
+
+Run after ``train.py <id>``, ``train.py <id> --cv`` and ``train.py <id> --export``::
+
+    python models/training/package.py organ-ct
+
+The card's prose lives in ``models/training/cards/<id>.md``; this script replaces the line
+``<!-- FIGURES -->`` in it with tables made from ``models/<id>/metrics.json``, so every number in a card
+is the number the training run measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+_COMMON_HEAD = """schema_version = 1
+id = "{id}"
+name = "{name}"
+version = "1.0.0"
+file = "model.onnx"
+sha256 = "{sha256}"
+task = "classification"
+intended_use = "Research only. Not for diagnosis."
+"""
+
+_INPUT = """
+[input]
+name = "input"
+layout = "NCHW"
+shape = [-1, 1, 28, 28]
+dtype = "float32"
+"""
+
+_OUTPUT = """
+[output]
+name = "logits"
+activation = "softmax"
+labels = [{labels}]
+"""
+
+MANIFESTS = {
+    "organ-ct": {
+        "name": "Abdominal organ classifier (CT, 28x28 ROI)",
+        "body": """
+[applies_to]
+modalities = ["CT"]
+scope = "roi"
+
+# OrganAMNIST crops are LiTS CT in an abdominal window (W 400 / L 50 HU), downsampled to 28x28.
+[[preprocess]]
+op = "window"
+center = 50.0
+width = 400.0
+
+[[preprocess]]
+op = "resize"
+size = [28, 28]
+interpolation = "area"
+
+[[preprocess]]
+op = "normalize"
+mean = [0.5]
+std = [0.5]
+""",
+    },
+    "pneumonia-cxr": {
+        "name": "Pneumonia classifier (chest radiograph, 28x28)",
+        "body": """
+[applies_to]
+modalities = ["CR", "DX"]
+scope = "image"
+
+# PneumoniaMNIST: the radiograph as displayed (its own window; MONOCHROME1 inverted so bone is bright),
+# centre-cropped to a square and downsampled to 28x28.
+[[preprocess]]
+op = "window"
+source = "dicom"
+
+[[preprocess]]
+op = "invert_monochrome1"
+
+[[preprocess]]
+op = "resize"
+size = [28, 28]
+interpolation = "area"
+
+[[preprocess]]
+op = "normalize"
+mean = [0.5]
+std = [0.5]
+""",
+    },
+}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(model_id: str, labels: list[str]) -> str:
+    folder = REPO / "models" / model_id
+    m = MANIFESTS[model_id]
+    text = (_COMMON_HEAD.format(id=model_id, name=m["name"], sha256=sha256(folder / "model.onnx"))
+            + m["body"] + _INPUT + _OUTPUT.format(labels=", ".join(f'"{x}"' for x in labels)))
+    (folder / "manifest.toml").write_text(text)
+    return text
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def figures(metrics: dict) -> str:
+    t, v = metrics["test"], metrics["val"]
+    names = t["class_names"]
+    lines = [
+        "### Official test split (evaluated once, after choosing on validation)",
+        "",
+        "| split | n | accuracy | AUC | ECE (15 bins) |",
+        "|---|---|---|---|---|",
+        f"| validation | {v['n']} | {v['accuracy']:.4f} | {v['auc']:.4f} | {v['ece']:.4f} |",
+        f"| **test** | {t['n']} | **{t['accuracy']:.4f}** | **{t['auc']:.4f}** | {t['ece']:.4f} |",
+        "",
+        "AUC: macro one-vs-rest for more than two classes, binary (score of the positive class) for two.",
+        "",
+        "Per class on test:",
+        "",
+        "| class | support | recall | precision |",
+        "|---|---|---|---|",
+    ]
+    for n in names:
+        pc = t["per_class"][n]
+        lines.append(f"| {n} | {pc['support']} | {_pct(pc['recall'])} | {_pct(pc['precision'])} |")
+    lines += ["", "Confusion matrix on test (rows = true class, columns = predicted):", "",
+              "| true \\ predicted | " + " | ".join(names) + " |",
+              "|---|" + "---|" * len(names)]
+    for n, row in zip(names, t["confusion_matrix"]):
+        lines.append(f"| {n} | " + " | ".join(str(c) for c in row) + " |")
+    cv = metrics.get("cv")
+    lines += [""]
+    if cv:
+        lines += [
+            f"### {cv['folds']}-fold cross-validation on train+validation (same recipe, {cv['epochs']} epochs,",
+            "last epoch scored on the held-out fold; stratified folds, fixed seed)",
+            "",
+            "| | accuracy | AUC | ECE |",
+            "|---|---|---|---|",
+            f"| mean ± sd | {cv['accuracy']['mean']:.4f} ± {cv['accuracy']['sd']:.4f} | "
+            f"{cv['auc']['mean']:.4f} ± {cv['auc']['sd']:.4f} | {cv['ece']['mean']:.4f} ± {cv['ece']['sd']:.4f} |",
+            "",
+            "Per fold accuracy: " + ", ".join(f"{f['accuracy']:.4f}" for f in cv["per_fold"])
+            + f". CV runtime {cv['seconds'] / 60:.1f} min.",
+            "",
+        ]
+    else:
+        lines += ["### Cross-validation", "", "Not run yet.", ""]
+    r = metrics["recipe"]
+    lines += [
+        "### Run",
+        "",
+        f"Final model: {r['epochs']} epochs on the train split, weights of epoch {metrics['chosen_epoch']} "
+        f"(best validation accuracy); training took {metrics['train_seconds'] / 60:.1f} min on "
+        f"{r['threads']} CPU threads (torch {metrics['torch']}, seed {r['seed']}).",
+    ]
+    real = metrics.get("real_ct")
+    if real:
+        lines += ["", "### Real CT (not MedMNIST)", "", real["summary"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(model_id: str) -> None:
+    folder = REPO / "models" / model_id
+    metrics = json.loads((folder / "metrics.json").read_text())
+    prose = (HERE / "cards" / f"{model_id}.md").read_text()
+    (folder / "MODEL_CARD.md").write_text(prose.replace("<!-- FIGURES -->", figures(metrics).rstrip()))
+
+
+def main(argv: list[str]) -> int:
+    for model_id in argv or sorted(MANIFESTS):
+        metrics = json.loads((REPO / "models" / model_id / "metrics.json").read_text())
+        write_manifest(model_id, metrics["recipe"]["labels"])
+        write_card(model_id)
+        print(f"wrote models/{model_id}/manifest.toml and MODEL_CARD.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
