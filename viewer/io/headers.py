@@ -306,8 +306,15 @@ def _fill(ds: Any, rec: HeaderRecord) -> None:
         elif rec.rows and rec.columns:
             rec.reason = (f"no PixelData although Rows/Columns are set (file ends at byte {rec.size}; "
                           "truncated or pixel data removed)")
+        elif not rec.sop_class_uid:
+            # Nothing says what this object is: a header cut short, or junk after a DICM preamble.
+            rec.reason = (f"no SOPClassUID, image attributes or PixelData (file ends at byte {rec.size}; "
+                          "truncated or not a DICOM object)")
+        elif "Image Storage" in (name := _sop_class_name(rec.sop_class_uid)):
+            rec.reason = (f"no PixelData in a {name} file (file ends at byte {rec.size}; truncated or pixel "
+                          "data removed)")
         else:
-            rec.status, rec.reason = "nonimage", f"no pixel data: {_sop_class_name(rec.sop_class_uid)}"
+            rec.status, rec.reason = "nonimage", f"no pixel data: {name}"
         return
     if not (rec.rows and rec.columns):
         rec.reason = "PixelData present but Rows/Columns missing or zero"
