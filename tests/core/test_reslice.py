@@ -71,3 +71,15 @@ def test_unknown_plane_and_out_of_range_slice_are_clear():
     g = plane_geometry(vol.shape, vol.affine, "axial")
     with pytest.raises(IndexError, match="slice 4 out of range 0..3"):
         g.extract(vol.array, 4)
+
+
+def test_repair_affine_makes_zero_spacing_drawable_and_says_so():
+    from viewer.core.reslice import repair_affine
+
+    good = affine((0.5, 0.6, 2.0))
+    assert repair_affine(good) == (pytest.approx(good), None)
+    bad = np.diag([0.0, 0.0, 1.0, 1.0])  # PixelSpacing "0\0", as in pydicom-data's RG1_J2KI.dcm
+    fixed, warning = repair_affine(bad)
+    assert np.linalg.det(fixed[:3, :3]) != 0
+    assert np.linalg.norm(fixed[:3, :3], axis=0) == pytest.approx([1.0, 1.0, 1.0])
+    assert "column spacing" in warning and "row spacing" in warning

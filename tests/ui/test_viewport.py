@@ -188,3 +188,12 @@ def test_real_sagittal_mr_letters(vp, data_dir):
     o = vp.overlay()
     # Columns run to P and rows to F (ImageOrientationPatient 0\1\0\0\0\-1): A left, P right, H top, F bottom.
     assert (o.left, o.right, o.top, o.bottom) == ("A", "P", "H", "F")
+
+
+def test_zero_pixel_spacing_is_drawn_with_a_warning_instead_of_collapsing(vp):
+    vol = Volume(np.arange(64 * 48, dtype=np.int16).reshape(1, 64, 48), np.diag([0.0, 0.0, 1.0, 1.0]), modality="CR")
+    vp.set_volume(vol)
+    hover(vp, widget_pos(vp, 10, 20))
+    assert vp._cursor is not None and vp._cursor.value == 10 * 48 + 20
+    assert any("geometry unusable" in line for line in vp.overlay().top_left)
+    assert vol.affine[0, 0] == 0.0  # the caller's volume is left alone

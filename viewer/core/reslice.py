@@ -189,3 +189,36 @@ def plane_geometry(shape: tuple[int, int, int], affine: np.ndarray, plane: str) 
         normal=tuple(float(v) for v in normal_axis),  # type: ignore[arg-type]
         obliquity_deg=obliquity,
     )
+
+
+def repair_affine(affine: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """An invertible LPS affine for display, and a warning when ``affine`` had to be changed.
+
+    Files in the wild carry PixelSpacing "0\\0" (pydicom-data's RG1_J2KI.dcm) or no orientation; a
+    zero or non-finite column would make the view collapse to nothing and mouse mapping divide by
+    zero. Such a column becomes 1 mm along the default axis (rows +x, columns +y, slices their
+    normal), which is what viewers show for an image without geometry.
+    """
+    a = np.array(affine, dtype=np.float64)
+    problems = []
+    defaults = (np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+    for col in (0, 1):
+        v = a[:3, col]
+        if not np.all(np.isfinite(v)) or np.linalg.norm(v) == 0.0:
+            a[:3, col] = defaults[col]
+            problems.append(("column", "row")[col] + " spacing")
+    v = a[:3, 2]
+    if not np.all(np.isfinite(v)) or np.linalg.norm(v) == 0.0:
+        n = np.cross(a[:3, 0], a[:3, 1])
+        a[:3, 2] = n / (np.linalg.norm(n) or 1.0)
+        problems.append("slice step")
+    if not np.all(np.isfinite(a[:3, 3])):
+        a[:3, 3] = 0.0
+        problems.append("origin")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-12:
+        spacing = np.linalg.norm(a[:3, :3], axis=0)
+        a[:3, :3] = np.diag(np.where(spacing > 0, spacing, 1.0))
+        problems.append("orientation (axes not independent)")
+    if not problems:
+        return np.asarray(affine, dtype=np.float64), None
+    return a, "geometry unusable (" + ", ".join(problems) + "): shown with 1 mm pixels where missing; lengths may be wrong"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from viewer.core.presets import window_presets
+from viewer.core.reslice import repair_affine
 from viewer.core.volume import Volume
 from viewer.core.windowing import default_window
 from viewer.state.measurements import Measurement, compute
@@ -96,7 +98,15 @@ class ImageState(Observable):
             self.set_volume(volume)
 
     def set_volume(self, volume: Volume | None) -> None:
-        """Show ``volume`` with its opening window, MONOCHROME1 inverted, crosshair at its centre."""
+        """Show ``volume`` with its opening window, MONOCHROME1 inverted, crosshair at its centre.
+
+        A volume whose affine is unusable (zero pixel spacing, no orientation) is shown through a
+        repaired copy (``viewer.core.reslice.repair_affine``) whose ``warnings`` say so.
+        """
+        if volume is not None:
+            fixed, warning = repair_affine(volume.affine)
+            if warning is not None:
+                volume = dataclasses.replace(volume, affine=fixed, warnings=[*volume.warnings, warning])
         with self.batch():
             self.volume = volume
             self.measurements = []

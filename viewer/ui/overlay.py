@@ -70,6 +70,11 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     name = md.get("patient_name") or md.get("PatientName") or ""
     pid = md.get("patient_id") or md.get("PatientID") or ""
     out.top_left = [s for s in (str(name), str(pid)) if s]
+    if vol.warnings:
+        # The first loader/geometry warning, short: the full list belongs in the browser's tooltip.
+        first = str(vol.warnings[-1] if "geometry unusable" in str(vol.warnings[-1]) else vol.warnings[0])
+        more = f" (+{len(vol.warnings) - 1})" if len(vol.warnings) > 1 else ""
+        out.top_left.append("⚠ " + (first if len(first) <= 60 else first[:57] + "...") + more)
     study_date = md.get("study_date") or md.get("StudyDate") or ""
     study = md.get("study_description") or md.get("StudyDescription") or ""
     out.top_right = [s for s in (_fmt_date(study_date), str(study)) if s]
