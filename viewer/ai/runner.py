@@ -22,6 +22,7 @@ from viewer.ai.session import ModelSession
 from viewer.core.crop import crop_box
 from viewer.core.volume import Volume
 
+PREPROCESS_CHUNK = 8
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 
@@ -125,8 +126,12 @@ def classify(session: ModelSession, images: np.ndarray, *, context: Context | No
     for start in range(0, n, chunk):
         if cancel is not None and cancel():
             raise Cancelled()
-        x = run_ops(ops, images[start:start + chunk], context)
-        outs.append(session.run(x))
+        # Preprocess a few slices at a time: 512x512 float32 intermediates of 8 slices stay in cache,
+        # those of a whole network batch (64) do not, and the ops are memory-bound.
+        stop = min(start + chunk, n)
+        parts = [run_ops(ops, images[i:min(i + PREPROCESS_CHUNK, stop)], context)
+                 for i in range(start, stop, PREPROCESS_CHUNK)]
+        outs.append(session.run(parts[0] if len(parts) == 1 else np.concatenate(parts)))
         if progress is not None:
             progress(min(start + chunk, n), n)
     scores = np.concatenate(outs) if outs else np.zeros((0, len(session.manifest.output.labels)), np.float32)
@@ -144,7 +149,9 @@ def classify_slices(session: ModelSession, volume: Volume, slices: Sequence[int]
     parts: list[Predictions] = []
     for start in range(0, len(idx), chunk):
         sel = idx[start:start + chunk]
-        parts.append(classify(session, volume.array[sel], context=ctx, cancel=cancel))
+        contiguous = len(sel) > 0 and np.array_equal(sel, np.arange(sel[0], sel[0] + len(sel)))
+        images = volume.array[int(sel[0]):int(sel[0]) + len(sel)] if contiguous else volume.array[sel]
+        parts.append(classify(session, images, context=ctx, cancel=cancel))
         if progress is not None:
             progress(min(start + chunk, len(idx)), len(idx))
     scores = np.concatenate([p.scores for p in parts]) if parts else np.zeros((0, len(session.manifest.output.labels)),
