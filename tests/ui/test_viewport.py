@@ -197,3 +197,11 @@ def test_zero_pixel_spacing_is_drawn_with_a_warning_instead_of_collapsing(vp):
     assert vp._cursor is not None and vp._cursor.value == 10 * 48 + 20
     assert any("geometry unusable" in line for line in vp.overlay().top_left)
     assert vol.affine[0, 0] == 0.0  # the caller's volume is left alone
+
+
+def test_no_orientation_letters_without_orientation(vp):
+    vp.set_volume(ramp_volume(modality="US"))
+    o = vp.overlay()
+    assert (o.left, o.right, o.top, o.bottom) == ("", "", "", "")
+    vp.set_volume(ramp_volume(modality="US", orientation_known=True))  # 3D ultrasound with real geometry
+    assert vp.overlay().right == "L"

@@ -7,7 +7,7 @@ the active tool. Both are ``Observable``: ``subscribe(callback)`` gets the set o
 
 from __future__ import annotations
 
-from viewer.state.image import ImageState, file_window, is_monochrome1, opening_window
+from viewer.state.image import ImageState, file_window, is_monochrome1, opening_window, orientation_known
 from viewer.state.measurements import KINDS, Measurement, compute
 from viewer.state.observable import Observable
 from viewer.state.view import TOOLS, ViewState
@@ -23,4 +23,5 @@ __all__ = [
     "file_window",
     "is_monochrome1",
     "opening_window",
+    "orientation_known",
 ]

@@ -57,6 +57,23 @@ def is_monochrome1(volume: Volume) -> bool:
     return str(pi or "").upper().strip() == "MONOCHROME1"
 
 
+# Modalities whose images carry no Image Orientation (Patient) in practice: ultrasound, photographs,
+# secondary captures. The loader then assumes axial axes, so letters would be invented.
+_NO_ORIENTATION_MODALITIES = frozenset({"US", "XC", "SC", "OT", "ES", "GM", "SM", "DOC", "IVUS"})
+
+
+def orientation_known(volume: Volume) -> bool:
+    """Whether the affine's directions come from the file (so orientation letters mean something).
+
+    ``metadata["orientation_known"]`` (bool) decides when the loader sets it; otherwise modalities
+    that normally lack Image Orientation (Patient) (US, XC, SC, ...) count as unknown.
+    """
+    flag = volume.metadata.get("orientation_known", volume.metadata.get("has_orientation"))
+    if isinstance(flag, bool):
+        return flag
+    return volume.modality.upper() not in _NO_ORIENTATION_MODALITIES
+
+
 def opening_window(volume: Volume) -> tuple[float, float]:
     """The window a series opens with: the file's, else the modality default (viewer.core.windowing)."""
     win = file_window(volume)

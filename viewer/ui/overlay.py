@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 from viewer.core.orientation import direction_letters, opposite_letters
+from viewer.state.image import orientation_known
 from viewer.state.view import ViewState
 
 
@@ -52,7 +53,7 @@ def _fmt_date(text: str) -> str:
 def orientation_letters(state: ViewState) -> tuple[str, str, str, str]:
     """(left, right, top, bottom) letters of the current view, after flips and rotation."""
     g = state.geometry
-    if g is None:
+    if g is None or state.volume is None or not orientation_known(state.volume):
         return "", "", "", ""
     right, down = state.transform.screen_axes(np.asarray(g.row_dir), np.asarray(g.col_dir))
     r, d = direction_letters(right), direction_letters(down)
