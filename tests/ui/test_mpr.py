@@ -95,3 +95,11 @@ def test_reformatted_coronal_of_real_ct_has_the_right_letters_and_proportions(mp
     bottom_z = vol.voxel_to_patient(g.to_voxel(co.state.slice_index, g.shape[0] - 1, 0))[2]
     assert top_z > bottom_z
     assert mpr.grab().save(str(tmp_path / "mpr.png"))
+
+
+def test_oblique_grid_is_labelled_as_the_acquired_grid(mpr):
+    t = np.radians(20.0)
+    tilt = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    mpr.set_volume(sphere_volume(radius_mm=15.0, spacing=(1.0, 1.0, 2.0), extent_mm=40.0, rotation=tilt))
+    line = mpr.viewports["coronal"].overlay().bottom_left[0]
+    assert "acquired grid, 20° oblique" in line
