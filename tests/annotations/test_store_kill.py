@@ -20,13 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 # A writer: commits labels as fast as it can and prints "saved N" only after set_label returned.
 WRITER = r"""
 import sys
-from viewer.annotations.model import ImageKey, Label
+from viewer.annotations.model import ImageKey, Label, Roi
 from viewer.annotations.store import LabelStore
 path, wid = sys.argv[1], int(sys.argv[2])
 store = LabelStore(path)
 for n in range(100000):
     key = ImageKey("1.2.3", "1.2.3.4", f"1.2.3.4.{wid}.{n}", 1)
-    store.set_label(Label(key, "Image quality", ("diagnostic", "limited")[n % 2], "writer-%d" % wid))
+    if n % 3 == 2:  # ROIs go through the same store; they must survive too
+        store.put_roi(Roi(key, "box", ((0, 0), (n, n)), annotator="w", roi_id=f"{wid}-{n}"))
+    else:
+        store.set_label(Label(key, "Image quality", ("diagnostic", "limited")[n % 2], "writer-%d" % wid))
     print("saved", n, flush=True)
 """
 
@@ -69,6 +72,7 @@ def test_killed_writers_lose_nothing_reported_saved(tmp_path: Path) -> None:
     with LabelStore(path) as store:
         assert store.integrity_check() == "ok"
         saved = {lab.key.sop_uid for lab in store.labels("Image quality")}
+        saved |= {roi.key.sop_uid for roi in store.rois()}
     missing = [f"1.2.3.4.{w}.{n}" for w, last in reported.items() for n in range(last + 1)
                if f"1.2.3.4.{w}.{n}" not in saved]
     assert not missing, f"{len(missing)} labels reported saved are gone, e.g. {missing[:3]}"

@@ -180,8 +180,22 @@ def build_sr(source_images: Sequence[Dataset], rois: Sequence[Roi], *,
                                      series_number=9902, sop_instance_uid=sop_uid or generate_uid(),
                                      instance_number=1, manufacturer="dicom-viewer", is_complete=True)
     sr.SeriesDescription = "Viewer ROIs and measurements"
+    if any(_uses_scheme(g, UNCODED_SCHEME) for g in groups):
+        # A private coding scheme must be identified in the object that uses it (PS3.3 C.12.1.1.5).
+        from pydicom.dataset import Dataset as _Dataset
+
+        item = _Dataset()
+        item.CodingSchemeDesignator = UNCODED_SCHEME
+        item.CodingSchemeName = "dicom-viewer label names"
+        item.CodingSchemeResponsibleOrganization = "dicom-viewer"
+        sr.CodingSchemeIdentificationSequence = [item]
     sr.SoftwareVersions = __version__
     return deidentifier.dataset(sr) if deidentifier is not None else sr
+
+
+def _uses_scheme(group: object, scheme: str) -> bool:
+    finding = getattr(group, "finding_type", None)
+    return finding is not None and str(finding.scheme_designator) == scheme
 
 
 def write_sr(path: str | Path, *args: object, **kwargs: object) -> Dataset:
