@@ -97,13 +97,24 @@ def decode_frames(ds: Any, path: str) -> np.ndarray:
 
 
 def _as_load_error(exc: Exception, path: str, uid: str, ts: str) -> LoadError:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    low = msg.lower()
-    if "plugin" in low or "no pixel data decoders" in low or "missing" in low and "depend" in low \
-            or isinstance(exc, NotImplementedError):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    available = _decoder_available(uid)
+    if available is False:
         pkg = DECODER_PACKAGES.get(uid, "a decoder plugin for this transfer syntax")
-        return LoadError(f"{path}: no working decoder for {ts}; install {pkg} ({msg})")
-    return LoadError(f"{path}: pixel data of {ts} cannot be decoded, the file is defective: {msg}")
+        return LoadError(f"{path}: no decoder installed for {ts}; install {pkg} ({text[:300]})")
+    return LoadError(f"{path}: pixel data of {ts} cannot be decoded, the file is defective: {text[:400]}")
+
+
+def _decoder_available(uid: str) -> bool | None:
+    """True/False when pydicom knows the transfer syntax and has/lacks a working plugin; None if unknown."""
+    if not uid:
+        return None
+    try:
+        from pydicom.pixels import get_decoder
+
+        return bool(get_decoder(uid).is_available)
+    except Exception:  # noqa: BLE001 - unknown or private transfer syntax
+        return False
 
 
 def _decode_with_simpleitk(ds: Any, path: str) -> np.ndarray:

@@ -108,16 +108,35 @@ def _read_header(path: str) -> Any:
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error, KeyError, TypeError) as exc:
+        return _dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error, KeyError, TypeError,
+            AttributeError) as exc:
         raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
 
 
-def _read_full(path: str) -> Any:
+def _dcmread(path: str, **kwargs: Any) -> Any:
+    """dcmread; files without the 128-byte preamble + DICM (old ACR-NEMA style, some exports) are read
+    with force=True when they still look like an image dataset."""
     import pydicom
+    from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True, **kwargs)
+        if "Rows" not in ds or "Columns" not in ds:
+            raise
+        if "TransferSyntaxUID" not in ds.file_meta:
+            from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+            ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if ds.is_implicit_VR
+                                              else ExplicitVRLittleEndian)
+        return ds
+
+
+def _read_full(path: str) -> Any:
+    try:
+        return _dcmread(path)
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
 
@@ -347,6 +366,7 @@ class SeriesLoader:
                       and int(_f(first.get("NumberOfFrames"), 1)) <= 1 and "ModalityLUTSequence" not in first
                       and _mosaic_free(first))
         has = {k: (_fast_tag_present(first, k)) for k in _FAST_TAGS}
+        self._fast = self._fast and has["position"] and lay.orientation is not None
         items: list[_Item] = []
         nbytes = lay.rows * lay.cols * 2
         total = len(files)
@@ -704,7 +724,13 @@ def _fast_tag_present(ds: Any, key: str) -> bool:
 def _decode_file(path: str) -> np.ndarray:
     from viewer.io.decode import decode_frames
 
-    return decode_frames(_read_full(path), path)
+    try:
+        return decode_frames(_read_full(path), path)
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken file must not crash the viewer
+        raise LoadError(f"{path}: pixel data cannot be decoded, the file is defective: "
+                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def _decode_chunk(paths: list[str]) -> list[np.ndarray]:
