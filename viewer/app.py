@@ -58,7 +58,45 @@ def io_services() -> IoServices:
 
         return SeriesLoader(*args, **kwargs)
 
-    return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader)
+    return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
+                      thumbnail=thumbnail_in_process)
+
+
+_DECODER: Any = None
+
+
+def _decoder_pool() -> Any:
+    """One spawned process for thumbnails (compressed decoders hold the GIL; a thread would stall the UI)."""
+    global _DECODER
+    if _DECODER is None:
+        import atexit
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _DECODER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        atexit.register(_DECODER.shutdown, wait=False, cancel_futures=True)
+    return _DECODER
+
+
+def render_thumbnail(files: list[str], size: int) -> Any:
+    """Load ``files`` and return the windowed uint8 thumbnail of the middle slice (runs in the decoder)."""
+    import viewer.io
+    from viewer.ui.workers import thumbnail_image
+
+    return thumbnail_image(viewer.io.load_series(files), size)
+
+
+def thumbnail_in_process(files: list[str], size: int) -> Any:
+    """:func:`render_thumbnail` in the decoder process; the calling pool thread waits without the GIL."""
+    global _DECODER
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _decoder_pool().submit(render_thumbnail, list(files), int(size)).result()
+    except BrokenProcessPool:
+        # The decoder process died (killed, out of memory): start a new one next time, do this one here.
+        _DECODER = None
+        return render_thumbnail(list(files), int(size))
 
 
 def build_main_window(paths: list[str] | None = None, *, settings_file: str | None = None) -> MainWindow:

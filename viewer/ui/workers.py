@@ -256,11 +256,13 @@ class IoServices:
     ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``;
     ``series_loader(files, *, series_uid, progress, cancel)`` is ``viewer.io.load.SeriesLoader``: headers
     and geometry first, then ``load(progress=, cancel=, first_slice=)`` decodes the middle slice first.
+    ``thumbnail(files, size) -> uint8 array`` renders a thumbnail (in a separate process in the app).
     """
 
     find_stacks: Callable[..., Any]
     load_series: Callable[..., Any]
     series_loader: Callable[..., Any] | None = None
+    thumbnail: Callable[[list[str], int], Any] | None = None
 
 
 @dataclass
@@ -363,22 +365,33 @@ def is_monochrome1(volume: Any) -> bool:
     return impl(volume)
 
 
+def thumbnail_image(volume: Any, size: int) -> Any:
+    """The middle slice of ``volume`` as a windowed uint8 (h, w) or (h, w, 3) array of about ``size`` px."""
+    import numpy as np
+
+    from viewer.core.windowing import window_to_uint8
+
+    img = volume.array[volume.array.shape[0] // 2]
+    step = max(1, int(np.ceil(max(img.shape[0], img.shape[1]) / size)))
+    img = img[::step, ::step]
+    if volume.is_color:
+        return np.ascontiguousarray(img.astype(np.uint8))
+    c, w = file_window(volume)
+    return window_to_uint8(img, c, w, invert=is_monochrome1(volume))
+
+
 def thumbnail_job(io: IoServices, files: list[str], size: int = 96) -> Callable[[JobContext], object]:
-    """A job that makes a windowed uint8 thumbnail (h, w) or (h, w, 3) of the middle slice of ``files``."""
+    """A job that makes a windowed uint8 thumbnail (h, w) or (h, w, 3) of the middle slice of ``files``.
+
+    With ``io.thumbnail`` the decoding runs in a separate process: compressed decoders hold the GIL for
+    tens of milliseconds per slice, which would stall the UI thread if done on a pool thread.
+    """
 
     def job(ctx: JobContext) -> object:
-        import numpy as np
-
-        from viewer.core.windowing import window_to_uint8
-
+        if io.thumbnail is not None:
+            return io.thumbnail([middle_file(files)], size)
         vol = io.load_series([middle_file(files)])
         ctx.check()
-        img = vol.array[vol.array.shape[0] // 2]
-        step = max(1, int(np.ceil(max(img.shape[0], img.shape[1]) / size)))
-        img = img[::step, ::step]
-        if vol.is_color:
-            return np.ascontiguousarray(img.astype(np.uint8))
-        c, w = file_window(vol)
-        return window_to_uint8(img, c, w, invert=is_monochrome1(vol))
+        return thumbnail_image(vol, size)
 
     return job
