@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
 
@@ -54,6 +56,8 @@ def _tag_numbers() -> dict[str, int]:
 
 
 _TAG: dict[str, int] = {}
+_WANT: set[int] = set()
+_PIXEL_SET = frozenset(_PIXEL_TAGS)
 # Values longer than this stay on disk (pixel data); every attribute we read is far shorter.
 _DEFER = 4096
 
@@ -184,10 +188,10 @@ def _int(ds: Any, keyword: str, default: int = 0) -> int:
 _US_TAGS = frozenset({"Rows", "Columns", "BitsAllocated", "SamplesPerPixel"})
 
 
-def _numbers(ds: Any, keyword: str, n: int) -> str:
+def _numbers(text: Callable[[str], str], keyword: str, n: int) -> str:
     """n floats backslash-joined, or "" when absent or malformed (Slicer treats those as 'no geometry')."""
     try:
-        values = [float(v) for v in _text(ds, keyword).split("\\")]
+        values = [float(v) for v in text(keyword).split("\\")]
     except ValueError:
         return ""
     if len(values) != n or any(v != v or v in (float("inf"), float("-inf")) for v in values):
@@ -214,6 +218,9 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
     """
     if not _TAG:
         _TAG.update(_tag_numbers())
+        _WANT.update(_TAG.values())
+        _WANT.update({0x00020002, 0x00020010})
+        _US_TAG_NUMBERS.update(_TAG[k] for k in ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel"))
     rec = HeaderRecord(path=path)
     try:
         st = os.stat(path)
@@ -233,9 +240,23 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
         rec.reason = f"cannot open: {exc.strerror or exc}"
         return rec
     try:
+        fast = _fast_read(f, rec.size) if FAST_PATH else None
+        if fast is not None and fast[2] is not None and fast[2][1] == _UNDEFINED:
+            # Encapsulated pixel data: trust the fast path only when the file ends with the sequence
+            # delimiter; otherwise pydicom walks the fragments and notices a truncation.
+            f.seek(max(0, rec.size - 8))
+            if f.read(8) != _SEQ_DELIM_TAIL:
+                fast = None
+        if fast is not None:
+            try:
+                _fast_fill(*fast, rec)
+                return rec
+            except _Fallback:
+                pass
+        f.seek(0)
         ds = _parse(_DeadlineFile(f, time.monotonic() + time_limit_s, path), rec)
         if ds is not None:
-            _fill(ds, rec)
+            _fill_from_dataset(ds, rec)
     finally:
         f.close()
     return rec
@@ -276,10 +297,25 @@ def _parse(fp: _DeadlineFile, rec: HeaderRecord) -> Any:
     return ds
 
 
-def _fill(ds: Any, rec: HeaderRecord) -> None:
+def _fill_from_dataset(ds: Any, rec: HeaderRecord) -> None:
     meta = getattr(ds, "file_meta", None)
-    rec.transfer_syntax = _text(meta, "TransferSyntaxUID") if meta is not None else ""
-    rec.sop_class_uid = _text(ds, "SOPClassUID") or (_text(meta, "MediaStorageSOPClassUID") if meta else "")
+    raw = None
+    for tag in _PIXEL_TAGS:
+        raw = ds._dict.get(tag)  # the raw (deferred) element: its offset and length, value unread
+        if raw is not None:
+            break
+    pixel = None if raw is None else (getattr(raw, "value_tell", None), getattr(raw, "length", None))
+    _fill(rec, lambda kw: _text(ds, kw), lambda kw, d=0: _int(ds, kw, d),
+          _text(meta, "TransferSyntaxUID") if meta is not None else "",
+          _text(meta, "MediaStorageSOPClassUID") if meta is not None else "", pixel)
+
+
+def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., int], transfer_syntax: str,
+          media_sop_class: str, pixel: tuple[int | None, int | None] | None) -> None:
+    """Fill ``rec`` from attribute getters and decide its status; ``pixel`` is the pixel element's
+    (value offset, length) or None when the file has none."""
+    rec.transfer_syntax = transfer_syntax
+    rec.sop_class_uid = text("SOPClassUID") or media_sop_class
     for attr, kw in (("patient_id", "PatientID"), ("patient_name", "PatientName"),
                      ("study_uid", "StudyInstanceUID"), ("study_date", "StudyDate"),
                      ("study_description", "StudyDescription"), ("series_uid", "SeriesInstanceUID"),
@@ -289,18 +325,13 @@ def _fill(ds: Any, rec: HeaderRecord) -> None:
                      ("frame_of_reference_uid", "FrameOfReferenceUID"), ("image_type", "ImageType"),
                      ("acquisition_number", "AcquisitionNumber"), ("echo_number", "EchoNumbers"),
                      ("temporal_position", "TemporalPositionIdentifier")):
-        setattr(rec, attr, _text(ds, kw))
-    rec.rows, rec.columns = _int(ds, "Rows"), _int(ds, "Columns")
-    rec.frames = max(1, _int(ds, "NumberOfFrames", 1))
-    rec.orientation = _numbers(ds, "ImageOrientationPatient", 6)
-    rec.position = _numbers(ds, "ImagePositionPatient", 3)
+        setattr(rec, attr, text(kw))
+    rec.rows, rec.columns = integer("Rows"), integer("Columns")
+    rec.frames = max(1, integer("NumberOfFrames", 1))
+    rec.orientation = _numbers(text, "ImageOrientationPatient", 6)
+    rec.position = _numbers(text, "ImagePositionPatient", 3)
 
-    raw = None
-    for tag in _PIXEL_TAGS:
-        raw = ds._dict.get(tag)  # the raw (deferred) element: its offset and length, value unread
-        if raw is not None:
-            break
-    if raw is None:
+    if pixel is None:
         if rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             rec.status, rec.reason = "nonimage", "DICOMDIR (media directory): lists other files"
         elif rec.rows and rec.columns:
@@ -319,8 +350,7 @@ def _fill(ds: Any, rec: HeaderRecord) -> None:
     if not (rec.rows and rec.columns):
         rec.reason = "PixelData present but Rows/Columns missing or zero"
         return
-    length = getattr(raw, "length", None)
-    tell = getattr(raw, "value_tell", None)
+    tell, length = pixel
     # A deflated file is parsed from an inflated copy, so offsets say nothing about the file's size.
     if rec.transfer_syntax == "1.2.840.10008.1.2.1.99":
         rec.status = "image"
@@ -330,10 +360,10 @@ def _fill(ds: Any, rec: HeaderRecord) -> None:
             rec.reason = (f"truncated at byte {rec.size}: PixelData needs {length} bytes from offset {tell}")
             return
         if rec.transfer_syntax in NATIVE_SYNTAXES:
-            bits = _int(ds, "BitsAllocated", 16)
-            spp = max(1, _int(ds, "SamplesPerPixel", 1))
+            bits = integer("BitsAllocated", 16)
+            spp = max(1, integer("SamplesPerPixel", 1))
             pixels = rec.rows * rec.columns * rec.frames * spp
-            if spp == 3 and _text(ds, "PhotometricInterpretation") == "YBR_FULL_422":
+            if spp == 3 and text("PhotometricInterpretation") == "YBR_FULL_422":
                 pixels = pixels * 2 // 3  # PS3.3 C.7.6.3.1.2: two chroma samples per pair of pixels
             expected = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
             # PS3.5 7.1: values are padded to even length, so one extra byte is normal.
@@ -343,3 +373,175 @@ def _fill(ds: Any, rec: HeaderRecord) -> None:
                               f"needs {expected}")
                 return
     rec.status = "image"
+
+
+# -- fast path ---------------------------------------------------------------------------------------------
+# The common file (preamble + explicit-VR LE meta + implicit or explicit VR LE dataset) is walked at the
+# byte level: ~10x cheaper than building a pydicom Dataset. Anything unusual (big endian, deflate, bad VR
+# bytes, non-ASCII text, elements out of order, a header that runs out) returns None and the file goes
+# through pydicom, which stays the authority on odd and broken files.
+
+_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"})
+_UNDEFINED = 0xFFFFFFFF
+# Headers larger than this (huge enhanced multi-frame functional groups) go through pydicom, which
+# streams instead of holding the buffer.
+_MAX_FAST_HEADER = 16 << 20
+#: Set False to send every file through pydicom (tests compare both paths).
+FAST_PATH = True
+_SEQ_DELIM_TAIL = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_US_TAG_NUMBERS: set[int] = set()
+
+
+class _NeedMore(Exception):
+    pass
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _fast_read(f: BinaryIO, size: int) -> tuple[dict[int, bytes], str, tuple[int, int] | None] | None:
+    """(values by tag, transfer syntax, pixel (offset, length) or None), or None to use pydicom."""
+    chunk = 16384
+    while True:
+        f.seek(0)
+        buf = f.read(min(chunk, size))
+        try:
+            return _fast_parse(buf, size)
+        except _NeedMore:
+            if chunk >= size or chunk >= _MAX_FAST_HEADER:
+                return None  # the header runs past the end of the file: pydicom says where and how
+            chunk *= 4
+        except (_Fallback, struct.error, UnicodeDecodeError):
+            return None
+
+
+def _fast_parse(buf: bytes, size: int) -> tuple[dict[int, bytes], str, tuple[int, int] | None]:
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        raise _Fallback
+    want = _WANT
+    out: dict[int, bytes] = {}
+    pos, ts, prev = 132, "", -1
+    n = len(buf)
+    unpack = struct.unpack_from
+    explicit = True
+    in_meta = True
+    while True:
+        if pos + 8 > n:
+            if pos == n == size:
+                return out, ts, None  # clean end of file, no pixel data
+            raise _NeedMore
+        group, elem = unpack("<HH", buf, pos)
+        tag = group << 16 | elem
+        if in_meta and group != 2:
+            in_meta = False
+            ts = out.get(0x00020010, b"").decode("ascii").strip(" \x00")
+            if ts == "1.2.840.10008.1.2":
+                explicit = False
+            elif ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or not ts:
+                raise _Fallback  # big endian / deflate / no transfer syntax: pydicom handles them
+            prev = -1
+        if tag <= prev:
+            raise _Fallback
+        prev = tag
+        if explicit:
+            vr = buf[pos + 4:pos + 6]
+            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                raise _Fallback
+            if vr in _LONG_VRS:
+                if pos + 12 > n:
+                    raise _NeedMore
+                length = unpack("<I", buf, pos + 8)[0]
+                vpos = pos + 12
+            else:
+                length = unpack("<H", buf, pos + 6)[0]
+                vpos = pos + 8
+        else:
+            vr = b""
+            length = unpack("<I", buf, pos + 4)[0]
+            vpos = pos + 8
+        if tag in _PIXEL_SET:
+            return out, ts, (vpos, length)
+        if length == _UNDEFINED:
+            # A sequence (or UN of undefined length, PS3.5 6.2.2): its content is implicit VR when
+            # the dataset is, or when the VR is UN.
+            pos = _skip_sequence(buf, vpos, explicit and vr != b"UN")
+            continue
+        end = vpos + length
+        if tag in want:
+            if end > n:
+                raise _NeedMore
+            out[tag] = buf[vpos:end]
+        pos = end
+
+
+def _skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
+    """Offset just past the sequence delimiter of an undefined-length sequence starting at ``pos``."""
+    n = len(buf)
+    unpack = struct.unpack_from
+    while True:
+        if pos + 8 > n:
+            raise _NeedMore
+        tag = unpack("<HH", buf, pos)
+        length = unpack("<I", buf, pos + 4)[0]
+        pos += 8
+        if tag == (0xFFFE, 0xE0DD):
+            return pos
+        if tag != (0xFFFE, 0xE000):
+            raise _Fallback
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        # An item of undefined length: elements until the item delimiter.
+        while True:
+            if pos + 8 > n:
+                raise _NeedMore
+            group, elem = unpack("<HH", buf, pos)
+            if (group, elem) == (0xFFFE, 0xE00D):
+                pos += 8
+                break
+            if explicit:
+                vr = buf[pos + 4:pos + 6]
+                if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                    raise _Fallback
+                if vr in _LONG_VRS:
+                    if pos + 12 > n:
+                        raise _NeedMore
+                    length = unpack("<I", buf, pos + 8)[0]
+                    pos += 12
+                else:
+                    length = unpack("<H", buf, pos + 6)[0]
+                    pos += 8
+            else:
+                vr = b""
+                length = unpack("<I", buf, pos + 4)[0]
+                pos += 8
+            if length == _UNDEFINED:
+                pos = _skip_sequence(buf, pos, explicit and vr != b"UN")
+            else:
+                pos += length
+
+
+def _fast_fill(values: dict[int, bytes], ts: str, pixel: tuple[int, int] | None, rec: HeaderRecord) -> None:
+    def text(kw: str) -> str:
+        b = values.get(_TAG[kw])
+        if not b:
+            return ""
+        if not b.isascii():
+            raise _Fallback  # the file's SpecificCharacterSet decides: pydicom applies it
+        return b.decode("ascii").strip(" \x00")
+
+    def integer(kw: str, default: int = 0) -> int:
+        tag = _TAG[kw]
+        b = values.get(tag)
+        if not b:
+            return default
+        if tag in _US_TAG_NUMBERS:
+            return int.from_bytes(b[:2], "little") if len(b) >= 2 else default
+        try:
+            return int(text(kw))
+        except ValueError:
+            return default
+
+    media = values.get(0x00020002, b"").decode("ascii", "replace").strip(" \x00")
+    _fill(rec, text, integer, ts, media, pixel)
