@@ -156,7 +156,7 @@ class Deidentifier:
         if getattr(out, "file_meta", None) is not None:
             fm = out.file_meta
             if "MediaStorageSOPInstanceUID" in fm:
-                fm.MediaStorageSOPInstanceUID = self.uid(fm.MediaStorageSOPInstanceUID)
+                fm.MediaStorageSOPInstanceUID = self.uid(str(fm.MediaStorageSOPInstanceUID))  # type: ignore[assignment]
         out.PatientIdentityRemoved = "YES"
         out.DeidentificationMethod = "DICOM PS3.15 E.1 Basic Application Confidentiality Profile"
         code = _Dataset()

@@ -22,6 +22,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from viewer.annotations.paths import RESOURCES, config_dir
 
@@ -92,7 +93,7 @@ class LabelSet:
         return self.names.index(name) + 1
 
 
-def _str(table: dict, key: str, where: str, *, required: bool = True) -> str | None:
+def _str(table: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
     if key not in table:
         if required:
             raise LabelSetError(f"{where}: missing required field '{key}'")
@@ -103,7 +104,7 @@ def _str(table: dict, key: str, where: str, *, required: bool = True) -> str | N
     return value.strip()
 
 
-def parse_label_set(table: dict, source: str = "<label set>", path: Path | None = None) -> LabelSet:
+def parse_label_set(table: dict[str, Any], source: str = "<label set>", path: Path | None = None) -> LabelSet:
     """Validate a decoded TOML/JSON table and build the :class:`LabelSet`.
 
     Raises

@@ -92,7 +92,7 @@ def fill_holes(plane: np.ndarray) -> np.ndarray:
     plane = np.asarray(plane, dtype=bool)
     padded = np.pad(plane, 1)  # the 1-pixel frame makes all outside background one connected region
     outside = flood_fill(padded, (0, 0), True) & ~padded
-    return ~outside[1:-1, 1:-1]
+    return np.asarray(~outside[1:-1, 1:-1], dtype=bool)
 
 
 def polygon_mask(shape: tuple[int, int], points_xy: list[tuple[float, float]]) -> np.ndarray:

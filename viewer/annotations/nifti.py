@@ -9,6 +9,7 @@ array is transposed, and the voxel->world mapping of index (i=column, j=row, k=s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,8 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine_lps: np.ndarray
     if labels.ndim != 3:
         raise NiftiError(f"label map must be (z, y, x), got shape {labels.shape}")
     dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    img = nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(dtype),
-                          LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64))
+    data = np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(dtype)
+    img: Any = nib.Nifti1Image(data, LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64))  # type: ignore[no-untyped-call]
     img.header.set_xyzt_units("mm", "sec")
     # Both qform and sform, code 1 (scanner anatomical): what dcm2niix writes, what ITK-SNAP/Slicer read.
     img.set_qform(img.affine, code=1)
@@ -71,7 +72,7 @@ def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None,
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds; one clear message
         raise NiftiError(f"{path}: not a readable NIfTI file: {exc}") from exc

@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -139,10 +139,11 @@ def build_sr(source_images: Sequence[Dataset], rois: Sequence[Roi], *,
         raise SrError(f"source images come from {len(studies)} studies; an SR covers one study")
     groups = []
     for roi in rois:
-        ds = by_uid.get(roi.key.sop_uid)
-        if ds is None:
+        found = by_uid.get(roi.key.sop_uid)
+        if found is None:
             raise SrError(f"ROI {roi.roi_id} ({roi.kind}) lies on image {roi.key.sop_uid or '(none)'}, which is "
                           "not among the source images")
+        ds = found
         frames = [roi.key.frame] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else None
         graphic_type, data = _graphic(roi)
         region = hd.sr.ImageRegion(graphic_type=graphic_type, graphic_data=data,
@@ -217,7 +218,7 @@ def read_sr(path: str | Path, *, annotator: str = "", time: str | None = None) -
 
     try:
         sr = hd.sr.srread(str(path))
-        report = sr.content
+        report: Any = sr.content  # a MeasurementReport for TID 1500 documents
         groups = report.get_planar_roi_measurement_groups()
     except Exception as exc:  # noqa: BLE001 - one clear message for any malformed file
         raise SrError(f"{path}: not a readable TID 1500 measurement report: {exc}") from exc

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from viewer.annotations.model import ImageKey, Label, Roi, utc_now
 from viewer.annotations.paths import default_store_path
@@ -71,25 +71,25 @@ class StoreError(RuntimeError):
     """The store file cannot be opened or is not a label store."""
 
 
-def _label_row(lab: Label) -> tuple:
+def _label_row(lab: Label) -> tuple[Any, ...]:
     k = lab.key
     return (k.study_uid, k.series_uid, k.sop_uid, k.frame, lab.label_set, lab.label, lab.annotator, lab.time,
             lab.source, lab.model_id, lab.model_version, lab.probability)
 
 
-def _row_label(r: tuple) -> Label:
+def _row_label(r: tuple[Any, ...]) -> Label:
     return Label(ImageKey(r[0], r[1], r[2], int(r[3])), r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                  None if r[11] is None else float(r[11]))
 
 
-def _roi_row(roi: Roi) -> tuple:
+def _roi_row(roi: Roi) -> tuple[Any, ...]:
     k = roi.key
     return (roi.roi_id, k.study_uid, k.series_uid, k.sop_uid, k.frame, roi.kind, json.dumps(roi.points),
             roi.label_set, roi.label, roi.annotator, roi.time, roi.source, roi.model_id, roi.model_version,
             roi.probability)
 
 
-def _row_roi(r: tuple) -> Roi:
+def _row_roi(r: tuple[Any, ...]) -> Roi:
     return Roi(ImageKey(r[1], r[2], r[3], int(r[4])), r[5], tuple(tuple(p) for p in json.loads(r[6])), r[7], r[8],
                r[9], r[10], r[11], r[12], r[13], None if r[14] is None else float(r[14]), r[0])
 
@@ -194,7 +194,7 @@ class LabelStore:
 
     def labeled_keys(self, label_set: str) -> set[ImageKey]:
         """The images that have a label in ``label_set``."""
-        return {ImageKey(*r[:3], int(r[3])) for r in self._conn.execute(
+        return {ImageKey(r[0], r[1], r[2], int(r[3])) for r in self._conn.execute(
             "SELECT study_uid, series_uid, sop_uid, frame FROM labels WHERE label_set=?", (label_set,))}
 
     def put_labels(self, labels: Iterable[Label]) -> int:

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def _common(row: dict[str, Any], where: str, *, need_label: bool = True) -> dict
         try:
             if isinstance(raw_p, bool):
                 raise ValueError
-            probability = float(raw_p)  # type: ignore[arg-type]
+            probability = float(raw_p)
         except (TypeError, ValueError):
             raise LabelFileError(f"{where}: field 'probability': {raw_p!r} is not a number") from None
         if not 0.0 <= probability <= 1.0:
@@ -142,7 +142,7 @@ def _common(row: dict[str, Any], where: str, *, need_label: bool = True) -> dict
                 time=time, source=source, model_id=model_id, model_version=model_version, probability=probability)
 
 
-def _check_label_set(fields: dict[str, Any], where: str, known: dict[str, Sequence[str]] | None) -> None:
+def _check_label_set(fields: dict[str, Any], where: str, known: Mapping[str, Sequence[str]] | None) -> None:
     if known is None or fields["label_set"] not in known:
         return
     if fields["label"] not in known[fields["label_set"]]:
@@ -150,7 +150,7 @@ def _check_label_set(fields: dict[str, Any], where: str, known: dict[str, Sequen
                              f"{fields['label_set']!r} ({', '.join(known[fields['label_set']])})")
 
 
-def read_labels_csv(path: str | Path, *, known: dict[str, Sequence[str]] | None = None) -> list[Label]:
+def read_labels_csv(path: str | Path, *, known: Mapping[str, Sequence[str]] | None = None) -> list[Label]:
     """Parse and validate a labels CSV (nothing is written).
 
     Parameters
@@ -184,7 +184,7 @@ def read_labels_csv(path: str | Path, *, known: dict[str, Sequence[str]] | None 
     return labels
 
 
-def read_labels_json(path: str | Path, *, known: dict[str, Sequence[str]] | None = None
+def read_labels_json(path: str | Path, *, known: Mapping[str, Sequence[str]] | None = None
                      ) -> tuple[list[Label], list[Roi]]:
     """Parse and validate a labels JSON document (nothing is written).
 
@@ -239,14 +239,14 @@ def read_labels_json(path: str | Path, *, known: dict[str, Sequence[str]] | None
 
 
 def import_labels(store: LabelStore, path: str | Path, fmt: str, *,
-                  known: dict[str, Sequence[str]] | None = None) -> tuple[int, int]:
+                  known: Mapping[str, Sequence[str]] | None = None) -> tuple[int, int]:
     """Validate a whole CSV/JSON file, then write it in one transaction; returns (labels, ROIs) written.
 
     Rows replace the store's label of the same image and label set (and ROI of the same roi_id).
     A malformed file raises :class:`LabelFileError` and the store is unchanged.
     """
     if fmt == "csv":
-        labels, rois = read_labels_csv(path, known=known), []
+        labels, rois = read_labels_csv(path, known=known), list[Roi]()
     elif fmt == "json":
         labels, rois = read_labels_json(path, known=known)
     else:
