@@ -268,13 +268,18 @@ def _layout_from(ds: Any, path: str) -> _Layout:
     if iop is None and orient_group is not None:
         iop = _floats(orient_group.get("ImageOrientationPatient"))
     lay.orientation = iop if iop and len(iop) == 6 else None
-    spacing = _floats(ds.get("PixelSpacing"))
-    if spacing and len(spacing) == 2:
+    def usable(v: Any) -> list[float] | None:
+        # Zero or negative spacing (written by some CR/DX exporters) would make the affine singular.
+        vals = _floats(v)
+        return vals if vals and len(vals) == 2 and min(vals) > 0 else None
+
+    spacing = usable(ds.get("PixelSpacing"))
+    if spacing:
         lay.pixel_spacing, lay.spacing_source = spacing, "PixelSpacing"
-    elif measures is not None and _floats(measures.get("PixelSpacing")):
-        lay.pixel_spacing, lay.spacing_source = _floats(measures.get("PixelSpacing")), "PixelMeasuresSequence"
-    elif _floats(ds.get("ImagerPixelSpacing")) and len(_floats(ds.get("ImagerPixelSpacing")) or []) == 2:
-        lay.pixel_spacing, lay.spacing_source = _floats(ds.get("ImagerPixelSpacing")), "ImagerPixelSpacing"
+    elif measures is not None and usable(measures.get("PixelSpacing")):
+        lay.pixel_spacing, lay.spacing_source = usable(measures.get("PixelSpacing")), "PixelMeasuresSequence"
+    elif usable(ds.get("ImagerPixelSpacing")):
+        lay.pixel_spacing, lay.spacing_source = usable(ds.get("ImagerPixelSpacing")), "ImagerPixelSpacing"
         lay.warnings.append("no PixelSpacing: using ImagerPixelSpacing (at the detector, not at the "
                             "patient; distances may be magnified)")
     else:

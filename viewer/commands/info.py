@@ -1,0 +1,83 @@
+"""``python -m viewer info PATH [--series UID_OR_INDEX] --json``: geometry and values of each series."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="+", help="folder, DICOM file(s) or DICOMDIR")
+    parser.add_argument("--series", help="SeriesInstanceUID or index of one stack (default: every stack)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list (one object per series)")
+
+
+def describe(vol: Any) -> dict[str, Any]:
+    """The product.md info object of a loaded Volume (plus a few extra keys)."""
+    import numpy as np
+
+    arr = vol.array
+    finite = arr if arr.dtype.kind in "iu" else arr[np.isfinite(arr)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+    if lo is not None and arr.dtype.kind in "iu":
+        lo, hi = int(lo), int(hi)  # type: ignore[assignment]
+    return {
+        "series_uid": vol.series_uid,
+        "modality": vol.modality,
+        "shape": list(vol.shape),
+        "spacing": [round(s, 6) for s in vol.spacing],
+        "affine": [[float(v) for v in row] for row in vol.affine],
+        "dtype": str(arr.dtype),
+        "value_range": [lo, hi],
+        "warnings": list(vol.warnings),
+        "description": vol.metadata.get("series_description", ""),
+        "photometric": vol.metadata.get("photometric"),
+        "padding_value": vol.metadata.get("padding_value"),
+        "window": [vol.metadata.get("window_center"), vol.metadata.get("window_width")],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from viewer.io import LoadError
+    from viewer.io.load import load_stack
+    from viewer.io.series import find_stacks
+
+    paths = args.path if len(args.path) > 1 else args.path[0]
+    result = find_stacks(paths)
+    stacks = list(enumerate(result.stacks))
+    if args.series is not None:
+        sel = [(i, s) for i, s in stacks if s.series_uid == args.series]
+        if not sel and args.series.isdigit() and int(args.series) < len(stacks):
+            sel = [stacks[int(args.series)]]
+        if not sel:
+            print(f"no series {args.series!r} in {args.path}: {len(stacks)} stack(s) found", file=sys.stderr)
+            return 2
+        stacks = sel
+    out: list[dict[str, Any]] = []
+    failed = 0
+    for i, stack in stacks:
+        try:
+            obj = describe(load_stack(stack))
+        except LoadError as exc:
+            failed += 1
+            obj = {"series_uid": stack.series_uid, "index": i, "error": str(exc)}
+            print(f"series {i} ({stack.series_uid or 'no UID'}): {exc}", file=sys.stderr)
+        obj["index"] = i
+        out.append(obj)
+    if not stacks:
+        print(f"no loadable DICOM series in {args.path}", file=sys.stderr)
+    if args.json:
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for obj in out:
+            if "error" in obj:
+                print(f"[{obj['index']}] {obj['series_uid']}: ERROR {obj['error']}")
+                continue
+            print(f"[{obj['index']}] {obj['modality']} {obj['series_uid']} shape {obj['shape']} spacing "
+                  f"{obj['spacing']} {obj['dtype']} range {obj['value_range']}")
+            for w in obj["warnings"]:
+                print(f"    warning: {w}")
+    return 0 if stacks and not failed else (1 if failed else 2)
