@@ -44,6 +44,19 @@ def test_keys_set_labels_and_advance_to_next_unlabeled(store: LabelStore) -> Non
     assert s.progress == (5, 5) and s.next_unlabeled() is None
 
 
+def test_scope_is_checked(store: LabelStore) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="labels whole series"):
+        LabelingSession(store, replace(QUALITY, scope="series"), IMAGES, "a")
+    with pytest.raises(ValueError, match="labels single images"):
+        LabelingSession(store, QUALITY, [ImageKey.series("1.2", "1.2.3")], "a")
+    s = LabelingSession(store, replace(QUALITY, scope="series"), [ImageKey.series("1.2", "1.2.3")], "a")
+    assert s.press_key("2").key.is_series
+    with pytest.raises(ValueError, match="annotator"):
+        LabelingSession(store, QUALITY, IMAGES, " ")
+
+
 def test_undo_redo_restores_store_and_position(store: LabelStore) -> None:
     s = LabelingSession(store, QUALITY, IMAGES, "a")
     s.set_label("diagnostic")

@@ -42,7 +42,8 @@ PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 _STANDARD_ROOT = "1.2.840.10008."
 # UIDs that name classes or schemes, not instances: never remapped even when private (vendor) roots.
 _KEEP_UID = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
-             "ImplementationClassUID", "CodingSchemeUID", "ReferencedSOPClassUIDInFile", "ContextGroupExtensionCreatorUID",
+             "ImplementationClassUID", "CodingSchemeUID", "ReferencedSOPClassUIDInFile",
+             "ContextGroupExtensionCreatorUID",
              "MappingResourceUID", "ReferencedTransferSyntaxUIDInFile", "PrivateInformationCreatorUID"}
 
 # PS3.15 Table E.1-1, the attributes most objects carry (keyword -> action). Z: empty, X: remove,

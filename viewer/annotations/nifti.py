@@ -41,7 +41,8 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine_lps: np.ndarray
         raise NiftiError(f"label map must be (z, y, x), got shape {labels.shape}")
     dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
     data = np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(dtype)
-    img: Any = nib.Nifti1Image(data, LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64))  # type: ignore[no-untyped-call]
+    affine_ras = LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64)
+    img: Any = nib.Nifti1Image(data, affine_ras)  # type: ignore[no-untyped-call]
     img.header.set_xyzt_units("mm", "sec")
     # Both qform and sform, code 1 (scanner anatomical): what dcm2niix writes, what ITK-SNAP/Slicer read.
     img.set_qform(img.affine, code=1)

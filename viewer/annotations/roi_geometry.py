@@ -45,7 +45,8 @@ def roi_from_lps(kind: str, points_lps: Sequence[Sequence[float]], volume: Volum
     if np.abs(ijk[:, 2] - k).max() > tolerance_slices or not 0 <= k < len(slice_keys):
         raise ValueError("the points do not lie on one acquired slice of the series (drawn in a reformatted "
                          "plane?); only in-plane ROIs can be saved against a DICOM image")
-    return Roi(slice_keys[int(k)], roi_kind, tuple((float(i), float(j)) for i, j in ijk[:, :2]), **fields)  # type: ignore[arg-type]
+    points = tuple((float(i), float(j)) for i, j in ijk[:, :2])
+    return Roi(slice_keys[int(k)], roi_kind, points, **fields)  # type: ignore[arg-type]
 
 
 def roi_to_lps(roi: Roi, volume: Volume, z: int) -> np.ndarray:

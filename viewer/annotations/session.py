@@ -84,6 +84,11 @@ class LabelingSession:
                  advance: bool = True, clock: Callable[[], str] = utc_now) -> None:
         if not annotator.strip():
             raise ValueError("a labeling session needs an annotator name")
+        # A series-scope set labels whole series (ImageKey.series keys), an image-scope set single frames.
+        if label_set.scope == "series" and not all(k.is_series for k in images):
+            raise ValueError(f"label set {label_set.name!r} labels whole series: give ImageKey.series(...) keys")
+        if label_set.scope == "image" and any(k.is_series for k in images):
+            raise ValueError(f"label set {label_set.name!r} labels single images, not whole series")
         self.store = store
         self.label_set = label_set
         self.images = list(images)
