@@ -84,7 +84,7 @@ def compute(measurement: Measurement, volume: Volume, value_unit: str = "") -> M
         measurement.value = measure.angle_deg(pts[0], pts[1], pts[2])
     elif measurement.kind in ("rect", "ellipse"):
         geom = plane_geometry(volume.shape, volume.affine, measurement.plane)
-        (r0, c0), (r1, c1) = (slice_coords(volume, geom, tuple(p)) for p in pts[:2])  # type: ignore[arg-type]
+        (r0, c0), (r1, c1) = (slice_coords(volume, geom, (p[0], p[1], p[2])) for p in pts[:2])
         image = geom.extract(volume.array, measurement.slice_index)
         if image.ndim == 3:  # colour: statistics of the channel mean
             image = image.mean(axis=2)
