@@ -101,7 +101,7 @@ def main() -> None:
         t_first = time.perf_counter() - t0
         assert res.headers_read == total, res.headers_read
         print(f"find_stacks first pass + index   {total / t_first:8.0f} files/s   {total / t_first / naive_fps:5.2f}x naive"
-              f"   ({t_first:.2f} s, workers auto={2 if (os.cpu_count() or 1) >= 2 else 1})")
+              f"   ({t_first:.2f} s, 1 process)")
 
         def reopen() -> None:
             r = find_stacks(folder, index=db)

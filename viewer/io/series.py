@@ -9,7 +9,7 @@ Beyond the contract:
 
 - ``find_stacks(..., index=None | True | path | Index)``: with an index (True = the default cache
   file, see :mod:`viewer.io.index`) only new or changed files (path, size, mtime_ns) are read; files
-  gone from disk leave the index. ``workers``: processes for header reading (None = decide by count).
+  gone from disk leave the index. ``workers``: processes for header reading (default 1; see the benchmark).
 - ``Stack`` also carries patient/study/series text (``patient_id``, ``patient_name``, ``study_uid``,
   ``study_date``, ``study_description``, ``series_number``, ``series_date``), ``rows``, ``columns``,
   ``frames`` (total) and ``image_type``. Stacks are ordered patient -> study -> series number -> split.
@@ -41,8 +41,6 @@ PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 #: Headers read (and committed to the index) per batch; also the progress/cancel granularity.
 BATCH = 128
-#: Below this many files to read, a process pool costs more to start than it saves.
-POOL_MIN_FILES = 2000
 
 
 @dataclass
@@ -142,7 +140,7 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
         None: no persistence. True: the default index file. A path or an :class:`~viewer.io.index.Index`:
         that index. With an index only new or changed files are read.
     workers
-        Header-reading processes; None picks 2 for large scans on multi-core machines, else 1.
+        Header-reading processes (None = 1: a pool measured slower than the byte-level reader).
 
     Returns
     -------
@@ -277,7 +275,9 @@ def _read_batches(todo: list[str], cancel: Cancel | None,
     """Header records of ``todo`` in batches of BATCH; yields None (and stops) when cancelled."""
     batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
     if workers is None:
-        workers = 2 if len(todo) >= POOL_MIN_FILES and (os.cpu_count() or 1) >= 2 else 1
+        # Measured (benchmarks/bench_scan.py): the byte-level header path reads ~6,000 files/s in one
+        # process; a pool's start-up and pickling made 2 processes slower on 2 cores, so it is opt-in.
+        workers = 1
     if workers <= 1 or len(batches) < 2:
         for b in batches:
             if cancel is not None and cancel():

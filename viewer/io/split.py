@@ -99,16 +99,21 @@ def _split_by(parts: list[Part], key: Callable[[HeaderRecord], object], what: st
 def _orientation_key(records: Sequence[HeaderRecord]) -> Callable[[HeaderRecord], object]:
     """Cluster orientations within ORIENTATION_TOL (rounding alone would cut clusters at a boundary)."""
     reps: list[tuple[float, ...]] = []
+    seen: dict[str, object] = {}  # the same text is the same orientation: skip parsing and comparing
 
     def key(r: HeaderRecord) -> object:
+        if r.orientation in seen:
+            return seen[r.orientation]
         o = r.floats("orientation")
-        if o is None:
-            return None
-        for rep in reps:
-            if max(abs(a - b) for a, b in zip(o, rep, strict=True)) <= ORIENTATION_TOL:
-                return rep
-        reps.append(o)
-        return o
+        found: object = None
+        if o is not None:
+            found = next((rep for rep in reps
+                          if max(abs(a - b) for a, b in zip(o, rep, strict=True)) <= ORIENTATION_TOL), None)
+            if found is None:
+                reps.append(o)
+                found = o
+        seen[r.orientation] = found
+        return found
 
     return key
 
