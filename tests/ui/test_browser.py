@@ -8,12 +8,13 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from tests.ui.conftest import open_and_wait
+from viewer.ui.browser import IMAGES_COL, WARN_MARK
 
 
 def _series_rows(window) -> list[tuple[str, str, int]]:
     rows = []
     for item in window.browser.items.values():
-        rows.append((item.text(0), item.text(1), int(item.text(3))))
+        rows.append((item.text(0), item.text(1).replace(WARN_MARK, ""), int(item.text(IMAGES_COL))))
     return sorted(rows, key=lambda r: -r[2])
 
 
@@ -29,7 +30,7 @@ def test_open_ct_folder_lists_every_series_with_counts(qtbot, main_window, ct_ro
         assert item.parent().parent().parent() is None
     # The licence and citation files are not DICOM images: listed with a reason, not silently dropped.
     bad_top = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
-               if tree.topLevelItem(i).text(0).startswith("Files not loaded")]
+               if "Files not loaded" in tree.topLevelItem(i).text(0)]
     assert len(bad_top) == 1
     assert bad_top[0].childCount() == len(main_window.browser.bad_files) > 0
     assert all(bad_top[0].child(i).toolTip(0).count("\n") >= 1 for i in range(bad_top[0].childCount()))
@@ -58,7 +59,7 @@ def test_broken_files_are_listed_with_reasons(qtbot, main_window, tmp_path: Path
     (folder / "empty.dcm").write_bytes(b"")
     (folder / "notes.txt").write_text("not an image")
     open_and_wait(qtbot, main_window, [folder], load=False)
-    assert [int(i.text(3)) for i in main_window.browser.items.values()] == [3]
+    assert [int(i.text(IMAGES_COL)) for i in main_window.browser.items.values()] == [3]
     bad = {Path(p).name: reason for p, reason in main_window.browser.bad_files}
     assert {"empty.dcm", "notes.txt"} <= set(bad)
     assert all(reason for reason in bad.values())

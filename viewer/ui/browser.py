@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QStyle, QTreeWidget,
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from viewer.ui.layouts import STACK_MIME
@@ -21,7 +23,10 @@ from viewer.ui.workers import Background, IoServices, scan_job, thumbnail_job
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 THUMB_SIZE = 64
-COLUMNS = ["Series", "Mod.", "Date", "Imgs"]
+COLUMNS = ["Series", "Mod.", "Imgs"]
+IMAGES_COL = 2
+WARN_MARK = " \u26a0"  # a text mark: an icon in a column would be drawn at the thumbnail size
+WARN_COLOR = QColor(255, 176, 32)
 
 
 def _text(value: Any) -> str:
@@ -81,7 +86,9 @@ class SeriesTree(QTreeWidget):
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
+        self.setIndentation(12)
+        self.setWordWrap(True)  # long series descriptions wrap inside the thumbnail-high rows
+        for col in (1, 2):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.setRootIsDecorated(True)
         self.setAlternatingRowColors(True)
@@ -133,8 +140,6 @@ class StudyBrowser(QWidget):
         self._pending_thumbs = 0
         self.paths: list[str] = []
         self.tree.itemDoubleClicked.connect(self._on_double_click)
-        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        self._warn_icon: QIcon = warn
 
     # -- scanning -----------------------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> int:
@@ -209,55 +214,62 @@ class StudyBrowser(QWidget):
         if patient is None:
             name = info["patient_name"].replace("^", " ").strip() or "(no patient name)"
             label = f"{name}  [{info['patient_id']}]" if info["patient_id"] else name
-            patient = QTreeWidgetItem(self.tree, [label, "", "", ""])
+            patient = QTreeWidgetItem(self.tree, [label, "", ""])
             patient.setFirstColumnSpanned(True)
             self._patients[pkey] = patient
             patient.setExpanded(True)
         skey = (pkey, info["study_uid"])
         study = self._studies.get(skey)
         if study is None:
-            study = QTreeWidgetItem(patient, [info["study_description"] or "(study)", "",
-                                              info["study_date"], ""])
+            text = " — ".join(t for t in (info["study_date"], info["study_description"] or "(study)") if t)
+            study = QTreeWidgetItem(patient, [text, "", ""])
+            study.setFirstColumnSpanned(True)
             self._studies[skey] = study
             study.setExpanded(True)
         files = list(getattr(stack, "files", []))
         desc = _text(getattr(stack, "description", "")) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
-        # The date column of a series stays empty when it repeats the study's date (saves the width).
-        date = info["series_date"] if info["series_date"] != info["study_date"] else ""
-        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), date, str(len(files))])
+        if info["series_date"] and info["series_date"] != info["study_date"]:
+            desc = f"{desc}\n{info['series_date']}"
+        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), str(len(files))])
         item.setData(0, KEY_ROLE, key)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
-        item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setTextAlignment(IMAGES_COL, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         tips = [f"{len(files)} images", f"Series UID {getattr(stack, 'series_uid', '') or '(none)'}"]
         problems = [str(w) for w in getattr(stack, "warnings", []) or []]
         reason = getattr(stack, "split_reason", None)
         if reason:
             problems.append(f"split: {reason}")
         if problems:
-            item.setIcon(1, self._warn_icon)
+            self._mark(item)
             tips += ["Warnings:"] + [f"- {p}" for p in problems]
         item.setToolTip(0, "\n".join(tips))
         item.setToolTip(1, "\n".join(problems) if problems else "")
+        item.setToolTip(IMAGES_COL, tips[0])
         self.items[key] = item
 
     def _add_bad_files(self, bad: list[tuple[str, str]]) -> None:
-        top = QTreeWidgetItem(self.tree, [f"Files not loaded ({len(bad)})", "", "", str(len(bad))])
-        top.setIcon(0, self._warn_icon)
-        top.setToolTip(0, "Files that are not loadable DICOM images, with the reason")
+        top = QTreeWidgetItem(self.tree, [f"{WARN_MARK.strip()} Files not loaded", "", str(len(bad))])
+        top.setForeground(0, WARN_COLOR)
+        top.setToolTip(0, "Files that are not loadable DICOM images; hover a file for the reason")
+        top.setTextAlignment(IMAGES_COL, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for path, reason in bad:
-            child = QTreeWidgetItem(top, [str(path).rsplit("/", 1)[-1], "", "", ""])
+            child = QTreeWidgetItem(top, [f"{Path(path).name}: {reason}", "", ""])
             child.setToolTip(0, f"{path}\n{reason}")
-            child.setText(2, str(reason)[:60])
-            child.setToolTip(2, str(reason))
+
+    @staticmethod
+    def _mark(item: QTreeWidgetItem) -> None:
+        if not item.text(1).endswith(WARN_MARK):
+            item.setText(1, item.text(1) + WARN_MARK)
+        item.setForeground(1, WARN_COLOR)
 
     def mark_error(self, key: str, message: str) -> None:
         """Show that series ``key`` failed to load, with the reason in its tooltip."""
         item = self.items.get(key)
         if item is None:
             return
-        item.setIcon(1, self._warn_icon)
+        self._mark(item)
         item.setToolTip(1, "Cannot load: " + message)
         item.setToolTip(0, item.toolTip(0) + "\nCannot load: " + message)
         item.setForeground(0, Qt.GlobalColor.red)

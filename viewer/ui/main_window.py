@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         right.setWidget(self.measure_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
         self.studies_dock, self.measurements_dock = left, right
-        self.resizeDocks([left, right], [330, 220], Qt.Orientation.Horizontal)
+        self.resizeDocks([left, right], [360, 220], Qt.Orientation.Horizontal)
 
         self._build_actions()
         self.browser.series_activated.connect(lambda key: self.load_stack(key))

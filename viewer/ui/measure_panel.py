@@ -66,6 +66,10 @@ class MeasurePanel(QWidget):
         self._items = list(view.measurements())
         for m in self._items:
             self.list.addItem(QListWidgetItem(describe(m)))
+        if not self._items:
+            hint = QListWidgetItem("No measurements on this series")
+            hint.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.list.addItem(hint)
         self.delete_button.setEnabled(bool(self._items))
 
     def delete_selected(self) -> None:
