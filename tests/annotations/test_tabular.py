@@ -115,3 +115,35 @@ def test_malformed_json(store: LabelStore, tmp_path: Path) -> None:
     with pytest.raises(LabelFileError, match="line 3 column"):
         import_labels(store, out, "json")
     assert store.labels() == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_mutated_files_only_ever_raise_label_file_error(store: LabelStore, tmp_path: Path, fmt: str) -> None:
+    """Random byte edits of a valid file: either it still parses, or a LabelFileError; never a crash."""
+    import random
+
+    good = tmp_path / f"good.{fmt}"
+    if fmt == "csv":
+        labels_to_csv(store.labels(), good)
+    else:
+        labels_to_json(store.labels(), good, rois=store.rois())
+    base = good.read_bytes()
+    rng = random.Random(6)
+    path = tmp_path / f"m.{fmt}"
+    inserts = [b'"', b",", b"\n", b"\x00", b"{", b"]", b"null", b"1e999", b"-1", b"true", b"\xff"]
+    for _ in range(250):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.4:
+                data[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del data[pos:pos + rng.randint(1, 20)]
+            else:
+                data[pos:pos] = rng.choice(inserts)
+        path.write_bytes(bytes(data))
+        try:
+            import_labels(store, path, fmt)
+        except LabelFileError:
+            pass

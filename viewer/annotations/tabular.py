@@ -108,7 +108,7 @@ def _common(row: dict[str, Any], where: str, *, need_label: bool = True) -> dict
         frame = int(raw_frame) if not isinstance(raw_frame, bool) else None  # type: ignore[arg-type]
         if frame is None or (isinstance(raw_frame, float) and not raw_frame.is_integer()):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise LabelFileError(f"{where}: field 'frame': {raw_frame!r} is not a whole number") from None
     if frame < 0 or (sop and frame < 1) or (not sop and frame != 0):
         raise LabelFileError(f"{where}: field 'frame': {frame} is invalid (1-based for an image, 0 with an "
@@ -136,7 +136,7 @@ def _common(row: dict[str, Any], where: str, *, need_label: bool = True) -> dict
             probability = float(raw_p)
         except (TypeError, ValueError):
             raise LabelFileError(f"{where}: field 'probability': {raw_p!r} is not a number") from None
-        if not 0.0 <= probability <= 1.0:
+        if not 0.0 <= probability <= 1.0:  # also refuses NaN
             raise LabelFileError(f"{where}: field 'probability': {probability} is outside 0..1")
     return dict(key=ImageKey(study, series, sop, frame), label_set=label_set, label=label, annotator=annotator,
                 time=time, source=source, model_id=model_id, model_version=model_version, probability=probability)
@@ -169,18 +169,24 @@ def read_labels_csv(path: str | Path, *, known: Mapping[str, Sequence[str]] | No
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelFileError(f"{path}: cannot read as UTF-8 text: {exc}") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise LabelFileError(f"{path}: line 1: not valid CSV: {exc}") from None
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise LabelFileError(f"{path}: line 1: header lacks column(s) {', '.join(missing)}")
     labels = []
-    for row in reader:
-        where = f"{path}: line {reader.line_num}"
-        if None in row:
-            raise LabelFileError(f"{where}: more values than the {len(header)} header columns")
-        fields = _common(row, where)
-        _check_label_set(fields, where, known)
-        labels.append(Label(**fields))
+    try:
+        for row in reader:
+            where = f"{path}: line {reader.line_num}"
+            if None in row:
+                raise LabelFileError(f"{where}: more values than the {len(header)} header columns")
+            fields = _common(row, where)
+            _check_label_set(fields, where, known)
+            labels.append(Label(**fields))
+    except csv.Error as exc:
+        raise LabelFileError(f"{path}: line {reader.line_num}: not valid CSV: {exc}") from None
     return labels
 
 
