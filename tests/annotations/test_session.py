@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from viewer.annotations.labelsets import load_label_set
-from viewer.annotations.model import ImageKey, Label, Roi, Suggestion
+from viewer.annotations.model import ImageKey, Label, Roi, Suggestion, derived_uid
 from viewer.annotations.paths import RESOURCES
 from viewer.annotations.session import LabelingSession
 from viewer.annotations.store import LabelStore
@@ -53,6 +53,10 @@ def test_scope_is_checked(store: LabelStore) -> None:
         LabelingSession(store, QUALITY, [ImageKey.series("1.2", "1.2.3")], "a")
     s = LabelingSession(store, replace(QUALITY, scope="series"), [ImageKey.series("1.2", "1.2.3")], "a")
     assert s.press_key("2").key.is_series
+    with pytest.raises(ValueError, match="same Study/Series/SOP Instance UID and frame"):
+        LabelingSession(store, QUALITY, [ImageKey("", "", "", 1)] * 2, "a")
+    a, b = derived_uid("sop", "file-hash-1"), derived_uid("sop", "file-hash-2")
+    assert a != b and a == derived_uid("sop", "file-hash-1") and a.startswith("2.25.") and len(a) <= 64
     with pytest.raises(ValueError, match="annotator"):
         LabelingSession(store, QUALITY, IMAGES, " ")
 

@@ -43,6 +43,19 @@ def parse_time(text: str) -> str:
     return t.astimezone(timezone.utc).isoformat()
 
 
+def derived_uid(*parts: str) -> str:
+    """A stable UID (``2.25.<int>``, PS3.5 B.2) derived from text, for images that carry none.
+
+    Some files have empty Study/Series/SOP Instance UIDs (TotalSegmentator's example CT); labels keyed
+    by "" would collide, so the layer that reads them derives UIDs from something stable, e.g. the file's
+    content hash: ``derived_uid("sop", sha256_of_file)``.
+    """
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
 @dataclass(frozen=True, order=True)
 class ImageKey:
     """What a label is attached to: one frame of one instance, or (sop_uid "", frame 0) a whole series."""

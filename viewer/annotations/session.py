@@ -84,6 +84,10 @@ class LabelingSession:
                  advance: bool = True, clock: Callable[[], str] = utc_now) -> None:
         if not annotator.strip():
             raise ValueError("a labeling session needs an annotator name")
+        if len(set(images)) != len(images):
+            raise ValueError("two images of the session have the same Study/Series/SOP Instance UID and frame "
+                             "(files without UIDs?); their labels would overwrite each other. Give them "
+                             "distinct keys (viewer.annotations.model.derived_uid)")
         # A series-scope set labels whole series (ImageKey.series keys), an image-scope set single frames.
         if label_set.scope == "series" and not all(k.is_series for k in images):
             raise ValueError(f"label set {label_set.name!r} labels whole series: give ImageKey.series(...) keys")
