@@ -22,7 +22,7 @@ from viewer.ai.session import ModelSession
 from viewer.core.crop import crop_box
 from viewer.core.volume import Volume
 
-PREPROCESS_CHUNK = 8
+PREPROCESS_CHUNK = 4
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 
@@ -126,7 +126,7 @@ def classify(session: ModelSession, images: np.ndarray, *, context: Context | No
     for start in range(0, n, chunk):
         if cancel is not None and cancel():
             raise Cancelled()
-        # Preprocess a few slices at a time: 512x512 float32 intermediates of 8 slices stay in cache,
+        # Preprocess a few slices at a time: 512x512 float32 intermediates of a few slices stay in cache,
         # those of a whole network batch (64) do not, and the ops are memory-bound.
         stop = min(start + chunk, n)
         parts = [run_ops(ops, images[i:min(i + PREPROCESS_CHUNK, stop)], context)
