@@ -110,3 +110,66 @@ def test_run_app_rejects_a_missing_path(capsys) -> None:
 
     assert run_app(["/no/such/folder"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_measurement_panel_lists_and_deletes_the_active_viewports_measurements(qtbot, main_window,
+                                                                              crc_dir: Path) -> None:
+    from viewer.state.measurements import Measurement
+
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.slots[0].view
+    vol = view.volume
+    k = view.slice_index
+    p0 = tuple(vol.voxel_to_patient(np.array([100.0, 200.0, k])))
+    p1 = tuple(vol.voxel_to_patient(np.array([200.0, 200.0, k])))
+    view.state.image.add_measurement(Measurement("distance", [p0, p1], "acquired", k))
+    panel = main_window.measure_panel
+    qtbot.waitUntil(lambda: panel.list.count() == 1 and "mm" in panel.list.item(0).text(), timeout=3000)
+    # 100 columns at the series' column spacing, in mm.
+    expected = 100 * vol.spacing[0]
+    assert f"{expected:.1f} mm" in panel.list.item(0).text()
+    panel.list.setCurrentRow(0)
+    qtbot.keyClick(panel, Qt.Key.Key_Delete)
+    assert view.measurements() == []
+    assert "No measurements" in panel.list.item(0).text()
+
+
+def test_files_dropped_on_the_window_are_opened(qtbot, main_window, crc_dir: Path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(crc_dir))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(main_window.series_loaded, timeout=60000):
+        main_window.dropEvent(event)
+    assert [len(s.files) for s in main_window.browser.stacks.values()] == [100]
+
+
+def test_a_dicomdir_opens_with_its_patients(qtbot, main_window) -> None:
+    import pydicom
+
+    dicomdir = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests" / "DICOMDIR"
+    open_and_wait(qtbot, main_window, [dicomdir], load=False)
+    tree = main_window.browser.tree
+    patients = {tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())}
+    assert any("Doe Archibald" in p for p in patients) and any("Doe Peter" in p for p in patients)
+    modalities = {item.text(1).split()[0] for item in main_window.browser.items.values()}
+    assert {"CT", "MR", "CR"} <= modalities
+
+
+def test_c_key_toggles_cine_and_the_tree_drags_series_keys(qtbot, main_window, crc_dir: Path) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.slots[0].view
+    main_window.activateWindow()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_C)
+    assert main_window.cine.running
+    qtbot.keyClick(view, Qt.Key.Key_C)
+    assert not main_window.cine.running
+    from viewer.ui.layouts import STACK_MIME
+
+    (key, item), = main_window.browser.items.items()
+    data = main_window.browser.tree.mimeData([item])
+    assert bytes(data.data(STACK_MIME).data()).decode() == key

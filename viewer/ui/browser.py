@@ -194,7 +194,12 @@ class StudyBrowser(QWidget):
                 self._add_stack(stack)
         self.bad_files = list(getattr(result, "bad_files", []))
         if self.bad_files:
-            self._add_bad_files(self.bad_files)
+            self._add_file_list("Files not loaded", self.bad_files,
+                                "Files that are not loadable DICOM images; hover a file for the reason")
+        non_image = list(getattr(result, "non_image", []) or [])
+        if non_image:
+            self._add_file_list("DICOM without images", non_image,
+                                "Valid DICOM objects with no pixel data (reports, RT, DICOMDIR, ...)")
         n, bad = len(self.stacks), len(self.bad_files)
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
@@ -249,10 +254,10 @@ class StudyBrowser(QWidget):
         item.setToolTip(IMAGES_COL, tips[0])
         self.items[key] = item
 
-    def _add_bad_files(self, bad: list[tuple[str, str]]) -> None:
-        top = QTreeWidgetItem(self.tree, [f"{WARN_MARK.strip()} Files not loaded", "", str(len(bad))])
+    def _add_file_list(self, title: str, bad: list[tuple[str, str]], tip: str) -> None:
+        top = QTreeWidgetItem(self.tree, [f"{WARN_MARK.strip()} {title}", "", str(len(bad))])
         top.setForeground(0, WARN_COLOR)
-        top.setToolTip(0, "Files that are not loadable DICOM images; hover a file for the reason")
+        top.setToolTip(0, tip)
         top.setTextAlignment(IMAGES_COL, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for path, reason in bad:
             child = QTreeWidgetItem(top, [f"{Path(path).name}: {reason}", "", ""])
