@@ -62,3 +62,13 @@ def test_fast_path_reads_real_ct(data_dir: Path) -> None:
 def test_truncated_encapsulated_pixels_are_not_an_image(name: str) -> None:
     path = Path(store).parent / "data" / name
     assert read_header(str(path)).status == "bad"
+
+
+def test_a_file_that_takes_too_long_is_cut_off(data_dir: Path) -> None:
+    f = str(sorted((data_dir / "ct" / "crc-chest-ct-ge-100").glob("*.dcm"))[0])
+    headers.FAST_PATH = False  # the byte-level path is bounded by the file size; pydicom's gets a deadline
+    try:
+        rec = read_header(f, time_limit_s=-1.0)
+    finally:
+        headers.FAST_PATH = True
+    assert rec.status == "bad" and rec.reason.startswith("timed out")

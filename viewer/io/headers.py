@@ -52,7 +52,7 @@ _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 def _tag_numbers() -> dict[str, int]:
     from pydicom.datadict import tag_for_keyword
 
-    return {kw: int(tag_for_keyword(kw)) for kw in _TAGS}
+    return {kw: int(tag_for_keyword(kw) or 0) for kw in _TAGS}
 
 
 _TAG: dict[str, int] = {}
@@ -178,7 +178,7 @@ def _int(ds: Any, keyword: str, default: int = 0) -> int:
         # Implicit VR gives VR None: US/IS decided by the length and the known VR of these tags.
         if type(value) is bytes and type(raw).__name__ == "RawDataElement" and keyword in _US_TAGS \
                 and len(value) == 2:
-            return int.from_bytes(value, "little" if raw.is_little_endian else "big")
+            return int.from_bytes(value, "little" if getattr(raw, "is_little_endian", True) else "big")
         value = ds.get(keyword)
         return int(value) if value not in (None, "") else default
     except Exception:  # noqa: BLE001 - malformed IS/US: treated as absent
@@ -254,7 +254,7 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
             except _Fallback:
                 pass
         f.seek(0)
-        ds = _parse(_DeadlineFile(f, time.monotonic() + time_limit_s, path), rec)
+        ds = _parse(_DeadlineFile(f, time.monotonic() + time_limit_s, path), rec, time_limit_s)
         if ds is not None:
             _fill_from_dataset(ds, rec)
     finally:
@@ -262,7 +262,7 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
     return rec
 
 
-def _parse(fp: _DeadlineFile, rec: HeaderRecord) -> Any:
+def _parse(fp: _DeadlineFile, rec: HeaderRecord, limit: float) -> Any:
     """pydicom dataset of ``fp`` or None with ``rec.reason`` set."""
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
@@ -270,7 +270,7 @@ def _parse(fp: _DeadlineFile, rec: HeaderRecord) -> Any:
     try:
         return dcmread(fp, specific_tags=_TAGS, defer_size=_DEFER)
     except _Timeout:
-        rec.reason = f"timed out: parsing took over {FILE_TIME_LIMIT_S:g} s"
+        rec.reason = f"timed out: parsing took over {limit:g} s"
         return None
     except InvalidDicomError:
         pass  # no preamble/DICM: maybe a raw implicit-VR dataset (old ACR-NEMA style), tried below
@@ -284,7 +284,7 @@ def _parse(fp: _DeadlineFile, rec: HeaderRecord) -> Any:
         fp.seek(0)
         ds = dcmread(fp, specific_tags=_TAGS, defer_size=_DEFER, force=True)
     except _Timeout:
-        rec.reason = f"timed out: parsing took over {FILE_TIME_LIMIT_S:g} s"
+        rec.reason = f"timed out: parsing took over {limit:g} s"
         return None
     except Exception:  # noqa: BLE001
         ds = None

@@ -72,9 +72,8 @@ def split_series(records: Sequence[HeaderRecord]) -> list[Part]:
         return parts
     groups = [Part(single)]
     groups = _split_by(groups, _orientation_key(single), "orientation", _fmt_orientation)
-    groups = _split_by(groups, lambda r: (r.rows, r.columns), "image size",
-                       lambda k: f"{k[1]} x {k[0]} (columns x rows)")
-    groups = _split_by(groups, lambda r: r.image_type, "ImageType", lambda k: k or "(none)")
+    groups = _split_by(groups, lambda r: (r.rows, r.columns), "image size", _fmt_size)
+    groups = _split_by(groups, lambda r: r.image_type, "ImageType", lambda k: str(k or "(none)"))
     for g in groups:
         parts.extend(_split_repeats(g))
     return parts
@@ -119,9 +118,14 @@ def _orientation_key(records: Sequence[HeaderRecord]) -> Callable[[HeaderRecord]
 
 
 def _fmt_orientation(k: object) -> str:
-    if k is None:
+    if not isinstance(k, tuple):
         return "no ImageOrientationPatient"
-    return "[" + ", ".join(f"{v:.4g}" for v in k) + "]"  # type: ignore[union-attr]
+    return "[" + ", ".join(f"{v:.4g}" for v in k) + "]"
+
+
+def _fmt_size(k: object) -> str:
+    rows, columns = k if isinstance(k, tuple) else (0, 0)
+    return f"{columns} x {rows} (columns x rows)"
 
 
 def _position_keys(part: Part) -> dict[int, tuple[int, int, int]] | None:
