@@ -117,5 +117,21 @@ def test_mask_brush_fill_copy_undo_and_persistence(store: LabelStore, tmp_path: 
     with LabelStore(tmp_path / "s.sqlite") as again:
         assert np.array_equal(again.load_mask("1.2.3", ORGANS.name, "liver", (5, 64, 48)), ed.mask)
     assert ed.fill(0, (0, 0)) and ed.mask[0].all()
+    # A live drag: the mask follows the mouse, the store only gets the finished stroke, one undo step.
+    before = ed.mask[1].copy()
+    ed.begin_stroke(1)
+    ed.stroke_to((5.0, 5.0), 2.0)
+    ed.stroke_to((40.0, 5.0), 2.0)
+    assert ed.mask[1, 5, 5:41].all()
+    assert not store.load_mask_slice("1.2.3", ORGANS.name, "liver", 1, (64, 48)).any()
+    assert ed.end_stroke()
+    assert np.array_equal(store.load_mask_slice("1.2.3", ORGANS.name, "liver", 1, (64, 48)), ed.mask[1])
+    s.undo()
+    assert np.array_equal(ed.mask[1], before) and not store.load_mask_slice("1.2.3", ORGANS.name, "liver", 1,
+                                                                             (64, 48)).any()
+    ed.begin_stroke(1, erase=True)
+    ed.stroke_to((5.0, 5.0), 2.0)
+    ed.cancel_stroke()
+    assert not ed.end_stroke()
     with pytest.raises(ValueError, match="5 slice references for a volume of 4 slices"):
         s.mask_editor("liver", (4, 64, 48), IMAGES)

@@ -275,6 +275,7 @@ class MaskEditor:
         self.series_uid = series.pop()
         self.annotator = annotator
         self.mask = store.load_mask(self.series_uid, label_set, label, shape)
+        self._live: tuple[int, np.ndarray, bool, tuple[float, float] | None] | None = None
 
     def _write(self, z: int, plane: np.ndarray) -> None:
         ref = self.refs[z]
@@ -303,6 +304,47 @@ class MaskEditor:
         """One mouse drag of the brush (or eraser) as one undo step."""
         return self._apply(z, mask_ops.stroke(self.mask[z], points_xy, radius, not erase),
                            "erase" if erase else "brush")
+
+    # -- live strokes: the mask changes under the mouse, one undo step and one save at release ----------
+    def begin_stroke(self, z: int, erase: bool = False) -> None:
+        """Start a brush (or eraser) drag on slice ``z``; :attr:`mask` then changes as the mouse moves."""
+        if not 0 <= z < self.mask.shape[0]:
+            raise IndexError(f"slice {z} outside 0..{self.mask.shape[0] - 1}")
+        if self._live is not None:
+            self.end_stroke()
+        self._live = (z, self.mask[z].copy(), erase, None)
+
+    def stroke_to(self, center_xy: tuple[float, float], radius: float) -> None:
+        """Extend the live stroke to a new brush centre (x=column, y=row pixels), filling the gap."""
+        if self._live is None:
+            raise RuntimeError("stroke_to() without begin_stroke()")
+        z, before, erase, last = self._live
+        points = [center_xy] if last is None else [last, center_xy]
+        self.mask[z] = mask_ops.stroke(self.mask[z], points, radius, not erase)
+        self._live = (z, before, erase, center_xy)
+
+    def end_stroke(self) -> bool:
+        """Finish the live stroke: save it and make it one undo step; True when pixels changed.
+
+        Until then the stroke exists only in memory (a crash mid-drag loses that one drag, nothing saved).
+        """
+        if self._live is None:
+            return False
+        z, before, erase, _ = self._live
+        self._live = None
+        after = self.mask[z].copy()
+        if np.array_equal(before, after):
+            return False
+        self.mask[z] = before  # _SliceEdit.redo() writes `after` to the mask and the store together
+        self.undo_stack.push(_SliceEdit(self, z, before, after, "erase" if erase else "brush"))
+        return True
+
+    def cancel_stroke(self) -> None:
+        """Drop the live stroke (Escape during a drag)."""
+        if self._live is not None:
+            z, before, _, _ = self._live
+            self.mask[z] = before
+            self._live = None
 
     def fill(self, z: int, seed_rc: tuple[int, int]) -> bool:
         """Fill the 4-connected region at (row, col) with the label."""
