@@ -64,7 +64,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     ct = data_root() / "ct"
     originals = sorted(p for p in ct.rglob("*") if p.is_file() and (p.suffix == ".dcm" or p.name.startswith("CT.")))
-    print(f"# bench_scan {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {platform.processor() or platform.machine()}"
+    cpu = platform.processor() or platform.machine()
+    print(f"# bench_scan {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {cpu}"
           f" cpus={os.cpu_count()} python={platform.python_version()} pydicom={pydicom.__version__}")
     print(f"real files: {len(originals)} (ct/*: uncompressed 512x512 and JPEG 2000)")
     for p in originals:
@@ -100,7 +101,8 @@ def main() -> None:
         res = find_stacks(folder, index=db)
         t_first = time.perf_counter() - t0
         assert res.headers_read == total, res.headers_read
-        print(f"find_stacks first pass + index   {total / t_first:8.0f} files/s   {total / t_first / naive_fps:5.2f}x naive"
+        fps = total / t_first
+        print(f"find_stacks first pass + index   {fps:8.0f} files/s   {fps / naive_fps:5.2f}x naive"
               f"   ({t_first:.2f} s, 1 process)")
 
         def reopen() -> None:

@@ -16,8 +16,13 @@ def corpus(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: i
 
 
 @pytest.fixture(scope="module")
-def scanned(corpus, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return find_stacks(corpus.folder, index=tmp_path_factory.mktemp("idx") / "index.sqlite")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("idx") / "index.sqlite"
+
+
+@pytest.fixture(scope="module")
+def scanned(corpus, db: Path):  # type: ignore[no-untyped-def]
+    return find_stacks(corpus.folder, index=db)
 
 
 def test_every_bad_file_has_a_specific_reason(corpus, scanned) -> None:  # type: ignore[no-untyped-def]
@@ -57,10 +62,13 @@ def test_compressed_file_with_absurd_rows_is_kept_apart(corpus, scanned) -> None
     assert stack.files == [path] and "image size" in (stack.split_reason or "")
 
 
-def test_rescan_from_index_gives_the_same_answer(corpus, scanned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    again = find_stacks(corpus.folder)
-    assert sorted(again.bad_files) == sorted(scanned.bad_files)
-    assert [s.files for s in again.stacks] == [s.files for s in scanned.stacks]
+def test_index_and_plain_scans_agree(corpus, scanned, db: Path) -> None:  # type: ignore[no-untyped-def]
+    plain = find_stacks(corpus.folder)
+    from_index = find_stacks(corpus.folder, index=db)
+    assert from_index.headers_read == 0  # bad files are remembered too: not re-read while unchanged
+    for again in (plain, from_index):
+        assert sorted(again.bad_files) == sorted(scanned.bad_files)
+        assert [s.files for s in again.stacks] == [s.files for s in scanned.stacks]
 
 
 def test_good_stacks_load_and_bad_ones_fail_clearly(corpus, scanned) -> None:  # type: ignore[no-untyped-def]
