@@ -97,9 +97,23 @@ def test_reformatted_coronal_of_real_ct_has_the_right_letters_and_proportions(mp
     assert mpr.grab().save(str(tmp_path / "mpr.png"))
 
 
-def test_oblique_grid_is_labelled_as_the_acquired_grid(mpr):
+def test_oblique_grid_is_resampled_in_patient_space_and_says_so(mpr):
+    # A grid turned 20 degrees about the L axis, 1 x 1 x 2.5 mm voxels: every standard plane is resampled,
+    # and the ball must still be a 30 mm disc with the right letters in all three.
     t = np.radians(20.0)
     tilt = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
-    mpr.set_volume(sphere_volume(radius_mm=15.0, spacing=(1.0, 1.0, 2.0), extent_mm=40.0, rotation=tilt))
-    line = mpr.viewports["coronal"].overlay().bottom_left[0]
-    assert "acquired grid, 20° oblique" in line
+    vol = sphere_volume(radius_mm=15.0, spacing=(1.0, 1.0, 2.5), extent_mm=50.0, rotation=tilt)
+    mpr.set_volume(vol)
+    letters = {"axial": ("R", "L", "A", "P"), "coronal": ("R", "L", "H", "F"), "sagittal": ("A", "P", "H", "F")}
+    for plane, vp in mpr.viewports.items():
+        g = vp.state.geometry
+        assert g.resampled and g.obliquity_deg == pytest.approx(20.0, abs=0.01), plane
+        assert "resampled: grid 20° oblique" in vp.overlay().bottom_left[0]
+        o = vp.overlay()
+        assert (o.left, o.right, o.top, o.bottom) == letters[plane]
+        w, h = extents_mm(vp)
+        assert (w, h) == pytest.approx((30.0, 30.0), abs=2.6), plane
+    # The crosshair (the volume centre) is the ball's centre: the value there is inside the ball.
+    ax = mpr.viewports["axial"]
+    _, row, col = ax.state.lps_to_point(mpr.image.crosshair)
+    assert ax.state.slice_array()[int(round(row)), int(round(col))] == 1000

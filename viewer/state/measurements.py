@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.core import measure
-from viewer.core.reslice import SliceGeometry, plane_geometry
+from viewer.core.reslice import ResampledGeometry, SliceGeometry, plane_geometry
 from viewer.core.volume import Volume
 
 KINDS: tuple[str, ...] = ("distance", "angle", "rect", "ellipse")
@@ -69,7 +69,7 @@ class Measurement:
         )
 
 
-def slice_coords(volume: Volume, geometry: SliceGeometry, point: tuple[float, float, float]) -> tuple[float, float]:
+def slice_coords(volume: Volume, geometry: SliceGeometry | ResampledGeometry, point: tuple[float, float, float]) -> tuple[float, float]:
     """2D (row, col) on ``geometry``'s slices of an LPS point (mm)."""
     _, row, col = geometry.from_voxel(volume.patient_to_voxel(np.asarray(point)))
     return row, col

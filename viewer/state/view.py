@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.core.orientation import DisplayTransform
-from viewer.core.reslice import PLANES, SliceGeometry, plane_geometry
+from viewer.core.reslice import PLANES, ResampledGeometry, SliceGeometry, plane_geometry
 from viewer.core.volume import Volume
 from viewer.state.image import ImageState
 from viewer.state.observable import Observable
@@ -48,8 +48,9 @@ class ViewState(Observable):
         self.pan = (0.0, 0.0)
         self.transform = DisplayTransform()
         self.tool = "window"
-        self._geometry: SliceGeometry | None = None
+        self._geometry: SliceGeometry | ResampledGeometry | None = None
         self._geometry_key: tuple[int, str] | None = None
+        self._slice_cache: tuple[tuple[int, int], np.ndarray] | None = None
         self.image.subscribe(self._image_changed)
         if self.image.volume is not None:
             self._reset_slice()
@@ -60,7 +61,7 @@ class ViewState(Observable):
         return self.image.volume
 
     @property
-    def geometry(self) -> SliceGeometry | None:
+    def geometry(self) -> SliceGeometry | ResampledGeometry | None:
         """The current plane's geometry (cached per volume and plane)."""
         vol = self.image.volume
         if vol is None:
@@ -69,6 +70,7 @@ class ViewState(Observable):
         if self._geometry_key != key:
             self._geometry = plane_geometry(vol.shape, vol.affine, self.plane)
             self._geometry_key = key
+            self._slice_cache = None
         return self._geometry
 
     @property
@@ -82,7 +84,13 @@ class ViewState(Observable):
         vol = self.image.volume
         if g is None or vol is None:
             return None
-        return g.extract(vol.array, self.slice_index)
+        if not g.resampled:
+            return g.extract(vol.array, self.slice_index)  # a strided view: free
+        # A resampled slice costs milliseconds: keep the last one for window drags and hovering.
+        key = (id(g), self.slice_index)
+        if self._slice_cache is None or self._slice_cache[0] != key:
+            self._slice_cache = (key, g.extract(vol.array, self.slice_index))
+        return self._slice_cache[1]
 
     def slice_position_mm(self, index: int | None = None) -> float:
         """Position of a slice (default the current) along the plane's patient axis, mm (LPS sign)."""

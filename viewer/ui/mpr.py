@@ -4,8 +4,8 @@
 window, invert, crosshair, measurements). A left click, or a Shift+left drag, in any plane moves the
 crosshair (LPS mm) and the two other planes jump to the slices through it; scrolling one plane moves
 the crosshair along that plane's normal. Reformats are strided views of the acquired grid drawn with
-true millimetre proportions; when the grid is oblique to the patient axes each view says so
-("acquired grid, N° oblique").
+true millimetre proportions; when the grid is oblique to the patient axes the planes are resampled in
+patient space and each view says so ("resampled: grid N° oblique").
 
 Interface: ``set_volume(volume)``, ``show_message(text)``, ``clear_message()``, ``viewports``
 (dict plane -> SliceViewport), ``image`` (the shared ImageState), signal ``crosshair_moved(object)``

@@ -85,7 +85,9 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     out.top_right.append(series_line or vol.modality)
     plane = g.plane if g.plane != "acquired" else ""
     plane_text = f"{plane} " if plane else ""
-    if g.plane != "acquired" and g.obliquity_deg > 1.0:
+    if g.resampled:
+        plane_text = f"{plane} (resampled: grid {g.obliquity_deg:.0f}° oblique) "
+    elif g.plane != "acquired" and g.obliquity_deg > 1.0:
         plane_text = f"{plane} (acquired grid, {g.obliquity_deg:.0f}° oblique) "
     out.bottom_left = [
         f"{plane_text}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm",
