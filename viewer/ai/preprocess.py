@@ -279,7 +279,8 @@ def _apply_scale(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarra
         lo = x.min(axis=(1, 2, 3), keepdims=True)
         span = x.max(axis=(1, 2, 3), keepdims=True) - lo
         safe = np.where(span > 0, span, np.float32(1.0))
-        return ((x - lo) / safe).astype(np.float32, copy=False)
+        scaled: np.ndarray = ((x - lo) / safe).astype(np.float32, copy=False)
+        return scaled
     out = (x - np.float32(p["low"])) * np.float32(1.0 / (p["high"] - p["low"]))
     if p["clip"]:
         np.clip(out, 0.0, 1.0, out=out)

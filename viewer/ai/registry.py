@@ -102,11 +102,11 @@ class ModelRegistry:
         for folder in self._folders():
             e = self._load(folder)
             if e.manifest is not None:
-                if e.manifest.id in seen:
-                    e = ModelEntry(folder, None, f"{folder}: id {e.manifest.id!r} is already provided by "
-                                   f"{seen[e.manifest.id]}")
+                mid = e.manifest.id
+                if mid in seen:
+                    e = ModelEntry(folder, None, f"{folder}: id {mid!r} is already provided by {seen[mid]}")
                 else:
-                    seen[e.manifest.id] = folder
+                    seen[mid] = folder
             entries.append(e)
         self._entries = entries
         return entries

@@ -33,7 +33,8 @@ def activate(scores: np.ndarray, activation: str) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float32)
     if activation == "softmax":
         e = np.exp(s - s.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        soft: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return soft
     if activation == "sigmoid":
         return (1.0 / (1.0 + np.exp(-s))).astype(np.float32)
     if activation == "none":
@@ -76,7 +77,7 @@ class Predictions:
     @property
     def top_index(self) -> np.ndarray:
         """(N,) index of the most probable class."""
-        return np.argmax(self.probabilities, axis=1)
+        return np.asarray(np.argmax(self.probabilities, axis=1))
 
     @property
     def top_label(self) -> list[str]:
@@ -84,7 +85,7 @@ class Predictions:
 
     @property
     def top_probability(self) -> np.ndarray:
-        return self.probabilities[np.arange(len(self)), self.top_index]
+        return np.asarray(self.probabilities[np.arange(len(self)), self.top_index])
 
     def top(self, k: int = 3) -> list[list[tuple[str, float]]]:
         """Per image, the ``k`` most probable (label, probability), best first."""
@@ -216,7 +217,7 @@ class ClassMap:
     @property
     def class_map(self) -> np.ndarray:
         """(len(rows), len(cols)) index of the most probable class per window."""
-        return np.argmax(self.probabilities, axis=2)
+        return np.asarray(np.argmax(self.probabilities, axis=2))
 
     def label_image(self, shape: tuple[int, int]) -> np.ndarray:
         """int16 (rows, columns) image of ``shape``: each pixel gets the class of the window whose centre is
@@ -227,7 +228,7 @@ class ClassMap:
             return np.searchsorted(mids, np.arange(n), side="left")
         iy = nearest(self.rows, self.window[0], shape[0])
         ix = nearest(self.cols, self.window[1], shape[1])
-        return self.class_map[np.ix_(iy, ix)].astype(np.int16)
+        return np.asarray(self.class_map[np.ix_(iy, ix)], dtype=np.int16)
 
 
 def _pixels(size_px: Sequence[int] | None, size_mm: Sequence[float] | None, spacing_rc: tuple[float, float],

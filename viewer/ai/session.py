@@ -34,7 +34,7 @@ DEVICES = ("auto", "cuda", "cpu")
 
 
 def _ort() -> Any:
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
 
     return onnxruntime
 

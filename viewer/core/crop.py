@@ -14,7 +14,10 @@ def center_crop_bounds(height: int, width: int, fraction: float | Sequence[float
     ``round(side * fraction)`` (at least 1 pixel) and the box is centred with the odd pixel left at the
     bottom/right, as torchvision's ``CenterCrop`` does (``top = int(round((H - h) / 2))``).
     """
-    fy, fx = (float(fraction), float(fraction)) if np.isscalar(fraction) else (float(fraction[0]), float(fraction[1]))  # type: ignore[index]
+    if isinstance(fraction, (int, float)):
+        fy = fx = float(fraction)
+    else:
+        fy, fx = float(fraction[0]), float(fraction[1])
     for f in (fy, fx):
         if not 0.0 < f <= 1.0:
             raise ValueError(f"crop fraction must be in (0, 1], got {f}")

@@ -33,7 +33,8 @@ INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "area")
 def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
     scale = np.float32(n_in) / np.float32(n_out)  # PyTorch computes the scale in float32 here
     idx = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
-    return np.minimum(idx, n_in - 1)
+    out: np.ndarray = np.minimum(idx, n_in - 1)
+    return out
 
 
 def _bilinear_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,7 +68,8 @@ def _resize_axis(a: np.ndarray, n_out: int, axis: int, mode: str) -> np.ndarray:
         shape[axis] = n_out
         lam = lam.reshape(shape)
         # w0 * x0 + w1 * x1 in float32, the same expression PyTorch evaluates
-        return np.take(a, i0, axis=axis) * (np.float32(1.0) - lam) + np.take(a, i1, axis=axis) * lam
+        blended: np.ndarray = np.take(a, i0, axis=axis) * (np.float32(1.0) - lam) + np.take(a, i1, axis=axis) * lam
+        return blended
     if mode == "area":
         if n_in == n_out:
             return a
@@ -85,7 +87,8 @@ def _resize_axis(a: np.ndarray, n_out: int, axis: int, mode: str) -> np.ndarray:
         shape = [1] * a.ndim
         shape[axis] = n_out
         count = (end - start).astype(np.float64).reshape(shape)
-        return ((np.take(cs, hi, axis=axis) - np.take(cs, lo, axis=axis)) / count).astype(np.float32)
+        mean: np.ndarray = ((np.take(cs, hi, axis=axis) - np.take(cs, lo, axis=axis)) / count).astype(np.float32)
+        return mean
     raise ValueError(f"unknown interpolation {mode!r}; expected one of {', '.join(INTERPOLATIONS)}")
 
 
