@@ -50,3 +50,42 @@ def test_flood_fill_fills_inside_outline_only() -> None:
 def test_polygon_mask() -> None:
     sq = masks.polygon_mask((10, 10), [(2, 2), (6, 2), (6, 6), (2, 6)])
     assert sq.sum() == 16 and sq[2:6, 2:6].all()
+
+
+def _reference_fill(plane: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """Slow, obviously right: grow the region by 4-neighbour dilation until it stops changing."""
+    allowed = plane == plane[seed]
+    region = np.zeros_like(plane)
+    region[seed] = True
+    while True:
+        grown = region.copy()
+        grown[1:] |= region[:-1]
+        grown[:-1] |= region[1:]
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown &= allowed
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    out = plane.copy()
+    out[region] = True
+    return out
+
+
+def test_flood_fill_matches_reference_on_random_masks() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        plane = rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 25)))) < rng.random()
+        seed = (int(rng.integers(plane.shape[0])), int(rng.integers(plane.shape[1])))
+        assert np.array_equal(masks.flood_fill(plane, seed), _reference_fill(plane, seed))
+
+
+def test_flood_fill_follows_a_maze() -> None:
+    walls = np.zeros((64, 64), bool)
+    walls[::4, :60] = True
+    walls[2::4, 4:] = True  # a serpentine corridor through the whole slice
+    filled = masks.flood_fill(walls, (1, 0))
+    assert filled.all()
+    # Erasing from a wall pixel removes exactly the walls connected to it (each wall row is separate).
+    erased = masks.flood_fill(walls, (0, 0), value=False)
+    assert not erased[0].any() and np.array_equal(erased[1:], walls[1:])

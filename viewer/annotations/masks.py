@@ -62,28 +62,43 @@ def flood_fill(plane: np.ndarray, seed_rc: tuple[int, int], value: bool = True) 
     """Set the 4-connected region of equal pixels containing ``seed_rc`` (row, col) to ``value``.
 
     Clicking inside an outline fills it; clicking outside fills the background reachable from there.
-    Implemented as repeated constrained dilation (numpy only): each pass grows the region by one pixel
-    in every direction, so the cost is (region diameter) x (slice size) array operations.
+    Works on horizontal runs (numpy finds them; a breadth-first search joins runs that overlap in the
+    next or previous row), so the cost grows with the number of runs the region has, not with its
+    diameter: a maze-like region is as cheap as a square one.
     """
     plane = np.asarray(plane, dtype=bool)
     r, c = int(seed_rc[0]), int(seed_rc[1])
-    if not (0 <= r < plane.shape[0] and 0 <= c < plane.shape[1]):
-        raise ValueError(f"fill seed {seed_rc} lies outside a {plane.shape[0]}x{plane.shape[1]} slice")
+    rows, cols = plane.shape
+    if not (0 <= r < rows and 0 <= c < cols):
+        raise ValueError(f"fill seed {seed_rc} lies outside a {rows}x{cols} slice")
     allowed = plane == plane[r, c]
-    region = np.zeros_like(plane)
-    region[r, c] = True
-    while True:
-        grown = region.copy()
-        grown[1:] |= region[:-1]
-        grown[:-1] |= region[1:]
-        grown[:, 1:] |= region[:, :-1]
-        grown[:, :-1] |= region[:, 1:]
-        grown &= allowed
-        if np.array_equal(grown, region):
-            break
-        region = grown
+    # Runs of allowed pixels, row-major: run k covers row run_row[k], columns [run_start[k], run_end[k]).
+    padded = np.zeros((rows, cols + 2), dtype=np.int8)
+    padded[:, 1:-1] = allowed
+    edges = np.diff(padded, axis=1)
+    start_r, start_c = np.nonzero(edges == 1)
+    _, end_c = np.nonzero(edges == -1)
+    row_first = np.searchsorted(start_r, np.arange(rows + 1))  # runs of row y: row_first[y]:row_first[y+1]
+    seed = int(row_first[r] + np.searchsorted(start_c[row_first[r]:row_first[r + 1]], c, side="right") - 1)
+    visited = np.zeros(len(start_r), dtype=bool)
+    visited[seed] = True
+    queue = [seed]
     out = plane.copy()
-    out[region] = value
+    while queue:
+        k = queue.pop()
+        y, x0, x1 = int(start_r[k]), int(start_c[k]), int(end_c[k])
+        out[y, x0:x1] = value
+        for ny in (y - 1, y + 1):
+            if not 0 <= ny < rows:
+                continue
+            lo, hi = int(row_first[ny]), int(row_first[ny + 1])
+            # Runs of row ny overlapping [x0, x1): those starting before x1 and ending after x0.
+            first = lo + int(np.searchsorted(end_c[lo:hi], x0, side="right"))
+            last = lo + int(np.searchsorted(start_c[lo:hi], x1, side="left"))
+            for j in range(first, last):
+                if not visited[j]:
+                    visited[j] = True
+                    queue.append(j)
     return out
 
 
