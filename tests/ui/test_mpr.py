@@ -108,7 +108,7 @@ def test_oblique_grid_is_resampled_in_patient_space_and_says_so(mpr):
     for plane, vp in mpr.viewports.items():
         g = vp.state.geometry
         assert g.resampled and g.obliquity_deg == pytest.approx(20.0, abs=0.01), plane
-        assert "resampled: grid 20° oblique" in vp.overlay().bottom_left[0]
+        assert "resampled: grid 20° oblique" in vp.overlay().bottom_left
         o = vp.overlay()
         assert (o.left, o.right, o.top, o.bottom) == letters[plane]
         w, h = extents_mm(vp)

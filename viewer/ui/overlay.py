@@ -83,16 +83,14 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     number = md.get("series_number") or md.get("SeriesNumber") or ""
     series_line = " ".join(s for s in (f"Se {number}" if number != "" else "", str(series)) if s)
     out.top_right.append(series_line or vol.modality)
-    plane = g.plane if g.plane != "acquired" else ""
-    plane_text = f"{plane} " if plane else ""
+    plane = f"{g.plane} " if g.plane != "acquired" else ""
+    out.bottom_left = [f"{plane}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm"]
+    # On its own line: narrow MPR views must not run it into the window text on the right.
     if g.resampled:
-        plane_text = f"{plane} (resampled: grid {g.obliquity_deg:.0f}° oblique) "
+        out.bottom_left.append(f"resampled: grid {g.obliquity_deg:.0f}° oblique")
     elif g.plane != "acquired" and g.obliquity_deg > 1.0:
-        plane_text = f"{plane} (acquired grid, {g.obliquity_deg:.0f}° oblique) "
-    out.bottom_left = [
-        f"{plane_text}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm",
-        f"{g.col_mm:.2f} x {g.row_mm:.2f} mm",
-    ]
+        out.bottom_left.append(f"acquired grid, {g.obliquity_deg:.0f}° oblique")
+    out.bottom_left.append(f"{g.col_mm:.2f} x {g.row_mm:.2f} mm")
     if cursor is not None:
         x, y, z = (float(v) for v in cursor.lps)
         unit = " HU" if vol.modality.upper() == "CT" else ""
