@@ -1,0 +1,71 @@
+"""``python -m viewer evaluate``: reproduces the model cards' test figures through the viewer's own path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from viewer.cli import main
+from viewer.commands.evaluate import evaluate
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+CASES = [("organ-ct", "organamnist.npz"), ("pneumonia-cxr", "pneumoniamnist.npz")]
+
+
+@pytest.mark.parametrize(("model_id", "dataset"), CASES)
+def test_evaluate_reproduces_the_model_card_test_numbers(data_dir: Path, model_id: str, dataset: str) -> None:
+    card = json.loads((MODELS / model_id / "metrics.json").read_text())["test"]
+    r = evaluate(model_id, data_dir / "labeled" / dataset, "test")
+    assert r["n"] == card["n"]
+    assert abs(r["accuracy"] - card["accuracy"]) <= 0.005
+    assert abs(r["auc"] - card["auc"]) <= 0.005
+    # The confusion matrix is what accuracy is made of: it must hardly move either.
+    diff = np.abs(np.array(r["confusion_matrix"]) - np.array(card["confusion_matrix"])).sum()
+    assert diff <= 0.005 * card["n"]
+    for name, pc in card["per_class"].items():
+        assert abs(r["per_class"][name]["recall"] - pc["recall"]) <= 0.02
+
+
+def test_cli_json_output(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "--model", "pneumonia-cxr", "--dataset", str(data_dir / "labeled" / "pneumoniamnist.npz"),
+               "--split", "val", "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["split"] == "val" and r["n"] == 524
+    assert set(r) >= {"accuracy", "auc", "ece", "confusion_matrix", "per_class"}
+    assert sum(map(sum, r["confusion_matrix"])) == 524
+    assert r["accuracy"] > 0.85  # the model was selected on this split
+
+
+def test_cli_text_output(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "--model", "organ-ct", "--dataset", str(data_dir / "labeled" / "organamnist.npz"),
+               "--split", "val", "--limit", "300"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "accuracy" in out and "kidney-left" in out and "confusion matrix" in out and "n = 300" in out
+
+
+def test_labels_option_is_not_yet_available(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["evaluate", "--model", "organ-ct", "--labels", str(tmp_path / "labels.csv")])
+    assert rc == 2
+    assert "not yet available" in capsys.readouterr().err
+
+
+def test_bad_inputs_give_clear_messages(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = str(data_dir / "labeled" / "pneumoniamnist.npz")
+    assert main(["evaluate", "--model", "no-such-model", "--dataset", npz]) == 2
+    assert "no model 'no-such-model'" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "pneumonia-cxr", "--dataset", npz, "--split", "holdout"]) == 2
+    err = capsys.readouterr().err
+    assert "no split 'holdout'" in err and "test" in err
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    assert main(["evaluate", "--model", "pneumonia-cxr", "--dataset", str(junk)]) == 2
+    assert "not a readable .npz" in capsys.readouterr().err
+    # organ labels 0..10 do not fit the 2-class pneumonia model
+    assert main(["evaluate", "--model", "pneumonia-cxr", "--dataset", str(data_dir / "labeled" / "organamnist.npz"),
+                 "--limit", "500"]) == 2
+    assert "2 classes" in capsys.readouterr().err
