@@ -205,3 +205,16 @@ def test_no_orientation_letters_without_orientation(vp):
     assert (o.left, o.right, o.top, o.bottom) == ("", "", "", "")
     vp.set_volume(ramp_volume(modality="US", orientation_known=True))  # 3D ultrasound with real geometry
     assert vp.overlay().right == "L"
+
+
+def test_a_deleted_view_does_not_break_the_state_it_shared(qtbot):
+    from viewer.state import ImageState, ViewState
+
+    image = ImageState(ramp_volume())
+    keep = SliceViewport(ViewState(image))
+    qtbot.addWidget(keep)
+    gone = SliceViewport(ViewState(image))
+    gone.deleteLater()
+    qtbot.wait(10)
+    image.set_window(10, 100)  # reaches the deleted view's callbacks too
+    assert keep.state.image.width == 100

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 
@@ -298,6 +299,8 @@ class SliceViewport(pg.GraphicsView):
         return (g.row_mm, g.col_mm) if self.state.transform.rotation % 2 else (g.col_mm, g.row_mm)
 
     def _view_changed(self, changes: frozenset[str]) -> None:
+        if not shiboken6.isValid(self):  # deleted without close(): state may outlive the widget
+            return
         if changes & {"slice", "view", "plane"}:
             self._render_image()
         if changes & {"view", "plane"}:
@@ -309,6 +312,8 @@ class SliceViewport(pg.GraphicsView):
         self._refresh_overlay()
 
     def _image_changed(self, changes: frozenset[str]) -> None:
+        if not shiboken6.isValid(self):
+            return
         if "volume" in changes:
             # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
             self._cursor = None
