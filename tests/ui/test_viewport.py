@@ -208,6 +208,8 @@ def test_no_orientation_letters_without_orientation(vp):
 
 
 def test_a_deleted_view_does_not_break_the_state_it_shared(qtbot):
+    import shiboken6
+
     from viewer.state import ImageState, ViewState
 
     image = ImageState(ramp_volume())
@@ -215,6 +217,6 @@ def test_a_deleted_view_does_not_break_the_state_it_shared(qtbot):
     qtbot.addWidget(keep)
     gone = SliceViewport(ViewState(image))
     gone.deleteLater()
-    qtbot.wait(10)
+    qtbot.waitUntil(lambda: not shiboken6.isValid(gone))
     image.set_window(10, 100)  # reaches the deleted view's callbacks too
     assert keep.state.image.width == 100
