@@ -3,17 +3,24 @@
 Public interface (what the shell builds on)::
 
     vp = SliceViewport()                    # or SliceViewport(ViewState(image_state, plane="coronal"))
-    vp.set_volume(volume)                   # viewer.core.volume.Volume; opens with the file's window
-    vp.state                                # ViewState: slice, zoom, pan, flips, tool; vp.state.image: window...
+    vp.set_volume(volume, slice_index=None) # viewer.core.volume.Volume; opens with the file's window
+    vp.set_slice(k); vp.set_window(center, width); vp.set_plane("coronal")
+    vp.volume, vp.slice_index, vp.center, vp.width_hu
+    vp.state                                # ViewState: slice, zoom, pan, flips, tool; vp.state.image:
+                                            # ImageState (window, invert, crosshair, measurements)
+    vp.run_action("preset:2")               # any key action by name (see viewer.ui.bindings)
     vp.show_message("cannot load: ...")     # error text centred in the view; clear_message() removes it
-    vp.slice_changed(int)                   # signals, emitted after state changes from any source
-    vp.window_changed(float, float)         # (center, width) in modality units
-    vp.cursor_moved(object)                 # overlay.Cursor (lps mm, row, col, value) or None
+    vp.measurements(); vp.remove_measurement(m)   # viewer.state.Measurement dataclasses
     vp.displayed_image()                    # the uint8 (rows, cols[, 3]) array on screen, after flips
+    vp.overlay()                            # the overlay texts and orientation letters as shown
+    signals: slice_changed(int), window_changed(float, float) (center, width in modality units),
+             cursor_moved(object) (overlay.Cursor: lps mm, row, col, value; None on leave),
+             measurements_changed()
 
 Mouse and keys come from ``viewer.ui.bindings.Bindings`` (one rebindable table). The image is drawn by a
-pyqtgraph ``ImageItem`` fed windowed uint8 (never raw int16: that falls onto pyqtgraph's slow path),
-placed in millimetres so that non-square pixels and reformats keep their true proportions.
+pyqtgraph ``ImageItem`` fed windowed 8-bit grey (never raw int16: that is pyqtgraph's slow path) through
+an opaque RGB32 buffer (Qt converts Grayscale8 on every paint), placed in millimetres so that non-square
+pixels and reformats keep their true proportions.
 """
 
 from __future__ import annotations
