@@ -543,20 +543,31 @@ class SeriesLoader:
     # -- pixels -----------------------------------------------------------------------------------
     def read_slice(self, k: int) -> np.ndarray:
         """Slice k (sorted order) in modality units, decoded alone (for previews)."""
-        out = np.empty(self.shape[1:], dtype=self.dtype)
         item = self.items[k]
-        if not (item.fast and self._try_fast(item, out)):
-            frames = _decode_file(item.path)
-            self._store(out, frames, item, k)
+        for dtype in (self.dtype, np.dtype(np.float32)):
+            out = np.empty(self.shape[1:], dtype=dtype)
+            try:
+                if not (item.fast and self._try_fast(item, out)):
+                    self._store(out, _decode_file(item.path), item, k)
+                return out
+            except _NeedsFloat:
+                continue
         return out
 
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
-        if out.dtype != np.int16 or not self._all_fit:
+        if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
             return False
         if not _read_pixels_fast(item.path, out, self.layout.explicit):
             return False
         stored = out.view(np.int16 if self.layout.signed else np.uint16)
         stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
+        if not self._all_fit:
+            # The stored bit range alone could leave int16 (e.g. signed 16-bit + intercept -1024):
+            # check this slice's actual values.
+            a = int(stored.min()) * item.slope + item.intercept
+            b = int(stored.max()) * item.slope + item.intercept
+            if min(a, b) < -32768 or max(a, b) > 32767:
+                raise _NeedsFloat(0)
         if item.slope != 1 or item.intercept != 0:
             rescale_into(out, stored, item.slope, item.intercept)
         return True

@@ -1,0 +1,38 @@
+"""Helpers shared by the load benchmarks: where the data is, medians of repeats, machine line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def data_root() -> Path:
+    env = os.environ.get("VIEWER_TEST_DATA")
+    root = Path(env) if env else ROOT.parent / "shared" / "data"
+    if not root.is_dir():
+        sys.exit(f"real data not found at {root}: set VIEWER_TEST_DATA")
+    return root
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time (s) of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    return f"{platform.node()} {platform.processor() or platform.machine()} {os.cpu_count()} cpu, " \
+           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

@@ -1,0 +1,140 @@
+"""Series load speed and memory, as ratios against baselines measured in the same run.
+
+Run: ``python benchmarks/bench_load.py [--repeats 5]`` (warm page cache: every method reads the same files
+once before timing).
+
+Uncompressed (``ct/pancreas-ct-philips-134``, ``ct/crc-chest-ct-ge-100``), ms/slice:
+  floor   read each file's bytes + ``np.frombuffer`` view of the pixel data (no sort, no rescale)
+  naive   ``pydicom.dcmread`` every file, sort by position along the normal, rescale (float64 stack)
+  sitk    SimpleITK ImageSeriesReader (GDCM file-name order)
+  ours    ``viewer.io.load_series``
+Compressed: RLE, JPEG-LS lossless and JPEG 2000 lossless copies of pancreas made with pydicom's own
+encoders (cached in the temp folder), plus ``ct/totalseg-ct-j2k-20``: ours (both cores, warm pool) and
+ours single-process vs SimpleITK.
+Memory: peak RSS growth of a load in a fresh subprocess vs the int16 voxel bytes.
+Targets: ours <= 1.3x floor (uncompressed); <= 0.6x SimpleITK (compressed); peak <= 1.2x int16 bytes +
+fixed overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _common import ROOT, data_root, machine, median_time
+
+CACHE = Path(tempfile.gettempdir()) / "viewer-bench-load"
+
+
+def floor(files: list[Path]) -> None:
+    for f in files:
+        b = f.read_bytes()
+        np.frombuffer(b, dtype=np.int16, count=512 * 512, offset=len(b) - 512 * 512 * 2)
+
+
+def naive(files: list[Path]) -> np.ndarray:
+    import pydicom
+
+    dss = [pydicom.dcmread(f) for f in files]
+    iop = np.array(dss[0].ImageOrientationPatient, dtype=float)
+    n = np.cross(iop[:3], iop[3:])
+    dss.sort(key=lambda d: float(np.dot(n, np.array(d.ImagePositionPatient, dtype=float))))
+    return np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in dss])
+
+
+def sitk_load(folder: Path, files: list[Path]) -> np.ndarray:
+    import SimpleITK as sitk
+
+    r = sitk.ImageSeriesReader()
+    r.SetFileNames([str(f) for f in files])
+    return sitk.GetArrayFromImage(r.Execute())
+
+
+def ours(files: list[Path], workers: int | None = None) -> np.ndarray:
+    from viewer.io.load import SeriesLoader
+
+    return SeriesLoader([str(f) for f in files]).load(workers=workers).array
+
+
+def compressed_copies(src: list[Path]) -> dict[str, list[Path]]:
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+    out = {}
+    for name, uid in (("rle", RLELossless), ("jpegls", JPEGLSLossless), ("j2k", JPEG2000Lossless)):
+        d = CACHE / f"pancreas-{name}"
+        if not d.is_dir() or len(list(d.glob("*.dcm"))) != len(src):
+            d.mkdir(parents=True, exist_ok=True)
+            for f in src:
+                ds = pydicom.dcmread(f)
+                ds.compress(uid)
+                ds.save_as(d / f.name)
+        out[name] = sorted(d.glob("*.dcm"))
+    return out
+
+
+MEM_SCRIPT = r"""
+import resource, sys
+sys.path.insert(0, sys.argv[2])
+from viewer.io.load import SeriesLoader
+import glob, numpy as np
+files = sorted(glob.glob(sys.argv[1] + '/*.dcm'))
+loader = SeriesLoader(files)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+vol = loader.load(workers=1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) * 1024, vol.array.size * 2)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    data = data_root()
+    print(f"# bench_load  {machine()}")
+    print("\n## uncompressed, ms/slice (median of %d)" % args.repeats)
+    print(f"{'series':28s} {'floor':>7s} {'naive':>7s} {'sitk':>7s} {'ours':>7s}  ours/floor naive/floor "
+          "sitk/floor")
+    for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):
+        folder = data / "ct" / name
+        files = sorted(folder.glob("*.dcm"))
+        n = len(files)
+        np.testing.assert_array_equal(ours(files), naive(files))  # also warms the page cache
+        t = {k: median_time(fn, args.repeats) * 1e3 / n for k, fn in (
+            ("floor", lambda: floor(files)), ("naive", lambda: naive(files)),
+            ("sitk", lambda: sitk_load(folder, files)), ("ours", lambda: ours(files)))}
+        print(f"{name:28s} {t['floor']:7.3f} {t['naive']:7.3f} {t['sitk']:7.3f} {t['ours']:7.3f}  "
+              f"{t['ours'] / t['floor']:10.2f} {t['naive'] / t['floor']:11.2f} {t['sitk'] / t['floor']:10.2f}")
+
+    print("\n## compressed, ms/slice (median of %d; pool warm after the first call)" % args.repeats)
+    src = sorted((data / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))
+    sets = compressed_copies(src)
+    sets["totalseg-j2k"] = sorted((data / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir())
+    print(f"{'series':14s} {'sitk':>7s} {'ours-1p':>8s} {'ours':>7s}  ours/sitk ours-1p/sitk")
+    for name, files in sets.items():
+        n = len(files)
+        ours(files)  # starts the decoder pool
+        t_s = median_time(lambda: sitk_load(files[0].parent, files), args.repeats) * 1e3 / n
+        t_1 = median_time(lambda: ours(files, workers=1), args.repeats) * 1e3 / n
+        t_o = median_time(lambda: ours(files), args.repeats) * 1e3 / n
+        print(f"{name:14s} {t_s:7.2f} {t_1:8.2f} {t_o:7.2f}  {t_o / t_s:9.2f} {t_1 / t_s:12.2f}")
+
+    print("\n## peak memory of a load (fresh process, ru_maxrss growth during load())")
+    for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):
+        res = subprocess.run([sys.executable, "-c", MEM_SCRIPT, str(data / "ct" / name), str(ROOT)],
+                             capture_output=True, text=True, check=True)
+        grow, voxels = (int(v) for v in res.stdout.split())
+        print(f"{name:28s} peak growth {grow / 2**20:7.1f} MiB, int16 voxels {voxels / 2**20:7.1f} MiB, "
+              f"ratio {grow / voxels:.2f}")
+
+
+if __name__ == "__main__":
+    main()
