@@ -42,7 +42,7 @@ import numpy as np
 from viewer.ai.errors import ManifestError
 from viewer.core.crop import center_crop, crop_box
 from viewer.core.resize import INTERPOLATIONS, resize
-from viewer.core.windowing import apply_window, default_window
+from viewer.core.windowing import default_window, window_bounds
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,15 @@ def _apply_window(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarr
         c, w = ctx.window if ctx.window is not None else default_window(x, ctx.modality)
     else:
         c, w = p["center"], p["width"]
-    return apply_window(x, c, w)
+    # viewer.core.windowing.apply_window's arithmetic (same bounds, same float32 operations, so the same
+    # grey levels), done in place on one float32 copy: this op touches every pixel of every slice and
+    # fresh temporaries per step cost more than the arithmetic.
+    low, high = window_bounds(c, w)
+    out = x.astype(np.float32, copy=True)
+    out -= np.float32(low)
+    out *= np.float32(1.0 / max(high - low, 1e-6))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def _apply_scale(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarray:
@@ -363,20 +371,31 @@ def output_channels(ops: Sequence[Op], channels_in: int) -> int:
     return c
 
 
-def to_nchw(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) grey or (N, H, W, 3) RGB, any dtype -> float32 (N, C, H, W)."""
+def _nchw_view(images: np.ndarray) -> np.ndarray:
     a = np.asarray(images)
     if a.ndim == 3:
-        return a[:, None, :, :].astype(np.float32, copy=False)
+        return a[:, None, :, :]
     if a.ndim == 4 and a.shape[-1] in (3, 4):
-        return np.ascontiguousarray(np.moveaxis(a[..., :3], -1, 1), dtype=np.float32)
+        return np.moveaxis(a[..., :3], -1, 1)
     raise ValueError(f"images must be (N, H, W) grey or (N, H, W, 3) RGB, got shape {a.shape}")
+
+
+def to_nchw(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) grey or (N, H, W, 3) RGB, any dtype -> float32 (N, C, H, W)."""
+    return np.ascontiguousarray(_nchw_view(images), dtype=np.float32)
+
+
+# ops that accept any input dtype and return float32 (or a view, for crop), so the batch is converted
+# once, inside the first of them, instead of in a separate pass
+_ANY_DTYPE = ("window", "crop", "resize")
 
 
 def run_ops(ops: Sequence[Op], images: np.ndarray, ctx: Context | None = None) -> np.ndarray:
     """Apply ``ops`` in order to ``images`` (see :func:`to_nchw`); returns float32 (N, C, H, W)."""
     ctx = ctx or Context()
-    x = to_nchw(images)
+    x = _nchw_view(images)
     for op in ops:
+        if x.dtype != np.float32 and op.name not in _ANY_DTYPE:
+            x = x.astype(np.float32)
         x = OPS[op.name][1](x, op.params, ctx)
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -21,6 +21,7 @@ PyTorch's CPU kernel (``w0h * (w0w * x00 + w1w * x01) + w1h * (...)``), so float
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -56,6 +57,15 @@ def _area_bounds(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+@functools.lru_cache(maxsize=64)
+def _area_plan(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Segment bounds, first/last segment of each window and window sizes (cached: slices repeat sizes)."""
+    start, end = _area_bounds(n_in, n_out)
+    bounds = np.unique(np.concatenate([start, end]))
+    lo, hi = np.searchsorted(bounds, start), np.searchsorted(bounds, end)
+    return bounds, lo, hi, (end - start).astype(np.float64)
+
+
 def _resize_axis(a: np.ndarray, n_out: int, axis: int, mode: str) -> np.ndarray:
     n_in = a.shape[axis]
     if n_in == n_out and mode != "area":
@@ -73,20 +83,18 @@ def _resize_axis(a: np.ndarray, n_out: int, axis: int, mode: str) -> np.ndarray:
     if mode == "area":
         if n_in == n_out:
             return a
-        start, end = _area_bounds(n_in, n_out)
         # Windows overlap by a pixel when n_in is not a multiple of n_out. Sum the elementary segments
         # between all window bounds in one pass (reduceat), then each window is a run of segments:
         # one read of the data instead of a matrix product's n_out multiply-adds per pixel.
-        bounds = np.unique(np.concatenate([start, end]))
+        bounds, lo, hi, counts = _area_plan(n_in, n_out)
         seg = np.add.reduceat(a, bounds[:-1], axis=axis)
         cs = np.cumsum(seg, axis=axis, dtype=np.float64)
         pad = [(0, 0)] * a.ndim
         pad[axis] = (1, 0)
         cs = np.pad(cs, pad)
-        lo, hi = np.searchsorted(bounds, start), np.searchsorted(bounds, end)
         shape = [1] * a.ndim
         shape[axis] = n_out
-        count = (end - start).astype(np.float64).reshape(shape)
+        count = counts.reshape(shape)
         mean: np.ndarray = ((np.take(cs, hi, axis=axis) - np.take(cs, lo, axis=axis)) / count).astype(np.float32)
         return mean
     raise ValueError(f"unknown interpolation {mode!r}; expected one of {', '.join(INTERPOLATIONS)}")
