@@ -118,3 +118,13 @@ def test_an_unreadable_graph_is_a_model_error(tmp_path: Path) -> None:
         ModelSession(m, "cpu")
     with pytest.raises(ValueError, match="device"):
         ModelSession(m, "tpu")
+
+
+def test_io_binding_path_gives_the_plain_results(tmp_path: Path) -> None:
+    """The CUDA path's IO binding (preallocated, reused buffers), exercised with CPU buffers here."""
+    s = ModelSession(_manifest(tmp_path), "cpu", batch_size=4, warmup=False)
+    s.device, s._bind_device = "cuda", "cpu"
+    for n in (10, 3, 1):  # full batches, a padded batch, the single-image shape; buffers reused per shape
+        x = RNG.standard_normal((n, 1, 4, 4)).astype(np.float32)
+        np.testing.assert_allclose(s.run(x), x.reshape(n, 16) @ W + B, rtol=1e-5, atol=1e-5)
+    assert s.io_binding_error is None and sorted(s._bindings) == [1, 4]

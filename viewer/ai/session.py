@@ -103,6 +103,7 @@ class ModelSession:
         self.manifest = manifest
         self.threads = threads or default_threads()
         self.message: str | None = None
+        self.io_binding_error: str | None = None  # set if IO binding failed and plain run took over
         self._lock = threading.Lock()  # IO binding buffers are per session; runs are serialised
         path = str(manifest.model_path)
         sess = None
@@ -123,6 +124,7 @@ class ModelSession:
         else:
             self.batch_size = batch_size or (64 if self.device == "cuda" else 32)
         self._bindings: dict[int, tuple[Any, Any, Any]] = {}
+        self._bind_device = "cuda"  # where IO-bound buffers live (tests exercise the binding path on "cpu")
         if warmup:
             self.warmup()
 
@@ -184,8 +186,8 @@ class ModelSession:
         if self.device == "cuda":
             try:
                 return self._run_bound(x)
-            except Exception:  # an IO binding problem should cost speed, not the result
-                pass
+            except Exception as exc:  # an IO binding problem should cost speed, not the result
+                self.io_binding_error = f"{type(exc).__name__}: {exc}"
         out = self._session.run([self.manifest.output.name], {self.manifest.input.name: x})[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -197,8 +199,10 @@ class ModelSession:
             if cached is None or cached[0].shape() != list(x.shape):
                 binding = self._session.io_binding()
                 k = len(self.manifest.output.labels)
-                out = ort.OrtValue.ortvalue_from_shape_and_type([n, k], np.float32, "cuda", 0)
-                inp = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+                out = ort.OrtValue.ortvalue_from_shape_and_type([n, k], np.float32, self._bind_device, 0)
+                # a private copy: on a CPU device the OrtValue wraps this memory, and update_inplace
+                # must never write into the caller's array
+                inp = ort.OrtValue.ortvalue_from_numpy(np.array(x, dtype=np.float32, copy=True), self._bind_device, 0)
                 binding.bind_ortvalue_input(self.manifest.input.name, inp)
                 binding.bind_ortvalue_output(self.manifest.output.name, out)
                 self._bindings[n] = (inp, out, binding)
@@ -207,7 +211,8 @@ class ModelSession:
                 cached[0].update_inplace(np.ascontiguousarray(x))
             inp, out, binding = cached
             self._session.run_with_iobinding(binding)
-            return np.asarray(out.numpy(), dtype=np.float32)
+            # copy: the buffer is reused by the next run (numpy() of a CPU OrtValue is a view of it)
+            return np.array(out.numpy(), dtype=np.float32, copy=True)
 
     def run(self, x: np.ndarray, *, cancel: Callable[[], bool] | None = None,
             progress: Callable[[int, int], None] | None = None) -> np.ndarray:
