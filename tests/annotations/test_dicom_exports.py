@@ -155,3 +155,25 @@ def test_sr_rejects_roi_on_unknown_image(ct_slices: list, tmp_path: Path) -> Non
     (tmp_path / "junk.dcm").write_bytes(b"not dicom")
     with pytest.raises(SrError, match="not a readable TID 1500"):
         read_sr(tmp_path / "junk.dcm")
+
+
+def test_seg_on_enhanced_multiframe_mr(data_dir: Path, tmp_path: Path) -> None:
+    """One multi-frame source: the SEG references frames by number (Siemens XA keeps geometry per frame)."""
+    src = pydicom.dcmread(data_dir / "dcm_qa" / "enh" / "In" / "Siemens" / "XA10" / "6_1.dcm",
+                          stop_before_pixels=True)
+    frames = [6, 5, 4, 3, 2, 1]  # z order need not be frame order
+    mask = np.zeros((6, 64, 64), bool)
+    mask[1, 10:20, 10:30] = True
+    mask[5, 0:5, 0:5] = True
+    out = tmp_path / "mf.dcm"
+    write_seg(out, [src], [Segment("x", mask)], frame_numbers=frames)
+    _assert_valid(out)
+    ds = pydicom.dcmread(out)
+    refs = [int(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber)
+            for f in ds.PerFrameFunctionalGroupsSequence]
+    assert sorted(refs) == [1, 5]  # empty frames omitted; z 1 -> frame 5, z 5 -> frame 1
+    assert np.array_equal(read_seg(out, [src], frames)["x"], mask)
+    with pytest.raises(SegExportError, match="needs the frame number of each mask slice"):
+        write_seg(out, [src], [Segment("x", mask)])
+    with pytest.raises(SegExportError, match="distinct and within 1..6"):
+        write_seg(out, [src], [Segment("x", mask)], frame_numbers=[1, 2, 3, 4, 5, 7])

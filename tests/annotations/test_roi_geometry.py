@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from viewer.annotations.model import ImageKey, Roi
-from viewer.annotations.roi_geometry import roi_from_lps, roi_to_lps
+from viewer.annotations.roi_geometry import roi_from_lps, roi_to_lps, slice_keys
 from viewer.core.volume import Volume
 
 
@@ -32,6 +32,18 @@ def test_measurement_points_become_pixel_roi_on_their_slice() -> None:
 def test_points_off_the_acquired_slices_are_refused() -> None:
     with pytest.raises(ValueError, match="do not lie on one acquired slice"):
         roi_from_lps("distance", [(-93.0, -42.0, 30.0), (-93.0, -42.0, 37.5)], _volume(), KEYS)
+
+
+def test_slice_keys_use_1_based_dicom_frames() -> None:
+    v = _volume()
+    v.metadata.update(study_uid="1.2", instance_uids=["1.2.3.9"] * 4, frames=[0, 1, 2, 3])
+    keys = slice_keys(v)
+    assert [k.frame for k in keys] == [1, 2, 3, 4] and keys[0] == ImageKey("1.2", "1.2.3", "1.2.3.9", 1)
+    v.metadata.update(frames=[None] * 4, instance_uids=[f"1.2.3.{z}" for z in range(4)])
+    assert slice_keys(v) == KEYS
+    v.metadata.update(instance_uids=[])
+    with pytest.raises(ValueError, match="lists 0 instance UIDs for 4 slices"):
+        slice_keys(v)
 
 
 def test_roi_angle_and_polygon_area() -> None:

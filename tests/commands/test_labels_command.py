@@ -29,10 +29,12 @@ def series_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="module")
 def keys(series_dir: Path) -> list[ImageKey]:
     """ImageKey per z, in the order viewer.io loads the series."""
+    from viewer.annotations.roi_geometry import slice_keys
     from viewer.io import load_series
 
-    v = load_series(series_dir)
-    return [ImageKey(v.metadata["study_uid"], v.series_uid, u, 1) for u in v.metadata["instance_uids"]]
+    keys = slice_keys(load_series(series_dir))
+    assert all(k.frame == 1 and k.sop_uid for k in keys)
+    return keys
 
 
 @pytest.fixture()
@@ -125,6 +127,28 @@ def test_sr_export_import(env: Path, series_dir: Path, keys: list[ImageKey]) -> 
     assert main(["labels", "export", "--format", "sr", "--series", str(series_dir), "--out", str(anon),
                  "--deidentify"]) == 0
     assert keys[0].study_uid.encode() not in anon.read_bytes()
+
+
+def test_seg_of_a_multiframe_file(env: Path, data_dir: Path) -> None:
+    from viewer.annotations.roi_geometry import slice_keys
+    from viewer.io import load_series
+
+    path = data_dir / "dcm_qa" / "enh" / "In" / "Siemens" / "XA10" / "6_1.dcm"
+    keys = slice_keys(load_series(path))
+    assert len({k.frame for k in keys}) == 6
+    mask = np.zeros((6, 64, 64), bool)
+    mask[2, 20:30, 20:40] = True
+    with LabelStore() as store:
+        store.save_mask(keys[0].series_uid, ORGANS, "liver", mask, keys)
+    out = env / "mf.dcm"
+    assert main(["labels", "export", "--format", "seg", "--series", str(path), "--out", str(out)]) == 0
+    other = env / "mf.sqlite"
+    assert main(["labels", "import", "--format", "seg", str(out), "--series", str(path), "--store", str(other),
+                 "--label-set", ORGANS]) == 0
+    with LabelStore(other) as s2:
+        assert np.array_equal(s2.load_mask(keys[0].series_uid, ORGANS, "liver", mask.shape), mask)
+        assert s2.mask_slice_refs(keys[0].series_uid, ORGANS, "liver")[2] == (keys[2].study_uid, keys[2].sop_uid,
+                                                                              keys[2].frame)
 
 
 def test_sets_json(env: Path, capsys: pytest.CaptureFixture) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,7 +78,8 @@ def check_sources(source_images: Sequence[Dataset]) -> None:
         raise SegExportError("source images repeat a SOPInstanceUID")
 
 
-def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, series_uid: str | None = None,
+def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *,
+              frame_numbers: Sequence[int] | None = None, series_uid: str | None = None,
               sop_uid: str | None = None, series_description: str = "Viewer labels", creator: str = "",
               deidentifier: Deidentifier | None = None) -> Dataset:
     """Build a binary DICOM SEG of ``segments`` over ``source_images``.
@@ -88,7 +89,10 @@ def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, 
     source_images
         The series' image datasets (headers suffice), z order.
     segments
-        Non-empty list; each mask must have shape (len(source_images), Rows, Columns).
+        Non-empty list; each mask must have shape (len(source_images), Rows, Columns), or
+        (len(frame_numbers), Rows, Columns) for a multi-frame source.
+    frame_numbers
+        For ONE multi-frame source image: the 1-based frame number of each mask slice (z order).
     series_uid, sop_uid
         UIDs for the new object (generated when None).
     creator
@@ -108,7 +112,16 @@ def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, 
     if not segments:
         raise SegExportError("no masks to export")
     rows, cols = int(source_images[0].Rows), int(source_images[0].Columns)
-    want = (len(source_images), rows, cols)
+    n_frames = int(source_images[0].get("NumberOfFrames", 1) or 1)
+    if frame_numbers is not None:
+        if len(source_images) != 1 or n_frames < 2:
+            raise SegExportError("frame numbers are for exactly one multi-frame source image")
+        bad = [f for f in frame_numbers if not 1 <= int(f) <= n_frames]
+        if bad or len(set(frame_numbers)) != len(frame_numbers):
+            raise SegExportError(f"frame numbers must be distinct and within 1..{n_frames}")
+    elif n_frames > 1:
+        raise SegExportError("a multi-frame source image needs the frame number of each mask slice")
+    want = (len(frame_numbers) if frame_numbers is not None else len(source_images), rows, cols)
     stack = []
     for seg in segments:
         if tuple(seg.mask.shape) != want:
@@ -118,6 +131,11 @@ def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, 
     pixels = np.stack(stack, axis=-1)
     if not pixels.any():
         raise SegExportError("every mask is empty: nothing to export")
+    if frame_numbers is not None:
+        # highdicom wants one mask frame per source frame, in frame order.
+        full = np.zeros((n_frames, rows, cols, len(segments)), dtype=bool)
+        full[np.asarray(frame_numbers, dtype=int) - 1] = pixels
+        pixels = full
     descriptions = []
     for n, seg in enumerate(segments, start=1):
         category = ANATOMY_CATEGORY if seg.code is not None and seg.code.scheme == "SCT" else GENERIC_CATEGORY
@@ -128,6 +146,8 @@ def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, 
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
             tracking_uid=generate_uid(), tracking_id=seg.name[:64],
             display_color=hd.color.CIELabColor.from_rgb(*rgb)))
+    if frame_numbers is not None:
+        source_images = [_with_shared_geometry(source_images[0], n_frames)]
     try:
         with warnings.catch_warnings():
             # The source images' one-component PatientName ("Pancreas-CT-CB_001") is copied as is.
@@ -146,6 +166,39 @@ def build_seg(source_images: Sequence[Dataset], segments: Sequence[Segment], *, 
     return deidentifier.dataset(out) if deidentifier is not None else out
 
 
+def _with_shared_geometry(ds: Dataset, n_frames: int) -> Dataset:
+    """The source header with pixel measures and orientation in its shared functional groups.
+
+    Philips and Siemens enhanced MR keep them per frame; highdicom only looks in the shared groups. When
+    every frame has the same values (a SEG shares one spacing and orientation anyway) a header copy with
+    them moved to the shared group describes the same geometry; UIDs, and so references, are unchanged.
+    """
+    import copy
+
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if shared is not None and "PixelMeasuresSequence" in shared and "PlaneOrientationSequence" in shared:
+        return ds
+
+    def group(k: int, name: str) -> Any:
+        for src in ((per_frame[k] if k < len(per_frame) else None), shared):
+            if src is not None and name in src:
+                return src[name].value[0]
+        raise SegExportError(f"frame {k + 1} of the source image has no {name}: no geometry to reference")
+
+    pm, po = group(0, "PixelMeasuresSequence"), group(0, "PlaneOrientationSequence")
+    for k in range(1, n_frames):
+        if (list(group(k, "PixelMeasuresSequence").PixelSpacing) != list(pm.PixelSpacing)
+                or list(group(k, "PlaneOrientationSequence").ImageOrientationPatient)
+                != list(po.ImageOrientationPatient)):
+            raise SegExportError("the source frames differ in pixel spacing or orientation; a SEG shares one")
+    out = copy.deepcopy(ds)
+    sh = out.SharedFunctionalGroupsSequence[0]
+    sh.PixelMeasuresSequence = [copy.deepcopy(pm)]
+    sh.PlaneOrientationSequence = [copy.deepcopy(po)]
+    return out
+
+
 def write_seg(path: str | Path, *args: object, **kwargs: object) -> Dataset:
     """:func:`build_seg` and save to ``path``; returns the dataset written."""
     ds = build_seg(*args, **kwargs)  # type: ignore[arg-type]
@@ -153,8 +206,11 @@ def write_seg(path: str | Path, *args: object, **kwargs: object) -> Dataset:
     return ds
 
 
-def read_seg(path: str | Path, source_images: Sequence[Dataset]) -> dict[str, np.ndarray]:
+def read_seg(path: str | Path, source_images: Sequence[Dataset], frame_numbers: Sequence[int] | None = None
+             ) -> dict[str, np.ndarray]:
     """Masks of a SEG file, aligned to ``source_images`` (z order): segment label -> (z, y, x) bool.
+
+    For one multi-frame source image, ``frame_numbers`` gives the 1-based frame of each z.
 
     Raises
     ------
@@ -171,10 +227,16 @@ def read_seg(path: str | Path, source_images: Sequence[Dataset]) -> dict[str, np
     referenced = {uid for _study, _series, uid in seg.get_source_image_uids()}
     if not referenced & set(wanted):
         raise SegExportError(f"{path}: the SEG references none of the {len(wanted)} given images")
+    out: dict[str, np.ndarray] = {}
+    if frame_numbers is not None:
+        arr = seg.get_pixels_by_source_frame(wanted[0], [int(f) for f in frame_numbers], combine_segments=False,
+                                             assert_missing_frames_are_empty=True, dtype=bool)
+        for k, number in enumerate(seg.segment_numbers):
+            out[seg.get_segment_description(number).segment_label] = np.ascontiguousarray(arr[..., k])
+        return out
     present = [u for u in wanted if u in referenced]
     arr = seg.get_pixels_by_source_instance(present, combine_segments=False, dtype=bool)
     rows, cols = arr.shape[1:3]
-    out: dict[str, np.ndarray] = {}
     for k, number in enumerate(seg.segment_numbers):
         full = np.zeros((len(wanted), rows, cols), dtype=bool)
         idx = [wanted.index(u) for u in present]

@@ -99,22 +99,30 @@ class _Series:
     def __init__(self, path: str | None, fmt: str) -> None:
         if not path:
             raise _UserError(f"--series PATH is needed for --format {fmt}")
-        import pydicom
-
-        from viewer.annotations.model import ImageKey
+        from viewer.annotations.roi_geometry import slice_keys
         from viewer.io import load_series
 
         self.volume = load_series(path)
-        md = self.volume.metadata
-        files: list[str] = list(md.get("files") or [])
-        if len(set(files)) != len(files):
-            raise _UserError("multi-frame series are not supported for SEG/SR/NIfTI export yet; export csv/json")
-        self.datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-        study = str(md.get("study_uid", "") or "")
-        uids = list(md.get("instance_uids") or [str(d.get("SOPInstanceUID", "")) for d in self.datasets])
-        frames = list(md.get("frames") or [1] * len(uids))
+        self.keys = slice_keys(self.volume)
         self.series_uid = self.volume.series_uid
-        self.keys = [ImageKey(study, self.series_uid, u, int(f or 1)) for u, f in zip(uids, frames)]
+        self._sources: tuple[list[Any], list[int] | None] | None = None
+
+    def sources(self) -> tuple[list[Any], list[int] | None]:
+        """Headers of the source images (z order) and, for one multi-frame file, each z's frame number."""
+        if self._sources is None:
+            import pydicom
+
+            files: list[str] = list(self.volume.metadata.get("files") or [])
+            if len(set(files)) == len(files):
+                self._sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files], None
+            else:
+                ds = pydicom.dcmread(files[0], stop_before_pixels=True) if len(set(files)) == 1 else None
+                if ds is None or int(ds.get("NumberOfFrames", 1) or 1) < 2:
+                    raise _UserError("this series holds several slices per file that are not DICOM frames "
+                                     "(a mosaic?): SEG/SR cannot reference them; export csv, json or nifti")
+                # One enhanced multi-frame file: a SEG references its frames by number.
+                self._sources = [ds], [k.frame for k in self.keys]
+        return self._sources
 
 
 def _deidentifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -199,8 +207,10 @@ def _export_seg(args: argparse.Namespace, series: _Series, masks: list[Any], dei
         d = _label_def(s, lab)
         segments.append(Segment(lab if len({m[0] for m in masks}) == 1 else f"{s}: {lab}", mask,
                                 d.color if d else "#ff0000", d.code if d else None))
-    write_seg(args.out, series.datasets, segments, creator=_annotator(None), deidentifier=deid)
-    print(f"exported {len(segments)} segments over {len(series.datasets)} images to {args.out}")
+    datasets, frame_numbers = series.sources()
+    write_seg(args.out, datasets, segments, frame_numbers=frame_numbers, creator=_annotator(None),
+              deidentifier=deid)
+    print(f"exported {len(segments)} segments over {len(series.keys)} images to {args.out}")
     return 0
 
 
@@ -233,7 +243,7 @@ def _export_sr(args: argparse.Namespace, store: Any, series: _Series, set_name: 
         return d.code if d else None
 
     observers = sorted({r.annotator for r in rois if r.annotator})
-    write_sr(args.out, series.datasets, rois, code_of=code_of, observer=observers[0] if observers else "",
+    write_sr(args.out, series.sources()[0], rois, code_of=code_of, observer=observers[0] if observers else "",
              deidentifier=deid)
     print(f"exported {len(rois)} ROIs to {args.out}")
     return 0
@@ -281,7 +291,7 @@ def _read_masks(args: argparse.Namespace, series: _Series, ls: Any) -> dict[str,
     if args.format == "seg":
         from viewer.annotations.seg import read_seg
 
-        masks = read_seg(args.file, series.datasets)
+        masks = read_seg(args.file, *series.sources())
     else:
         from viewer.annotations.nifti import read_label_map
 
