@@ -177,3 +177,14 @@ def test_seg_on_enhanced_multiframe_mr(data_dir: Path, tmp_path: Path) -> None:
         write_seg(out, [src], [Segment("x", mask)])
     with pytest.raises(SegExportError, match="distinct and within 1..6"):
         write_seg(out, [src], [Segment("x", mask)], frame_numbers=[1, 2, 3, 4, 5, 7])
+
+
+def test_sr_on_a_frame_of_a_multiframe_image(data_dir: Path, tmp_path: Path) -> None:
+    src = pydicom.dcmread(data_dir / "dcm_qa" / "enh" / "In" / "Siemens" / "XA10" / "6_1.dcm",
+                          stop_before_pixels=True)
+    key = ImageKey(str(src.StudyInstanceUID), str(src.SeriesInstanceUID), str(src.SOPInstanceUID), 5)
+    out = tmp_path / "sr.dcm"
+    write_sr(out, [src], [Roi(key, "line", ((1, 2), (30, 40)), annotator="a")], observer="a")
+    _assert_valid(out)
+    (back,) = read_sr(out)
+    assert back.key == key and np.allclose(back.points, ((1, 2), (30, 40)))
