@@ -115,3 +115,19 @@ def test_unknown_model_and_cuda_request(models: Path, pancreas: Path, capsys: py
         assert "CPU" in doc["message"] and doc["message"] in err
     else:
         assert doc["provider"] == "CUDAExecutionProvider"
+
+
+def test_sliding_window_class_map(models: Path, pancreas: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, str(pancreas), "--model", "toy-ct", "--models-dir", str(models), "--slices", "60",
+                      "--sliding", "--window-mm", "64.44", "64.44", "--stride-mm", "32.22", "32.22", "--json")
+    assert rc == 0
+    (s,) = json.loads(out)["series"][0]["sliding"]
+    # 1.074 mm pixels: 64.44 mm = 60 px windows every 30 px; the last one ends at the edge (512 - 60 = 452)
+    assert s["window_px"] == [60, 60] and s["stride_px"] == [30, 30]
+    assert s["rows"] == list(range(0, 452, 30)) + [452] and s["cols"] == s["rows"]
+    grid = np.array(s["class_map"])
+    assert grid.shape == (17, 17)
+    assert grid[0, 0] == 0 and grid[8, 8] == 1  # the corner is air ("dark"); the abdomen's centre is soft tissue
+    rc, out, _ = _run(capsys, str(pancreas), "--model", "toy-ct", "--models-dir", str(models), "--slices", "60",
+                      "--sliding", "--window-mm", "64.44", "64.44")
+    assert rc == 0 and "60x60 px windows every 30x30 px (289)" in out

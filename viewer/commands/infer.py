@@ -36,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", metavar="A:B", help="slice range (Python slice syntax, e.g. 10:20 or 5)")
     parser.add_argument("--box", type=int, nargs=4, metavar=("ROW0", "COL0", "ROW1", "COL1"),
                         help="classify this box (pixels, half-open) of each slice instead of the whole slice")
+    parser.add_argument("--sliding", action="store_true",
+                        help="slide a window over each slice and report the class map (scope roi models)")
+    parser.add_argument("--window-mm", type=float, nargs=2, metavar=("ROWS", "COLS"),
+                        help="sliding window size in mm (default: the model's roi_size_mm, else its input size in "
+                        "pixels)")
+    parser.add_argument("--stride-mm", type=float, nargs=2, metavar=("ROWS", "COLS"),
+                        help="sliding window step in mm (default: half the window)")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="labels per slice in text output")
     parser.add_argument("--force", action="store_true", help="run even if the model does not apply to the series")
     parser.add_argument("--models-dir", action="append", metavar="DIR",
@@ -103,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if session.message:
         print(f"note: {session.message}", file=sys.stderr)
     scope_note = None
-    if manifest.applies_to.scope == "roi" and not args.box:
+    if manifest.applies_to.scope == "roi" and not args.box and not args.sliding:
         scope_note = (f"{manifest.id} is trained on regions (scope roi); whole slices were classified. Give --box "
-                      "for a region")
+                      "for a region or --sliding for a class map")
         print(f"note: {scope_note}", file=sys.stderr)
     header = {"model": {"id": manifest.id, "name": manifest.name, "version": manifest.version,
                         "intended_use": manifest.intended_use},
@@ -123,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if not ok and not args.force:
         print(f"error: {why} (use --force to run it anyway)", file=sys.stderr)
         return 2
+    if args.sliding:
+        return _run_sliding(args, session, volume, header, None if ok else why)
     try:
         preds = _classify_volume(session, volume, args)
     except ValueError as exc:
@@ -195,3 +204,39 @@ def _run_csv(args: argparse.Namespace, manifest: Any, session: Any, header: dict
     else:
         print(f"{written} rows from {len(done)} series written to {args.csv} ({session.device})")
     return 0 if done else 1
+
+
+def _run_sliding(args: argparse.Namespace, session: Any, volume: Any, header: dict[str, Any],
+                 note: str | None) -> int:
+    """Per slice, the sliding-window class map: JSON grid of class indices, or label counts as text."""
+    import numpy as np
+
+    from viewer.ai import sliding_window_map
+
+    try:
+        idx = _slice_indices(args.slices, volume.shape[0])
+        maps = [(k, sliding_window_map(session, volume, k, window_mm=args.window_mm, stride_mm=args.stride_mm))
+                for k in idx]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    labels = list(session.manifest.output.labels)
+    if args.json:
+        slices = [{"slice": int(k), "window_px": list(cm.window), "stride_px": list(cm.stride),
+                   "rows": cm.rows.tolist(), "cols": cm.cols.tolist(), "class_map": cm.class_map.tolist(),
+                   "max_probability": np.round(cm.probabilities.max(axis=2), 6).tolist()} for k, cm in maps]
+        rec: dict[str, Any] = {"series_uid": volume.series_uid, "modality": volume.modality,
+                               "shape": list(volume.shape), "labels": labels, "sliding": slices}
+        if note:
+            rec["note"] = note
+        json.dump({**header, "series": [rec]}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{session.manifest.title} on {session.device} ({session.provider}); sliding window")
+    for k, cm in maps:
+        counts = np.bincount(cm.class_map.ravel(), minlength=len(labels))
+        order = np.argsort(-counts, kind="stable")
+        text = ", ".join(f"{labels[i]} {int(counts[i])}" for i in order if counts[i])
+        print(f"slice {k:4d}: {cm.window[0]}x{cm.window[1]} px windows every {cm.stride[0]}x{cm.stride[1]} px "
+              f"({cm.class_map.size}): {text}")
+    return 0
