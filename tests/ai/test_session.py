@@ -128,3 +128,17 @@ def test_io_binding_path_gives_the_plain_results(tmp_path: Path) -> None:
         x = RNG.standard_normal((n, 1, 4, 4)).astype(np.float32)
         np.testing.assert_allclose(s.run(x), x.reshape(n, 16) @ W + B, rtol=1e-5, atol=1e-5)
     assert s.io_binding_error is None and sorted(s._bindings) == [1, 4]
+
+
+def test_concurrent_get_creates_one_session(tmp_path: Path) -> None:
+    import threading
+
+    m = _manifest(tmp_path)
+    ModelSession.clear_cache()
+    got: list[ModelSession] = []
+    threads = [threading.Thread(target=lambda: got.append(ModelSession.get(m, "cpu"))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 6 and all(s is got[0] for s in got)

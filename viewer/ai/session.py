@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from viewer.ai.errors import ModelError
+from viewer.ai.errors import Cancelled, ModelError
 from viewer.ai.manifest import Manifest, check_onnx_io
 
 CPU = "CPUExecutionProvider"
@@ -95,6 +95,7 @@ class ModelSession:
 
     _cache: dict[tuple[str, str, str, int, int], ModelSession] = {}
     _cache_lock = threading.Lock()
+    _creating: dict[tuple[str, str, str, int, int], threading.Lock] = {}
 
     def __init__(self, manifest: Manifest, device: str = "auto", *, batch_size: int | None = None,
                  threads: int | None = None, warmup: bool = True) -> None:
@@ -154,9 +155,18 @@ class ModelSession:
         key = (str(manifest.model_path.resolve()), manifest.sha256, device, batch_size or 0, threads or 0)
         with cls._cache_lock:
             s = cls._cache.get(key)
+            if s is not None:
+                return s
+            key_lock = cls._creating.setdefault(key, threading.Lock())
+        # One creation per key; other models' sessions are not held up while this one starts (seconds on CUDA).
+        with key_lock:
+            with cls._cache_lock:
+                s = cls._cache.get(key)
             if s is None:
                 s = cls(manifest, device, batch_size=batch_size, threads=threads)
-                cls._cache[key] = s
+                with cls._cache_lock:
+                    cls._cache[key] = s
+                    cls._creating.pop(key, None)
             return s
 
     @classmethod
@@ -221,8 +231,6 @@ class ModelSession:
         Chunks of ``batch_size``; the last chunk padded with zeros (results dropped); N == 1 runs at
         batch 1. ``cancel`` is polled between chunks (raises :class:`~viewer.ai.errors.Cancelled`).
         """
-        from viewer.ai.errors import Cancelled
-
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         if n == 0:
