@@ -561,6 +561,8 @@ class SeriesLoader:
             return False
         stored = out.view(np.int16 if self.layout.signed else np.uint16)
         stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
+        if not self.layout.signed and self.layout.bits_stored <= 15:
+            stored = out  # masked values < 2**15 have the same bits as int16: same-type in-place add
         if not self._all_fit:
             # The stored bit range alone could leave int16 (e.g. signed 16-bit + intercept -1024):
             # check this slice's actual values.
@@ -644,17 +646,55 @@ class SeriesLoader:
         done = 0
         order = [self.first_index] + [k for k in range(n) if k != self.first_index]
         slow: list[int] = []
-        for k in order:
+        fast = [k for k in order if self.items[k].fast]
+        slow = [k for k in order if not self.items[k].fast]
+        if fast and fast[0] == self.first_index:
+            # The first slice alone, before anything else, so the caller can draw it at once.
             if cancel is not None and cancel():
                 raise LoadCancelled("loading cancelled")
-            if self.items[k].fast and self._try_fast(self.items[k], vol[k]):
+            if self._try_fast(self.items[fast[0]], vol[fast[0]]):
                 done += 1
                 if progress is not None:
                     progress(done, n)
-                if k == self.first_index and first_slice is not None:
-                    first_slice(k, vol[k])
+                if first_slice is not None:
+                    first_slice(fast[0], vol[fast[0]])
             else:
-                slow.append(k)
+                slow.insert(0, fast[0])
+            fast = fast[1:]
+        # Reading (readinto) and the numpy rescale release the GIL: two threads use both cores.
+        threads = min(2, os.cpu_count() or 1) if (workers is None or workers > 1) else 1
+        size = 8
+        chunks = [fast[i:i + size] for i in range(0, len(fast), size)]
+
+        def run(chunk: list[int]) -> list[int]:
+            return [k for k in chunk if not self._try_fast(self.items[k], vol[k])]
+
+        if threads > 1 and len(chunks) > 2:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as ex:
+                futs = [ex.submit(run, c) for c in chunks]
+                try:
+                    for c, fut in zip(chunks, futs):
+                        if cancel is not None and cancel():
+                            raise LoadCancelled("loading cancelled")
+                        failed = fut.result()
+                        slow += failed
+                        done += len(c) - len(failed)
+                        if progress is not None:
+                            progress(done, n)
+                finally:
+                    for fut in futs:
+                        fut.cancel()
+        else:
+            for c in chunks:
+                if cancel is not None and cancel():
+                    raise LoadCancelled("loading cancelled")
+                failed = run(c)
+                slow += failed
+                done += len(c) - len(failed)
+                if progress is not None:
+                    progress(done, n)
         if slow:
             self._load_slow(vol, slow, progress, cancel, first_slice, workers, done)
         return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
