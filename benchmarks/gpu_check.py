@@ -20,6 +20,12 @@ Printed per network, batch 64 fixed, images/s (median of repeats) and the ratio 
   result (target < 1 s), for HEURISTIC (the viewer's choice) and EXHAUSTIVE cuDNN algorithm search.
 
 ``--smoke-cpu`` runs every code path on the CPU with tiny counts, to check the script without a GPU.
+
+On the lent machine (which has torch but maybe not ``onnx``), after bringing onnxruntime-gpu over as
+../shared/device/README.md says::
+
+    # here:  python benchmarks/gpu_check.py --export .gpucheck --no-weights    (~45 MB, git-ignore it)
+    # there: PYTHONPATH=/tmp/site:$PWD python benchmarks/gpu_check.py --onnx-dir .gpucheck
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ NETS: dict[str, tuple[Callable[[], Any], tuple[int, int, int], int]] = {
 }
 
 
-def export(net: str, folder: Path) -> Path:
+def export(net: str, folder: Path, weights: bool = True) -> Path:
     """Export ``net`` (seeded random weights, eval mode) to ``folder/net.onnx`` plus its state dict."""
     import torch
 
@@ -102,7 +108,8 @@ def export(net: str, folder: Path) -> Path:
     torch.onnx.export(model, (torch.zeros(1, *chw),), str(path), input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
                       external_data=False)
-    torch.save(model.state_dict(), folder / f"{net}.pt")
+    if weights:  # lets the check compare outputs; ResNet-18's is 45 MB, leave it out to travel light
+        torch.save(model.state_dict(), folder / f"{net}.pt")
     return path
 
 
@@ -266,6 +273,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--onnx-dir", type=Path, help="pre-exported <net>.onnx (+ <net>.pt) files")
     ap.add_argument("--export", type=Path, metavar="DIR", help="only export the ONNX files into DIR and exit")
+    ap.add_argument("--no-weights", action="store_true", help="with --export: skip the <net>.pt state dicts")
     ap.add_argument("--nets", default="resnet18,small_cnn")
     ap.add_argument("--seconds", type=float, default=1.0, help="length of one timing window")
     ap.add_argument("--repeats", type=int, default=5)
@@ -275,7 +283,7 @@ def main() -> int:
     if args.export:
         args.export.mkdir(parents=True, exist_ok=True)
         for n in nets:
-            print("exported", export(n, args.export))
+            print("exported", export(n, args.export, weights=not args.no_weights))
         return 0
 
     import onnxruntime as ort
