@@ -113,9 +113,10 @@ def export(net: str, folder: Path, weights: bool = True) -> Path:
     return path
 
 
-def write_manifest(onnx_path: Path, chw: tuple[int, int, int], k: int) -> Path:
-    """A manifest.toml next to ``onnx_path`` (a model folder of its own) so ``viewer.ai`` can load it."""
-    folder = onnx_path.parent / (onnx_path.stem + "-model")
+def write_manifest(onnx_path: Path, chw: tuple[int, int, int], k: int, work: Path) -> Path:
+    """A model folder in ``work`` (a temporary folder, never models/) with a copy of ``onnx_path`` and a
+    manifest.toml, so ``viewer.ai`` can load it."""
+    folder = work / f"{onnx_path.parent.name}-{onnx_path.stem}-model"
     folder.mkdir(exist_ok=True)
     target = folder / "model.onnx"
     if not target.exists():
@@ -236,12 +237,13 @@ def ort_rates(onnx_path: Path, x_np: np.ndarray, k: int, device: str, seconds: f
     return out, ref
 
 
-def first_run_latency(onnx_path: Path, chw: tuple[int, int, int], k: int, device: str) -> dict[str, float]:
+def first_run_latency(onnx_path: Path, chw: tuple[int, int, int], k: int, device: str,
+                      work: Path) -> dict[str, float]:
     """Seconds from nothing to the first single-image result through viewer.ai.ModelSession."""
     import viewer.ai.session as vs
     from viewer.ai import ModelSession, load_manifest
 
-    m = load_manifest(write_manifest(onnx_path, chw, k))
+    m = load_manifest(write_manifest(onnx_path, chw, k, work))
     x = np.zeros((1, *chw), dtype=np.float32)
     out: dict[str, float] = {}
     real = vs._make_session
@@ -338,7 +340,7 @@ def main() -> int:
             print(f"  {name:34s} {v:10.0f} images/s   {v / base:6.2f}x torch resident")
         if oref is not None and not label.startswith("shipped"):
             print(f"  max |ort - torch| on 4 images: {float(np.max(np.abs(oref - tref))):.2e} (TF32 allowed in torch)")
-        for name, v in first_run_latency(onnx_path, chw, k, device).items():
+        for name, v in first_run_latency(onnx_path, chw, k, device, work).items():
             print(f"  {name:44s} {v * 1e3:8.1f} ms" + ("   (target < 1000 ms)" if name.startswith("first") else ""))
     tmp.cleanup()
     return 0
