@@ -113,6 +113,8 @@ def _delete(path: str) -> Any:
     (_set("preprocess.0", {"op": "crop", "fraction": 1.5}), "preprocess[0].fraction", "(0, 1]"),
     (_set("preprocess.0", {"op": "crop"}), "preprocess[0].fraction", "exactly one"),
     (_set("preprocess.0", {"op": "crop", "box": [4, 0, 2, 3]}), "preprocess[0].box", "row0 < row1"),
+    (_set("preprocess.0", {"op": "crop", "square": False}), "preprocess[0].square", "must be true"),
+    (_set("preprocess.0", {"op": "crop", "square": True, "fraction": 0.5}), "preprocess[0].fraction", "exactly one"),
     (_set("preprocess.0", {"op": "scale", "mode": "fixed", "low": 5.0, "high": 1.0}), "preprocess[0].high",
      "greater than low"),
     (_set("preprocess.0", {"op": "repeat_channels", "count": 3}), "input.shape", "channels"),

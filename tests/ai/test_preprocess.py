@@ -58,6 +58,14 @@ def test_crop_resize_normalize_repeat() -> None:
         np.testing.assert_allclose(got[:, c], (x - m) / s, rtol=1e-6)
 
 
+def test_square_crop_keeps_the_centre_of_the_longer_side() -> None:
+    x = np.arange(6 * 10, dtype=np.float32).reshape(1, 6, 10)  # 6 rows, 10 columns
+    got = run_ops(ops({"op": "crop", "square": True}), x)
+    np.testing.assert_array_equal(got[0, 0], x[0, :, 2:8])
+    tall = np.arange(9 * 4, dtype=np.float32).reshape(1, 9, 4)
+    np.testing.assert_array_equal(run_ops(ops({"op": "crop", "square": True}), tall)[0, 0], tall[0, 2:6, :])
+
+
 def test_rgb_images_become_three_channels() -> None:
     rgb = np.zeros((1, 2, 2, 3), dtype=np.uint8)
     rgb[..., 0], rgb[..., 2] = 255, 10

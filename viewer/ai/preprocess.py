@@ -15,9 +15,10 @@ their manifest keys (all required unless a default is given):
 ``invert_monochrome1``  (no keys)
     ``x -> 1 - x`` when the series is MONOCHROME1 (low values white, e.g. many radiographs), else
     nothing. Must come after ``window`` or ``scale``, so the values are in [0, 1].
-``crop``  ``fraction`` (a number or [rows, columns], each in (0, 1]) or ``box = [row0, col0, row1, col1]``
-    Centred crop keeping that fraction of each side (:func:`viewer.core.crop.center_crop_bounds`), or a
-    fixed box in pixels, half-open.
+``crop``  ``fraction`` (a number or [rows, columns], each in (0, 1]), ``square = true`` or ``box = [row0, col0, row1, col1]``
+    Centred crop keeping that fraction of each side (:func:`viewer.core.crop.center_crop_bounds`), the
+    centred square of the shorter side (:func:`viewer.core.crop.center_square_bounds`), or a fixed box in
+    pixels, half-open.
 ``resize``  ``size = [rows, columns]``, ``interpolation = "nearest" | "bilinear" | "area"``
     Exactly PyTorch's ``F.interpolate`` with ``align_corners=False`` (:mod:`viewer.core.resize`).
     No default interpolation: it must be the one used in training.
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from viewer.ai.errors import ManifestError
-from viewer.core.crop import center_crop, crop_box
+from viewer.core.crop import center_crop, center_square_bounds, crop_box
 from viewer.core.resize import INTERPOLATIONS, resize
 from viewer.core.windowing import default_window, window_bounds
 
@@ -230,8 +231,13 @@ def _parse_scale(f: _Fields) -> dict[str, Any]:
 
 
 def _parse_crop(f: _Fields) -> dict[str, Any]:
-    if f.has("fraction") == f.has("box"):
-        raise f.err("fraction", "give exactly one of fraction (centred crop) or box = [row0, col0, row1, col1]")
+    if sum(f.has(k) for k in ("fraction", "box", "square")) != 1:
+        raise f.err("fraction", "give exactly one of fraction (centred crop), square = true (centred square) or "
+                    "box = [row0, col0, row1, col1]")
+    if f.has("square"):
+        if not f.boolean("square", False):
+            raise f.err("square", "must be true when given")
+        return {"square": True}
     if f.has("box"):
         box = f.integers("box", length=4, minimum=0)
         if not (box[0] < box[2] and box[1] < box[3]):
@@ -300,7 +306,11 @@ def _apply_invert(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarr
 
 
 def _apply_crop(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarray:
-    return crop_box(x, p["box"]) if "box" in p else center_crop(x, p["fraction"])
+    if "box" in p:
+        return crop_box(x, p["box"])
+    if "square" in p:
+        return crop_box(x, center_square_bounds(x.shape[-2], x.shape[-1]))
+    return center_crop(x, p["fraction"])
 
 
 def _apply_resize(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarray:

@@ -43,6 +43,15 @@ def crop_box(images: np.ndarray, box: Sequence[int]) -> np.ndarray:
     return images[..., r0:r1, c0:c1]
 
 
+def center_square_bounds(height: int, width: int) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1) of the centred square whose side is the shorter image side (offsets rounded
+    as in :func:`center_crop_bounds`), e.g. to make a radiograph square without distorting it."""
+    side = min(height, width)
+    top = int(round((height - side) / 2.0))
+    left = int(round((width - side) / 2.0))
+    return top, left, top + side, left + side
+
+
 def center_crop(images: np.ndarray, fraction: float | Sequence[float]) -> np.ndarray:
     """Centred crop keeping ``fraction`` of the rows and columns (see :func:`center_crop_bounds`)."""
     return crop_box(images, center_crop_bounds(images.shape[-2], images.shape[-1], fraction))
