@@ -5,6 +5,8 @@ once before timing).
 
 Uncompressed (``ct/pancreas-ct-philips-134``, ``ct/crc-chest-ct-ge-100``), ms/slice:
   floor   read each file's bytes + ``np.frombuffer`` view of the pixel data (no sort, no rescale)
+  floor+v the floor, copying each slice into a new int16 volume (what any loader that returns a volume
+          must at least do: the first touch of a fresh 67 MB array costs about as much as the reads)
   naive   ``pydicom.dcmread`` every file, sort by position along the normal, rescale (float64 stack)
   sitk    SimpleITK ImageSeriesReader (GDCM file-name order)
   ours    ``viewer.io.load_series``
@@ -36,6 +38,37 @@ def floor(files: list[Path]) -> None:
     for f in files:
         b = f.read_bytes()
         np.frombuffer(b, dtype=np.int16, count=512 * 512, offset=len(b) - 512 * 512 * 2)
+
+
+def floor_volume(files: list[Path]) -> np.ndarray:
+    vol = np.empty((len(files), 512, 512), dtype=np.int16)
+    for k, f in enumerate(files):
+        b = f.read_bytes()
+        vol[k] = np.frombuffer(b, dtype=np.int16, count=512 * 512, offset=len(b) - 512 * 512 * 2).reshape(512, 512)
+    return vol
+
+
+def first_slice_ms(files: list[Path]) -> float:
+    """Time from constructing the loader to the first_slice callback (headers + one slice)."""
+    import time
+
+    from viewer.io.load import SeriesLoader
+
+    t0 = time.perf_counter()
+    got: list[float] = []
+
+    class Stop(Exception):
+        pass
+
+    def cb(k: int, arr: np.ndarray) -> None:
+        got.append(time.perf_counter() - t0)
+        raise Stop
+
+    try:
+        SeriesLoader([str(f) for f in files]).load(first_slice=cb)
+    except Stop:
+        pass
+    return got[0] * 1e3
 
 
 def naive(files: list[Path]) -> np.ndarray:
@@ -101,18 +134,20 @@ def main() -> None:
     data = data_root()
     print(f"# bench_load  {machine()}")
     print("\n## uncompressed, ms/slice (median of %d)" % args.repeats)
-    print(f"{'series':28s} {'floor':>7s} {'naive':>7s} {'sitk':>7s} {'ours':>7s}  ours/floor naive/floor "
-          "sitk/floor")
+    print(f"{'series':28s} {'floor':>7s} {'floor+v':>7s} {'naive':>7s} {'sitk':>7s} {'ours':>7s}  ours/floor "
+          "ours/floor+v naive/floor sitk/floor")
     for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):
         folder = data / "ct" / name
         files = sorted(folder.glob("*.dcm"))
         n = len(files)
         np.testing.assert_array_equal(ours(files), naive(files))  # also warms the page cache
         t = {k: median_time(fn, args.repeats) * 1e3 / n for k, fn in (
-            ("floor", lambda: floor(files)), ("naive", lambda: naive(files)),
+            ("floor", lambda: floor(files)), ("floorv", lambda: floor_volume(files)),
+            ("naive", lambda: naive(files)),
             ("sitk", lambda: sitk_load(folder, files)), ("ours", lambda: ours(files)))}
-        print(f"{name:28s} {t['floor']:7.3f} {t['naive']:7.3f} {t['sitk']:7.3f} {t['ours']:7.3f}  "
-              f"{t['ours'] / t['floor']:10.2f} {t['naive'] / t['floor']:11.2f} {t['sitk'] / t['floor']:10.2f}")
+        print(f"{name:28s} {t['floor']:7.3f} {t['floorv']:7.3f} {t['naive']:7.3f} {t['sitk']:7.3f} "
+              f"{t['ours']:7.3f}  {t['ours'] / t['floor']:10.2f} {t['ours'] / t['floorv']:12.2f} "
+              f"{t['naive'] / t['floor']:11.2f} {t['sitk'] / t['floor']:10.2f}")
 
     print("\n## compressed, ms/slice (median of %d; pool warm after the first call)" % args.repeats)
     src = sorted((data / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))
@@ -126,6 +161,12 @@ def main() -> None:
         t_1 = median_time(lambda: ours(files, workers=1), args.repeats) * 1e3 / n
         t_o = median_time(lambda: ours(files), args.repeats) * 1e3 / n
         print(f"{name:14s} {t_s:7.2f} {t_1:8.2f} {t_o:7.2f}  {t_o / t_s:9.2f} {t_1 / t_s:12.2f}")
+
+    print("\n## first slice delivered (ms from SeriesLoader() to the first_slice callback, median)")
+    for name, files in (("pancreas", src), ("pancreas-j2k", sets["j2k"]), ("totalseg-j2k", sets["totalseg-j2k"])):
+        import statistics
+
+        print(f"{name:14s} {statistics.median(first_slice_ms(files) for _ in range(args.repeats)):7.1f} ms")
 
     print("\n## peak memory of a load (fresh process, ru_maxrss growth during load())")
     for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):

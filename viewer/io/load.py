@@ -36,6 +36,8 @@ FirstSlice = Callable[[int, np.ndarray], None]
 
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"
+_ENCAP_PIXEL = _PIXEL_TAG + b"OB\x00\x00\xff\xff\xff\xff"
+_OTHER_NATIVE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflate
 # Fast-path tags: (group, element) little-endian bytes, explicit VR, value kind.
 _FAST_TAGS = {
     "position": (b"\x20\x00\x32\x00", b"DS"),
@@ -161,7 +163,7 @@ def _fast_value(head: bytes, end: int, tag: bytes, vr: bytes, explicit: bool) ->
     return head[start:start + n]
 
 
-def _fast_header(path: str, nbytes: int, explicit: bool, has: dict[str, bool]) -> _Item | None:
+def _fast_header(path: str, nbytes: int | None, explicit: bool, has: dict[str, bool]) -> _Item | None:
     """Position, rescale and UIDs of an uncompressed single-frame file from its raw bytes.
 
     Returns None whenever anything is not exactly as expected (the caller then uses pydicom): the
@@ -175,7 +177,11 @@ def _fast_header(path: str, nbytes: int, explicit: bool, has: dict[str, bool]) -
             head = fh.read(_HEAD_BYTES)
     except OSError:
         return None
-    end = min(len(head), size - nbytes - (12 if explicit else 8))
+    if nbytes is None:
+        # Encapsulated pixel data: (7FE0,0010) OB with undefined length ends the header.
+        end = head.find(_ENCAP_PIXEL, 132)
+    else:
+        end = min(len(head), size - nbytes - (12 if explicit else 8))
     if end <= 132 or head[128:132] != b"DICM":
         return None
     vals: dict[str, bytes | None] = {}
@@ -199,7 +205,7 @@ def _fast_header(path: str, nbytes: int, explicit: bool, has: dict[str, bool]) -
             item.instance = int(vals["instance"].strip(b" \x00"))
     except (ValueError, UnicodeDecodeError):
         return None
-    item.fast = True
+    item.fast = nbytes is not None
     return item
 
 
@@ -367,30 +373,35 @@ class SeriesLoader:
         if self._mosaic is not None:
             lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
         self.warnings += lay.warnings
-        self._fast = (lay.transfer_syntax in _NATIVE_LE and lay.bits_allocated == 16 and lay.samples == 1
-                      and int(_f(first.get("NumberOfFrames"), 1)) <= 1 and "ModalityLUTSequence" not in first
-                      and _mosaic_free(first))
         has = {k: (_fast_tag_present(first, k)) for k in _FAST_TAGS}
-        self._fast = self._fast and has["position"] and lay.orientation is not None
+        # Byte-level headers for single-frame series whose data set is little endian (native or
+        # encapsulated); byte-level pixels only for native 16-bit grey.
+        encapsulated = lay.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
+        self._fast_hdr = (int(_f(first.get("NumberOfFrames"), 1)) <= 1 and "ModalityLUTSequence" not in first
+                          and _mosaic_free(first) and has["position"] and lay.orientation is not None
+                          and (lay.transfer_syntax in _NATIVE_LE or encapsulated))
+        self._fast = (self._fast_hdr and lay.transfer_syntax in _NATIVE_LE and lay.bits_allocated == 16
+                      and lay.samples == 1)
         items: list[_Item] = []
-        nbytes = lay.rows * lay.cols * 2
+        nbytes = lay.rows * lay.cols * 2 if self._fast else None
         total = len(files)
         for n, path in enumerate(files):
             if cancel is not None and cancel():
                 raise LoadCancelled("loading cancelled while reading headers")
             if n == 0:
                 its = _expand(first, path, lay)
-                if self._fast:
+                if self._fast_hdr:
                     check = _fast_header(path, nbytes, lay.explicit, has)
                     ok = (check is not None and its[0].position is not None
                           and np.allclose(check.position, its[0].position)
                           and (check.slope, check.intercept, check.sop_uid) ==
                           (its[0].slope, its[0].intercept, its[0].sop_uid))
-                    self._fast = ok
-                    its[0].fast = ok
+                    self._fast_hdr = ok
+                    self._fast = self._fast and ok
+                    its[0].fast = self._fast
                 items += its
             else:
-                it = _fast_header(path, nbytes, lay.explicit, has) if self._fast else None
+                it = _fast_header(path, nbytes, lay.explicit, has) if self._fast_hdr else None
                 if it is not None:
                     items.append(it)
                 else:
@@ -851,7 +862,7 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
     """The stack ``series`` names among those :func:`viewer.io.series.find_stacks` finds.
 
     ``series``: a SeriesInstanceUID, an index into the found stacks (int or digit string), or None for the
-    stack with the most files (the first of those on a tie).
+    largest stack (most frames, counting each single-frame file as one; the first of those on a tie).
     """
     from viewer.io.series import find_stacks
 
@@ -861,7 +872,9 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
         reasons = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in result.bad_files[:5])
         raise LoadError(f"no loadable DICOM series in {path_or_paths}" + (f" ({reasons})" if reasons else ""))
     if series is None:
-        return max(stacks, key=lambda s: len(s.files))  # max keeps the first of equals
+        # max keeps the first of equals; ``frames`` (total frames, when the scanner reports it) makes a
+        # 100-frame file outrank a 3-file localizer.
+        return max(stacks, key=lambda s: max(int(getattr(s, "frames", 0) or 0), len(s.files)))
     if isinstance(series, int) or (isinstance(series, str) and series.isdigit() and
                                    not any(s.series_uid == series for s in stacks)):
         idx = int(series)
@@ -885,7 +898,7 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         A folder (searched recursively), a DICOM file, or a list of files.
     series
         SeriesInstanceUID or index of the stack (as :func:`viewer.io.series.find_stacks` lists them);
-        None picks the stack with the most files (the first one on a tie).
+        None picks the largest stack (most slices/frames; the first one on a tie).
     progress, cancel, first_slice
         See :meth:`SeriesLoader.load`.
 
