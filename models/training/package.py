@@ -170,7 +170,7 @@ def figures(metrics: dict) -> str:
         "",
         f"Final model: {r['epochs']} epochs on the train split, weights of epoch {metrics['chosen_epoch']} "
         f"(best validation accuracy); training took {metrics['train_seconds'] / 60:.1f} min on "
-        f"{r['threads']} CPU threads (torch {metrics['torch']}, seed {r['seed']}).",
+        f"{r['threads']} CPU thread(s) (torch {metrics['torch']}, seed {r['seed']}).",
     ]
     real = metrics.get("real_ct")
     if real:
