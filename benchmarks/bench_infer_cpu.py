@@ -45,7 +45,8 @@ def small_cnn_onnx(path: Path, n_classes: int = 11, widths: tuple[int, int, int]
         for j in range(2):
             name = f"s{stage}c{j}"
             w = (rng.standard_normal((c, c_in, 3, 3)) * np.sqrt(2.0 / (9 * c_in))).astype(np.float32)
-            inits += [numpy_helper.from_array(w, name + "_w"), numpy_helper.from_array(np.zeros(c, np.float32), name + "_b")]
+            inits += [numpy_helper.from_array(w, name + "_w"),
+                      numpy_helper.from_array(np.zeros(c, np.float32), name + "_b")]
             nodes += [helper.make_node("Conv", [x, name + "_w", name + "_b"], [name], pads=[1, 1, 1, 1]),
                       helper.make_node("Relu", [name], [name + "_r"])]
             x, c_in = name + "_r", c
@@ -170,8 +171,8 @@ def main() -> int:
             session.run(run_ops(manifest.preprocess, vol.array[k:k + 1], ctx))
         naive.append(time.perf_counter() - t0)
     med = statistics.median
-    print(f"preprocess (window, resize, normalize)   median {med(pre) * 1e3:8.1f} ms  ({med(pre) / N_SLICES * 1e3:.2f} ms/slice)")
-    print(f"network                                  median {med(net) * 1e3:8.1f} ms  ({med(net) / N_SLICES * 1e3:.2f} ms/slice)")
+    for name, v in (("preprocess (window, resize, normalize)", med(pre)), ("network", med(net))):
+        print(f"{name:40s} median {v * 1e3:8.1f} ms  ({v / N_SLICES * 1e3:.2f} ms/slice)")
     print(f"end to end classify_slices               median {med(e2e) * 1e3:8.1f} ms  (target < 3000 ms: "
           f"{'met' if med(e2e) < 3.0 else 'MISSED'})")
     print(f"baseline: one slice at a time            median {med(naive) * 1e3:8.1f} ms")

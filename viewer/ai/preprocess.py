@@ -15,7 +15,7 @@ their manifest keys (all required unless a default is given):
 ``invert_monochrome1``  (no keys)
     ``x -> 1 - x`` when the series is MONOCHROME1 (low values white, e.g. many radiographs), else
     nothing. Must come after ``window`` or ``scale``, so the values are in [0, 1].
-``crop``  ``fraction`` (a number or [rows, columns], each in (0, 1]), ``square = true`` or ``box = [row0, col0, row1, col1]``
+``crop``  ``fraction`` (number or [rows, columns] in (0, 1]), ``square = true`` or ``box = [r0, c0, r1, c1]``
     Centred crop keeping that fraction of each side (:func:`viewer.core.crop.center_crop_bounds`), the
     centred square of the shorter side (:func:`viewer.core.crop.center_square_bounds`), or a fixed box in
     pixels, half-open.
@@ -207,8 +207,8 @@ class _Fields:
     def no_unknown(self, allowed: Sequence[str] = ()) -> None:
         unknown = sorted(set(self.table) - self.used - set(allowed))
         if unknown:
-            raise self.err(unknown[0], "unknown key" + (f" (allowed here: {', '.join(sorted(self.used | set(allowed)))})"
-                                                        if self.used or allowed else ""))
+            known = ", ".join(sorted(self.used | set(allowed)))
+            raise self.err(unknown[0], "unknown key" + (f" (allowed here: {known})" if known else ""))
 
 
 def _parse_window(f: _Fields) -> dict[str, Any]:

@@ -141,7 +141,8 @@ class ModelSession:
                 warnings.simplefilter("ignore")
                 sess = _make_session(path, [(CUDA, opts), CPU], self.threads)
         except Exception as exc:
-            return None, f"CUDA failed to start ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); running on the CPU"
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return None, f"CUDA failed to start ({why}); running on the CPU"
         if sess.get_providers()[0] != CUDA:
             # ORT silently drops a provider whose libraries (CUDA, cuDNN) do not load.
             return None, "CUDA failed to start (CUDA or cuDNN libraries missing or no GPU); running on the CPU"

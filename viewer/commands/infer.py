@@ -166,8 +166,8 @@ def _run_csv(args: argparse.Namespace, manifest: Any, session: Any, header: dict
     done: list[dict[str, Any]] = []
     with open(args.csv, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["folder", "study_uid", "series_uid", "modality", "series_description", "slice", "instance_uid", "model",
-                    "model_version", "provider", "label", "probability"] + [f"p_{lab}" for lab in labels])
+        w.writerow(["folder", "study_uid", "series_uid", "modality", "series_description", "slice", "instance_uid",
+                    "model", "model_version", "provider", "label", "probability"] + [f"p_{lab}" for lab in labels])
         for stack in result.stacks:
             modality = (stack.modality or "").upper()
             if modality not in manifest.applies_to.modalities and not args.force:
@@ -191,7 +191,8 @@ def _run_csv(args: argparse.Namespace, manifest: Any, session: Any, header: dict
                 continue
             rec = _series_record(volume, preds, None if ok else why)
             for row in rec["predictions"]:
-                w.writerow([os.path.dirname(stack.files[0]) if stack.files else "", rec["study_uid"], rec["series_uid"], rec["modality"], rec["series_description"],
+                folder = os.path.dirname(stack.files[0]) if stack.files else ""
+                w.writerow([folder, rec["study_uid"], rec["series_uid"], rec["modality"], rec["series_description"],
                             row["slice"], row["instance_uid"], manifest.id, manifest.version, session.provider,
                             row["label"], f"{row['probability']:.6f}"]
                            + [f"{row['probabilities'][lab]:.6f}" for lab in labels])
