@@ -113,26 +113,31 @@ def compressed_copies(src: list[Path]) -> dict[str, list[Path]]:
 
 
 MEM_SCRIPT = r"""
-import resource, sys
+import resource, sys, tracemalloc
 sys.path.insert(0, sys.argv[2])
 from viewer.io.load import SeriesLoader
 import glob, numpy as np
 files = sorted(glob.glob(sys.argv[1] + '/*.dcm'))
 loader = SeriesLoader(files)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
 vol = loader.load(workers=1)
+traced = tracemalloc.get_traced_memory()[1]
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((peak - base) * 1024, vol.array.size * 2)
+print((peak - base) * 1024, traced, vol.array.size * 2)
 """
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--memory-only", action="store_true")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     data = data_root()
     print(f"# bench_load  {machine()}")
+    if args.memory_only:
+        return memory(data)
     print("\n## uncompressed, ms/slice (median of %d)" % args.repeats)
     print(f"{'series':28s} {'floor':>7s} {'floor+v':>7s} {'naive':>7s} {'sitk':>7s} {'ours':>7s}  ours/floor "
           "ours/floor+v naive/floor sitk/floor")
@@ -168,13 +173,20 @@ def main() -> None:
 
         print(f"{name:14s} {statistics.median(first_slice_ms(files) for _ in range(args.repeats)):7.1f} ms")
 
+    memory(data)
+
+
+def memory(data: Path) -> None:
     print("\n## peak memory of a load (fresh process, ru_maxrss growth during load())")
-    for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):
-        res = subprocess.run([sys.executable, "-c", MEM_SCRIPT, str(data / "ct" / name), str(ROOT)],
+    folders = {n: data / "ct" / n for n in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100")}
+    if (CACHE / "pancreas-j2k").is_dir():
+        folders["pancreas-j2k (1 process)"] = CACHE / "pancreas-j2k"
+    for name, folder in folders.items():
+        res = subprocess.run([sys.executable, "-c", MEM_SCRIPT, str(folder), str(ROOT)],
                              capture_output=True, text=True, check=True)
-        grow, voxels = (int(v) for v in res.stdout.split())
-        print(f"{name:28s} peak growth {grow / 2**20:7.1f} MiB, int16 voxels {voxels / 2**20:7.1f} MiB, "
-              f"ratio {grow / voxels:.2f}")
+        grow, traced, voxels = (int(v) for v in res.stdout.split())
+        print(f"{name:28s} RSS growth {grow / 2**20:6.1f} MiB, tracemalloc peak {traced / 2**20:6.1f} MiB, "
+              f"int16 voxels {voxels / 2**20:6.1f} MiB: ratios {grow / voxels:.2f} / {traced / voxels:.2f}")
 
 
 if __name__ == "__main__":
