@@ -20,9 +20,10 @@ def describe(vol: Any) -> dict[str, Any]:
 
     arr = vol.array
     finite = arr if arr.dtype.kind in "iu" else arr[np.isfinite(arr)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
-    if lo is not None and arr.dtype.kind in "iu":
-        lo, hi = int(lo), int(hi)  # type: ignore[assignment]
+    value_range: list[float | int | None] = [None, None]
+    if finite.size:
+        lo, hi = finite.min(), finite.max()
+        value_range = [int(lo), int(hi)] if arr.dtype.kind in "iu" else [float(lo), float(hi)]
     return {
         "series_uid": vol.series_uid,
         "modality": vol.modality,
@@ -30,7 +31,7 @@ def describe(vol: Any) -> dict[str, Any]:
         "spacing": [round(s, 6) for s in vol.spacing],
         "affine": [[float(v) for v in row] for row in vol.affine],
         "dtype": str(arr.dtype),
-        "value_range": [lo, hi],
+        "value_range": value_range,
         "warnings": list(vol.warnings),
         "description": vol.metadata.get("series_description", ""),
         "photometric": vol.metadata.get("photometric"),

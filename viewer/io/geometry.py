@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # Relative and absolute tolerances for "the same step": 1 % of the step or 0.01 mm, whichever is larger.
 STEP_REL_TOL = 0.01
@@ -39,7 +40,7 @@ class Geometry:
     warnings: list[str] = field(default_factory=list)
 
 
-def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+def slice_normal(orientation: ArrayLike) -> np.ndarray:
     """Unit normal row_cosine x column_cosine of an ImageOrientationPatient (6 values)."""
     iop = np.asarray(orientation, dtype=np.float64)
     n = np.cross(iop[:3], iop[3:])
@@ -49,7 +50,7 @@ def slice_normal(orientation: Sequence[float]) -> np.ndarray:
     return n / norm
 
 
-def in_plane_affine(orientation: Sequence[float], pixel_spacing: Sequence[float]) -> np.ndarray:
+def in_plane_affine(orientation: ArrayLike, pixel_spacing: Sequence[float]) -> np.ndarray:
     """4x4 affine with columns 0/1 set from orientation and spacing; column 2 the unit normal."""
     iop = np.asarray(orientation, dtype=np.float64)
     row_mm, col_mm = float(pixel_spacing[0]), float(pixel_spacing[1])
@@ -60,7 +61,7 @@ def in_plane_affine(orientation: Sequence[float], pixel_spacing: Sequence[float]
     return a
 
 
-def stack_geometry(positions: Sequence[Sequence[float]], orientation: Sequence[float],
+def stack_geometry(positions: ArrayLike, orientation: ArrayLike,
                    pixel_spacing: Sequence[float], names: Sequence[str] | None = None,
                    single_slice_step: float | None = None) -> Geometry:
     """Sort slices along the normal and build the affine.
@@ -143,8 +144,8 @@ def stack_geometry(positions: Sequence[Sequence[float]], orientation: Sequence[f
     return Geometry(order, affine, warnings)
 
 
-def planar_affine(pixel_spacing: Sequence[float] | None, orientation: Sequence[float] | None = None,
-                  position: Sequence[float] | None = None, step: float = 1.0) -> np.ndarray:
+def planar_affine(pixel_spacing: Sequence[float] | None, orientation: ArrayLike | None = None,
+                  position: ArrayLike | None = None, step: float = 1.0) -> np.ndarray:
     """Affine of an image without usable slice positions (radiograph, secondary capture).
 
     Missing orientation -> rows along +x (L), columns along +y (P); missing position -> origin 0;

@@ -225,7 +225,7 @@ def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool) -> bool:
                 return False
             if explicit and el[4:6] not in (b"OW", b"OB"):
                 return False
-            return fh.readinto(memoryview(out).cast("B")) == nbytes
+            return fh.readinto(out.data.cast("B")) == nbytes
     except OSError:
         return False
 
@@ -364,6 +364,8 @@ class SeriesLoader:
         if not files:
             raise LoadError("no files to load")
         self.warnings: list[str] = []
+        self.dtype: np.dtype[Any] = np.dtype(np.int16)
+        self._all_fit = False
         first = _read_header(files[0])
         self._first_ds = first
         lay = self.layout = _layout_from(first, files[0])
@@ -392,8 +394,9 @@ class SeriesLoader:
                 its = _expand(first, path, lay)
                 if self._fast_hdr:
                     check = _fast_header(path, nbytes, lay.explicit, has)
-                    ok = (check is not None and its[0].position is not None
-                          and np.allclose(check.position, its[0].position)
+                    pos0 = its[0].position
+                    ok = (check is not None and check.position is not None and pos0 is not None
+                          and bool(np.allclose(check.position, pos0))
                           and (check.slope, check.intercept, check.sop_uid) ==
                           (its[0].slope, its[0].intercept, its[0].sop_uid))
                     self._fast_hdr = ok
@@ -432,7 +435,7 @@ class SeriesLoader:
                                      f"{', '.join(left[:5])}")
             items = self._one_volume(positioned, lay.orientation)
             single_step = _f(ds.get("SpacingBetweenSlices"), 0.0) or _f(ds.get("SliceThickness"), 0.0) or None
-            geo = stack_geometry([it.position for it in items], lay.orientation, lay.pixel_spacing or [1, 1],
+            geo = stack_geometry(np.array([it.position for it in items], dtype=np.float64), lay.orientation, lay.pixel_spacing or [1, 1],
                                  names=[it.name for it in items], single_slice_step=single_step)
             self.items = [items[i] for i in geo.order]
             self.affine = geo.affine
