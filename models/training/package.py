@@ -151,7 +151,8 @@ def figures(metrics: dict) -> str:
     if cv:
         lines += [
             f"### {cv['folds']}-fold cross-validation on train+validation (same recipe, {cv['epochs']} epochs,",
-            "last epoch scored on the held-out fold; stratified folds, fixed seed)",
+            "last epoch scored on the held-out fold; stratified folds, fixed seed; folds are split by image,",
+            "as MedMNIST gives no patient ids, so one patient's other crops may sit in the training folds)",
             "",
             "| | accuracy | AUC | ECE |",
             "|---|---|---|---|",
