@@ -749,10 +749,21 @@ class SeriesLoader:
         size = max(1, min(8, len(paths) // (4 * workers)))
         chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
         first, rest = chunks[0], chunks[1:]
-        pool = _get_pool(workers - 1)
         futures: dict[int, Future[list[np.ndarray]]] = {}
-        for i in range(len(rest) - 1, -1, -1):
-            futures[i] = pool.submit(_decode_chunk, rest[i])
+        try:
+            pool = _get_pool(workers - 1)
+            for i in range(len(rest) - 1, -1, -1):
+                futures[i] = pool.submit(_decode_chunk, rest[i])
+        except Exception:  # noqa: BLE001 - no child processes here (daemon, sandbox): decode locally
+            _drop_pool()
+            for fut in futures.values():
+                fut.cancel()
+            futures = {}
+            for path in paths:
+                if cancel is not None and cancel():
+                    raise LoadCancelled("loading cancelled")
+                put(path, _decode_file(path))
+            return
         try:
             for path in first:
                 put(path, _decode_file(path))
