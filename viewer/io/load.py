@@ -47,6 +47,8 @@ _FAST_TAGS = {
     "instance": (b"\x20\x00\x13\x00", b"IS"),
 }
 _HEAD_BYTES = 16384
+_HAVE_PREAD = hasattr(os, "pread") and hasattr(os, "preadv")
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 # Below this many compressed files, the pool's start-up costs more than it saves.
 POOL_MIN_FILES = 6
 
@@ -172,9 +174,13 @@ def _fast_header(path: str, nbytes: int | None, explicit: bool, has: dict[str, b
     same values on this path.
     """
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            head = fh.read(_HEAD_BYTES)
+        # os-level calls: no file objects per file (this runs once per slice before any pixel).
+        fd = os.open(path, os.O_RDONLY | _O_BINARY)
+        try:
+            size = os.fstat(fd).st_size
+            head = os.read(fd, _HEAD_BYTES)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     if nbytes is None:
@@ -212,6 +218,31 @@ def _fast_header(path: str, nbytes: int | None, explicit: bool, has: dict[str, b
 def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool) -> bool:
     """Read the stored pixels of a native 16-bit file straight into ``out`` (rows, cols); False if the
     pixel data is not the last element with the expected length."""
+    nbytes = out.nbytes
+    hdr = 12 if explicit else 8
+    if not _HAVE_PREAD:
+        return _read_pixels_portable(path, out, explicit)
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_BINARY)
+        try:
+            size = os.fstat(fd).st_size
+            if size < nbytes + hdr + 132:
+                return False
+            start = size - nbytes - hdr
+            el = os.pread(fd, hdr, start)
+            if el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
+                return False
+            if explicit and el[4:6] not in (b"OW", b"OB"):
+                return False
+            return os.preadv(fd, [out.data.cast("B")], start + hdr) == nbytes
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+
+
+def _read_pixels_portable(path: str, out: np.ndarray, explicit: bool) -> bool:
+    """:func:`_read_pixels_fast` with file objects, for platforms without os.pread/preadv (Windows)."""
     nbytes = out.nbytes
     hdr = 12 if explicit else 8
     try:
