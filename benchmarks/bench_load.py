@@ -117,14 +117,24 @@ import resource, sys, tracemalloc
 sys.path.insert(0, sys.argv[2])
 from viewer.io.load import SeriesLoader
 import glob, numpy as np
+
+def hwm():
+    # VmHWM is per address space (reset by exec); ru_maxrss is inherited from a big parent across exec.
+    try:
+        for line in open('/proc/self/status'):
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 files = sorted(glob.glob(sys.argv[1] + '/*.dcm'))
 loader = SeriesLoader(files)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 tracemalloc.start()
 vol = loader.load(workers=1)
 traced = tracemalloc.get_traced_memory()[1]
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((peak - base) * 1024, traced, vol.array.size * 2)
+print(hwm() - base, traced, vol.array.size * 2)
 """
 
 
@@ -177,7 +187,7 @@ def main() -> None:
 
 
 def memory(data: Path) -> None:
-    print("\n## peak memory of a load (fresh process, ru_maxrss growth during load())")
+    print("\n## peak memory of a load (fresh process: peak RSS growth during load(), tracemalloc peak)")
     folders = {n: data / "ct" / n for n in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100")}
     if (CACHE / "pancreas-j2k").is_dir():
         folders["pancreas-j2k (1 process)"] = CACHE / "pancreas-j2k"
