@@ -45,7 +45,7 @@ def test_thumbnails_are_windowed_middle_slices(qtbot, main_window, crc_dir: Path
     img = icon.pixmap(64, 64).toImage().convertToFormat(QImage.Format.Format_Grayscale8)
     ptr = img.constBits()
     arr = np.frombuffer(ptr, dtype=np.uint8, count=img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
-    arr = arr[:, : img.width()]
+    arr = arr[:, : img.width()].copy()  # the bytes belong to ``img``
     # A windowed chest CT: black air outside, bright body and bone inside.
     assert arr.min() < 30 and arr.max() > 200 and arr.std() > 30
 

@@ -14,7 +14,8 @@ from viewer.cli import main
 def _grey(path: Path) -> np.ndarray:
     img = QImage(str(path)).convertToFormat(QImage.Format.Format_Grayscale8)
     arr = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
-    return arr.reshape(img.height(), img.bytesPerLine())[:, : img.width()]
+    # Copy: the bytes belong to ``img``, which is freed when this function returns.
+    return arr.reshape(img.height(), img.bytesPerLine())[:, : img.width()].copy()
 
 
 @pytest.fixture
