@@ -45,6 +45,7 @@ def test_metadata_and_padding(data_dir):
     assert md["window_center"] == -700 and md["window_width"] == 1500
     assert md["photometric"] == "MONOCHROME2"
     assert md["pixel_spacing_source"] == "PixelSpacing"
+    assert md["orientation_known"] is True
     assert md["series_number"] is not None and md["patient_id"] is not None
     assert len(md["instance_uids"]) == vol.shape[0]
 
@@ -127,6 +128,7 @@ def test_monochrome1_recorded_not_inverted():
     # Modality transform only: with the VOI/presentation step left to the display, not inverted.
     np.testing.assert_allclose(vol.array[0], apply_modality_lut(ds.pixel_array, ds), rtol=1e-6)
     assert vol.metadata["pixel_spacing_source"] == "ImagerPixelSpacing"
+    assert vol.metadata["orientation_known"] is False  # a CR without ImageOrientationPatient
     assert any("ImagerPixelSpacing" in w for w in vol.warnings)
     assert vol.spacing[:2] == pytest.approx((0.1, 0.1))
 

@@ -580,6 +580,8 @@ class SeriesLoader:
             "frames": [it.frame for it in self.items],
             "files": [it.path for it in self.items],
             "pixel_spacing_source": self.layout.spacing_source,
+            # False for images without ImageOrientationPatient (CR/DX/US/SC): orientation letters would lie.
+            "orientation_known": self.layout.orientation is not None,
             "transfer_syntax": self.layout.transfer_syntax,
             "bits_stored": self.layout.bits_stored,
             "volumes_in_stack": self.volumes,
