@@ -15,7 +15,8 @@ handed to the preprocessing in the units its first operation expects:
   file window centre 128 / width 256, which the DICOM linear function maps to g/255 exactly; the images
   are MONOCHROME2.
 
-``--labels FILE`` (the viewer's own label files) is reserved and not yet available.
+``--labels FILE`` scores against the viewer's own labels (a CSV/JSON export or a label store) on the
+slices of ``--series PATH``: see :mod:`viewer.commands.evaluate_labels`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", type=Path, metavar="PATH.npz",
                      help="MedMNIST-style .npz with <split>_images and <split>_labels")
-    src.add_argument("--labels", type=Path, metavar="FILE", help="a viewer label file (not yet available)")
+    src.add_argument("--labels", type=Path, metavar="FILE",
+                     help="viewer labels: a CSV/JSON export or a label store (.db); needs --series")
+    parser.add_argument("--series", action="append", default=[], metavar="PATH",
+                        help="with --labels: a folder or file of a labelled series (repeatable)")
+    parser.add_argument("--label-set", default=None, metavar="NAME", help="with --labels: score only this label set")
     parser.add_argument("--split", default="test", help="which split of the .npz (default: test)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "auto", "cuda"),
                         help="where ONNX Runtime runs the model (default: cpu)")
@@ -159,9 +164,16 @@ def run(args: argparse.Namespace) -> int:
     from viewer.ai.errors import ModelError
 
     if args.labels is not None:
-        print("evaluate: --labels is not yet available (scoring against the viewer's label files is still "
-              "being built); use --dataset PATH.npz", file=sys.stderr)
-        return 2
+        from viewer.commands.evaluate_labels import evaluate_labels, text_report
+
+        try:
+            result = evaluate_labels(args.model, args.labels, args.series, device=args.device,
+                                     label_set=args.label_set)
+        except (FileNotFoundError, ValueError, ModelError) as exc:
+            print(f"evaluate: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result, indent=1) if args.json else text_report(result))
+        return 0
     try:
         result = evaluate(args.model, args.dataset, args.split, device=args.device, limit=args.limit)
     except (FileNotFoundError, ValueError, ModelError) as exc:
