@@ -1,0 +1,207 @@
+"""The labeling dock on the real main window: keys label and advance, AI suggestions, brush, measurements
+kept across a window close/reopen, and the evaluation panel on a known set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.ui.conftest import open_and_wait
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from viewer.annotations.store import LabelStore
+
+    s = LabelStore(tmp_path / "labels.sqlite")
+    yield s
+    s.close()
+
+
+def _window(qtbot, tmp_path: Path, store, pancreas_dir: Path, name: str = "a"):
+    from viewer.app import build_main_window
+    from viewer.ui.label_panel import attach_label_panel
+
+    window = build_main_window(settings_file=str(tmp_path / f"settings-{name}.ini"))
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    panel = attach_label_panel(window, store)
+    window.show()
+    open_and_wait(qtbot, window, [pancreas_dir])
+    return window, panel
+
+
+@pytest.fixture
+def labelled_window(qtbot, tmp_path: Path, store, pancreas_dir: Path, io_services):
+    window, panel = _window(qtbot, tmp_path, store, pancreas_dir)
+    panel.set_label_set("Normal / abnormal")
+    panel.annotator_edit.setText("dr-test")
+    panel.annotator_edit.editingFinished.emit()
+    yield window, panel
+    window.background.cancel_all()
+    window.background.wait_idle(10000)
+
+
+def test_keys_label_and_advance_to_next_unlabeled(labelled_window, qtbot, store) -> None:
+    window, panel = labelled_window
+    view = panel.view
+    assert panel.session is not None and len(panel.session.images) == 134
+    view.set_slice(0)
+    panel.mode_box.setChecked(True)  # starts at the first unlabeled slice from the one shown
+    assert view.slice_index == 0
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_2)  # "abnormal"
+    assert view.slice_index == 1
+    qtbot.keyClick(view, Qt.Key.Key_1)  # "normal"
+    assert view.slice_index == 2
+    keys = panel.session.images
+    lab0 = store.get_label(keys[0], "Normal / abnormal")
+    assert lab0 is not None and lab0.label == "abnormal" and lab0.annotator == "dr-test" and lab0.time
+    assert store.get_label(keys[1], "Normal / abnormal").label == "normal"
+    assert panel.progress_label.text() == "2 of 134 labelled"
+    # Skipping over labelled slices: go back to 0, label slice 2 from there -> lands on 3.
+    view.set_slice(2)
+    qtbot.keyClick(view, Qt.Key.Key_3)
+    assert view.slice_index == 3
+    # Undo takes back the last label and shows its slice.
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert store.get_label(keys[2], "Normal / abnormal") is None and view.slice_index == 2
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert store.get_label(keys[2], "Normal / abnormal").label == "uncertain"
+    # Keys outside the set still reach the viewport (no label set, no move).
+    before = view.slice_index
+    qtbot.keyClick(view, Qt.Key.Key_9)
+    assert view.slice_index == before
+
+
+def test_accepting_a_suggestion_records_the_model(labelled_window, qtbot, store) -> None:
+    window, panel = labelled_window
+    view = panel.view
+    panel.mode_box.setChecked(True)
+    view.set_slice(5)
+    assert panel.offer_suggestion("abnormal", 0.87, "pneumonia-cxr", "1.2.0")
+    assert "87%" in panel.suggestion_label.text()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    lab = store.get_label(panel.session.images[5], "Normal / abnormal")
+    assert (lab.label, lab.source, lab.model_id, lab.model_version) == ("abnormal", "model", "pneumonia-cxr", "1.2.0")
+    assert lab.probability == pytest.approx(0.87) and lab.annotator == "dr-test"
+    assert view.slice_index == 6 and panel.suggestion is None
+    # Reject: nothing saved, the view moves on.
+    panel.offer_suggestion("normal", 0.6, "m", "1")
+    qtbot.keyClick(view, Qt.Key.Key_Backspace)
+    assert store.get_label(panel.session.images[6], "Normal / abnormal") is None and view.slice_index == 7
+    assert not panel.offer_suggestion("liver", 0.9, "organ-ct", "1")  # not in this set
+
+
+def test_brush_paints_a_disc_eraser_removes_it_undo_restores(labelled_window, qtbot, store) -> None:
+    window, panel = labelled_window
+    brush, view = panel.brush, panel.view
+    brush.label_box.setCurrentText("abnormal")
+    brush.set_mode("brush")
+    view.set_slice(60)
+    brush.size_box.setValue(10)
+    assert brush.paint_at(200.0, 300.0)
+    ed = brush.editor
+    rows, cols = np.mgrid[0:512, 0:512]
+    disc = (rows - 200) ** 2 + (cols - 300) ** 2 <= 10 ** 2
+    np.testing.assert_array_equal(ed.mask[60], disc)
+    saved = store.load_mask(view.volume.series_uid, "Normal / abnormal", "abnormal", view.volume.shape)
+    np.testing.assert_array_equal(saved[60], disc)
+    assert not saved[59].any()
+    # The overlay shows the disc in the label's colour at the chosen opacity.
+    rgba = brush.overlay.image
+    assert rgba.shape == (512, 512, 4) and (rgba[..., 3] > 0).sum() == disc.sum()
+    brush.set_mode("eraser")
+    brush.size_box.setValue(4)
+    brush.paint_at(200.0, 300.0)
+    hole = (rows - 200) ** 2 + (cols - 300) ** 2 <= 4 ** 2
+    np.testing.assert_array_equal(ed.mask[60], disc & ~hole)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(ed.mask[60], disc)
+    # [ and ] change the size; fill holes and copy to next slice.
+    qtbot.keyClick(view, Qt.Key.Key_BracketRight)
+    assert brush.radius == 5
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    assert view.slice_index == 61
+    np.testing.assert_array_equal(ed.mask[61], disc)
+
+
+def test_brush_stroke_with_the_mouse_is_one_undo_step(labelled_window, qtbot) -> None:
+    window, panel = labelled_window
+    brush, view = panel.brush, panel.view
+    brush.label_box.setCurrentText("normal")
+    brush.set_mode("brush")
+    view.set_slice(30)
+    brush.size_box.setValue(3)
+    brush.begin_stroke(100.0, 100.0)
+    brush.stroke_to(100.0, 140.0)
+    assert brush.end_stroke()
+    ed = brush.editor
+    assert ed.mask[30, 100, 100:141].all() and not ed.mask[30, 110, 100:141].any()
+    assert panel.undo()
+    assert not ed.mask[30].any()
+
+
+def test_measurements_survive_closing_and_reopening_the_window(qtbot, tmp_path: Path, store, pancreas_dir: Path,
+                                                                io_services) -> None:
+    from viewer.state.measurements import Measurement
+
+    window, panel = _window(qtbot, tmp_path, store, pancreas_dir, "first")
+    view = panel.view
+    view.set_slice(70)
+    p0 = tuple(view.state.point_to_lps(100.0, 120.0))
+    p1 = tuple(view.state.point_to_lps(160.0, 200.0))
+    m = view.state.image.add_measurement(Measurement("distance", [p0, p1], "acquired", 70))
+    gone = view.state.image.add_measurement(Measurement("rect", [p0, p1], "acquired", 70))
+    length = m.value
+    assert length > 50
+    view.state.image.remove_measurement(gone)
+    view.state.image.update_measurement(m, [p0, tuple(view.state.point_to_lps(200.0, 220.0))])
+    moved = m.value
+    assert len(store.rois(series_uid=view.volume.series_uid)) == 1
+    window.close()
+    window.background.wait_idle(10000)
+
+    window2, panel2 = _window(qtbot, tmp_path, store, pancreas_dir, "second")
+    ms = panel2.view.measurements()
+    assert len(ms) == 1 and ms[0].kind == "distance" and ms[0].slice_index == 70
+    assert ms[0].value == pytest.approx(moved, rel=1e-6) and moved != pytest.approx(length)
+    window2.background.cancel_all()
+    window2.background.wait_idle(10000)
+
+
+def test_evaluation_panel_shows_the_known_numbers(qtbot, tmp_path: Path, store, pancreas_dir: Path,
+                                                  io_services) -> None:
+    from viewer.ai.runner import classify_slices
+    from viewer.ai.session import ModelSession
+
+    window, panel = _window(qtbot, tmp_path, store, pancreas_dir)
+    panel.set_label_set("Abdominal organs")
+    ev = panel.eval_panel
+    manifest = ev._manifests["organ-ct"]
+    names = list(manifest.output.labels)
+    zs, wrong = [50, 60, 70, 80], {60}
+    top = classify_slices(ModelSession.get(manifest, "cpu"), panel.view.volume, zs).top_index
+    for z, t in zip(zs, top):
+        panel.view.set_slice(z)
+        panel.set_label(names[(int(t) + 1) % len(names)] if z in wrong else names[int(t)])
+    ev.model_box.setCurrentText("organ-ct")
+    r = ev.evaluate()
+    assert r is not None and r["n"] == 4 and r["accuracy"] == pytest.approx(0.75)
+    assert "accuracy 0.750" in ev.summary.text() and ev.disagreements.count() == 1
+    cm = np.array(r["confusion_matrix"])
+    assert cm.sum() == 4 and np.trace(cm) == 3
+    total = sum(int(ev.confusion.item(i, j).text()) for i in range(ev.confusion.rowCount())
+                for j in range(ev.confusion.columnCount()))
+    assert total == 4
+    panel.view.set_slice(0)
+    item = ev.disagreements.item(0)
+    ev._go_to(item)
+    assert panel.view.slice_index == 60
+    window.background.cancel_all()
+    window.background.wait_idle(10000)
