@@ -122,6 +122,21 @@ def build_main_window(paths: list[str] | None = None, *, settings_file: str | No
     return window
 
 
+def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:
+    """(len(zs), classes) probabilities of a model on slices ``zs`` of a volume (the evaluation dock's runner)."""
+    from viewer.ai.runner import classify_slices
+    from viewer.ai.session import ModelSession
+
+    return classify_slices(ModelSession.get(manifest, device), volume, list(zs)).scores
+
+
+def ai_models() -> dict[str, Any]:
+    """The usable models (shipped and the user's) by id: what the evaluation dock offers."""
+    from viewer.ai.registry import ModelRegistry
+
+    return {e.id: e.manifest for e in ModelRegistry(check_onnx=False).models() if e.ok}
+
+
 def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
@@ -133,6 +148,9 @@ def run_app(argv: list[str]) -> int:
         return 2
     app = make_application()
     window = build_main_window(args.paths)
+    from viewer.ui.label_panel import attach_label_panel
+
+    attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
     window.resize(1400, 900)
     window.show()
     return int(app.exec())

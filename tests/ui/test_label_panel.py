@@ -22,13 +22,13 @@ def store(tmp_path: Path):
 
 
 def _window(qtbot, tmp_path: Path, store, pancreas_dir: Path, name: str = "a"):
-    from viewer.app import build_main_window
+    from viewer.app import ai_models, ai_slice_scores, build_main_window
     from viewer.ui.label_panel import attach_label_panel
 
     window = build_main_window(settings_file=str(tmp_path / f"settings-{name}.ini"))
     qtbot.addWidget(window)
     window.resize(1400, 900)
-    panel = attach_label_panel(window, store)
+    panel = attach_label_panel(window, store, lambda m, v, zs: ai_slice_scores(m, v, zs, "cpu"), ai_models)
     window.show()
     open_and_wait(qtbot, window, [pancreas_dir])
     return window, panel

@@ -7,7 +7,7 @@ image pixels (column, row) on one acquired slice (see :mod:`viewer.annotations.m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,8 @@ from viewer.annotations.model import MEASUREMENT_KINDS, ImageKey, Label, Roi
 from viewer.annotations.roi_geometry import roi_from_lps, roi_to_lps, slice_keys
 from viewer.core.volume import Volume
 from viewer.state.measurements import Measurement
+
+SliceScores = Callable[[Any, Volume, Sequence[int]], np.ndarray]
 
 # ROI kind -> measurement kind, the inverse of MEASUREMENT_KINDS.
 ROI_TO_MEASUREMENT = {v: k for k, v in MEASUREMENT_KINDS.items()}
@@ -64,9 +66,13 @@ def roi_to_measurement(roi: Roi, volume: Volume, keys: Sequence[ImageKey]) -> Me
     return Measurement(kind, [tuple(float(v) for v in p) for p in pts], "acquired", z)  # type: ignore[misc]
 
 
-def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Label], *,
-                    device: str = "cpu") -> dict[str, Any]:
+def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Label],
+                    slice_scores: SliceScores) -> dict[str, Any]:
     """Score a model on the labelled slices of one loaded series.
+
+    ``slice_scores(manifest, volume, zs)`` runs the model on slices ``zs`` and returns (len(zs), classes)
+    probabilities; the composition root injects it (``viewer.app.ai_slice_scores``) because state and ui
+    may not import ONNX Runtime.
 
     Returns
     -------
@@ -80,8 +86,6 @@ def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Lab
     ValueError
         When no slice of the series has a label among the model's classes.
     """
-    from viewer.ai.runner import classify_slices
-    from viewer.ai.session import ModelSession
     from viewer.core.metrics import classification_report
 
     names = list(manifest.output.labels)
@@ -91,9 +95,8 @@ def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Lab
     if not zs:
         raise ValueError(f"no slice of this series has a label among the classes of {manifest.id!r} "
                          f"({', '.join(names)})")
-    pred = classify_slices(ModelSession.get(manifest, device), volume, zs)
+    scores = np.asarray(slice_scores(manifest, volume, zs), dtype=np.float64)
     y = np.array([names.index(labels[keys[z]].label) for z in zs])
-    scores = np.asarray(pred.scores, dtype=np.float64)
     report = classification_report(y, scores, names)
     top = scores.argmax(axis=1)
     dis = [{"z": z, "label": names[t], "predicted": names[p], "probability": float(scores[i, p])}

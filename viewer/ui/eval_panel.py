@@ -19,9 +19,13 @@ class EvalPanel(QWidget):
 
     evaluated = Signal(dict)
 
-    def __init__(self, panel: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, panel: Any, parent: QWidget | None = None, slice_scores: Any = None,
+                 models: Any = None) -> None:
         super().__init__(parent)
         self.panel = panel
+        # (manifest, volume, zs) -> probabilities; injected by viewer.app (ui may not import ONNX Runtime).
+        self.slice_scores = slice_scores
+        self.models = models  # () -> {model id: manifest}, also injected
         self.report: dict[str, Any] | None = None
         self.model_box = QComboBox(self)
         self.run_button = QPushButton("Evaluate", self)
@@ -51,32 +55,34 @@ class EvalPanel(QWidget):
         self.load_models()
 
     def load_models(self) -> None:
-        """Fill the model list from the shipped and user model folders."""
-        from viewer.ai.registry import ModelRegistry
-
+        """Fill the model list from the injected ``models()`` (id -> manifest of the usable models)."""
+        if self.models is None:
+            return
         try:
-            entries = ModelRegistry(check_onnx=False).models()
+            self._manifests = dict(self.models())
         except Exception as exc:  # a broken models folder must not take the panel down
             self.summary.setText(f"Cannot list models: {exc}")
             return
-        self._manifests = {e.id: e.manifest for e in entries if e.ok}
         self.model_box.clear()
         self.model_box.addItems(sorted(self._manifests))
 
-    def evaluate(self, model_id: str | None = None, device: str = "cpu") -> dict[str, Any] | None:
+    def evaluate(self, model_id: str | None = None) -> dict[str, Any] | None:
         """Run the model on the labelled slices of the viewed series and show the results."""
         from viewer.state.labels import evaluate_series
 
         model_id = model_id or self.model_box.currentText()
         manifest = self._manifests.get(model_id)
         view, session = self.panel.view, self.panel.session
+        if self.slice_scores is None:
+            self.summary.setText("Models cannot run in this window (no AI runtime was given to it)")
+            return None
         if manifest is None or view is None or view.volume is None or session is None:
             self.summary.setText("Open a series, choose a label set and a model first")
             return None
         labels = {lab.key: lab for lab in self.panel.store.labels(session.label_set.name,
                                                                  series_uid=view.volume.series_uid)}
         try:
-            report = evaluate_series(manifest, view.volume, labels, device=device)
+            report = evaluate_series(manifest, view.volume, labels, self.slice_scores)
         except Exception as exc:  # model errors, no labelled slice: say so in the panel
             self.summary.setText(f"Cannot evaluate: {exc}")
             return None

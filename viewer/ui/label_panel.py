@@ -408,11 +408,14 @@ class _ViewportKeys(QObject):
         return False
 
 
-def attach_label_panel(window: Any, store: LabelStore | None = None) -> LabelPanel:
+def attach_label_panel(window: Any, store: LabelStore | None = None, slice_scores: Any = None,
+                       models: Any = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
     View-menu toggles for them, and measurement persistence for its viewports.
 
-    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``).
+    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``); ``slice_scores`` runs a
+    model for the evaluation dock and ``models()`` lists them (``viewer.app.ai_slice_scores`` and
+    ``ai_models``; ui may not import ONNX Runtime).
     """
     from viewer.ui.brush_tool import BrushControls
     from viewer.ui.eval_panel import EvalPanel
@@ -429,7 +432,7 @@ def attach_label_panel(window: Any, store: LabelStore | None = None) -> LabelPan
     dock.setObjectName("labelsDock")
     dock.setWidget(box)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    panel.eval_panel = EvalPanel(panel, window)
+    panel.eval_panel = EvalPanel(panel, window, slice_scores, models)
     eval_dock = QDockWidget("Evaluation", window)
     eval_dock.setObjectName("evaluationDock")
     eval_dock.setWidget(panel.eval_panel)
