@@ -127,7 +127,7 @@ def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -
     from viewer.ai.runner import classify_slices
     from viewer.ai.session import ModelSession
 
-    return classify_slices(ModelSession.get(manifest, device), volume, list(zs)).scores
+    return classify_slices(ModelSession.get(manifest, device), volume, list(zs)).probabilities
 
 
 def ai_models() -> dict[str, Any]:

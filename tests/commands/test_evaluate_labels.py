@@ -56,6 +56,8 @@ def test_accuracy_confusion_and_disagreements_match_the_known_set(labelled: dict
     assert sorted(d["z"] for d in r["disagreements"]) == sorted(WRONG)
     for d in r["disagreements"]:
         assert (d["label"], d["predicted"]) == labelled["truth"][d["z"]]
+        assert 0.0 < d["probability"] <= 1.0  # a probability, not a logit
+    assert 0.0 <= r["ece"] <= 1.0
     cm = np.array(r["confusion_matrix"])
     names = labelled["names"]
     expected = np.zeros_like(cm)

@@ -194,6 +194,7 @@ def test_evaluation_panel_shows_the_known_numbers(qtbot, tmp_path: Path, store, 
     r = ev.evaluate()
     assert r is not None and r["n"] == 4 and r["accuracy"] == pytest.approx(0.75)
     assert "accuracy 0.750" in ev.summary.text() and ev.disagreements.count() == 1
+    assert 0.0 < r["disagreements"][0]["probability"] <= 1.0
     cm = np.array(r["confusion_matrix"])
     assert cm.sum() == 4 and np.trace(cm) == 3
     total = sum(int(ev.confusion.item(i, j).text()) for i in range(ev.confusion.rowCount())

@@ -99,7 +99,7 @@ def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str |
             lab = by_key[keys[z]]
             found.add(keys[z])
             y_true.append(names.index(lab.label))
-            scores.append(pred.scores[row])
+            scores.append(pred.probabilities[row])
             where.append((keys[z], z, str(path)))
     if not y_true:
         raise ValueError(f"none of the {len(scored)} labels of the model's classes names an image of "

@@ -106,6 +106,7 @@ class EvalPanel(QWidget):
             for j, v in enumerate((pc["support"], pc["precision"], pc["recall"])):
                 text = "n/a" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")
                 self.per_class.setItem(i, j, QTableWidgetItem(text))
+        self.per_class.resizeColumnsToContents()
         cm = r["confusion_matrix"]
         idx = [names.index(n) for n in shown]
         self.confusion.setRowCount(len(idx))
