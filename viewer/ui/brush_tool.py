@@ -55,6 +55,8 @@ class BrushControls(QWidget):
         self.off_button, self.brush_button, self.eraser_button = (QPushButton(t, self) for t in ("Off", "Brush", "Eraser"))
         for i, b in enumerate((self.off_button, self.brush_button, self.eraser_button)):
             b.setCheckable(True)
+            # The app style does not mark checked push buttons; the chosen tool must be visible.
+            b.setStyleSheet("QPushButton:checked { background-color: #2f6fbf; color: white; }")
             self.mode_buttons.addButton(b, i)
             modes.addWidget(b)
         self.off_button.setChecked(True)
