@@ -48,10 +48,11 @@ def test_cli_text_output(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "accuracy" in out and "kidney-left" in out and "confusion matrix" in out and "n = 300" in out
 
 
-def test_labels_option_is_not_yet_available(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_labels_option_names_a_missing_label_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # --labels itself is tested in test_evaluate_labels.py.
     rc = main(["evaluate", "--model", "organ-ct", "--labels", str(tmp_path / "labels.csv")])
     assert rc == 2
-    assert "not yet available" in capsys.readouterr().err
+    assert "labels.csv not found" in capsys.readouterr().err
 
 
 def test_bad_inputs_give_clear_messages(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
