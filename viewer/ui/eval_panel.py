@@ -127,10 +127,10 @@ class EvalPanel(QWidget):
         self.confusion.resizeColumnsToContents()
         self.disagreements.clear()
         for d in r["disagreements"]:
-            item = QListWidgetItem(f"slice {d['z'] + 1}: label {d['label']}, model {d['predicted']} "
+            entry = QListWidgetItem(f"slice {d['z'] + 1}: label {d['label']}, model {d['predicted']} "
                                    f"({d['probability']:.0%})")
-            item.setData(Qt.ItemDataRole.UserRole, int(d["z"]))
-            self.disagreements.addItem(item)
+            entry.setData(Qt.ItemDataRole.UserRole, int(d["z"]))
+            self.disagreements.addItem(entry)
         self.evaluated.emit(r)
 
     def _go_to(self, item: QListWidgetItem) -> None:

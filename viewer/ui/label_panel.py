@@ -47,6 +47,12 @@ class LabelPanel(QWidget):
         self.session: LabelingSession | None = None
         self.suggestion: Suggestion | None = None
         self._syncing = False
+        # Set by attach_label_panel: the brush controls, the evaluation panel, their docks, the keeper.
+        self.brush: Any = None
+        self.eval_panel: Any = None
+        self.dock: Any = None
+        self.eval_dock: Any = None
+        self.keeper: Any = None
         self.sets, errors = available_label_sets()
         # Series-scope sets need a study list, not a slice stack; this panel labels slices.
         self.set_box = QComboBox(self)
