@@ -164,6 +164,9 @@ def test_measurements_survive_closing_and_reopening_the_window(qtbot, tmp_path: 
     view.state.image.update_measurement(m, [p0, tuple(view.state.point_to_lps(200.0, 220.0))])
     moved = m.value
     assert len(store.rois(series_uid=view.volume.series_uid)) == 1
+    # Showing the series again (a new volume empties the list) deletes nothing and draws it back.
+    view.set_volume(view.volume)
+    assert len(store.rois(series_uid=view.volume.series_uid)) == 1 and len(view.measurements()) == 1
     window.close()
     window.background.wait_idle(10000)
 

@@ -337,16 +337,19 @@ class MeasurementKeeper(QObject):
             return
         self.views.append(view)
         self._rois[id(view)] = {}
-        view.measurements_changed.connect(lambda v=view: self._changed(v))
         view.state.image.subscribe(lambda changes, v=view: self._image_changed(v, changes))
         if view.volume is not None:
             self.restore(view)
 
     def _image_changed(self, view: Any, changes: frozenset[str]) -> None:
+        # One callback for both: a new volume also empties the measurement list, which must not read as
+        # "the user deleted them all".
         if "volume" in changes:
             self._rois[id(view)] = {}
             if view.volume is not None:
                 self.restore(view)
+        elif "measurements" in changes:
+            self._changed(view)
 
     def restore(self, view: Any) -> int:
         """Draw the saved measurement ROIs of the view's series; returns how many."""
