@@ -209,3 +209,24 @@ def test_evaluation_panel_shows_the_known_numbers(qtbot, tmp_path: Path, store, 
     assert panel.view.slice_index == 60
     window.background.cancel_all()
     window.background.wait_idle(10000)
+
+
+def test_mouse_drag_on_the_viewport_paints_with_the_brush(labelled_window, qtbot) -> None:
+    window, panel = labelled_window
+    brush, view = panel.brush, panel.view
+    brush.label_box.setCurrentText("abnormal")
+    brush.set_mode("brush")
+    brush.size_box.setValue(5)
+    view.set_slice(40)
+
+    def screen(row: float, col: float):
+        return view.mapFromScene(view.vb.mapViewToScene(view.slice_to_view(row, col)))
+
+    vp = view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=screen(256, 200))
+    qtbot.mouseMove(vp, screen(256, 300))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=screen(256, 300))
+    mask = brush.editor.mask[40]
+    # Screen pixels are coarser than image pixels: the stroke's ends within a pixel or two.
+    assert mask[256, 205:296].all() and not mask[270:].any() and not mask[:240].any()
+    assert panel.undo() and not brush.editor.mask[40].any()
