@@ -1,0 +1,542 @@
+"""The AI dock: choose a model, run it on the shown series in the background, overlay the results.
+
+Everything slow runs on the panel's own :class:`~viewer.ui.workers.Background` (its pool threads):
+listing and checking the models, creating a model's session (``ModelSession.get``: once per model, cached),
+preprocessing and inference. Each kind of request has its channel; a new request replaces the channel's
+previous one, whose result is then dropped, so scrolling fast never queues slices ("ai:slice" is also
+debounced by :data:`DEBOUNCE_MS`).
+
+``ui`` may not import ``viewer.ai`` (its package pulls onnxruntime in, which the import contracts keep
+inside ``ai``), so the composition root hands the ``viewer.ai`` module in as ``ai``, as it does with
+``IoServices`` for ``viewer.io``.
+
+Public interface::
+
+    panel = AiPanel(viewer.ai, background=None, registry=None, device="auto")
+    panel.set_viewport(vp)          # the SliceViewport the panel works on (follows volume/slice changes)
+    panel.select_model("organ-ct")  # False when absent or not applicable
+    panel.classify_slice(); panel.classify_series(); panel.cancel_series()
+    panel.classify_box((row0, col0, row1, col1)); panel.start_box_drawing()
+    panel.class_map(); panel.occlusion()
+    panel.overlay                   # AiOverlay of the viewport; panel.plot: AiProbabilityPlot
+    signals: models_listed(), result_ready(str kind, object result), failed(str kind, str message),
+             series_cancelled()
+    attach_ai_panel(main_window, viewer.ai) -> AiPanel   # a right-hand dock following the active viewport
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
+
+from viewer.ui.ai_overlay import AiOverlay
+from viewer.ui.ai_plot import AiProbabilityPlot
+from viewer.ui.workers import Background, JobContext
+
+DEBOUNCE_MS = 150
+ROLE_ID = Qt.ItemDataRole.UserRole
+
+
+class AiPanel(QWidget):
+    """Model list, run buttons, opacity, auto-classify toggle, progress/cancel and the probability plot."""
+
+    models_listed = Signal()
+    result_ready = Signal(str, object)
+    failed = Signal(str, str)
+    series_cancelled = Signal()
+
+    def __init__(self, ai: Any, background: Background | None = None, registry: Any = None, device: str = "auto",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ai = ai
+        # A private pool: a whole-series run must not wait behind (or hold up) the shell's loads.
+        self.background = background or Background(max_threads=2, parent=self)
+        self.registry = registry
+        self.device = device
+        self.entries: list[Any] = []
+        self.vp: Any = None
+        self.overlay: AiOverlay | None = None
+        self._overlays: dict[int, AiOverlay] = {}
+        self._unsub: list[Any] = []
+        self._box_start: tuple[float, float] | None = None
+        self._box_filter: _BoxFilter | None = None
+        self._progress_ids: dict[str, int] = {}  # channel -> request id of the runs that show progress
+
+        self.models = QListWidget(self)
+        self.models.setWordWrap(True)
+        self.models.setMinimumHeight(90)
+        self.info = QLabel("Looking for models…", self)
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.TextFormat.RichText)
+        self.warning = QLabel(self)
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #e0a040;")
+        self.warning.hide()
+        self.btn_slice = QPushButton("Classify slice", self)
+        self.btn_series = QPushButton("Classify series", self)
+        self.btn_box = QPushButton("Classify box", self)
+        self.btn_box.setCheckable(True)
+        self.btn_box.setToolTip("Drag a box on the image with the left button")
+        self.btn_map = QPushButton("Class map", self)
+        self.btn_map.setToolTip("Slide the model's window over the slice (ROI models)")
+        self.btn_occ = QPushButton("Occlusion heatmap", self)
+        self.btn_clear = QPushButton("Clear", self)
+        self.auto = QCheckBox("Classify the shown slice automatically", self)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.progress = QProgressBar(self)
+        self.progress.hide()
+        self.btn_cancel = QPushButton("Cancel", self)
+        self.btn_cancel.hide()
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        self.plot = AiProbabilityPlot(self)
+
+        grid = QGridLayout()
+        for i, b in enumerate((self.btn_slice, self.btn_series, self.btn_box, self.btn_map, self.btn_occ,
+                               self.btn_clear)):
+            grid.addWidget(b, i // 2, i % 2)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.btn_cancel)
+        op = QHBoxLayout()
+        op.addWidget(QLabel("Overlay opacity", self))
+        op.addWidget(self.opacity, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.models, 1)
+        lay.addWidget(self.info)
+        lay.addWidget(self.warning)
+        lay.addLayout(grid)
+        lay.addWidget(self.auto)
+        lay.addLayout(op)
+        lay.addLayout(prog)
+        lay.addWidget(self.status)
+        lay.addWidget(self.plot, 2)
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.classify_slice)
+        self.models.currentItemChanged.connect(lambda *_: self._update_info())
+        self.btn_slice.clicked.connect(self.classify_slice)
+        self.btn_series.clicked.connect(self.classify_series)
+        self.btn_box.toggled.connect(self._box_toggled)
+        self.btn_map.clicked.connect(self.class_map)
+        self.btn_occ.clicked.connect(self.occlusion)
+        self.btn_clear.clicked.connect(self.clear)
+        self.btn_cancel.clicked.connect(self.cancel_series)
+        self.auto.toggled.connect(lambda on: on and self._schedule())
+        self.opacity.valueChanged.connect(lambda v: self.overlay is not None and self.overlay.set_opacity(v / 100.0))
+        self.plot.slice_clicked.connect(lambda k: self.vp is not None and self.vp.set_slice(k))
+        self._update_info()
+        self.refresh_models()
+
+    # -- models -----------------------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """List the models off the UI thread (the registry opens each ONNX file to check it)."""
+        registry, ai = self.registry, self.ai
+
+        def job(ctx: JobContext) -> object:
+            reg = registry if registry is not None else ai.ModelRegistry()
+            return reg, reg.models()
+
+        def done(result: Any) -> None:
+            self.registry, self.entries = result
+            self._fill_models()
+            self.models_listed.emit()
+
+        self.background.submit("ai:registry", job, on_result=done,
+                               on_error=lambda m: self.info.setText("Cannot list models: " + html.escape(m)))
+
+    def _fill_models(self) -> None:
+        keep = self.model_id()
+        self.models.blockSignals(True)
+        self.models.clear()
+        vol = self.vp.volume if self.vp is not None else None
+        first_ok = None
+        for e in self.entries:
+            m = e.manifest
+            if m is None:
+                item = QListWidgetItem(f"{e.folder.name}\n  cannot be used: {e.error}")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setData(ROLE_ID, e.id)
+                self.models.addItem(item)
+                continue
+            ok, reason = (True, "") if vol is None else self.ai.applicability(m, vol)
+            text = f"{m.name}  v{m.version}" + ("" if ok else f"\n  not for this series: {reason}")
+            item = QListWidgetItem(text)
+            item.setData(ROLE_ID, m.id)
+            item.setToolTip(f"{m.id} — {m.intended_use}" + ("" if ok else f"\n{reason}"))
+            if not ok:
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.models.addItem(item)
+            if ok and (first_ok is None or m.id == keep):
+                first_ok = item
+        self.models.blockSignals(False)
+        if first_ok is not None:
+            self.models.setCurrentItem(first_ok)
+        self._update_info()
+
+    def model_item(self, model_id: str) -> QListWidgetItem | None:
+        for i in range(self.models.count()):
+            it = self.models.item(i)
+            if it.data(ROLE_ID) == model_id:
+                return it
+        return None
+
+    def select_model(self, model_id: str) -> bool:
+        """Make ``model_id`` current; False when it is not listed or does not apply to the series."""
+        it = self.model_item(model_id)
+        if it is None or not it.flags() & Qt.ItemFlag.ItemIsEnabled:
+            return False
+        self.models.setCurrentItem(it)
+        return True
+
+    def model_id(self) -> str | None:
+        it = self.models.currentItem()
+        if it is None or not it.flags() & Qt.ItemFlag.ItemIsEnabled:
+            return None
+        return str(it.data(ROLE_ID))
+
+    def manifest(self) -> Any:
+        mid = self.model_id()
+        for e in self.entries:
+            if e.manifest is not None and e.manifest.id == mid:
+                return e.manifest
+        return None
+
+    def _update_info(self, provider: str | None = None) -> None:
+        m = self.manifest()
+        ready = m is not None and self.vp is not None and self.vp.volume is not None
+        for b in (self.btn_slice, self.btn_series, self.btn_box, self.btn_occ):
+            b.setEnabled(ready)
+        self.btn_map.setEnabled(ready and m.applies_to.scope == "roi")
+        if m is None:
+            if self.entries:
+                self.info.setText("No model applies to this series." if self.vp is not None and self.vp.volume is not None
+                                  else "Open a series to run a model.")
+            return
+        prov = provider or getattr(self, "_provider", {}).get(m.id, "not started yet")
+        self.info.setText(f"<b>{html.escape(m.name)}</b> v{html.escape(m.version)} ({html.escape(m.applies_to.scope)})"
+                          f"<br>{html.escape(m.intended_use)}<br>Provider: {html.escape(prov)}")
+
+    def _session_started(self, session: Any) -> None:
+        if not hasattr(self, "_provider"):
+            self._provider: dict[str, str] = {}
+        self._provider[session.manifest.id] = session.provider
+        if session.message:  # CUDA asked for but not running: say so where the user looks
+            self.warning.setText(session.message)
+            self.warning.show()
+        self._update_info()
+
+    # -- viewport ---------------------------------------------------------------------------------------
+    def set_viewport(self, vp: Any) -> None:
+        """Work on ``vp`` (a SliceViewport); results already drawn on another viewport stay there."""
+        if vp is self.vp:
+            return
+        for u in self._unsub:
+            u()
+        self._unsub = []
+        if self.vp is not None:
+            self._set_box_mode(False)
+            try:
+                self.vp.slice_changed.disconnect(self._on_slice)
+            except (RuntimeError, TypeError):
+                pass
+        self.vp = vp
+        self.background.cancel("ai:slice")
+        self.overlay = None
+        if vp is not None:
+            ov = self._overlays.get(id(vp))
+            if ov is None:
+                ov = AiOverlay(vp)
+                ov.set_opacity(self.opacity.value() / 100.0)
+                self._overlays[id(vp)] = ov
+            self.overlay = ov
+            vp.slice_changed.connect(self._on_slice)
+            self._unsub.append(vp.state.image.subscribe(self._on_image))
+        self.plot.clear_predictions()
+        self._fill_models()
+
+    def _on_image(self, changes: frozenset[str]) -> None:
+        if "volume" in changes:
+            for ch in ("ai:slice", "ai:series", "ai:map"):
+                self.background.cancel(ch)
+            self._end_progress()
+            self.plot.clear_predictions()
+            self._fill_models()
+
+    def _on_slice(self, k: int) -> None:
+        self.plot.set_current(k)
+        if self.auto.isChecked():
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._debounce.start()  # restarting drops the slices scrolled past
+
+    # -- running ----------------------------------------------------------------------------------------
+    def _ready(self) -> tuple[Any, Any, int] | None:
+        m = self.manifest()
+        if m is None or self.vp is None or self.vp.volume is None:
+            return None
+        return m, self.vp.volume, int(self.vp.slice_index)
+
+    def _fail(self, kind: str, message: str) -> None:
+        self.status.setText(f"{kind}: {message.splitlines()[0]}")
+        self.failed.emit(kind, message)
+
+    def classify_slice(self) -> None:
+        """Classify the shown slice (acquired plane); only the newest request's result is drawn."""
+        ready = self._ready()
+        if ready is None or self.vp.state.plane != "acquired":
+            return
+        m, vol, k = ready
+        device, ai = self.device, self.ai
+
+        def job(ctx: JobContext) -> object:
+            s = ai.ModelSession.get(m, device)
+            ctx.check()
+            return s, ai.classify_slices(s, vol, [k], cancel=ctx.cancelled)
+
+        def done(result: Any) -> None:
+            s, pred = result
+            self._session_started(s)
+            if self.overlay is not None:
+                self.overlay.set_topk(k, pred, "slice")
+            self.result_ready.emit("slice", pred)
+
+        self.background.submit("ai:slice", job, on_result=done, on_error=lambda msg: self._fail("slice", msg))
+
+    def classify_series(self) -> None:
+        """Classify every slice of the series (progress, cancel); the results fill the plot."""
+        ready = self._ready()
+        if ready is None:
+            return
+        m, vol, _k = ready
+        device, ai = self.device, self.ai
+
+        def job(ctx: JobContext) -> object:
+            s = ai.ModelSession.get(m, device)
+            return s, ai.classify_slices(s, vol, progress=ctx.progress, cancel=ctx.cancelled)
+
+        def done(result: Any) -> None:
+            s, pred = result
+            self._session_started(s)
+            self.plot.set_predictions(pred)
+            self.plot.set_current(self.vp.slice_index if self.vp is not None else None)
+            self.status.setText(f"{len(pred)} slices classified with {m.name} v{m.version}")
+            self.result_ready.emit("series", pred)
+
+        self._start_progress("Classifying the series")
+        self._progress_ids["ai:series"] = self.background.submit(
+            "ai:series", job, on_result=done, on_progress=self._on_progress,
+            on_error=lambda msg: self._fail("series", msg), on_done=self._end_progress)
+
+    def cancel_series(self) -> None:
+        """Cancel the running series, class map or occlusion run (the Cancel button); nothing of it is drawn."""
+        running = [ch for ch in ("ai:series", "ai:map", "ai:occlusion") if self.background.pending(ch)]
+        for ch in running:
+            self.background.cancel(ch)
+        self.progress.hide()
+        self.btn_cancel.hide()
+        if running:
+            self.status.setText("Cancelled")
+            self.series_cancelled.emit()
+
+    def classify_box(self, box: tuple[int, int, int, int]) -> None:
+        """Classify ``box`` (row0, col0, row1, col1), pixels, half-open, of the shown slice."""
+        ready = self._ready()
+        if ready is None:
+            return
+        m, vol, k = ready
+        device, ai = self.device, self.ai
+        if self.overlay is not None:
+            self.overlay.set_box(k, box)
+
+        def job(ctx: JobContext) -> object:
+            s = ai.ModelSession.get(m, device)
+            return s, ai.classify_box(s, vol, k, box)
+
+        def done(result: Any) -> None:
+            s, pred = result
+            self._session_started(s)
+            if self.overlay is not None:
+                self.overlay.set_topk(k, pred, f"box {box[3] - box[1]}×{box[2] - box[0]} px")
+            self.result_ready.emit("box", pred)
+
+        self.background.submit("ai:box", job, on_result=done, on_error=lambda msg: self._fail("box", msg))
+
+    def class_map(self) -> None:
+        """Sliding-window class map of the shown slice (models of scope ``roi``)."""
+        ready = self._ready()
+        if ready is None or ready[0].applies_to.scope != "roi":
+            return
+        m, vol, k = ready
+        device, ai = self.device, self.ai
+
+        def job(ctx: JobContext) -> object:
+            s = ai.ModelSession.get(m, device)
+            return s, ai.sliding_window_map(s, vol, k, progress=ctx.progress, cancel=ctx.cancelled)
+
+        def done(result: Any) -> None:
+            s, cm = result
+            self._session_started(s)
+            if self.overlay is not None:
+                self.overlay.set_class_map(k, cm)
+            self.result_ready.emit("classmap", cm)
+
+        self._start_progress("Class map")
+        self._progress_ids["ai:map"] = self.background.submit(
+            "ai:map", job, on_result=done, on_progress=self._on_progress,
+            on_error=lambda msg: self._fail("class map", msg), on_done=self._end_progress)
+
+    def occlusion(self) -> None:
+        """Occlusion-sensitivity heatmap of the shown slice for the model's top class."""
+        ready = self._ready()
+        if ready is None:
+            return
+        m, vol, k = ready
+        device, ai = self.device, self.ai
+
+        def job(ctx: JobContext) -> object:
+            s = ai.ModelSession.get(m, device)
+            ctx_pre = ai.Context.from_metadata(vol.metadata, vol.modality)  # window, MONOCHROME1
+            return s, ai.occlusion_map(s, vol.array[k], context=ctx_pre, progress=ctx.progress,
+                                    cancel=ctx.cancelled)
+
+        def done(result: Any) -> None:
+            s, occ = result
+            self._session_started(s)
+            if self.overlay is not None:
+                self.overlay.set_occlusion(k, occ)
+            self.result_ready.emit("occlusion", occ)
+
+        self._start_progress("Occlusion heatmap")
+        self._progress_ids["ai:occlusion"] = self.background.submit(
+            "ai:occlusion", job, on_result=done, on_progress=self._on_progress,
+            on_error=lambda msg: self._fail("occlusion", msg), on_done=self._end_progress)
+
+    def clear(self) -> None:
+        for ch in ("ai:slice", "ai:box", "ai:map", "ai:occlusion"):
+            self.background.cancel(ch)
+        if self.overlay is not None:
+            self.overlay.clear()
+        self.plot.clear_predictions()
+
+    def _start_progress(self, text: str) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text + " %p%")
+        self.progress.show()
+        self.btn_cancel.show()
+        self.status.setText(text + "…")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _end_progress(self) -> None:
+        # a cancelled request stays pending until its worker returns; only live ones keep the bar
+        if not any(self.background.pending(ch) and self.background.is_current(rid)
+                   for ch, rid in self._progress_ids.items()):
+            self.progress.hide()
+            self.btn_cancel.hide()
+
+    # -- box drawing ------------------------------------------------------------------------------------
+    def start_box_drawing(self) -> None:
+        self.btn_box.setChecked(True)
+
+    def _box_toggled(self, on: bool) -> None:
+        self._set_box_mode(on)
+
+    def _set_box_mode(self, on: bool) -> None:
+        if self.vp is None:
+            return
+        target = self.vp.viewport()
+        if on and self._box_filter is None:
+            self._box_filter = _BoxFilter(self)
+            target.installEventFilter(self._box_filter)
+            target.setCursor(Qt.CursorShape.CrossCursor)
+        elif not on and self._box_filter is not None:
+            target.removeEventFilter(self._box_filter)
+            target.unsetCursor()
+            self._box_filter = None
+            if self.btn_box.isChecked():
+                self.btn_box.setChecked(False)
+
+    def _box_event(self, kind: str, pos: Any) -> None:
+        vp = self.vp
+        if vp is None or vp.state.geometry is None:
+            return
+        row, col = vp.scene_to_slice(vp.mapToScene(pos))
+        if kind == "press":
+            self._box_start = (row, col)
+            return
+        if self._box_start is None:
+            return
+        r0, c0 = self._box_start
+        rows, cols = vp.state.geometry.shape
+        box = (max(0, int(round(min(r0, row)))), max(0, int(round(min(c0, col)))),
+               min(rows, int(round(max(r0, row))) + 1), min(cols, int(round(max(c0, col))) + 1))
+        if kind == "move":
+            if self.overlay is not None:
+                self.overlay.set_box(vp.slice_index, box)
+            return
+        self._box_start = None
+        self._set_box_mode(False)
+        if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+            self.classify_box(box)
+        elif self.overlay is not None:
+            self.overlay.set_box(vp.slice_index, None)
+
+
+class _BoxFilter(QObject):
+    """Takes the left button on the viewport while a box is drawn (other gestures keep working)."""
+
+    def __init__(self, panel: AiPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+
+    def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 (Qt override)
+        t = ev.type()
+        if t == QEvent.Type.MouseButtonPress and ev.button() == Qt.MouseButton.LeftButton:
+            self.panel._box_event("press", ev.position().toPoint())
+            return True
+        if t == QEvent.Type.MouseMove and ev.buttons() & Qt.MouseButton.LeftButton:
+            self.panel._box_event("move", ev.position().toPoint())
+            return True
+        if t == QEvent.Type.MouseButtonRelease and ev.button() == Qt.MouseButton.LeftButton:
+            self.panel._box_event("release", ev.position().toPoint())
+            return True
+        return False
+
+
+def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
+    """Add the AI dock to the main window (right side, under Measurements) with a View-menu toggle; the
+    panel follows the active viewport."""
+    panel = AiPanel(ai, parent=window)
+    dock = QDockWidget("AI", window)
+    dock.setObjectName("aiDock")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.ai_panel, window.ai_dock = panel, dock
+    for menu_action in window.menuBar().actions():
+        if menu_action.text().replace("&", "") == "View":
+            menu_action.menu().addAction(dock.toggleViewAction())
+            break
+
+    def follow(idx: int) -> None:
+        panel.set_viewport(window.grid.slots[idx].view)
+
+    window.grid.active_changed.connect(follow)
+    window.series_loaded.connect(lambda idx: idx == window.grid.active and follow(idx))
+    follow(window.grid.active)
+    return panel
+
+
+__all__ = ["DEBOUNCE_MS", "AiPanel", "attach_ai_panel"]

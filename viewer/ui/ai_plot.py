@@ -1,0 +1,89 @@
+"""Each class's probability along the series (x: slice index k, y: probability 0..1); a click jumps there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+from viewer.ui.ai_overlay import class_colours, model_tag
+
+
+class AiProbabilityPlot(pg.PlotWidget):
+    """One curve per class of a whole-series :class:`~viewer.ai.runner.Predictions`.
+
+    Signals: ``slice_clicked(int)``: the slice index nearest to a click in the plot.
+    """
+
+    slice_clicked = Signal(int)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent, background=(20, 20, 20))
+        self.setMinimumHeight(150)
+        pi = self.getPlotItem()
+        pi.setLabel("bottom", "slice k")
+        pi.setLabel("left", "probability")
+        pi.setYRange(0.0, 1.0, padding=0.02)
+        pi.setMouseEnabled(x=True, y=False)
+        pi.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = pi.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 160))
+        self.cursor_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 140), width=1))
+        self.cursor_line.setVisible(False)
+        pi.addItem(self.cursor_line, ignoreBounds=True)
+        self.curves: list[pg.PlotDataItem] = []
+        self.indices = np.zeros(0, dtype=np.int64)
+        self.predictions: Any = None
+        self.scene().sigMouseClicked.connect(self._clicked)
+
+    def clear_predictions(self) -> None:
+        for c in self.curves:
+            self.getPlotItem().removeItem(c)
+        self.legend.clear()
+        self.curves = []
+        self.indices = np.zeros(0, dtype=np.int64)
+        self.predictions = None
+        self.getPlotItem().setTitle("")
+
+    def set_predictions(self, predictions: Any) -> None:
+        """Plot ``predictions`` (N slices, K classes; ``indices`` the slices' k)."""
+        self.clear_predictions()
+        self.predictions = predictions
+        n = len(predictions)
+        self.indices = (np.asarray(predictions.indices, dtype=np.int64) if predictions.indices is not None
+                        else np.arange(n))
+        colours = class_colours(len(predictions.labels))
+        for j, label in enumerate(predictions.labels):
+            pen = pg.mkPen(tuple(int(v) for v in colours[j]), width=1.5)
+            curve = self.plot(self.indices, predictions.probabilities[:, j], pen=pen, name=label,
+                              symbol="o", symbolSize=3, symbolPen=None, symbolBrush=pen.color())
+            self.curves.append(curve)
+        self.getPlotItem().setTitle(f"<span style='font-size:8pt'>{model_tag(predictions)}</span>")
+        if n:
+            self.getPlotItem().setXRange(float(self.indices.min()), float(self.indices.max()), padding=0.02)
+
+    def set_current(self, k: int | None) -> None:
+        self.cursor_line.setVisible(k is not None)
+        if k is not None:
+            self.cursor_line.setValue(k)
+
+    def slice_at(self, x: float) -> int | None:
+        """The plotted slice index nearest to data x, or None when nothing is plotted."""
+        if self.indices.size == 0:
+            return None
+        return int(self.indices[int(np.argmin(np.abs(self.indices - x)))])
+
+    def _clicked(self, ev: Any) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        vb = self.getPlotItem().vb
+        if not vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        k = self.slice_at(vb.mapSceneToView(ev.scenePos()).x())
+        if k is not None:
+            self.set_current(k)
+            self.slice_clicked.emit(k)
+
+
+__all__ = ["AiProbabilityPlot"]
