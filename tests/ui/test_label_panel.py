@@ -62,6 +62,8 @@ def test_keys_label_and_advance_to_next_unlabeled(labelled_window, qtbot, store)
     assert lab0 is not None and lab0.label == "abnormal" and lab0.annotator == "dr-test" and lab0.time
     assert store.get_label(keys[1], "Normal / abnormal").label == "normal"
     assert panel.progress_label.text() == "2 of 134 labelled"
+    assert [panel.done_list.item(i).text() for i in range(panel.done_list.count())] == [
+        "slice 1: abnormal (dr-test)", "slice 2: normal (dr-test)"]
     # Skipping over labelled slices: go back to 0, label slice 2 from there -> lands on 3.
     view.set_slice(2)
     qtbot.keyClick(view, Qt.Key.Key_3)

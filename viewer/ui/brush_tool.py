@@ -52,7 +52,8 @@ class BrushControls(QWidget):
         self.label_box = QComboBox(self)
         self.mode_buttons = QButtonGroup(self)
         modes = QHBoxLayout()
-        self.off_button, self.brush_button, self.eraser_button = (QPushButton(t, self) for t in ("Off", "Brush", "Eraser"))
+        self.off_button, self.brush_button, self.eraser_button = (QPushButton(t, self)
+                                                                  for t in ("Off", "Brush", "Eraser"))
         for i, b in enumerate((self.off_button, self.brush_button, self.eraser_button)):
             b.setCheckable(True)
             # The app style does not mark checked push buttons; the chosen tool must be visible.

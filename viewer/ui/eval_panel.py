@@ -97,8 +97,11 @@ class EvalPanel(QWidget):
         auc_text = "n/a" if auc is None or auc != auc else f"{auc:.3f}"
         self.summary.setText(f"{r['model']} {r['model_version']}: n = {r['n']}, accuracy {r['accuracy']:.3f}, "
                              f"AUC {auc_text}, {len(r['disagreements'])} disagreements"
-                             + (f", {r['skipped_labels']} labels not among its classes" if r.get("skipped_labels") else ""))
-        shown = [n for n in names if r["per_class"][n]["support"] or any(d["predicted"] == n for d in r["disagreements"])]
+                             + (f", {r['skipped_labels']} labels not among its classes"
+                                if r.get("skipped_labels") else ""))
+        # Classes that occur (as label or prediction): 11 organs of which 3 occur would be mostly zeros.
+        shown = [n for n in names
+                 if r["per_class"][n]["support"] or any(d["predicted"] == n for d in r["disagreements"])]
         self.per_class.setRowCount(len(shown))
         self.per_class.setVerticalHeaderLabels(shown)
         for i, n in enumerate(shown):

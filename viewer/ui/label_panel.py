@@ -65,6 +65,9 @@ class LabelPanel(QWidget):
         self.current_label = QLabel("", self)
         self.current_label.setWordWrap(True)
         self.label_list = QListWidget(self)
+        self.label_list.setToolTip("The label set (double-click to label the current slice)")
+        self.done_list = QListWidget(self)
+        self.done_list.setToolTip("Labels of this series (double-click to show the slice)")
         self.suggestion_label = QLabel("No AI suggestion", self)
         self.suggestion_label.setWordWrap(True)
         self.accept_button = QPushButton("Accept (Enter)", self)
@@ -84,6 +87,8 @@ class LabelPanel(QWidget):
         lay.addWidget(self.progress_label)
         lay.addWidget(self.current_label)
         lay.addWidget(self.label_list, 1)
+        lay.addWidget(QLabel("Labelled", self))
+        lay.addWidget(self.done_list, 1)
         lay.addWidget(self.suggestion_label)
         lay.addLayout(buttons)
         lay.addWidget(self.message)
@@ -94,6 +99,7 @@ class LabelPanel(QWidget):
         self.accept_button.clicked.connect(self.accept_suggestion)
         self.reject_button.clicked.connect(self.reject_suggestion)
         self.label_list.itemActivated.connect(self._list_activated)
+        self.done_list.itemActivated.connect(self._done_activated)
         self._refresh()
 
     # -- wiring -------------------------------------------------------------------------------------------
@@ -257,6 +263,13 @@ class LabelPanel(QWidget):
         if name:
             self.set_label(str(name))
 
+    def _done_activated(self, item: QListWidgetItem) -> None:
+        z = item.data(Qt.ItemDataRole.UserRole)
+        if z is not None and self.session is not None:
+            self.session.go_to(int(z))
+            self._show_session_index()
+            self._refresh()
+
     def handle_key(self, ev: QKeyEvent) -> bool:
         """Labeling-mode keys of a viewport; True when handled (the viewport then ignores the key)."""
         if not self.labeling or self.session is None:
@@ -296,6 +309,21 @@ class LabelPanel(QWidget):
                     f.setBold(True)
                     item.setFont(f)
                 self.label_list.addItem(item)
+        self.done_list.clear()
+        if s is not None:
+            where_of = {k: i for i, k in enumerate(s.images)}
+            for lab in sorted(self.store.labels(s.label_set.name, series_uid=s.images[0].series_uid)
+                              if s.images else [], key=lambda lab: where_of.get(lab.key, -1)):
+                i = where_of.get(lab.key)
+                if i is None:
+                    continue
+                src = ""
+                if lab.source == "model" and lab.probability is not None:
+                    src = f", {lab.model_id} {lab.probability:.0%}"
+                item = QListWidgetItem(f"{'series' if lab.key.is_series else f'slice {i + 1}'}: {lab.label} "
+                                       f"({lab.annotator}{src})")
+                item.setData(Qt.ItemDataRole.UserRole, i)
+                self.done_list.addItem(item)
         if s is None:
             self.progress_label.setText("No series to label" if self.view is None or self.view.volume is None
                                         else "Cannot label this series")
@@ -307,7 +335,8 @@ class LabelPanel(QWidget):
             if current is None:
                 self.current_label.setText(f"{where}: unlabeled")
             else:
-                src = f" (accepted from {current.model_id} {current.model_version})" if current.source == "model" else ""
+                src = (f" (accepted from {current.model_id} {current.model_version})"
+                       if current.source == "model" else "")
                 self.current_label.setText(f"{where}: {current.label} by {current.annotator}{src}")
         g = self.suggestion
         self.suggestion_label.setText("No AI suggestion" if g is None else
