@@ -141,22 +141,26 @@ def test_cancel_stops_series(qtbot, panel):
 
 
 def test_class_map_drawn_where_model_said(qtbot, panel, pancreas):
-    from viewer.ui.ai_overlay import label_rgba
+    from viewer.ui.ai_overlay import AIR_HU, label_rgba
 
     cm = _wait(qtbot, panel, "classmap", panel.class_map, timeout=120000)
     img = panel.overlay.map_item.image
-    expected = label_rgba(cm.label_image(pancreas.shape[1:]), len(cm.labels), panel.overlay.opacity)
+    body = pancreas.array[60] >= AIR_HU
+    labels = cm.label_image(pancreas.shape[1:])
+    expected = label_rgba(labels, len(cm.labels), panel.overlay.opacity, body)
     assert panel.overlay.map_item.isVisible()
     np.testing.assert_array_equal(img, expected)
+    assert 0.2 < body.mean() < 0.9  # both drawn (body) and left clear (air) pixels are checked
     # the layer covers exactly the image
     assert panel.overlay.map_item.mapRectToParent(panel.overlay.map_item.boundingRect()) == \
         panel.vp.image_item.mapRectToParent(panel.vp.image_item.boundingRect())
     text = panel.overlay.text()
     assert "Class map" in text and "1.0.0" in text
-    for i in np.unique(cm.class_map):
+    for i in np.unique(labels[body]):
         assert cm.labels[i] in text
     panel.opacity.setValue(80)
-    assert int(panel.overlay.map_item.image[0, 0, 3]) == round(255 * 0.8)
+    r, c = np.argwhere(body)[0]
+    assert int(panel.overlay.map_item.image[r, c, 3]) == round(255 * 0.8)
     panel.vp.set_slice(61)  # the map belongs to slice 60
     assert not panel.overlay.map_item.isVisible()
 

@@ -39,12 +39,27 @@ def class_colours(n: int) -> np.ndarray:
     return PALETTE[np.arange(n) % len(PALETTE)]
 
 
-def label_rgba(labels: np.ndarray, n_classes: int, opacity: float) -> np.ndarray:
-    """uint8 (rows, cols, 4) RGBA of a class-index image: class colour, alpha ``opacity`` (0..1)."""
+def label_rgba(labels: np.ndarray, n_classes: int, opacity: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (rows, cols, 4) RGBA of a class-index image: class colour, alpha ``opacity`` (0..1) where
+    ``mask`` (default everywhere), transparent elsewhere."""
     rgba = np.empty((*labels.shape, 4), dtype=np.uint8)
     rgba[..., :3] = class_colours(n_classes)[labels]
     rgba[..., 3] = int(round(255 * float(np.clip(opacity, 0.0, 1.0))))
+    if mask is not None:
+        rgba[..., 3][~mask] = 0
     return rgba
+
+
+# Windows lying over air outside the patient are classified anyway (the organ model never saw an air-only
+# crop and answers some organ with confidence); painting them would colour the whole field of view.
+AIR_HU = -500.0
+
+
+def class_map_mask(values: np.ndarray, modality: str) -> np.ndarray:
+    """bool (rows, cols): where the class map is drawn; for CT, not over air (below :data:`AIR_HU` HU)."""
+    if modality.upper() == "CT" and values.ndim == 2:
+        return np.asarray(values >= AIR_HU)
+    return np.ones(values.shape[:2], dtype=bool)
 
 
 def heat_rgba(heat: np.ndarray, opacity: float) -> np.ndarray:
@@ -157,18 +172,15 @@ class AiOverlay(QObject):
         legend: list[str] = []
         if self._shown(self.class_map):
             cm = self.class_map[1]  # type: ignore[index]
-            shape = self.vp.state.slice_array().shape[:2]
-            labels = cm.label_image(shape)
-            self.map_item.setImage(np.ascontiguousarray(transform.apply(label_rgba(labels, len(cm.labels), self.opacity))),
-                                   autoLevels=False, levels=(0, 255))
+            values = self.vp.state.slice_array()
+            labels = cm.label_image(values.shape[:2])
+            mask = class_map_mask(values, self.vp.volume.modality or "")
+            rgba = label_rgba(labels, len(cm.labels), self.opacity, mask)
+            self.map_item.setImage(np.ascontiguousarray(transform.apply(rgba)), autoLevels=False, levels=(0, 255))
             self.map_item.setRect(rect)
             self.map_item.setVisible(True)
-            present = np.unique(labels)
-            cols = class_colours(len(cm.labels))
             legend.append(f"<b>Class map</b> — {html.escape(model_tag(cm))}")
-            for i in present:
-                r, g, b = (int(v) for v in cols[i])
-                legend.append(f"<span style='color:rgb({r},{g},{b})'>■</span> {html.escape(cm.labels[i])}")
+            legend.append(self._legend_table(labels[mask], cm.labels))
         else:
             self.map_item.setVisible(False)
         if self._shown(self.occlusion):
@@ -182,7 +194,9 @@ class AiOverlay(QObject):
                           f"by up to {float(occ.heatmap.max()):.2f} (base {occ.base_probability:.2f})")
         else:
             self.heat_item.setVisible(False)
-        self.legend_box.setText("<br>".join(legend))
+        # a table is a block of its own: no line break before it
+        self.legend_box.setText("".join(("" if i == 0 or part.startswith("<table") else "<br>") + part
+                                        for i, part in enumerate(legend)))
         self.legend_box.setVisible(bool(legend))
         if self._shown(self.box):
             r0, c0, r1, c1 = self.box[1]  # type: ignore[index]
@@ -202,6 +216,19 @@ class AiOverlay(QObject):
         else:
             self.labels_box.setVisible(False)
         self._place_boxes()
+
+    @staticmethod
+    def _legend_table(shown: np.ndarray, names: tuple[str, ...], columns: int = 3) -> str:
+        """The classes drawn (largest area first) as a compact table of colour swatches."""
+        counts = np.bincount(shown.ravel(), minlength=len(names)) if shown.size else np.zeros(len(names), int)
+        order = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+        cols = class_colours(len(names))
+        cells = []
+        for i in order:
+            r, g, b = (int(v) for v in cols[i])
+            cells.append(f"<td><span style='color:rgb({r},{g},{b})'>■</span> {html.escape(names[i])}&nbsp;&nbsp;</td>")
+        rows = ["<tr>" + "".join(cells[j:j + columns]) + "</tr>" for j in range(0, len(cells), columns)]
+        return "<table cellspacing='0' cellpadding='0'>" + "".join(rows) + "</table>"
 
     def _place_boxes(self) -> None:
         """Top-k under the top-left corner text; legend above the bottom-left corner text."""
@@ -242,4 +269,4 @@ class AiOverlay(QObject):
             self.legend_box.deleteLater()
 
 
-__all__ = ["AiOverlay", "PALETTE", "class_colours", "heat_rgba", "label_rgba", "model_tag"]
+__all__ = ["AIR_HU", "AiOverlay", "PALETTE", "class_map_mask", "class_colours", "heat_rgba", "label_rgba", "model_tag"]

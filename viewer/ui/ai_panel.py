@@ -266,7 +266,7 @@ class AiPanel(QWidget):
 
     def _on_image(self, changes: frozenset[str]) -> None:
         if "volume" in changes:
-            for ch in ("ai:slice", "ai:series", "ai:map"):
+            for ch in ("ai:slice", "ai:series", "ai:box", "ai:map", "ai:occlusion"):
                 self.background.cancel(ch)
             self._end_progress()
             self.plot.clear_predictions()
@@ -389,6 +389,8 @@ class AiPanel(QWidget):
             self._session_started(s)
             if self.overlay is not None:
                 self.overlay.set_class_map(k, cm)
+            self.status.setText(f"Class map of slice {k}: {len(cm.rows)}×{len(cm.cols)} windows of "
+                                f"{cm.window[0]}×{cm.window[1]} px")
             self.result_ready.emit("classmap", cm)
 
         self._start_progress("Class map")
@@ -415,6 +417,8 @@ class AiPanel(QWidget):
             self._session_started(s)
             if self.overlay is not None:
                 self.overlay.set_occlusion(k, occ)
+            self.status.setText(f"Occlusion heatmap of slice {k} for {occ.label} "
+                                f"(patch {occ.patch[0]}×{occ.patch[1]} px)")
             self.result_ready.emit("occlusion", occ)
 
         self._start_progress("Occlusion heatmap")
@@ -524,6 +528,12 @@ def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
     dock.setObjectName("aiDock")
     dock.setWidget(panel)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    # The plot needs width and the model list height; the measurements list above can do with less.
+    above = getattr(window, "measurements_dock", None)
+    if above is not None:
+        window.splitDockWidget(above, dock, Qt.Orientation.Vertical)
+        window.resizeDocks([above, dock], [160, 700], Qt.Orientation.Vertical)
+    window.resizeDocks([dock], [340], Qt.Orientation.Horizontal)
     window.ai_panel, window.ai_dock = panel, dock
     for menu_action in window.menuBar().actions():
         if menu_action.text().replace("&", "") == "View":

@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt, Signal
 
 from viewer.ui.ai_overlay import class_colours, model_tag
 
+LEGEND_MIN = 0.25
+
 
 class AiProbabilityPlot(pg.PlotWidget):
     """One curve per class of a whole-series :class:`~viewer.ai.runner.Predictions`.
@@ -25,10 +27,12 @@ class AiProbabilityPlot(pg.PlotWidget):
         pi = self.getPlotItem()
         pi.setLabel("bottom", "slice k")
         pi.setLabel("left", "probability")
-        pi.setYRange(0.0, 1.0, padding=0.02)
+        # Head room above 1.0 for the legend row(s), so it never covers a curve.
+        pi.setYRange(0.0, 1.3, padding=0.0)
+        pi.getAxis("left").setTicks([[(v, f"{v:.1f}") for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]])
         pi.setMouseEnabled(x=True, y=False)
         pi.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = pi.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 160))
+        self.legend = pi.addLegend(offset=(5, 2), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 160), colCount=3)
         self.cursor_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 140), width=1))
         self.cursor_line.setVisible(False)
         pi.addItem(self.cursor_line, ignoreBounds=True)
@@ -54,9 +58,12 @@ class AiProbabilityPlot(pg.PlotWidget):
         self.indices = (np.asarray(predictions.indices, dtype=np.int64) if predictions.indices is not None
                         else np.arange(n))
         colours = class_colours(len(predictions.labels))
+        peak = predictions.probabilities.max(axis=0) if n else np.zeros(len(predictions.labels))
         for j, label in enumerate(predictions.labels):
             pen = pg.mkPen(tuple(int(v) for v in colours[j]), width=1.5)
-            curve = self.plot(self.indices, predictions.probabilities[:, j], pen=pen, name=label,
+            # Only classes that reach LEGEND_MIN somewhere get a legend row: eleven rows would cover the curves.
+            curve = self.plot(self.indices, predictions.probabilities[:, j], pen=pen,
+                              name=label if peak[j] >= LEGEND_MIN else None,
                               symbol="o", symbolSize=3, symbolPen=None, symbolBrush=pen.color())
             self.curves.append(curve)
         self.getPlotItem().setTitle(f"<span style='font-size:8pt'>{model_tag(predictions)}</span>")
