@@ -49,7 +49,7 @@ def test_window_changes_the_pixels(screenshot_env: Path, crc_dir: Path) -> None:
 @pytest.mark.parametrize("extra, message", [
     (["--preset", "nonsense"], "no CT window preset named"),
     (["--slice", "5000"], "outside 0..99"),
-    (["--model", "organ-ct"], "--model organ-ct"),
+    (["--model", "pneumonia-cxr"], "is for CR, DX images; this series is CT"),
 ])
 def test_bad_arguments_say_what_is_wrong(screenshot_env: Path, crc_dir: Path, capsys, extra: list[str],
                                          message: str) -> None:

@@ -6,7 +6,9 @@ largest series (or ``--series``), waits until the volume and the browser's thumb
 Qt's offscreen platform; under Xvfb or a desktop it uses that display.
 
 Exit status: 0 written; 1 the series could not be loaded (the PNG shows the error, as a user would see
-it); 2 bad arguments (missing PATH, unknown preset, slice out of range, models not available).
+it); 2 bad arguments (missing PATH, unknown preset, slice out of range, a model that is missing or does
+not apply to the series). With ``--model ID`` the AI dock runs the model on the shown slice and the
+screenshot shows its top-k labels (and, for ``roi`` models, the class map with its legend).
 """
 
 from __future__ import annotations
@@ -51,9 +53,7 @@ def _model_problem(model_id: str) -> str | None:
         ModelRegistry(check_onnx=False).get(model_id)
     except Exception as exc:  # noqa: BLE001 - ModelError (or a broken folder) names the problem
         return str(exc)
-    # The model exists, but the main window has no AI results panel yet (issue 4 wires it).
-    return ("showing model results in the viewer window is not built yet; "
-            f"run `python -m viewer infer PATH --model {model_id}` for its predictions")
+    return None
 
 
 def _pump(app: object, until: object, timeout_s: float) -> bool:
@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
             code = _apply_view(slot, args)
             if code:
                 return code
+            if args.model:
+                code = _draw_model(app, window, args.model)
+                if code:
+                    return code
             if args.layout != "1x1":
                 window.set_layout(args.layout)
         _pump(app, lambda: False, 0.2)  # let layouts and repaints settle
@@ -127,6 +131,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({image.width()}x{image.height()})")
         window.close()
         return code
+
+
+def _draw_model(app: object, window: object, model_id: str) -> int:
+    """Run ``model_id`` through the AI dock on the shown slice: top-k labels, and for ``roi`` models the
+    class map, drawn on the viewport as a user would see them."""
+    import viewer.ai
+    from viewer.ui.ai_panel import attach_ai_panel
+
+    panel = attach_ai_panel(window, viewer.ai)
+    if not _pump(app, lambda: bool(panel.entries), WAIT_S):
+        return _fail("timed out listing the AI models", 1)
+    if not panel.select_model(model_id):
+        item = panel.model_item(model_id)
+        why = item.text().split("\n", 1)[-1].strip() if item is not None else "not listed"
+        return _fail(f"--model {model_id}: {why}")
+    results: dict[str, object] = {}
+    panel.result_ready.connect(lambda kind, r: results.__setitem__(kind, r))
+    panel.failed.connect(lambda kind, m: results.__setitem__("error", f"{kind}: {m}"))
+    kinds = ["slice"]
+    panel.classify_slice()
+    if panel.manifest().applies_to.scope == "roi":
+        kinds.append("classmap")
+        panel.class_map()
+    if not _pump(app, lambda: "error" in results or all(k in results for k in kinds), WAIT_S):
+        return _fail(f"--model {model_id}: timed out running the model", 1)
+    if "error" in results:
+        return _fail(f"--model {model_id}: {str(results['error']).splitlines()[0]}", 1)
+    return 0
 
 
 def _find_series(stacks: dict[str, object], wanted: str) -> str | None:
