@@ -195,3 +195,28 @@ def test_box_drawn_with_mouse_is_classified(qtbot, panel, pancreas, organ_sessio
     direct = classify_box(organ_session, pancreas, 60, box)
     np.testing.assert_allclose(pred.probabilities, direct.probabilities, rtol=1e-5, atol=1e-6)
     assert not panel.btn_box.isChecked()
+
+
+def test_cuda_fallback_message_shown(qtbot, pancreas):
+    import viewer.ai
+    from viewer.ai.session import CUDA, available_providers
+    from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.viewport import SliceViewport
+
+    if CUDA in available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider: no fallback to show")
+    vp = SliceViewport()
+    qtbot.addWidget(vp)
+    vp.set_volume(pancreas, 60)
+    p = AiPanel(viewer.ai, device="cuda")
+    qtbot.addWidget(p)
+    with qtbot.waitSignal(p.models_listed, timeout=30000):
+        pass
+    p.set_viewport(vp)
+    assert p.select_model("organ-ct")
+    with qtbot.waitSignal(p.result_ready, timeout=30000):
+        p.classify_slice()
+    assert not p.warning.isHidden()
+    assert "running on the CPU" in p.warning.text()
+    assert "CPUExecutionProvider" in p.info.text()
+    p.background.wait_idle(10000)

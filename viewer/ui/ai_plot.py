@@ -40,6 +40,7 @@ class AiProbabilityPlot(pg.PlotWidget):
         self.indices = np.zeros(0, dtype=np.int64)
         self.predictions: Any = None
         self.scene().sigMouseClicked.connect(self._clicked)
+        self.clear_predictions()
 
     def clear_predictions(self) -> None:
         for c in self.curves:
@@ -48,7 +49,9 @@ class AiProbabilityPlot(pg.PlotWidget):
         self.curves = []
         self.indices = np.zeros(0, dtype=np.int64)
         self.predictions = None
-        self.getPlotItem().setTitle("")
+        self.legend.setVisible(False)
+        self.getPlotItem().setTitle("<span style='font-size:8pt; color:#999'>Classify series to plot each class "
+                                    "along the slices</span>")
 
     def set_predictions(self, predictions: Any) -> None:
         """Plot ``predictions`` (N slices, K classes; ``indices`` the slices' k)."""
@@ -66,6 +69,7 @@ class AiProbabilityPlot(pg.PlotWidget):
                               name=label if peak[j] >= LEGEND_MIN else None,
                               symbol="o", symbolSize=3, symbolPen=None, symbolBrush=pen.color())
             self.curves.append(curve)
+        self.legend.setVisible(bool(self.legend.items))
         self.getPlotItem().setTitle(f"<span style='font-size:8pt'>{model_tag(predictions)}</span>")
         if n:
             self.getPlotItem().setXRange(float(self.indices.min()), float(self.indices.max()), padding=0.02)
