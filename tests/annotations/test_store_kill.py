@@ -36,6 +36,14 @@ for n in range(100000):
 N_WRITERS = 200
 
 
+def _reported(line: str) -> int | None:
+    """N of a complete "saved N" line; None for a line the kill cut short (no newline: not a report)."""
+    if not line.endswith("\n"):
+        return None
+    parts = line.split()
+    return int(parts[1]) if len(parts) == 2 and parts[0] == "saved" and parts[1].isdigit() else None
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 def test_killed_writers_lose_nothing_reported_saved(tmp_path: Path) -> None:
     path = tmp_path / "labels.sqlite"
@@ -54,15 +62,18 @@ def test_killed_writers_lose_nothing_reported_saved(tmp_path: Path) -> None:
         last = -1
         while last + 1 < target:
             line = proc.stdout.readline()
-            if not line:
+            n = _reported(line)
+            if n is None:
                 break
-            last = int(line.split()[1])
+            last = n
         time.sleep(rng.random() * 0.004)
         proc.send_signal(signal.SIGKILL)
         kills += 1
         rest, _ = proc.communicate()
-        for line in rest.splitlines():  # lines already printed before the kill were saved too
-            last = max(last, int(line.split()[1]))
+        for line in rest.splitlines(keepends=True):  # lines printed before the kill were saved too
+            n = _reported(line)
+            if n is not None:
+                last = max(last, n)
         assert proc.returncode == -signal.SIGKILL
         reported[wid] = last
         if wid % 25 == 24:  # opening between kills is part of the test: it must always open
