@@ -17,7 +17,8 @@ def _rgb(path: Path) -> np.ndarray:
     img = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
     arr = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
     # Copy: the bytes belong to ``img``, which is freed when this function returns.
-    return arr.reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3].reshape(img.height(), img.width(), 3).copy()
+    rows = arr.reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+    return rows.reshape(img.height(), img.width(), 3).copy()
 
 
 def _colourful(rgb: np.ndarray) -> float:

@@ -118,7 +118,8 @@ class AiOverlay(QObject):
             lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             lab.hide()
         viewport.slice_changed.connect(lambda _k: self.sync())
-        self._unsub = [viewport.state.subscribe(self._state_changed), viewport.state.image.subscribe(self._image_changed)]
+        self._unsub = [viewport.state.subscribe(self._state_changed),
+                       viewport.state.image.subscribe(self._image_changed)]
         viewport.vb.sigResized.connect(lambda *_: self._place_boxes())
 
     # -- results ----------------------------------------------------------------------------------------
@@ -185,8 +186,9 @@ class AiOverlay(QObject):
             self.map_item.setVisible(False)
         if self._shown(self.occlusion):
             occ = self.occlusion[1]  # type: ignore[index]
-            self.heat_item.setImage(np.ascontiguousarray(transform.apply(heat_rgba(occ.heatmap, min(1.0, self.opacity + 0.3)))),
-                                    autoLevels=False, levels=(0, 255))
+            # a little more opaque than the class map: the heat fades to transparent by itself
+            rgba = heat_rgba(occ.heatmap, min(1.0, self.opacity + 0.3))
+            self.heat_item.setImage(np.ascontiguousarray(transform.apply(rgba)), autoLevels=False, levels=(0, 255))
             self.heat_item.setRect(rect)
             self.heat_item.setVisible(True)
             legend.append(f"<b>Occlusion</b> — {html.escape(model_tag(occ))}")
@@ -226,7 +228,8 @@ class AiOverlay(QObject):
         cells = []
         for i in order:
             r, g, b = (int(v) for v in cols[i])
-            cells.append(f"<td><span style='color:rgb({r},{g},{b})'>■</span> {html.escape(names[i])}&nbsp;&nbsp;</td>")
+            swatch = f"<span style='color:rgb({r},{g},{b})'>■</span>"
+            cells.append(f"<td>{swatch} {html.escape(names[i])}&nbsp;&nbsp;</td>")
         rows = ["<tr>" + "".join(cells[j:j + columns]) + "</tr>" for j in range(0, len(cells), columns)]
         return "<table cellspacing='0' cellpadding='0'>" + "".join(rows) + "</table>"
 

@@ -131,7 +131,7 @@ class AiPanel(QWidget):
         self.btn_occ.clicked.connect(self.occlusion)
         self.btn_clear.clicked.connect(self.clear)
         self.btn_cancel.clicked.connect(self.cancel_series)
-        self.auto.toggled.connect(lambda on: on and self._schedule())
+        self.auto.toggled.connect(self._auto_toggled)
         self.opacity.valueChanged.connect(lambda v: self.overlay is not None and self.overlay.set_opacity(v / 100.0))
         self.plot.slice_clicked.connect(lambda k: self.vp is not None and self.vp.set_slice(k))
         self._update_info()
@@ -219,8 +219,8 @@ class AiPanel(QWidget):
         self.btn_map.setEnabled(ready and m.applies_to.scope == "roi")
         if m is None:
             if self.entries:
-                self.info.setText("No model applies to this series." if self.vp is not None and self.vp.volume is not None
-                                  else "Open a series to run a model.")
+                shown = self.vp is not None and self.vp.volume is not None
+                self.info.setText("No model applies to this series." if shown else "Open a series to run a model.")
             return
         prov = provider or getattr(self, "_provider", {}).get(m.id, "not started yet")
         self.info.setText(f"<b>{html.escape(m.name)}</b> v{html.escape(m.version)} ({html.escape(m.applies_to.scope)})"
@@ -275,6 +275,10 @@ class AiPanel(QWidget):
     def _on_slice(self, k: int) -> None:
         self.plot.set_current(k)
         if self.auto.isChecked():
+            self._schedule()
+
+    def _auto_toggled(self, on: bool) -> None:
+        if on:
             self._schedule()
 
     def _schedule(self) -> None:
@@ -544,7 +548,11 @@ def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
         panel.set_viewport(window.grid.slots[idx].view)
 
     window.grid.active_changed.connect(follow)
-    window.series_loaded.connect(lambda idx: idx == window.grid.active and follow(idx))
+    def loaded(idx: int) -> None:
+        if idx == window.grid.active:
+            follow(idx)
+
+    window.series_loaded.connect(loaded)
     follow(window.grid.active)
     return panel
 
