@@ -169,7 +169,9 @@ class AiPanel(QWidget):
                 self.models.addItem(item)
                 continue
             ok, reason = (True, "") if vol is None else self.ai.applicability(m, vol)
-            text = f"{m.name}  v{m.version}" + ("" if ok else f"\n  not for this series: {reason}")
+            # applicability's reason starts with the model's name, already on the first line
+            why = reason[len(m.name):].strip() if reason.startswith(m.name) else reason
+            text = f"{m.name}  v{m.version}" + ("" if ok else f"\n  not applicable: {why}")
             item = QListWidgetItem(text)
             item.setData(ROLE_ID, m.id)
             item.setToolTip(f"{m.id} — {m.intended_use}" + ("" if ok else f"\n{reason}"))
