@@ -534,12 +534,24 @@ def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
     dock.setObjectName("aiDock")
     dock.setWidget(panel)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    # The plot needs width and the model list height; the measurements list above can do with less.
+    # The plot needs width and the model list height; the measurements list above can do with less. Other
+    # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
     above = getattr(window, "measurements_dock", None)
-    if above is not None:
+    tall = [d for d in window.findChildren(QDockWidget) if d is not dock and d is not above
+            and window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
+    if tall:
+        window.tabifyDockWidget(tall[0], dock)
+    elif above is not None:
         window.splitDockWidget(above, dock, Qt.Orientation.Vertical)
-        window.resizeDocks([above, dock], [160, 700], Qt.Orientation.Vertical)
-    window.resizeDocks([dock], [340], Qt.Orientation.Horizontal)
+
+    def arrange() -> None:  # after the tab bar and layout exist (raise_ does nothing before)
+        dock.raise_()
+        if above is not None:
+            window.resizeDocks([above, dock], [160, 700], Qt.Orientation.Vertical)
+        window.resizeDocks([dock], [340], Qt.Orientation.Horizontal)
+
+    arrange()
+    QTimer.singleShot(0, arrange)
     window.ai_panel, window.ai_dock = panel, dock
     for menu_action in window.menuBar().actions():
         if menu_action.text().replace("&", "") == "View":
