@@ -126,6 +126,9 @@ def test_series_fills_plot_and_click_moves_viewport(qtbot, panel, pancreas):
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(scene))
     assert blocker.args == [target]
     assert panel.vp.slice_index == target
+    # the series' result for the slice jumped to is drawn at once, without another run
+    assert panel.overlay.topk[0] == target and panel.overlay.topk[2] == "series"
+    np.testing.assert_array_equal(panel.overlay.topk[1].probabilities[0], pred.probabilities[target])
 
 
 def test_cancel_stops_series(qtbot, panel):

@@ -26,8 +26,11 @@ Public interface::
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from typing import Any
+
+import numpy as np
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QListWidget,
@@ -278,6 +281,22 @@ class AiPanel(QWidget):
         self.plot.set_current(k)
         if self.auto.isChecked():
             self._schedule()
+        else:
+            self._show_series_row(k)
+
+    def _show_series_row(self, k: int) -> None:
+        """After a whole-series run, the shown slice's labels are already known: draw them at once."""
+        pred = self.plot.predictions
+        if pred is None or pred.indices is None or self.overlay is None or self.vp is None:
+            return
+        if self.vp.state.plane != "acquired":
+            return
+        rows = np.flatnonzero(np.asarray(pred.indices) == k)
+        if rows.size:
+            i = int(rows[0])
+            one = dataclasses.replace(pred, probabilities=pred.probabilities[i:i + 1], scores=pred.scores[i:i + 1],
+                                      indices=np.array([k]))
+            self.overlay.set_topk(k, one, "series")
 
     def _auto_toggled(self, on: bool) -> None:
         if on:
