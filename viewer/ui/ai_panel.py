@@ -319,7 +319,10 @@ class AiPanel(QWidget):
     def classify_slice(self) -> None:
         """Classify the shown slice (acquired plane); only the newest request's result is drawn."""
         ready = self._ready()
-        if ready is None or self.vp.state.plane != "acquired":
+        if ready is None:
+            return
+        if self.vp.state.plane != "acquired":  # the models take the slices as acquired, not reformats
+            self.status.setText("Slice classification runs on the acquired plane; switch the view back to it")
             return
         m, vol, k = ready
         device, ai = self.device, self.ai
