@@ -56,6 +56,9 @@ def io_services() -> IoServices:
     def series_loader(*args: Any, **kwargs: Any) -> Any:
         from viewer.io.load import SeriesLoader
 
+        # Compressed pixels are decoded in other processes only: decoders hold the GIL, and the UI
+        # thread shares this process (a J2K series stalled the event loop ~150 ms when decoded here).
+        kwargs.setdefault("decode_in_pool", True)
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,

@@ -68,6 +68,25 @@ def test_process_pool_gives_the_same_volume(data_dir):
     assert seen[-1] == len(files)
 
 
+def test_decode_in_pool_never_decodes_compressed_pixels_here(data_dir, monkeypatch):
+    """The app's mode: the calling process (the one with the UI thread) only waits for the pool."""
+    import viewer.io.decode as decode_mod
+
+    files = sorted((data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir())
+    ref = SeriesLoader([str(f) for f in files]).load(workers=1).array
+    loader = SeriesLoader([str(f) for f in files], decode_in_pool=True)
+    here = []
+    real = decode_mod.decode_frames
+    monkeypatch.setattr(decode_mod, "decode_frames", lambda data, path: here.append(path) or real(data, path))
+    k = loader.first_index
+    np.testing.assert_array_equal(loader.read_slice(k), ref[k])
+    seen = []
+    vol = loader.load(progress=lambda d, t: seen.append(d))
+    np.testing.assert_array_equal(vol.array, ref)
+    assert here == []  # the spawned workers use their own (unpatched) module
+    assert seen == sorted(seen) and seen[-1] == len(files)
+
+
 def test_big_endian_and_deflate_match_little_endian():
     base = Path(pydicom.__file__).parent / "data" / "test_files"
     ref = SeriesLoader([str(base / "MR_small.dcm")]).load().array

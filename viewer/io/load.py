@@ -390,8 +390,11 @@ class SeriesLoader:
     """
 
     def __init__(self, files: Sequence[str], *, series_uid: str = "", progress: Progress | None = None,
-                 cancel: Cancel | None = None) -> None:
+                 cancel: Cancel | None = None, decode_in_pool: bool = False) -> None:
         files = [os.fspath(f) for f in files]
+        # True (the desktop app): every compressed decode runs in the process pool, never in the calling
+        # process, because decoders hold the GIL and a UI thread in the same process would stall with them.
+        self.decode_in_pool = decode_in_pool
         if not files:
             raise LoadError("no files to load")
         self.warnings: list[str] = []
@@ -595,11 +598,24 @@ class SeriesLoader:
             out = np.empty(self.shape[1:], dtype=dtype)
             try:
                 if not (item.fast and self._try_fast(item, out)):
-                    self._store(out, _decode_file(item.path), item, k)
+                    self._store(out, self._decode_one(item.path), item, k)
                 return out
             except _NeedsFloat:
                 continue
         return out
+
+    def _decode_one(self, path: str) -> np.ndarray:
+        if self.decode_in_pool and self._compressed():
+            try:
+                return _get_pool(os.cpu_count() or 1).submit(_decode_file, path).result()
+            except BrokenProcessPool:
+                _drop_pool()
+            except (OSError, RuntimeError):  # no child processes here (daemon, sandbox)
+                _drop_pool()
+        return _decode_file(path)
+
+    def _compressed(self) -> bool:
+        return self.layout.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
 
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
         if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
@@ -757,9 +773,9 @@ class SeriesLoader:
         paths = list(by_file)
         ncpu = os.cpu_count() or 1
         workers = ncpu if workers is None else workers
-        compressed = self.layout.transfer_syntax not in _NATIVE_LE | {"1.2.840.10008.1.2.2",
-                                                                     "1.2.840.10008.1.2.1.99"}
-        use_pool = workers > 1 and compressed and len(paths) >= POOL_MIN_FILES
+        compressed = self._compressed()
+        pool_only = self.decode_in_pool and compressed
+        use_pool = pool_only or (workers > 1 and compressed and len(paths) >= POOL_MIN_FILES)
 
         def put(path: str, frames: np.ndarray) -> None:
             nonlocal done
@@ -779,13 +795,15 @@ class SeriesLoader:
             return
         # Work stealing: this process decodes chunks from the front; the pool gets the same chunks
         # from the back. A chunk whose future has not started yet is cancelled and decoded here.
+        # In pool-only mode the pool has all cores and this process only waits (without the GIL).
         size = max(1, min(8, len(paths) // (4 * workers)))
         chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
-        first, rest = chunks[0], chunks[1:]
+        first, rest = ([], chunks) if pool_only else (chunks[0], chunks[1:])
         futures: dict[int, Future[list[np.ndarray]]] = {}
         try:
-            pool = _get_pool(workers - 1)
-            for i in range(len(rest) - 1, -1, -1):
+            pool = _get_pool(ncpu if pool_only else workers - 1)
+            # Work stealing hands the pool the back of the series; alone, the pool decodes front first.
+            for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
                 futures[i] = pool.submit(_decode_chunk, rest[i])
         except Exception:  # noqa: BLE001 - no child processes here (daemon, sandbox): decode locally
             _drop_pool()
@@ -804,7 +822,7 @@ class SeriesLoader:
                 if cancel is not None and cancel():
                     raise LoadCancelled("loading cancelled")
                 fut = futures[i]
-                if fut.cancel():
+                if not pool_only and fut.cancel():
                     results = [_decode_file(p) for p in chunk]
                 else:
                     try:
