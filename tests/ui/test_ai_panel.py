@@ -164,6 +164,8 @@ def test_class_map_drawn_where_model_said(qtbot, panel, pancreas):
     panel.opacity.setValue(80)
     r, c = np.argwhere(body)[0]
     assert int(panel.overlay.map_item.image[r, c, 3]) == round(255 * 0.8)
+    panel.vp.run_action("flip_h")  # the layer turns with the image
+    np.testing.assert_array_equal(panel.overlay.map_item.image[:, :, :3], expected[:, ::-1, :3])
     panel.vp.set_slice(61)  # the map belongs to slice 60
     assert not panel.overlay.map_item.isVisible()
 
