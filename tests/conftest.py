@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # GUI tests run without a display; set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The scan index, label store and user config of a test run live in a throw-away folder, never in the
+# user's home.
+_SANDBOX = tempfile.mkdtemp(prefix="viewer-tests-")
+for _var, _sub in (("VIEWER_CACHE_DIR", "cache"), ("VIEWER_DATA_DIR", "data"), ("VIEWER_CONFIG_DIR", "config")):
+    os.environ.setdefault(_var, os.path.join(_SANDBOX, _sub))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -46,6 +46,9 @@ def io_services() -> IoServices:
     def find_stacks(*args: Any, **kwargs: Any) -> Any:
         from viewer.io.series import find_stacks as impl
 
+        # The persistent header index ($VIEWER_CACHE_DIR or ~/.cache/dicom-viewer): re-opening a folder
+        # reads only new or changed files.
+        kwargs.setdefault("index", True)
         return impl(*args, **kwargs)
 
     def load_series(*args: Any, **kwargs: Any) -> Any:
@@ -140,6 +143,13 @@ def ai_models() -> dict[str, Any]:
     return {e.id: e.manifest for e in ModelRegistry(check_onnx=False).models() if e.ok}
 
 
+def warm_decoder_pool() -> None:
+    """Spawn the loader's decoder processes (and their imports) ahead of the first compressed series."""
+    from viewer.io.load import warm_pool
+
+    warm_pool()
+
+
 def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
@@ -156,4 +166,7 @@ def run_app(argv: list[str]) -> int:
     attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
     window.resize(1400, 900)
     window.show()
+    # Start the decoder processes now, off the UI thread, so the first compressed series does not pay
+    # their ~250 ms spawn.
+    window.background.submit("warm-decoders", lambda _ctx: warm_decoder_pool())
     return int(app.exec())

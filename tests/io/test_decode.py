@@ -94,3 +94,13 @@ def test_big_endian_and_deflate_match_little_endian():
                  "MR_small_jp2klossless.dcm"):
         if (base / name).exists():
             np.testing.assert_array_equal(SeriesLoader([str(base / name)]).load().array, ref, err_msg=name)
+
+
+def test_warm_pool_starts_the_decoders_once():
+    import viewer.io.load as load_mod
+
+    load_mod.warm_pool()
+    pool = load_mod._POOL
+    assert pool is not None and load_mod._POOL_SIZE >= 1
+    load_mod.warm_pool()
+    assert load_mod._POOL is pool  # reused, not re-spawned

@@ -39,6 +39,9 @@ def test_the_app_keeps_responding_while_a_series_loads(qtbot, main_window, pancr
     meter.start()
     with qtbot.waitSignal(main_window.series_loaded, timeout=120000):
         main_window.open_paths([str(pancreas_dir)])
+    # With the header index warm the whole load can take less than a tick: let the meter tick a few
+    # more times so it surely ran while the loader's last work was finishing.
+    qtbot.wait(60)
     meter.stop()
     assert main_window.grid.slots[0].volume.shape[0] == 134
     # A sanity bound, not a benchmark (benchmarks/bench_event_loop.py measures the 50 ms target).
