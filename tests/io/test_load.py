@@ -163,3 +163,10 @@ def test_series_selection(data_dir):
         load_series(folder, series=99)
     with pytest.raises(LoadError, match="no series"):
         load_series(folder, series="1.2.3.4")
+
+
+def test_frame_of_reference_recorded(data_dir):
+    folder = data_dir / "ct" / "pancreas-ct-philips-134"
+    ds = pydicom.dcmread(next(folder.glob("*.dcm")), stop_before_pixels=True)
+    vol = load_series(folder)
+    assert vol.metadata["frame_of_reference_uid"] == ds.FrameOfReferenceUID != ""

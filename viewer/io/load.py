@@ -579,6 +579,7 @@ class SeriesLoader:
             "series_number": int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "")
             else None,
             "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+            "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
             "instance_uids": [it.sop_uid for it in self.items],
             "frames": [it.frame for it in self.items],
             "files": [it.path for it in self.items],

@@ -36,9 +36,8 @@ def frame_of_reference(volume: Volume | None) -> str:
     if volume is None:
         return ""
     md = volume.metadata or {}
-    for key in ("frame_of_reference_uid", "FrameOfReferenceUID", "frame_of_reference"):
-        if md.get(key):
-            return "for:" + str(md[key])
+    if md.get("frame_of_reference_uid"):
+        return "for:" + str(md["frame_of_reference_uid"])
     if md.get("study_uid"):
         return "study:" + str(md["study_uid"])
     return ""
