@@ -1,4 +1,4 @@
-"""Helpers shared by the load benchmarks: where the data is, medians of repeats, machine line."""
+"""Helpers shared by the benchmarks: where the data is, medians of repeats, machine line."""
 
 from __future__ import annotations
 

@@ -22,16 +22,10 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import data_root  # noqa: E402
+
 TARGET_MS = 50.0
 TICK_MS = 5
-
-
-def data_root() -> Path:
-    env = os.environ.get("VIEWER_TEST_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (root / "ct").is_dir():
-        sys.exit(f"no CT data at {root / 'ct'} (set VIEWER_TEST_DATA)")
-    return root
 
 
 def main() -> int:

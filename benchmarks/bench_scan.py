@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -31,22 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def data_root() -> Path:
-    env = os.environ.get("VIEWER_TEST_DATA")
-    root = Path(env) if env else ROOT.parent / "shared" / "data"
-    if not root.is_dir():
-        sys.exit(f"real data not found at {root}: set VIEWER_TEST_DATA")
-    return root
-
-
-def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _common import data_root, median_time as timed  # noqa: E402
 
 
 def main() -> None:
