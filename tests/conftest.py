@@ -39,3 +39,22 @@ def data_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return root
+
+
+def find_tool(name: str) -> str | None:
+    """A command-line tool on PATH or beside this Python (a venv's bin/, not on PATH when not activated)."""
+    import shutil
+    import sys
+
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
+def require_tool(name: str, install_hint: str) -> str:
+    """The tool's path; a missing tool fails in CI (the setup must install it) and skips elsewhere."""
+    exe = find_tool(name)
+    if exe is None:
+        msg = f"{name} not installed ({install_hint})"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return exe

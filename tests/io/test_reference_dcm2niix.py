@@ -16,12 +16,13 @@ of the Siemens XA10 series) are compared on the volume of the same acquisition.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import require_tool
 
 nib = pytest.importorskip("nibabel")
 
@@ -44,9 +45,7 @@ CASES = [
 
 @pytest.fixture(scope="session")
 def dcm2niix_out(tmp_path_factory):
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    exe = require_tool("dcm2niix", "pip install dcm2niix, part of the test extra")
     cache: dict[str, Path] = {}
 
     def convert(src: Path) -> Path:
