@@ -47,4 +47,12 @@ def main(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(_command_module(args.command).run(args) or 0)
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): not an error of ours; keep Python from complaining at exit.
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
