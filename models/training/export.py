@@ -2,18 +2,21 @@
 
 ``reference.npz`` holds RAW inputs as the viewer hands them to the model's preprocessing (HU for
 organ-ct; stored grey levels plus the DICOM window for pneumonia-cxr) and the softmax outputs the
-shipped model must give for them. The expected outputs are computed here from the training-side
+shipped model must give for them. The graph is a ``SoftmaxEnsemble``: its output (still named
+``logits``) is the log of the members' mean softmax, so softmax(output) is the ensemble's probability. The expected outputs are computed here from the training-side
 definition of the preprocessing (independently of ``viewer.ai``), so the model-folder test catches a
 viewer preprocessing that differs from what training used.
 """
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nets import SmallCNN
+from nets import SmallCNN, SoftmaxEnsemble
 from train import REPO, RUNS, Recipe, load_split
 
 # The abdominal window MedMNIST's OrganAMNIST crops were made with (see MODEL_CARD.md): centre 50 HU,
@@ -38,7 +41,7 @@ def hu_to_grey01(hu: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def export(model_id: str, r: Recipe) -> None:
     torch.set_num_threads(r.threads)
-    model = SmallCNN(len(r.labels), r.widths, r.dropout)
+    model = SoftmaxEnsemble([SmallCNN(len(r.labels), r.widths, r.dropout) for _ in range(r.members)])
     model.load_state_dict(torch.load(RUNS / model_id / "final.pt"))
     model.eval()
     out = REPO / "models" / model_id
@@ -70,6 +73,32 @@ def export(model_id: str, r: Recipe) -> None:
                         inputs_45=raw_big.astype(np.float32), outputs_45=logits_big,
                         labels=y_te[pick], window=np.array([c, w]), **extra)
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes) and reference.npz ({len(pick)} inputs)")
+    ms = _latency_ms(onnx_path)
+    print(f"onnxruntime, 1 thread, batch 1: {ms:.3f} ms per image (median of 2000)")
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["onnx_ms_per_image"] = round(ms, 3)
+    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+
+
+def _latency_ms(onnx_path) -> float:  # type: ignore[no-untyped-def]
+    """Median wall time of one batch-1 inference on one CPU thread (what the viewer does per slice)."""
+    import time
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    for _ in range(50):
+        sess.run(None, {"input": x})
+    times = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        sess.run(None, {"input": x})
+        times.append(time.perf_counter() - t)
+    return 1000.0 * float(np.median(times))
 
 
 def _area28(x01: np.ndarray) -> torch.Tensor:

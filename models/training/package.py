@@ -22,7 +22,7 @@ REPO = HERE.parents[1]
 _COMMON_HEAD = """schema_version = 1
 id = "{id}"
 name = "{name}"
-version = "1.0.0"
+version = "{version}"
 file = "model.onnx"
 sha256 = "{sha256}"
 task = "classification"
@@ -85,6 +85,12 @@ source = "dicom"
 [[preprocess]]
 op = "invert_monochrome1"
 
+# MedMNIST v2 cropped the source radiographs to the centred square of the short side before resizing;
+# without this a non-square radiograph would be squeezed.
+[[preprocess]]
+op = "crop"
+square = true
+
 [[preprocess]]
 op = "resize"
 size = [28, 28]
@@ -107,10 +113,11 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(model_id: str, labels: list[str]) -> str:
+def write_manifest(model_id: str, labels: list[str], version: str = "1.0.0") -> str:
     folder = REPO / "models" / model_id
     m = MANIFESTS[model_id]
-    text = (_COMMON_HEAD.format(id=model_id, name=m["name"], sha256=sha256(folder / "model.onnx"))
+    text = (_COMMON_HEAD.format(id=model_id, name=m["name"], version=version,
+                                sha256=sha256(folder / "model.onnx"))
             + m["body"] + _INPUT + _OUTPUT.format(labels=", ".join(f'"{x}"' for x in labels)))
     (folder / "manifest.toml").write_text(text)
     return text
@@ -131,6 +138,7 @@ def figures(metrics: dict) -> str:
         f"| validation | {v['n']} | {v['accuracy']:.4f} | {v['auc']:.4f} | {v['ece']:.4f} |",
         f"| **test** | {t['n']} | **{t['accuracy']:.4f}** | **{t['auc']:.4f}** | {t['ece']:.4f} |",
         "",
+        *_previous(metrics),
         "AUC: macro one-vs-rest for more than two classes, binary (score of the positive class) for two.",
         "",
         "Per class on test:",
@@ -148,9 +156,13 @@ def figures(metrics: dict) -> str:
         lines.append(f"| {n} | " + " | ".join(str(c) for c in row) + " |")
     cv = metrics.get("cv")
     lines += [""]
+    if cv and cv.get("previous_recipe"):
+        lines += ["**The cross-validation below is the PREVIOUS recipe's (version 1.0.0, one seed), not the "
+                  "shipped one's.**", ""]
     if cv:
         lines += [
-            f"### {cv['folds']}-fold cross-validation on train+validation (same recipe, {cv['epochs']} epochs,",
+            f"### {cv['folds']}-fold cross-validation on train+validation ({cv['epochs']} epochs, "
+            f"{cv.get('members', 1)} seed per fold,",
             "last epoch scored on the held-out fold; stratified folds, fixed seed; folds are split by image,",
             "as MedMNIST gives no patient ids, so one patient's other crops may sit in the training folds)",
             "",
@@ -172,17 +184,57 @@ def figures(metrics: dict) -> str:
     else:
         lines += ["### Cross-validation", "", "Not run yet.", ""]
     r = metrics["recipe"]
+    chosen = metrics["chosen_epoch"]
+    if isinstance(chosen, list):
+        members = (f"an ensemble of {len(chosen)} networks (seeds {r['seed']} + 1000 k), each trained "
+                   f"{r['epochs']} epochs on the train split and kept at its best validation epoch "
+                   f"({', '.join(str(c) for c in chosen)}); their softmax outputs are averaged inside the ONNX "
+                   "graph")
+    else:
+        members = (f"{r['epochs']} epochs on the train split, weights of epoch {chosen} (best validation "
+                   f"accuracy), seed {r['seed']}")
     lines += [
         "### Run",
         "",
-        f"Final model: {r['epochs']} epochs on the train split, weights of epoch {metrics['chosen_epoch']} "
-        f"(best validation accuracy); training took {metrics['train_seconds'] / 60:.1f} min on "
-        f"{r['threads']} CPU thread(s) (torch {metrics['torch']}, seed {r['seed']}).",
+        f"Final model: {members}; training took {metrics['train_seconds'] / 60:.1f} min on "
+        f"{r['threads']} CPU thread(s) (torch {metrics['torch']}).",
     ]
+    if "onnx_ms_per_image" in metrics:
+        lines += ["", f"Inference: {metrics['onnx_ms_per_image']:.2f} ms per image at batch 1 (onnxruntime, one "
+                  "CPU thread, median of 2000 runs on the shared build machine)."]
+    rej = metrics.get("rejected_candidate")
+    if rej:
+        rcv = rej.get("cv")
+        lines += ["", "### A second recipe that was not shipped", "",
+                  f"A {len(rej['chosen_epoch'])}-seed ensemble with stronger augmentation, weight decay "
+                  f"{rej['recipe']['weight_decay']} and label smoothing {rej['recipe']['label_smoothing']} "
+                  f"reached validation accuracy {rej['val']['accuracy']:.4f} against this model's "
+                  f"{metrics['val']['accuracy']:.4f}, so by the rule fixed before training it was not shipped "
+                  f"and the test split was not evaluated for it (training {rej['train_seconds'] / 60:.1f} min)."
+                  + (f" Its {rcv['folds']}-fold CV ({rcv['epochs']} epochs, one seed per fold): accuracy "
+                     f"{rcv['accuracy']['mean']:.4f} ± {rcv['accuracy']['sd']:.4f}." if rcv else "")]
     real = metrics.get("real_ct")
     if real:
         lines += ["", "### Real CT (not MedMNIST)", "", real["summary"]]
     return "\n".join(lines) + "\n"
+
+
+def _previous(metrics: dict) -> list[str]:
+    """Before/after rows when this run replaced an earlier shipped model."""
+    p = metrics.get("previous")
+    if not p:
+        return []
+    pv, pt, v, t = p["val"], p["test"], metrics["val"], metrics["test"]
+    return [
+        "Against the previous shipped version (1.0.0, one network; chosen on validation the same way):",
+        "",
+        "| version | val accuracy | test accuracy | test AUC | test ECE |",
+        "|---|---|---|---|---|",
+        f"| 1.0.0 | {pv['accuracy']:.4f} | {pt['accuracy']:.4f} | {pt['auc']:.4f} | {pt['ece']:.4f} |",
+        f"| {metrics.get('version', '1.1.0')} | {v['accuracy']:.4f} | {t['accuracy']:.4f} | {t['auc']:.4f} "
+        f"| {t['ece']:.4f} |",
+        "",
+    ]
 
 
 def write_card(model_id: str) -> None:
@@ -195,7 +247,7 @@ def write_card(model_id: str) -> None:
 def main(argv: list[str]) -> int:
     for model_id in argv or sorted(MANIFESTS):
         metrics = json.loads((REPO / "models" / model_id / "metrics.json").read_text())
-        write_manifest(model_id, metrics["recipe"]["labels"])
+        write_manifest(model_id, metrics["recipe"]["labels"], metrics.get("version", "1.0.0"))
         write_card(model_id)
         print(f"wrote models/{model_id}/manifest.toml and MODEL_CARD.md")
     return 0
