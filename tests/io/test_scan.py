@@ -128,3 +128,32 @@ def test_process_pool_gives_the_same_result(data_dir: Path, monkeypatch: pytest.
     two = find_stacks(folder, workers=2)
     assert [s.files for s in one.stacks] == [s.files for s in two.stacks]
     assert one.bad_files == two.bad_files
+
+
+def test_stacks_are_handed_out_while_scanning(data_dir: Path) -> None:
+    """Each folder's stacks come out as soon as the folder is read, before the scan ends, and the
+    result reuses those very objects."""
+    events: list[tuple[str, object]] = []
+    result = find_stacks(data_dir / "ct", on_stack=lambda s: events.append(("stack", s)),
+                         progress=lambda d, t: events.append(("progress", d)))
+    early = [s for kind, s in events if kind == "stack"]
+    assert len(early) == len(result.stacks) == 3
+    assert {id(s) for s in early} == {id(s) for s in result.stacks}
+    first_stack = next(i for i, (kind, _) in enumerate(events) if kind == "stack")
+    last_progress = max(i for i, (kind, _) in enumerate(events) if kind == "progress")
+    assert first_stack < last_progress  # listed while files were still being read
+
+
+def test_a_series_spread_over_two_folders_is_regrouped(data_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(series, "BATCH", 8)  # folder a is done batches before folder b
+    src = sorted((data_dir / "ct" / "crc-chest-ct-ge-100").glob("*.dcm"))
+    for i, f in enumerate(src):
+        d = tmp_path / ("a" if i % 2 else "b")
+        d.mkdir(exist_ok=True)
+        os.symlink(f, d / f.name)
+    early: list[object] = []
+    result = find_stacks(tmp_path, on_stack=early.append)
+    assert [len(s.files) for s in result.stacks] == [100]
+    assert sorted(len(s.files) for s in early) == [50, 50]  # each folder listed on its own first,
+    assert all(s is not result.stacks[0] for s in early)  # then regrouped: the caller drops them

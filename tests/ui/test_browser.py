@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,30 @@ def test_cancel_stops_indexing_and_keeps_the_window_usable(qtbot, main_window, c
     # A later scan works normally.
     open_and_wait(qtbot, main_window, [ct_root], load=False)
     assert len(main_window.browser.stacks) == 3
+
+
+def test_series_appear_while_indexing_and_regrouped_ones_are_replaced(qtbot, main_window, data_dir: Path,
+                                                                     tmp_path: Path, monkeypatch) -> None:
+    from viewer.io import series
+
+    monkeypatch.setattr(series, "BATCH", 8)  # small batches: folders finish one after another
+    src = sorted((data_dir / "ct" / "crc-chest-ct-ge-100").glob("*.dcm"))
+    for i, f in enumerate(src):  # one series spread over two folders, plus a second series of its own
+        d = tmp_path / ("a" if i % 2 else "b")
+        d.mkdir(exist_ok=True)
+        os.symlink(f, d / f.name)
+    (tmp_path / "c").mkdir()
+    for f in sorted((data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir()):
+        os.symlink(f, tmp_path / "c" / f.name)
+    seen: list[int] = []
+    original = main_window.browser._on_stack_found
+    monkeypatch.setattr(main_window.browser, "_on_stack_found",
+                        lambda s: (seen.append(len(s.files)), original(s)))
+    open_and_wait(qtbot, main_window, [tmp_path], load=False)
+    assert sorted(seen) == [20, 50, 50]  # listed as each folder finished
+    rows = _series_rows(main_window)
+    assert sorted(r[2] for r in rows) == [20, 100]  # the spread series replaced by the whole one
+    tree = main_window.browser.tree
+    patients = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                if "Files not loaded" not in tree.topLevelItem(i).text(0)]
+    assert all(p.childCount() >= 1 for p in patients)  # no empty study or patient left behind

@@ -124,7 +124,8 @@ def _as_list(paths: PathArg) -> list[str]:
 
 
 def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Cancel | None = None,
-                index: Any = None, workers: int | None = None) -> ScanResult:
+                index: Any = None, workers: int | None = None,
+                on_stack: Callable[[Stack], None] | None = None) -> ScanResult:
     """Scan ``paths`` (folders recursively, files, DICOMDIRs) into loadable stacks.
 
     Parameters
@@ -141,6 +142,11 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
         that index. With an index only new or changed files are read.
     workers
         Header-reading processes (None = 1: a pool measured slower than the byte-level reader).
+    on_stack
+        Called with each stack as soon as every file of its folder has been read, so a browser can list
+        series while the scan goes on. The returned ``stacks`` reuse those objects where the final
+        grouping agrees; a stack that the final grouping changed (a series spread over several
+        folders) is not in ``stacks``, and the caller should drop it.
 
     Returns
     -------
@@ -188,6 +194,9 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
             else:
                 todo.append(path)
         done = len(records)
+        early = _EarlyStacks(todo, on_stack) if on_stack is not None else None
+        if early is not None:
+            early.add(records)
         if progress is not None:
             progress(done, len(entries))
         for batch in _read_batches(todo, cancel, workers):
@@ -196,6 +205,8 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
                 break
             if idx is not None:
                 idx.put(batch)
+            if early is not None:
+                early.add(batch)
             records.extend(batch)
             result.headers_read += len(batch)
             done += len(batch)
@@ -205,10 +216,49 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
         if owned and idx is not None:
             idx.close()
     stacks, non_image, bad = group_records(records)
-    result.stacks = stacks
+    result.stacks = early.reuse(stacks) if early is not None else stacks
     result.non_image.extend(non_image)
     result.bad_files.extend(bad)
     return result
+
+
+class _EarlyStacks:
+    """Stacks of folders whose files are all read, handed out while the scan is still running.
+
+    A folder's records are grouped on their own once its last unread file comes in; most series live in
+    one folder, so these stacks usually equal the final ones, which then reuse the same objects.
+    """
+
+    def __init__(self, todo: list[str], emit: Callable[[Stack], None]) -> None:
+        self.unread = set(todo)
+        self.pending: dict[str, int] = {}
+        for path in todo:
+            d = os.path.dirname(path)
+            self.pending[d] = self.pending.get(d, 0) + 1
+        self.waiting: dict[str, list[HeaderRecord]] = {}
+        self.emitted: dict[frozenset[str], Stack] = {}
+        self.emit = emit
+
+    def add(self, batch: Iterable[HeaderRecord]) -> None:
+        complete: list[HeaderRecord] = []
+        touched: set[str] = set()
+        for rec in batch:
+            d = os.path.dirname(rec.path)
+            self.waiting.setdefault(d, []).append(rec)
+            touched.add(d)
+            if rec.path in self.unread:
+                self.unread.discard(rec.path)
+                self.pending[d] -= 1
+        for d in sorted(touched):
+            if self.pending.get(d, 0) <= 0:
+                complete.extend(self.waiting.pop(d))
+        if complete:
+            for stack in group_records(complete)[0]:
+                self.emitted[frozenset(stack.files)] = stack
+                self.emit(stack)
+
+    def reuse(self, stacks: list[Stack]) -> list[Stack]:
+        return [self.emitted.get(frozenset(s.files), s) for s in stacks]
 
 
 def _walk(root: str, entries: dict[str, tuple[int, int]], result: ScanResult) -> None:

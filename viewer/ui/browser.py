@@ -134,6 +134,7 @@ class StudyBrowser(QWidget):
         self.stacks: dict[str, Any] = {}
         self.bad_files: list[tuple[str, str]] = []
         self.items: dict[str, QTreeWidgetItem] = {}
+        self._key_counter = 0  # stack keys stay unique when early-listed stacks are removed
         self._patients: dict[str, QTreeWidgetItem] = {}
         self._studies: dict[tuple[str, str], QTreeWidgetItem] = {}
         self._scan_id = 0
@@ -188,6 +189,10 @@ class StudyBrowser(QWidget):
         self.scan_finished.emit(len(self.stacks), len(self.bad_files))
 
     def _on_scan_result(self, result: Any) -> None:
+        final = {id(s) for s in getattr(result, "stacks", [])}
+        for key, stack in list(self.stacks.items()):
+            if id(stack) not in final:  # listed early, then regrouped (a series spread over folders)
+                self._remove_stack(key)
         known = {id(s) for s in self.stacks.values()}
         for stack in getattr(result, "stacks", []):
             if id(stack) not in known:
@@ -210,8 +215,25 @@ class StudyBrowser(QWidget):
         self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
+    def _remove_stack(self, key: str) -> None:
+        del self.stacks[key]
+        item = self.items.pop(key)
+        parent = item.parent()
+        parent.removeChild(item)
+        for level in (self._studies, self._patients):  # drop a study, then a patient, left empty
+            if parent is None or parent.childCount():
+                break
+            for k, v in list(level.items()):
+                if v is parent:
+                    del level[k]
+            grand = parent.parent()
+            (grand.removeChild(parent) if grand is not None
+             else self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(parent)))
+            parent = grand
+
     def _add_stack(self, stack: Any) -> None:
-        key = str(len(self.stacks))
+        self._key_counter += 1
+        key = str(self._key_counter)
         self.stacks[key] = stack
         info = stack_info(stack)
         pkey = info["patient_id"] + "\x00" + info["patient_name"]

@@ -282,7 +282,8 @@ def scan_job(io: IoServices, paths: list[str]) -> Callable[[JobContext], object]
 
         find_stacks = io.find_stacks
         kwargs: dict[str, Any] = {}
-        if "on_stack" in inspect.signature(find_stacks).parameters:
+        params = inspect.signature(find_stacks).parameters
+        if "on_stack" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
             kwargs["on_stack"] = ctx.partial  # series appear in the browser as the scanner finds them
         return find_stacks(paths, progress=ctx.progress, cancel=ctx.cancelled, **kwargs)
 
