@@ -41,7 +41,8 @@ def hu_to_grey01(hu: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def export(model_id: str, r: Recipe) -> None:
     torch.set_num_threads(r.threads)
-    model = SoftmaxEnsemble([SmallCNN(len(r.labels), r.widths, r.dropout) for _ in range(r.members)])
+    nets = [SmallCNN(len(r.labels), r.widths, r.dropout) for _ in range(r.members)]
+    model = SoftmaxEnsemble(nets) if r.members > 1 else nets[0]
     model.load_state_dict(torch.load(RUNS / model_id / "final.pt"))
     model.eval()
     out = REPO / "models" / model_id
