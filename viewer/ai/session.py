@@ -34,7 +34,7 @@ DEVICES = ("auto", "cuda", "cpu")
 
 
 def _ort() -> Any:
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime  # type: ignore[import-untyped,unused-ignore]  # typed in some builds only
 
     return onnxruntime
 

@@ -66,7 +66,7 @@ class Volume:
     def voxel_to_patient(self, ijk: np.ndarray) -> np.ndarray:
         """Patient LPS mm of voxel indices ``ijk`` (..., 3) given as (i=column, j=row, k=slice)."""
         ijk = np.asarray(ijk, dtype=np.float64)
-        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return np.asarray(ijk @ self.affine[:3, :3].T + self.affine[:3, 3])
 
     def patient_to_voxel(self, lps: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (i, j, k) of patient LPS points (..., 3)."""

@@ -79,7 +79,7 @@ def decode_frames(ds: Any, path: str) -> np.ndarray:
     elif spp > 1 and arr.ndim == 3 and frames == 1:
         arr = arr[None]
     if photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
+        from pydicom.pixels.processing import apply_color_lut
 
         try:
             arr = palette_to_rgb8(np.asarray(apply_color_lut(arr, ds)))
@@ -107,10 +107,10 @@ def _pixel_array(ds: Any, uid: str) -> np.ndarray:
     if plugin is not None:
         try:
             ds.pixel_array_options(decoding_plugin=plugin)
-            return ds.pixel_array
+            return np.asarray(ds.pixel_array)
         except Exception:  # noqa: BLE001 - plugin missing or failed on this file: let pydicom choose
             ds.pixel_array_options(decoding_plugin="")
-    return ds.pixel_array
+    return np.asarray(ds.pixel_array)
 
 
 def _as_load_error(exc: Exception, path: str, uid: str, ts: str) -> LoadError:
@@ -127,7 +127,7 @@ def _decoder_available(uid: str) -> bool | None:
     if not uid:
         return None
     try:
-        from pydicom.pixels import get_decoder
+        from pydicom.pixels.decoders.base import get_decoder
 
         return bool(get_decoder(uid).is_available)
     except Exception:  # noqa: BLE001 - unknown or private transfer syntax

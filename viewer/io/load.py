@@ -490,7 +490,7 @@ class SeriesLoader:
         from viewer.io.geometry import STEP_ABS_TOL_MM, slice_normal
 
         normal = slice_normal(orientation)
-        dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator]
+        dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator,unused-ignore]
         keys = [(round(d / STEP_ABS_TOL_MM), it.instance, it.path, it.frame or 0) for d, it in zip(dist, items)]
         order = sorted(range(len(items)), key=lambda i: (dist[i], keys[i][1:]))
         clusters: list[list[int]] = []
@@ -660,7 +660,7 @@ class SeriesLoader:
             np.copyto(out, src, casting="unsafe")
             return out
         if item.lut is not None:
-            from pydicom.pixels import apply_modality_lut
+            from pydicom.pixels.processing import apply_modality_lut
 
             from pydicom import Dataset
 

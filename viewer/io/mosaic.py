@@ -38,11 +38,11 @@ def mosaic_info(ds: Any) -> MosaicInfo | None:
             warnings.simplefilter("ignore")
             from nibabel.nicom import csareader
 
-            csa = csareader.get_csa_header(ds, "image")
+            csa = csareader.get_csa_header(ds, "image")  # type: ignore[no-untyped-call]
             if csa is not None:
                 if count is None:
-                    count = csareader.get_n_mosaic(csa)
-                normal = csareader.get_slice_normal(csa)
+                    count = csareader.get_n_mosaic(csa)  # type: ignore[no-untyped-call]
+                normal = csareader.get_slice_normal(csa)  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - a broken CSA header falls back to the cross product
         csa = None
     if count is None:
