@@ -444,22 +444,7 @@ def _fast_parse(buf: bytes, size: int) -> tuple[dict[int, bytes], str, tuple[int
         if tag <= prev:
             raise _Fallback
         prev = tag
-        if explicit:
-            vr = buf[pos + 4:pos + 6]
-            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-                raise _Fallback
-            if vr in _LONG_VRS:
-                if pos + 12 > n:
-                    raise _NeedMore
-                length = unpack("<I", buf, pos + 8)[0]
-                vpos = pos + 12
-            else:
-                length = unpack("<H", buf, pos + 6)[0]
-                vpos = pos + 8
-        else:
-            vr = b""
-            length = unpack("<I", buf, pos + 4)[0]
-            vpos = pos + 8
+        vr, length, vpos = _element_header(buf, pos, explicit)
         if tag in _PIXEL_SET:
             return out, ts, (vpos, length)
         if length == _UNDEFINED:
@@ -473,6 +458,24 @@ def _fast_parse(buf: bytes, size: int) -> tuple[dict[int, bytes], str, tuple[int
                 raise _NeedMore
             out[tag] = buf[vpos:end]
         pos = end
+
+
+def _element_header(buf: bytes, pos: int, explicit: bool) -> tuple[bytes, int, int]:
+    """(VR, value length, value offset) of the data element whose tag is at ``pos`` (PS3.5 7.1).
+
+    Explicit VR: OB/OW/SQ/UN/UT/... carry a 4-byte length after 2 reserved bytes, the rest a 2-byte
+    length; implicit VR: always a 4-byte length and no VR (returned as b"").
+    """
+    if not explicit:
+        return b"", struct.unpack_from("<I", buf, pos + 4)[0], pos + 8
+    vr = buf[pos + 4:pos + 6]
+    if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+        raise _Fallback
+    if vr in _LONG_VRS:
+        if pos + 12 > len(buf):
+            raise _NeedMore
+        return vr, struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+    return vr, struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
 
 
 def _skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
@@ -500,22 +503,7 @@ def _skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
             if (group, elem) == (0xFFFE, 0xE00D):
                 pos += 8
                 break
-            if explicit:
-                vr = buf[pos + 4:pos + 6]
-                if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-                    raise _Fallback
-                if vr in _LONG_VRS:
-                    if pos + 12 > n:
-                        raise _NeedMore
-                    length = unpack("<I", buf, pos + 8)[0]
-                    pos += 12
-                else:
-                    length = unpack("<H", buf, pos + 6)[0]
-                    pos += 8
-            else:
-                vr = b""
-                length = unpack("<I", buf, pos + 4)[0]
-                pos += 8
+            vr, length, pos = _element_header(buf, pos, explicit)
             if length == _UNDEFINED:
                 pos = _skip_sequence(buf, pos, explicit and vr != b"UN")
             else:
