@@ -14,7 +14,6 @@ graph that disagrees with its manifest) is listed with its error instead of brea
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from viewer.ai.errors import ModelError
 from viewer.ai.manifest import MANIFEST_NAME, Manifest, load_manifest
 from viewer.ai.preprocess import output_channels
+from viewer.core.paths import platform_config_dir
 from viewer.core.volume import Volume
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -32,13 +32,7 @@ def user_models_dir() -> Path:
     env = os.environ.get("VIEWER_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "dicom-viewer" / "models"
+    return platform_config_dir() / "models"
 
 
 def default_model_dirs() -> list[Path]:

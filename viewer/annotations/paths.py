@@ -9,35 +9,23 @@ Support`` on macOS.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-APP_NAME = "dicom-viewer"
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+from viewer.core.paths import APP_NAME, RESOURCES, platform_config_dir, platform_data_dir
+
+__all__ = ["APP_NAME", "RESOURCES", "config_dir", "data_dir", "default_store_path"]
 
 
 def config_dir() -> Path:
     """The user's configuration folder (not created here)."""
     env = os.environ.get("VIEWER_CONFIG_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / APP_NAME
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP_NAME
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / APP_NAME
+    return Path(env) if env else platform_config_dir()
 
 
 def data_dir() -> Path:
     """The user's data folder, where the label store lives (not created here)."""
     env = os.environ.get("VIEWER_DATA_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / APP_NAME
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP_NAME
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / APP_NAME
+    return Path(env) if env else platform_data_dir()
 
 
 def default_store_path() -> Path:

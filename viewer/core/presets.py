@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+from viewer.core.paths import RESOURCES
+
 
 
 @dataclass(frozen=True)
