@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,27 @@ for _var, _sub in (("VIEWER_CACHE_DIR", "cache"), ("VIEWER_DATA_DIR", "data"), (
     os.environ.setdefault(_var, os.path.join(_SANDBOX, _sub))
 
 REPO = Path(__file__).resolve().parents[1]
+
+# pytest-timeout (600 s, pyproject.toml) raises in the main thread from a Python signal handler, which
+# never runs while the main thread is stuck inside Qt or waiting for the GIL. This watchdog is a C thread:
+# it prints every thread's stack and ends the process, so a hang fails CI with a trace instead of
+# holding it for 90 minutes.
+HANG_WATCHDOG_S = float(os.environ.get("VIEWER_HANG_WATCHDOG_S", "900"))
+_watchdog_out = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _watchdog_out
+    # A duplicate of the terminal's stderr, taken before tests run: pytest captures fd 2 during each test,
+    # and a process that is ended by the watchdog never prints what was captured.
+    _watchdog_out = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog():
+    faulthandler.dump_traceback_later(HANG_WATCHDOG_S, exit=True, file=_watchdog_out or sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def data_root() -> Path | None:
@@ -44,7 +67,6 @@ def data_dir() -> Path:
 def find_tool(name: str) -> str | None:
     """A command-line tool on PATH or beside this Python (a venv's bin/, not on PATH when not activated)."""
     import shutil
-    import sys
 
     return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
 
