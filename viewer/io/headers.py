@@ -45,6 +45,8 @@ _TAGS = [
     "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID", "SamplesPerPixel",
     "NumberOfFrames", "Rows", "Columns", "BitsAllocated", "PixelData", "FloatPixelData",
     "DoubleFloatPixelData", "SeriesDate", "PhotometricInterpretation",
+    # For the loader (viewer.io.load), so that an indexed series is loaded without reading headers again.
+    "RescaleSlope", "RescaleIntercept", "BitsStored", "PixelRepresentation",
 ]
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
@@ -69,6 +71,13 @@ class HeaderRecord:
     ``orientation`` is ImageOrientationPatient (6 direction cosines, LPS) and ``position`` is
     ImagePositionPatient (LPS mm of the first voxel centre), both as backslash-joined text ("" when
     absent) so the record is hashable and stores as-is. ``frames`` is NumberOfFrames (1 when absent).
+
+    The last fields serve the loader, which trusts them only while ``size`` and ``mtime_ns`` still match
+    the file: ``rescale_slope``/``rescale_intercept`` (text of the floats, "" when absent),
+    ``bits_allocated``, ``bits_stored``, ``pixel_representation`` (0 unsigned, 1 signed),
+    ``samples_per_pixel``, and ``pixel_offset``/``pixel_length``: the byte offset in the file of the
+    PixelData *value* (just after its element header) and its length, for native (not encapsulated,
+    not deflated) pixel data only; -1 otherwise.
     """
 
     path: str
@@ -100,6 +109,14 @@ class HeaderRecord:
     echo_number: str = ""
     temporal_position: str = ""
     transfer_syntax: str = ""
+    rescale_slope: str = ""
+    rescale_intercept: str = ""
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    samples_per_pixel: int = 0
+    pixel_offset: int = -1
+    pixel_length: int = -1
 
     def floats(self, name: str) -> tuple[float, ...] | None:
         """``orientation`` or ``position`` as floats; None when absent or malformed."""
@@ -185,7 +202,8 @@ def _int(ds: Any, keyword: str, default: int = 0) -> int:
         return default
 
 
-_US_TAGS = frozenset({"Rows", "Columns", "BitsAllocated", "SamplesPerPixel"})
+_US_TAGS = frozenset({"Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "BitsStored",
+                      "PixelRepresentation"})
 
 
 def _numbers(text: Callable[[str], str], keyword: str, n: int) -> str:
@@ -220,7 +238,7 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
         _TAG.update(_tag_numbers())
         _WANT.update(_TAG.values())
         _WANT.update({0x00020002, 0x00020010})
-        _US_TAG_NUMBERS.update(_TAG[k] for k in ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel"))
+        _US_TAG_NUMBERS.update(_TAG[k] for k in _US_TAGS)
     rec = HeaderRecord(path=path)
     try:
         st = os.stat(path)
@@ -330,6 +348,12 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
     rec.frames = max(1, integer("NumberOfFrames", 1))
     rec.orientation = _numbers(text, "ImageOrientationPatient", 6)
     rec.position = _numbers(text, "ImagePositionPatient", 3)
+    rec.rescale_slope = _numbers(text, "RescaleSlope", 1)
+    rec.rescale_intercept = _numbers(text, "RescaleIntercept", 1)
+    rec.bits_allocated = integer("BitsAllocated", 0)
+    rec.bits_stored = integer("BitsStored", 0)
+    rec.pixel_representation = integer("PixelRepresentation", 0)
+    rec.samples_per_pixel = integer("SamplesPerPixel", 0)
 
     if pixel is None:
         if rec.sop_class_uid == DICOMDIR_SOP_CLASS:
@@ -360,6 +384,7 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
             rec.reason = (f"truncated at byte {rec.size}: PixelData needs {length} bytes from offset {tell}")
             return
         if rec.transfer_syntax in NATIVE_SYNTAXES:
+            rec.pixel_offset, rec.pixel_length = tell, length
             bits = integer("BitsAllocated", 16)
             spp = max(1, integer("SamplesPerPixel", 1))
             pixels = rec.rows * rec.columns * rec.frames * spp
@@ -368,6 +393,7 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
             expected = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
             # PS3.5 7.1: values are padded to even length, so one extra byte is normal.
             if length < expected:
+                rec.pixel_offset = rec.pixel_length = -1
                 rec.reason = (f"PixelData is {length} bytes but Rows x Columns x frames x samples "
                               f"({rec.rows} x {rec.columns} x {rec.frames} x {spp}, {bits} bits) "
                               f"needs {expected}")

@@ -20,9 +20,10 @@ from pathlib import Path
 from viewer.io.headers import RECORD_FIELDS, HeaderRecord
 
 #: Bumped whenever HeaderRecord's fields or their meaning change; an older database is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rescale, bits and native PixelData offset/length, for the indexed load
 
-_INT_FIELDS = {"size", "mtime_ns", "rows", "columns", "frames"}
+_INT_FIELDS = {"size", "mtime_ns", "rows", "columns", "frames", "bits_allocated", "bits_stored",
+               "pixel_representation", "samples_per_pixel", "pixel_offset", "pixel_length"}
 
 
 def default_index_path() -> Path:

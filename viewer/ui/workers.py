@@ -6,10 +6,10 @@ results, result or error back on the main thread, so every widget is touched onl
 
 The worker threads never call Qt. They put events on a thread-safe queue and write one byte to a socket
 pair; a ``QSocketNotifier`` on the main thread wakes the event loop, which drains the queue. (The first
-version ran ``QRunnable`` subclasses on a ``QThreadPool`` and emitted queued signals from the pool threads:
-every such call crosses PySide's GIL handling and Qt's mutexes in the same thread, and a full test run
-hung once in a few hundred with the main thread and a pool thread each waiting for what the other held.
-A socket write needs neither the GIL held across a Qt call nor any Qt lock.)
+version ran ``QRunnable`` subclasses on a ``QThreadPool`` and emitted queued signals from the pool threads.
+The test suite hung twice, once in CI, with a pool thread waiting for the GIL and the main thread inside
+Qt: PySide runs C++ with the GIL held in places, so a worker thread that enters Qt can deadlock against
+the main thread. A queue and a socket write take no Qt lock at all.)
 
 Each request belongs to a *channel* (e.g. ``"scan"`` or ``"load:0"`` for viewport 0) and carries an
 increasing id. Submitting a new request on a channel cancels the previous one cooperatively and any
