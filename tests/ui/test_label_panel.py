@@ -196,7 +196,11 @@ def test_evaluation_panel_shows_the_known_numbers(qtbot, tmp_path: Path, store, 
         panel.view.set_slice(z)
         panel.set_label(names[(int(t) + 1) % len(names)] if z in wrong else names[int(t)])
     ev.model_box.setCurrentText("organ-ct")
-    r = ev.evaluate()
+    with qtbot.waitSignal(ev.evaluated, timeout=60000):
+        assert ev.evaluate() is None  # runs on the window's worker thread
+        assert not ev.run_button.isEnabled()
+    r = ev.report
+    assert ev.run_button.isEnabled()
     assert r is not None and r["n"] == 4 and r["accuracy"] == pytest.approx(0.75)
     assert "accuracy 0.750" in ev.summary.text() and ev.disagreements.count() == 1
     assert 0.0 < r["disagreements"][0]["probability"] <= 1.0

@@ -20,9 +20,12 @@ class EvalPanel(QWidget):
     evaluated = Signal(dict)
 
     def __init__(self, panel: Any, parent: QWidget | None = None, slice_scores: Any = None,
-                 models: Any = None) -> None:
+                 models: Any = None, background: Any = None) -> None:
         super().__init__(parent)
         self.panel = panel
+        # The window's Background: the model runs on a worker thread (hundreds of labelled slices take
+        # seconds). Without one the evaluation runs in the caller (headless use).
+        self.background = background
         # (manifest, volume, zs) -> probabilities; injected by viewer.app (ui may not import ONNX Runtime).
         self.slice_scores = slice_scores
         self.models = models  # () -> {model id: manifest}, also injected
@@ -67,7 +70,12 @@ class EvalPanel(QWidget):
         self.model_box.addItems(sorted(self._manifests))
 
     def evaluate(self, model_id: str | None = None) -> dict[str, Any] | None:
-        """Run the model on the labelled slices of the viewed series and show the results."""
+        """Run the model on the labelled slices of the viewed series and show the results.
+
+        With a ``background`` the model runs on a worker thread and this returns None at once; the report
+        is shown, stored in ``report`` and sent with ``evaluated`` when it is ready. Without one it is
+        computed here and returned.
+        """
         from viewer.state.labels import evaluate_series
 
         model_id = model_id or self.model_box.currentText()
@@ -79,15 +87,34 @@ class EvalPanel(QWidget):
         if manifest is None or view is None or view.volume is None or session is None:
             self.summary.setText("Open a series, choose a label set and a model first")
             return None
+        # The label store is read here, on the main thread (its SQLite connection belongs to it).
         labels = {lab.key: lab for lab in self.panel.store.labels(session.label_set.name,
                                                                  series_uid=view.volume.series_uid)}
-        try:
-            report = evaluate_series(manifest, view.volume, labels, self.slice_scores)
-        except Exception as exc:  # model errors, no labelled slice: say so in the panel
-            self.summary.setText(f"Cannot evaluate: {exc}")
-            return None
+        volume, scores = view.volume, self.slice_scores
+        if self.background is None:
+            try:
+                report = evaluate_series(manifest, volume, labels, scores)
+            except Exception as exc:  # model errors, no labelled slice: say so in the panel
+                self._failed(str(exc))
+                return None
+            self.show_report(report)
+            return report
+
+        def job(ctx: Any) -> object:
+            return evaluate_series(manifest, volume, labels, scores)
+
+        self.run_button.setEnabled(False)
+        self.summary.setText(f"Evaluating {model_id} on {len(labels)} labels…")
+        self.background.submit("eval", job, on_result=self._finished, on_error=self._failed)
+        return None
+
+    def _finished(self, report: dict[str, Any]) -> None:
+        self.run_button.setEnabled(True)
         self.show_report(report)
-        return report
+
+    def _failed(self, message: str) -> None:
+        self.run_button.setEnabled(True)
+        self.summary.setText(f"Cannot evaluate: {message.splitlines()[0] if message else 'unknown error'}")
 
     def show_report(self, r: dict[str, Any]) -> None:
         """Display a report of :func:`viewer.state.labels.evaluate_series`."""

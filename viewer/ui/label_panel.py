@@ -470,7 +470,7 @@ def attach_label_panel(window: Any, store: LabelStore | None = None, slice_score
     dock.setObjectName("labelsDock")
     dock.setWidget(box)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    panel.eval_panel = EvalPanel(panel, window, slice_scores, models)
+    panel.eval_panel = EvalPanel(panel, window, slice_scores, models, background=window.background)
     eval_dock = QDockWidget("Evaluation", window)
     eval_dock.setObjectName("evaluationDock")
     eval_dock.setWidget(panel.eval_panel)
