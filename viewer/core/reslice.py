@@ -331,39 +331,36 @@ def sample(array: np.ndarray, i: np.ndarray, j: np.ndarray, k: np.ndarray, neare
         picked: np.ndarray = array[kk, jj, ii]
         picked[~inside] = fill
         return picked
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    # Only the pixels inside the volume are interpolated (an oblique cut is often half outside); their
+    # eight neighbours are fixed offsets from one flat index, gathered with ``take`` (about 2x faster
+    # than 3-index fancy indexing; 20-35 ms instead of 40-50 ms for a 512 x 613 cut).
+    out = np.full(i.shape, fill, dtype=np.float32)
     # Clamp to the edge voxels' centres, so the half-voxel rim interpolates like its neighbour.
-    i = np.clip(i, 0, nx - 1)
-    j = np.clip(j, 0, ny - 1)
-    k = np.clip(k, 0, nz - 1)
-    i0 = np.minimum(np.floor(i).astype(np.intp), max(nx - 2, 0))
-    j0 = np.minimum(np.floor(j).astype(np.intp), max(ny - 2, 0))
-    k0 = np.minimum(np.floor(k).astype(np.intp), max(nz - 2, 0))
-    fi, fj, fk = i - i0, j - j0, k - k0
-    i1 = np.minimum(i0 + 1, nx - 1)
-    j1 = np.minimum(j0 + 1, ny - 1)
-    k1 = np.minimum(k0 + 1, nz - 1)
-    if array.flags.c_contiguous:
-        # Gathering through flat offsets is about twice as fast as 3-index fancy indexing.
-        flat = array.reshape(-1)
-        sy, sz = nx, nx * ny
-        b00, b01 = k0 * sz + j0 * sy, k0 * sz + j1 * sy
-        b10, b11 = k1 * sz + j0 * sy, k1 * sz + j1 * sy
-        di = i1 - i0
+    ii = np.clip(i[inside], 0, nx - 1)
+    jj = np.clip(j[inside], 0, ny - 1)
+    kk = np.clip(k[inside], 0, nz - 1)
+    # The coordinates are >= 0 here, so truncation is floor; the lower corner stays one below the edge so
+    # that corner + 1 is inside (a clamped coordinate then gets weight 1 on the edge voxel).
+    i0 = np.minimum(ii.astype(np.intp), max(nx - 2, 0))
+    j0 = np.minimum(jj.astype(np.intp), max(ny - 2, 0))
+    k0 = np.minimum(kk.astype(np.intp), max(nz - 2, 0))
+    fi, fj, fk = ii - i0, jj - j0, kk - k0
+    flat = array.reshape(-1)
+    dx, dy, dz = int(nx > 1), nx if ny > 1 else 0, nx * ny if nz > 1 else 0
+    base = k0 * (nx * ny) + j0 * nx + i0
 
-        def pair(base: np.ndarray) -> np.ndarray:
-            lo: np.ndarray = flat[base + i0].astype(np.float32)
-            mixed: np.ndarray = lo + (flat[base + i0 + di] - lo) * fi
-            return mixed
+    def along_x(b: np.ndarray) -> np.ndarray:
+        lo: np.ndarray = flat.take(b).astype(np.float32)
+        mixed: np.ndarray = lo + (flat.take(b + dx) - lo) * fi
+        return mixed
 
-        c00, c01, c10, c11 = pair(b00), pair(b01), pair(b10), pair(b11)
-    else:
-        a = array
-        c00 = a[k0, j0, i0] * (1 - fi) + a[k0, j0, i1] * fi
-        c01 = a[k0, j1, i0] * (1 - fi) + a[k0, j1, i1] * fi
-        c10 = a[k1, j0, i0] * (1 - fi) + a[k1, j0, i1] * fi
-        c11 = a[k1, j1, i0] * (1 - fi) + a[k1, j1, i1] * fi
-    out = (c00 * (1 - fj) + c01 * fj) * (1 - fk) + (c10 * (1 - fj) + c11 * fj) * fk
-    out[~inside] = fill
+    c00, c01 = along_x(base), along_x(base + dy)
+    c10, c11 = along_x(base + dz), along_x(base + dz + dy)
+    c0 = c00 + (c01 - c00) * fj
+    c1 = c10 + (c11 - c10) * fj
+    out[inside] = c0 + (c1 - c0) * fk
     if np.issubdtype(array.dtype, np.integer):
         rounded: np.ndarray = np.rint(out).astype(array.dtype)
         return rounded
