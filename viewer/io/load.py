@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ import numpy as np
 from viewer.core.volume import Volume
 from viewer.io.errors import LoadCancelled, LoadError
 from viewer.io.geometry import planar_affine, stack_geometry
+from viewer.io.headers import HeaderRecord
 from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 
 Progress = Callable[[int, int], None]
@@ -64,8 +65,10 @@ class _Item:
     intercept: float = 0.0
     sop_uid: str = ""
     instance: int = 0
-    fast: bool = False                  # header came from the byte-level path
+    fast: bool = False                  # native 16-bit pixels readable straight from the file
     lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
+    offset: int = -1                    # PixelData value offset from the index (-1: last element)
+    stamp: tuple[int, int] | None = None  # (size, mtime_ns) the index record was made from
 
     @property
     def name(self) -> str:
@@ -215,24 +218,31 @@ def _fast_header(path: str, nbytes: int | None, explicit: bool, has: dict[str, b
     return item
 
 
-def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool) -> bool:
-    """Read the stored pixels of a native 16-bit file straight into ``out`` (rows, cols); False if the
-    pixel data is not the last element with the expected length."""
+def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool, offset: int = -1,
+                      stamp: tuple[int, int] | None = None) -> bool:
+    """Read the stored pixels of a native 16-bit file straight into ``out`` (rows, cols).
+
+    ``offset`` is the PixelData value offset recorded by the index (-1: the pixel data must be the last
+    element); ``stamp`` the (size, mtime_ns) that record was made from. False when the file is not as
+    expected (changed since it was indexed, or the element header at the offset is not PixelData of
+    exactly ``out.nbytes``): the caller then decodes the file the slow way.
+    """
     nbytes = out.nbytes
     hdr = 12 if explicit else 8
     if not _HAVE_PREAD:
-        return _read_pixels_portable(path, out, explicit)
+        return _read_pixels_portable(path, out, explicit, offset, stamp)
     try:
         fd = os.open(path, os.O_RDONLY | _O_BINARY)
         try:
-            size = os.fstat(fd).st_size
-            if size < nbytes + hdr + 132:
+            st = os.fstat(fd)
+            size = st.st_size
+            if stamp is not None and (size, st.st_mtime_ns) != stamp:
                 return False
-            start = size - nbytes - hdr
+            start = offset - hdr if offset >= 0 else size - nbytes - hdr
+            if start < 132 or start + hdr + nbytes > size:
+                return False
             el = os.pread(fd, hdr, start)
-            if el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
-                return False
-            if explicit and el[4:6] not in (b"OW", b"OB"):
+            if not _pixel_element_ok(el, hdr, nbytes, explicit):
                 return False
             return os.preadv(fd, [out.data.cast("B")], start + hdr) == nbytes
         finally:
@@ -241,24 +251,67 @@ def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool) -> bool:
         return False
 
 
-def _read_pixels_portable(path: str, out: np.ndarray, explicit: bool) -> bool:
+def _pixel_element_ok(el: bytes, hdr: int, nbytes: int, explicit: bool) -> bool:
+    """``el`` is a PixelData element header (PS3.5 7.1: tag, [VR OW/OB + 2 reserved,] 4-byte length)
+    whose length is ``nbytes``."""
+    if len(el) != hdr or el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
+        return False
+    return not explicit or el[4:6] in (b"OW", b"OB")
+
+
+def _read_pixels_portable(path: str, out: np.ndarray, explicit: bool, offset: int = -1,
+                          stamp: tuple[int, int] | None = None) -> bool:
     """:func:`_read_pixels_fast` with file objects, for platforms without os.pread/preadv (Windows)."""
     nbytes = out.nbytes
     hdr = 12 if explicit else 8
     try:
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < nbytes + hdr + 132:
+            st = os.fstat(fh.fileno())
+            size = st.st_size
+            if stamp is not None and (size, st.st_mtime_ns) != stamp:
                 return False
-            fh.seek(size - nbytes - hdr)
-            el = fh.read(hdr)
-            if el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
+            start = offset - hdr if offset >= 0 else size - nbytes - hdr
+            if start < 132 or start + hdr + nbytes > size:
                 return False
-            if explicit and el[4:6] not in (b"OW", b"OB"):
+            fh.seek(start)
+            if not _pixel_element_ok(fh.read(hdr), hdr, nbytes, explicit):
                 return False
             return fh.readinto(out.data.cast("B")) == nbytes
     except OSError:
         return False
+
+
+def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | None) -> _Item | None:
+    """An item from the scanner's :class:`~viewer.io.headers.HeaderRecord`, or None when the record
+    cannot be trusted for this stack: the file changed since (size or mtime_ns), or the record's image
+    layout differs from the first file's (then the file is read the ordinary way)."""
+    if (rec.status, rec.frames, rec.rows, rec.columns, rec.transfer_syntax, rec.samples_per_pixel or 1,
+            rec.bits_allocated, rec.bits_stored or rec.bits_allocated, rec.pixel_representation == 1) != (
+            "image", 1, lay.rows, lay.cols, lay.transfer_syntax, lay.samples, lay.bits_allocated,
+            lay.bits_stored, lay.signed):
+        return None
+    try:
+        st = os.stat(path)
+        pos = [float(v) for v in rec.position.split("\\")]
+        slope = float(rec.rescale_slope) if rec.rescale_slope else 1.0
+        intercept = float(rec.rescale_intercept) if rec.rescale_intercept else 0.0
+        instance = int(_f(rec.instance_number, 0))
+    except (OSError, ValueError):
+        return None
+    if len(pos) != 3 or st.st_size != rec.size or st.st_mtime_ns != rec.mtime_ns:
+        return None
+    item = _Item(path, None, np.array(pos), slope, intercept, rec.sop_uid, instance)
+    item.stamp = (rec.size, rec.mtime_ns)
+    if nbytes is not None and rec.pixel_offset > 0 and rec.pixel_length == nbytes:
+        item.fast, item.offset = True, rec.pixel_offset
+    return item
+
+
+def _header_item(rec: HeaderRecord | None, path: str, lay: _Layout, nbytes: int | None, has: dict[str, bool]) -> _Item | None:
+    """The item of a single-frame file from its index record when that is still valid, else from its
+    raw bytes; None when neither works (the caller then asks pydicom)."""
+    item = _item_from_record(rec, path, lay, nbytes) if rec is not None else None
+    return item if item is not None else _fast_header(path, nbytes, lay.explicit, has)
 
 
 def _item_from_dataset(ds: Any, path: str) -> _Item:
@@ -376,6 +429,15 @@ class SeriesLoader:
     progress, cancel
         Header pass callbacks: progress(done, total) and cancel() -> True to stop (raises
         :class:`~viewer.io.errors.LoadCancelled`).
+    decode_in_pool
+        True: compressed pixels are decoded only in the process pool (the app: its UI thread shares this
+        process, and decoders hold the GIL).
+    records
+        The scanner's :class:`~viewer.io.headers.HeaderRecord` of the files (``Stack.records``, or the
+        index's rows), a sequence or a mapping by path. A file whose record still matches it (size and
+        mtime_ns) and the first file's layout is not parsed again: position, rescale and the PixelData
+        offset come from the record, and its pixels are read at that offset after checking the element
+        header there. Any other file is read as without records.
 
     Attributes
     ----------
@@ -390,8 +452,15 @@ class SeriesLoader:
     """
 
     def __init__(self, files: Sequence[str], *, series_uid: str = "", progress: Progress | None = None,
-                 cancel: Cancel | None = None, decode_in_pool: bool = False) -> None:
+                 cancel: Cancel | None = None, decode_in_pool: bool = False,
+                 records: Iterable[HeaderRecord] | Mapping[str, HeaderRecord] | None = None) -> None:
         files = [os.fspath(f) for f in files]
+        # The scanner's HeaderRecords (viewer.io.headers), by path: trusted per file only while its size
+        # and mtime_ns are unchanged and its layout equals the first file's (which pydicom still parses
+        # in full: layout, windows, patient/study text).
+        recs: dict[str, HeaderRecord] = {}
+        if records is not None:
+            recs = dict(records) if isinstance(records, Mapping) else {r.path: r for r in records}
         # True (the desktop app): every compressed decode runs in the process pool, never in the calling
         # process, because decoders hold the GIL and a UI thread in the same process would stall with them.
         self.decode_in_pool = decode_in_pool
@@ -427,7 +496,7 @@ class SeriesLoader:
             if n == 0:
                 its = _expand(first, path, lay)
                 if self._fast_hdr:
-                    check = _fast_header(path, nbytes, lay.explicit, has)
+                    check = _header_item(recs.get(path), path, lay, nbytes, has)
                     pos0 = its[0].position
                     ok = (check is not None and check.position is not None and pos0 is not None
                           and bool(np.allclose(check.position, pos0))
@@ -435,10 +504,14 @@ class SeriesLoader:
                           (its[0].slope, its[0].intercept, its[0].sop_uid))
                     self._fast_hdr = ok
                     self._fast = self._fast and ok
-                    its[0].fast = self._fast
+                    its[0].fast = self._fast and check is not None and check.fast
+                    if its[0].fast and check is not None:
+                        its[0].offset, its[0].stamp = check.offset, check.stamp
                 items += its
             else:
-                it = _fast_header(path, nbytes, lay.explicit, has) if self._fast_hdr else None
+                it = None
+                if self._fast_hdr:
+                    it = _header_item(recs.get(path), path, lay, nbytes, has)
                 if it is not None:
                     items.append(it)
                 else:
@@ -621,7 +694,7 @@ class SeriesLoader:
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
         if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
             return False
-        if not _read_pixels_fast(item.path, out, self.layout.explicit):
+        if not _read_pixels_fast(item.path, out, self.layout.explicit, item.offset, item.stamp):
             return False
         stored = out.view(np.int16 if self.layout.signed else np.uint16)
         stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
@@ -638,46 +711,12 @@ class SeriesLoader:
             rescale_into(out, stored, item.slope, item.intercept)
         return True
 
+    def _spec(self) -> _StoreSpec:
+        return _StoreSpec(self._all_fit, int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1, self._mosaic)
+
     def _store(self, out: np.ndarray, frames: np.ndarray, item: _Item, k: int) -> np.ndarray:
         """Write ``item``'s stored values (taken from its file's decoded frames) into ``out``."""
-        from viewer.io.mosaic import split_tiles
-
-        if item.frame is None:
-            src = frames[0]
-        elif int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1 and frames.shape[0] == 1:
-            info = self._mosaic
-            if info is None:
-                raise LoadError(f"{item.path}: tile {item.frame} of a mosaic without mosaic information")
-            src = split_tiles(frames[0], info)[item.frame]
-        else:
-            if item.frame >= frames.shape[0]:
-                raise LoadError(f"{item.path}: frame {item.frame + 1} missing: the file decodes to "
-                                f"{frames.shape[0]} frame(s)")
-            src = frames[item.frame]
-        if src.shape[:2] != out.shape[:2]:
-            raise LoadError(f"{item.path}: pixel data is {src.shape[:2]}, expected {out.shape[:2]}")
-        if self.dtype == np.uint8:
-            np.copyto(out, src, casting="unsafe")
-            return out
-        if item.lut is not None:
-            from pydicom.pixels.processing import apply_modality_lut
-
-            from pydicom import Dataset
-
-            wrap = Dataset()
-            wrap.ModalityLUTSequence = [item.lut]
-            vals = np.asarray(apply_modality_lut(src, wrap))
-            np.copyto(out, vals, casting="unsafe")
-            return out
-        if out.dtype == np.int16 and not self._all_fit:
-            lo = int(src.min()) * item.slope + item.intercept
-            hi = int(src.max()) * item.slope + item.intercept
-            lo, hi = min(lo, hi), max(lo, hi)
-            if not (float(item.slope).is_integer() and float(item.intercept).is_integer()
-                    and -32768 <= lo and hi <= 32767):
-                raise _NeedsFloat(k)
-        rescale_into(out, src, item.slope, item.intercept)
-        return out
+        return _store_into(out, frames, item, k, self._spec())
 
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None) -> Volume:
@@ -839,6 +878,58 @@ class SeriesLoader:
                 fut.cancel()
 
 
+@dataclass
+class _StoreSpec:
+    """What :func:`_store_into` needs of the loader (picklable: decoder processes use it)."""
+
+    all_fit: bool          # every slice's rescaled range fits the volume's int16 (no per-slice check)
+    single_frame_file: bool  # the first file has one frame (a frame index then means a mosaic tile)
+    mosaic: Any = None     # viewer.io.mosaic.MosaicInfo of a Siemens mosaic, else None
+
+
+def _store_into(out: np.ndarray, frames: np.ndarray, item: _Item, k: int, spec: _StoreSpec) -> np.ndarray:
+    """Write ``item``'s values in modality units (taken from its file's decoded ``frames``) into ``out``
+    (one slice of the volume); raises :class:`_NeedsFloat` when an int16 volume cannot hold them."""
+    from viewer.io.mosaic import split_tiles
+
+    if item.frame is None:
+        src = frames[0]
+    elif spec.single_frame_file and frames.shape[0] == 1:
+        info = spec.mosaic
+        if info is None:
+            raise LoadError(f"{item.path}: tile {item.frame} of a mosaic without mosaic information")
+        src = split_tiles(frames[0], info)[item.frame]
+    else:
+        if item.frame >= frames.shape[0]:
+            raise LoadError(f"{item.path}: frame {item.frame + 1} missing: the file decodes to "
+                            f"{frames.shape[0]} frame(s)")
+        src = frames[item.frame]
+    if src.shape[:2] != out.shape[:2]:
+        raise LoadError(f"{item.path}: pixel data is {src.shape[:2]}, expected {out.shape[:2]}")
+    if out.dtype == np.uint8:
+        np.copyto(out, src, casting="unsafe")
+        return out
+    if item.lut is not None:
+        from pydicom.pixels.processing import apply_modality_lut
+
+        from pydicom import Dataset
+
+        wrap = Dataset()
+        wrap.ModalityLUTSequence = [item.lut]
+        vals = np.asarray(apply_modality_lut(src, wrap))
+        np.copyto(out, vals, casting="unsafe")
+        return out
+    if out.dtype == np.int16 and not spec.all_fit:
+        lo = int(src.min()) * item.slope + item.intercept
+        hi = int(src.max()) * item.slope + item.intercept
+        lo, hi = min(lo, hi), max(lo, hi)
+        if not (float(item.slope).is_integer() and float(item.intercept).is_integer()
+                and -32768 <= lo and hi <= 32767):
+            raise _NeedsFloat(k)
+    rescale_into(out, src, item.slope, item.intercept)
+    return out
+
+
 class _NeedsFloat(Exception):
     def __init__(self, k: int) -> None:
         super().__init__(k)
@@ -936,7 +1027,9 @@ def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel |
     """
     files = stack.files if hasattr(stack, "files") else list(stack)
     uid = getattr(stack, "series_uid", "") or ""
-    loader = SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel)
+    # The scanner's records (Stack.records) spare the loader a second read of every header.
+    records = getattr(stack, "records", None) or None
+    loader = SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel, records=records)
     vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice)
     extra = list(getattr(stack, "warnings", []) or [])
     vol.warnings = extra + vol.warnings

@@ -10,6 +10,8 @@ Beyond the contract:
 - ``find_stacks(..., index=None | True | path | Index)``: with an index (True = the default cache
   file, see :mod:`viewer.io.index`) only new or changed files (path, size, mtime_ns) are read; files
   gone from disk leave the index. ``workers``: processes for header reading (default 1; see the benchmark).
+- ``Stack.records``: the :class:`~viewer.io.headers.HeaderRecord` of each file, which
+  :func:`viewer.io.load.load_stack` hands to the loader so that headers are not read twice.
 - ``Stack`` also carries patient/study/series text (``patient_id``, ``patient_name``, ``study_uid``,
   ``study_date``, ``study_description``, ``series_number``, ``series_date``), ``rows``, ``columns``,
   ``frames`` (total) and ``image_type``. Stacks are ordered patient -> study -> series number -> split.
@@ -64,6 +66,9 @@ class Stack:
     columns: int = 0
     frames: int = 0
     image_type: str = ""
+    #: The scanner's record of each file, in ``files`` order: the loader reads geometry, rescale and the
+    #: PixelData offset from them instead of parsing every header again (it checks size and mtime first).
+    records: list[HeaderRecord] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -404,7 +409,8 @@ def group_records(records: Iterable[HeaderRecord]
                 study_uid=first.study_uid, study_date=first.study_date,
                 study_description=first.study_description, series_number=head.series_number,
                 series_date=first.series_date, rows=head.rows, columns=head.columns,
-                frames=sum(r.frames for r in part.records), image_type=head.image_type)
+                frames=sum(r.frames for r in part.records), image_type=head.image_type,
+                records=list(part.records))
             keyed.append(((first.patient_name, first.patient_id, first.study_date, first.study_uid,
                            _num(first.series_number), first.series_uid, first.path, n), stack))
     keyed.sort(key=lambda t: t[0])
