@@ -70,7 +70,8 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     md = vol.metadata
     name = md.get("patient_name") or md.get("PatientName") or ""
     pid = md.get("patient_id") or md.get("PatientID") or ""
-    out.top_left = [s for s in (str(name), str(pid)) if s]
+    # Anonymised data often repeat one string as name and ID: once is enough.
+    out.top_left = [s for s in dict.fromkeys((str(name), str(pid))) if s]
     if vol.warnings:
         # The first loader/geometry warning, short: the full list belongs in the browser's tooltip.
         first = str(vol.warnings[-1] if "geometry unusable" in str(vol.warnings[-1]) else vol.warnings[0])
@@ -148,28 +149,42 @@ def paint_overlay(p: QPainter, rect: QRectF, content: OverlayContent, mm_per_px:
     p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
     p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
     font = QFont()
-    font.setPixelSize(max(11, min(15, int(rect.height() / 40))))
+    # Smaller in narrow views (three MPR planes side by side), so the four corners stay apart.
+    font.setPixelSize(max(10, min(15, int(rect.height() / 40), int(rect.width() / 26))))
     fm = QFontMetricsF(font)
     line = fm.height()
     pad = 6.0
-
-    def block(lines: list[str], left: bool, top: bool) -> None:
-        n = len(lines)
-        for idx, text in enumerate(lines):
-            y = rect.top() + pad + fm.ascent() + idx * line if top else rect.bottom() - pad - fm.descent() - (n - 1 - idx) * line
-            x = rect.left() + pad if left else rect.right() - pad - fm.horizontalAdvance(text)
-            _draw_text(p, x, y, text, font, _TEXT)
-
-    block(content.top_left, True, True)
-    block(content.top_right, False, True)
-    block(content.bottom_left, True, False)
-    block(content.bottom_right, False, False)
-
     big = QFont(font)
     big.setPixelSize(font.pixelSize() + 5)
     big.setBold(True)
     bfm = QFontMetricsF(big)
     cx, cy = rect.center().x(), rect.center().y()
+    gap = 8.0
+
+    def block(lines: list[str], left: bool, top: bool, other: list[str], letter: str) -> None:
+        """One corner; each line is cut (…) where it would run into the facing corner's line on the same
+        row or into the orientation letter in the middle of the edge."""
+        n, m = len(lines), len(other)
+        full = rect.width() - 2 * pad
+        for idx, text in enumerate(lines):
+            row = idx if top else n - 1 - idx  # rows counted from the edge
+            facing = other[row] if top and row < m else (other[m - 1 - row] if not top and row < m else "")
+            width = full
+            if facing:
+                width = max(full - fm.horizontalAdvance(facing) - gap, (full - gap) / 2)
+            if letter and row == 0:
+                width = min(width, rect.width() / 2 - pad - bfm.horizontalAdvance(letter) / 2 - gap)
+            if fm.horizontalAdvance(text) > width:
+                text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(width, 0.0))
+            y = rect.top() + pad + fm.ascent() + idx * line if top else rect.bottom() - pad - fm.descent() - (n - 1 - idx) * line
+            x = rect.left() + pad if left else rect.right() - pad - fm.horizontalAdvance(text)
+            _draw_text(p, x, y, text, font, _TEXT)
+
+    block(content.top_left, True, True, content.top_right, content.top)
+    block(content.top_right, False, True, content.top_left, content.top)
+    block(content.bottom_left, True, False, content.bottom_right, content.bottom)
+    block(content.bottom_right, False, False, content.bottom_left, content.bottom)
+
     if content.left:
         _draw_text(p, rect.left() + pad, cy + bfm.ascent() / 2, content.left, big, _LETTER)
     if content.right:
