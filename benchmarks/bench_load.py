@@ -11,10 +11,17 @@ Uncompressed (``ct/pancreas-ct-philips-134``, ``ct/crc-chest-ct-ge-100``), ms/sl
           must at least do: the first touch of a fresh 67 MB array costs about as much as the reads)
   naive   ``pydicom.dcmread`` every file, sort by position along the normal, rescale (float64 stack)
   sitk    SimpleITK ImageSeriesReader (GDCM file-name order)
-  ours    ``viewer.io.load_series``
+  ours-idx  ``SeriesLoader(stack.files, records=stack.records).load()`` with the stack and its header
+          records taken from a header index built beforehand (``find_stacks(folder, index=...)``), as
+          ``load_stack`` does and as the viewer does after indexing a folder; the scan itself is not
+          timed here (``bench_scan.py``: re-opening an indexed folder)
+  ours-cold ``SeriesLoader(files).load()`` from a bare file list: every header is read first
 Compressed: RLE, JPEG-LS lossless and JPEG 2000 lossless copies of pancreas made with pydicom's own
-encoders (cached in the temp folder), plus ``ct/totalseg-ct-j2k-20``: ours (both cores, warm pool) and
-ours single-process vs SimpleITK.
+encoders, a JPEG Lossless SV1 (1.2.840.10008.1.2.4.70) copy made with SimpleITK/GDCM (pydicom cannot
+encode it), all cached in the temp folder and checked against the original values, plus
+``ct/totalseg-ct-j2k-20``. Ours single-process, ours with both cores (warm pool; workers write into a
+shared-memory volume), the same with slices pickled back (the path without /dev/shm), and the app's mode
+(``decode_in_pool``: the pool has both cores, the calling process only waits) vs SimpleITK.
 Memory: peak RSS growth of a load in a fresh subprocess vs the int16 voxel bytes.
 Targets: ours <= 1.3x floor (uncompressed); <= 0.6x SimpleITK (compressed); peak <= 1.2x int16 bytes +
 fixed overhead.
@@ -23,11 +30,14 @@ fixed overhead.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +68,7 @@ def floor_volume(files: list[Path]) -> np.ndarray:
     return vol
 
 
-def first_slice_ms(files: list[Path]) -> float:
+def first_slice_ms(files: list[Path] | list[str], records: Any = None, pool_only: bool = False) -> float:
     """Time from constructing the loader to the first_slice callback (headers + one slice)."""
     import time
 
@@ -75,10 +85,23 @@ def first_slice_ms(files: list[Path]) -> float:
         raise Stop
 
     try:
-        SeriesLoader([str(f) for f in files]).load(first_slice=cb)
+        SeriesLoader([str(f) for f in files], records=records, decode_in_pool=pool_only).load(first_slice=cb)
     except Stop:
         pass
     return got[0] * 1e3
+
+
+def first_slice_settled(files: list[Path] | list[str], **kw: Any) -> float:
+    """:func:`first_slice_ms`, then wait until the pool has finished the chunks it had started (the
+    stopped load leaves them running), so that the next measurement starts with idle workers."""
+    import time
+
+    from viewer.io.load import warm_pool
+
+    ms = first_slice_ms(files, **kw)
+    time.sleep(0.3)
+    warm_pool()
+    return ms
 
 
 def naive(files: list[Path]) -> np.ndarray:
@@ -99,10 +122,36 @@ def sitk_load(folder: Path, files: list[Path]) -> np.ndarray:
     return sitk.GetArrayFromImage(r.Execute())
 
 
-def ours(files: list[Path], workers: int | None = None) -> np.ndarray:
+def ours(files: list[Path], workers: int | None = None, *, shared: bool = True,
+         pool_only: bool = False) -> np.ndarray:
+    from viewer.io import load
+
+    keep = load.SHM_DIR
+    if not shared:
+        load.SHM_DIR = None
+    try:
+        return load.SeriesLoader([str(f) for f in files], decode_in_pool=pool_only).load(workers=workers).array
+    finally:
+        load.SHM_DIR = keep
+
+
+def indexed_stack(folder: Path, index_dir: Path) -> Any:
+    """The folder's largest stack, from a header index built in ``index_dir`` (the viewer's state after
+    it has indexed the folder)."""
+    from viewer.io.index import Index
+    from viewer.io.series import find_stacks
+
+    with Index(index_dir / f"{folder.name}.sqlite") as idx:
+        find_stacks(folder, index=idx)
+        result = find_stacks(folder, index=idx)
+    assert result.headers_read == 0
+    return max(result.stacks, key=lambda s: len(s.files))
+
+
+def ours_indexed(stack: Any) -> np.ndarray:
     from viewer.io.load import SeriesLoader
 
-    return SeriesLoader([str(f) for f in files]).load(workers=workers).array
+    return SeriesLoader(stack.files, records=stack.records).load().array
 
 
 def compressed_copies(src: list[Path]) -> dict[str, list[Path]]:
@@ -110,16 +159,49 @@ def compressed_copies(src: list[Path]) -> dict[str, list[Path]]:
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
     out = {}
-    for name, uid in (("rle", RLELossless), ("jpegls", JPEGLSLossless), ("j2k", JPEG2000Lossless)):
+    for name, uid in (("rle", RLELossless), ("jpegls", JPEGLSLossless), ("jpeg-ll", None),
+                      ("j2k", JPEG2000Lossless)):
         d = CACHE / f"pancreas-{name}"
         if not d.is_dir() or len(list(d.glob("*.dcm"))) != len(src):
             d.mkdir(parents=True, exist_ok=True)
             for f in src:
+                if uid is None:
+                    jpeg_lossless_copy(f, d / f.name)
+                    continue
                 ds = pydicom.dcmread(f)
                 ds.compress(uid)
                 ds.save_as(d / f.name)
         out[name] = sorted(d.glob("*.dcm"))
     return out
+
+
+def jpeg_lossless_copy(src: Path, dst: Path) -> None:
+    """``src`` with its pixel data re-encoded as JPEG Lossless SV1 by SimpleITK (GDCM), checked exact."""
+    import copy
+
+    import pydicom
+    import SimpleITK as sitk
+    from pydicom.uid import JPEGLosslessSV1
+
+    ds = pydicom.dcmread(src)
+    stored = ds.pixel_array
+    tmp = dst.with_suffix(".sitk.dcm")
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(str(tmp))
+    writer.SetUseCompression(True)
+    writer.SetCompressor("JPEG")  # GDCM: lossless process 14 SV1 for integer images
+    writer.Execute(sitk.GetImageFromArray(stored.astype(np.uint16 if stored.dtype.kind == "u" else np.int16)))
+    enc = pydicom.dcmread(tmp)
+    tmp.unlink()
+    if enc.file_meta.TransferSyntaxUID != JPEGLosslessSV1:
+        sys.exit(f"SimpleITK wrote {enc.file_meta.TransferSyntaxUID}, not JPEG Lossless SV1")
+    out = copy.deepcopy(ds)
+    out.PixelData = enc.PixelData
+    out["PixelData"].VR = "OB"
+    out.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    out.save_as(dst, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    if not np.array_equal(pydicom.dcmread(dst).pixel_array, stored):
+        sys.exit(f"{dst}: JPEG Lossless copy does not decode to the original values")
 
 
 MEM_SCRIPT = r"""
@@ -139,10 +221,14 @@ def hwm():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 files = sorted(glob.glob(sys.argv[1] + '/*.dcm'))
-loader = SeriesLoader(files)
+pool = sys.argv[3] == 'pool'
+if pool:
+    from viewer.io.load import warm_pool
+    warm_pool()
+loader = SeriesLoader(files, decode_in_pool=pool)
 base = hwm()
 tracemalloc.start()
-vol = loader.load(workers=1)
+vol = loader.load(workers=None if pool else 1)
 traced = tracemalloc.get_traced_memory()[1]
 print(hwm() - base, traced, vol.array.size * 2)
 """
@@ -155,44 +241,66 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     data = data_root()
-    print(f"# bench_load  {machine()}")
+    print(f"# bench_load  {machine()}  load average {os.getloadavg()[0]:.2f}")
     if args.memory_only:
         return memory(data)
     print("\n## uncompressed, ms/slice (median of %d)" % args.repeats)
-    print(f"{'series':24s} {'floor':>6s} {'floor-k':>7s} {'floor+v':>7s} {'naive':>6s} {'sitk':>6s} {'ours':>6s}"
-          "  ours/floor ours/floor-k ours/floor+v naive/floor sitk/floor")
+    print(f"{'series':24s} {'floor':>6s} {'floor-k':>7s} {'floor+v':>7s} {'naive':>6s} {'sitk':>6s} "
+          f"{'idx':>6s} {'cold':>6s}  idx/floor cold/floor idx/floor+v cold/floor+v naive/floor sitk/floor")
+    index_dir = Path(tempfile.mkdtemp(prefix="bench-load-index-"))
+    stacks = {}
     for name in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100"):
         folder = data / "ct" / name
         files = sorted(folder.glob("*.dcm"))
         n = len(files)
+        stack = stacks[name] = indexed_stack(folder, index_dir)
+        assert sorted(stack.files) == [str(f) for f in files]
         np.testing.assert_array_equal(ours(files), naive(files))  # also warms the page cache
+        np.testing.assert_array_equal(ours_indexed(stack), naive(files))
         t = {k: median_time(fn, args.repeats) * 1e3 / n for k, fn in (
             ("floor", lambda: floor(files)), ("floork", lambda: floor_kept(files)),
             ("floorv", lambda: floor_volume(files)),
             ("naive", lambda: naive(files)),
-            ("sitk", lambda: sitk_load(folder, files)), ("ours", lambda: ours(files)))}
+            ("sitk", lambda: sitk_load(folder, files)), ("idx", lambda: ours_indexed(stack)),
+            ("cold", lambda: ours(files)))}
         print(f"{name:24s} {t['floor']:6.3f} {t['floork']:7.3f} {t['floorv']:7.3f} {t['naive']:6.3f} "
-              f"{t['sitk']:6.3f} {t['ours']:6.3f}  {t['ours'] / t['floor']:10.2f} {t['ours'] / t['floork']:12.2f} "
-              f"{t['ours'] / t['floorv']:12.2f} {t['naive'] / t['floor']:11.2f} {t['sitk'] / t['floor']:10.2f}")
+              f"{t['sitk']:6.3f} {t['idx']:6.3f} {t['cold']:6.3f}  {t['idx'] / t['floor']:9.2f} "
+              f"{t['cold'] / t['floor']:10.2f} {t['idx'] / t['floorv']:11.2f} {t['cold'] / t['floorv']:12.2f} "
+              f"{t['naive'] / t['floor']:11.2f} {t['sitk'] / t['floor']:10.2f}")
+    shutil.rmtree(index_dir, ignore_errors=True)
 
     print("\n## compressed, ms/slice (median of %d; pool warm after the first call)" % args.repeats)
+    print("  1p: one process; 2p: both cores, slices written into shared memory; 2p-pkl: both cores, slices")
+    print("  pickled back; app: decode_in_pool (pool has both cores, caller waits)")
     src = sorted((data / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))
     sets = compressed_copies(src)
     sets["totalseg-j2k"] = sorted((data / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir())
-    print(f"{'series':14s} {'sitk':>7s} {'ours-1p':>8s} {'ours':>7s}  ours/sitk ours-1p/sitk")
+    print(f"{'series':14s} {'sitk':>7s} {'1p':>7s} {'2p':>7s} {'2p-pkl':>7s} {'app':>7s}  2p/sitk 2p-pkl/sitk "
+          "app/sitk 1p/sitk")
     for name, files in sets.items():
         n = len(files)
-        ours(files)  # starts the decoder pool
+        ref = ours(files, workers=1)  # starts the decoder pool
+        for kw in ({}, {"shared": False}, {"pool_only": True}):
+            np.testing.assert_array_equal(ours(files, **kw), ref)  # type: ignore[arg-type]
         t_s = median_time(lambda: sitk_load(files[0].parent, files), args.repeats) * 1e3 / n
         t_1 = median_time(lambda: ours(files, workers=1), args.repeats) * 1e3 / n
         t_o = median_time(lambda: ours(files), args.repeats) * 1e3 / n
-        print(f"{name:14s} {t_s:7.2f} {t_1:8.2f} {t_o:7.2f}  {t_o / t_s:9.2f} {t_1 / t_s:12.2f}")
+        t_p = median_time(lambda: ours(files, shared=False), args.repeats) * 1e3 / n
+        t_a = median_time(lambda: ours(files, pool_only=True), args.repeats) * 1e3 / n
+        print(f"{name:14s} {t_s:7.2f} {t_1:7.2f} {t_o:7.2f} {t_p:7.2f} {t_a:7.2f}  {t_o / t_s:7.2f} "
+              f"{t_p / t_s:11.2f} {t_a / t_s:8.2f} {t_1 / t_s:7.2f}")
 
     print("\n## first slice delivered (ms from SeriesLoader() to the first_slice callback, median)")
-    for name, files in (("pancreas", src), ("pancreas-j2k", sets["j2k"]), ("totalseg-j2k", sets["totalseg-j2k"])):
-        import statistics
+    import statistics
 
-        print(f"{name:14s} {statistics.median(first_slice_ms(files) for _ in range(args.repeats)):7.1f} ms")
+    pan = stacks["pancreas-ct-philips-134"]
+    for name, files, kw in (("pancreas", src, {}), ("pancreas, index", pan.files, {"records": pan.records}),
+                            ("pancreas-j2k", sets["j2k"], {}),
+                            ("pancreas-j2k, app", sets["j2k"], {"pool_only": True}),
+                            ("totalseg-j2k", sets["totalseg-j2k"], {}),
+                            ("totalseg-j2k, app", sets["totalseg-j2k"], {"pool_only": True})):
+        ms = statistics.median(first_slice_settled(files, **kw) for _ in range(args.repeats))
+        print(f"{name:20s} {ms:7.1f} ms")
 
     memory(data)
 
@@ -200,10 +308,12 @@ def main() -> None:
 def memory(data: Path) -> None:
     print("\n## peak memory of a load (fresh process: peak RSS growth during load(), tracemalloc peak)")
     folders = {n: data / "ct" / n for n in ("pancreas-ct-philips-134", "crc-chest-ct-ge-100")}
+    runs = [(name, folder, "1") for name, folder in folders.items()]
     if (CACHE / "pancreas-j2k").is_dir():
-        folders["pancreas-j2k (1 process)"] = CACHE / "pancreas-j2k"
-    for name, folder in folders.items():
-        res = subprocess.run([sys.executable, "-c", MEM_SCRIPT, str(folder), str(ROOT)],
+        runs.append(("pancreas-j2k (1 process)", CACHE / "pancreas-j2k", "1"))
+        runs.append(("pancreas-j2k (pool, shm)", CACHE / "pancreas-j2k", "pool"))
+    for name, folder, mode in runs:
+        res = subprocess.run([sys.executable, "-c", MEM_SCRIPT, str(folder), str(ROOT), mode],
                              capture_output=True, text=True, check=True)
         grow, traced, voxels = (int(v) for v in res.stdout.split())
         print(f"{name:28s} RSS growth {grow / 2**20:6.1f} MiB, tracemalloc peak {traced / 2**20:6.1f} MiB, "

@@ -1,11 +1,12 @@
 """Load a stack of DICOM files into a :class:`~viewer.core.volume.Volume` in modality units.
 
-Pipeline: read every header (a fast byte-level path for uncompressed single-frame series, pydicom
-otherwise) -> expand multi-frame and mosaic files into slices -> sort along the slice normal and build the
-affine (:mod:`viewer.io.geometry`) -> read pixels into one preallocated array, rescaling each slice in
-place. Uncompressed pixels are read straight from their file offset into the volume; compressed files are
-decoded by a process pool (decoders hold the GIL) with the calling process stealing work, so both cores
-are used.
+Pipeline: read every header (from the scanner's index records when they still match the files, else a
+fast byte-level path for single-frame series, else pydicom) -> expand multi-frame and mosaic files into
+slices -> sort along the slice normal and build the affine (:mod:`viewer.io.geometry`) -> read pixels into
+one preallocated array, rescaling each slice in place. Uncompressed pixels are read straight from their
+file offset into the volume (two threads); compressed files are decoded by a process pool (decoders hold
+the GIL) with the calling process stealing work, so both cores are used. On Linux the pool's workers write
+their slices straight into a volume in shared memory (/dev/shm) instead of sending them back pickled.
 
 Progressive delivery: :class:`SeriesLoader` reads headers in its constructor; ``first_index`` is the
 middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any other and hands to the
@@ -748,13 +749,17 @@ class SeriesLoader:
 
     def _load(self, progress: Progress | None, cancel: Cancel | None, first_slice: FirstSlice | None,
               workers: int | None) -> Volume:
-        vol = np.empty(self.shape, dtype=self.dtype)
         n = len(self.items)
         done = 0
         order = [self.first_index] + [k for k in range(n) if k != self.first_index]
-        slow: list[int] = []
         fast = [k for k in order if self.items[k].fast]
         slow = [k for k in order if not self.items[k].fast]
+        if not fast:
+            # All decoded: _load_slow allocates the volume (in shared memory when the pool fills it).
+            arr = self._load_slow(None, slow, progress, cancel, first_slice, workers, done)
+            return Volume(array=arr, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
+                          metadata=self.metadata(), warnings=list(self.warnings))
+        vol = np.empty(self.shape, dtype=self.dtype)
         if fast and fast[0] == self.first_index:
             # The first slice alone, before anything else, so the caller can draw it at once.
             if cancel is not None and cancel():
@@ -807,11 +812,12 @@ class SeriesLoader:
         return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
                       metadata=self.metadata(), warnings=list(self.warnings))
 
-    def _load_slow(self, vol: np.ndarray, ks: list[int], progress: Progress | None, cancel: Cancel | None,
-                   first_slice: FirstSlice | None, workers: int | None, done: int) -> np.ndarray:
-        """Decode slices ``ks`` (first slice first) into ``vol``, or into a new shared-memory volume that
-        is returned instead of ``vol`` when decoder processes do all of them (see :class:`_SharedSlices`).
-        """
+    def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,
+                   cancel: Cancel | None, first_slice: FirstSlice | None, workers: int | None,
+                   done: int) -> np.ndarray:
+        """Decode slices ``ks`` (first slice first) into ``vol`` (allocated here when None), or into a
+        new shared-memory volume, returned instead, when decoder processes do all of them (see
+        :class:`_SharedSlices`)."""
         n = len(self.items)
         # Group slices by file: a multi-frame or mosaic file is decoded once.
         by_file: dict[str, list[int]] = {}
@@ -824,6 +830,13 @@ class SeriesLoader:
         pool_only = self.decode_in_pool and compressed
         use_pool = pool_only or (workers > 1 and compressed and len(paths) >= POOL_MIN_FILES)
         spec = self._spec()
+        out = vol
+
+        def volume() -> np.ndarray:
+            nonlocal out
+            if out is None:
+                out = np.empty(self.shape, dtype=self.dtype)
+            return out
 
         def report(done_ks: list[int], slice_of: Callable[[int], np.ndarray]) -> None:
             nonlocal done
@@ -835,23 +848,20 @@ class SeriesLoader:
                     first_slice(k, slice_of(k))
 
         def put(path: str, frames: np.ndarray) -> None:
+            v = volume()
             for k in by_file[path]:
-                _store_into(vol[k], frames, self.items[k], k, spec)
-            report(by_file[path], vol.__getitem__)
+                _store_into(v[k], frames, self.items[k], k, spec)
+            report(by_file[path], v.__getitem__)
 
-        def decode_here(chunk: list[str]) -> None:
+        def decode_here(chunk: list[str]) -> np.ndarray:
             for path in chunk:
                 if cancel is not None and cancel():
                     raise LoadCancelled("loading cancelled")
                 put(path, _decode_file(path))
+            return volume()
 
         if not use_pool:
-            decode_here(paths)
-            return vol
-        # The first slice's file is a chunk of its own, so that it is on screen after one decode.
-        size = max(1, min(8, len(paths) // (4 * workers)))
-        chunks = [paths[:1]] + [paths[i:i + size] for i in range(1, len(paths), size)]
-        first, rest = ([], chunks) if pool_only else (chunks[0], chunks[1:])
+            return decode_here(paths)
         # Decoded slices travel back through a pipe as pickles at ~0.5 GB/s (measured: ~1 ms per 512x512
         # int16 slice, as long as decoding a JPEG-LS slice takes). With a shared-memory volume the
         # workers write each slice in place (pwrite) and return only when done.
@@ -862,16 +872,20 @@ class SeriesLoader:
                 pool = _get_pool(ncpu if pool_only else workers - 1)
             except Exception:  # noqa: BLE001 - no child processes here (daemon, sandbox): decode locally
                 _drop_pool()
-                if shared is not None:
-                    shared.discard()
-                    shared = None
-                decode_here(paths)
-                return vol
+                return decode_here(paths)
+            # A pool kept from an earlier load may already have a worker per core asked for (the app
+            # warms one per core): then this process only waits; a third decoder on two cores would
+            # slow the others down as much as it adds.
+            pool_only = pool_only or _POOL_SIZE >= workers
+            # The first slice's file is a chunk of its own, so that it is on screen after one decode.
+            size = max(1, min(8, len(paths) // (4 * workers)))
+            chunks = [paths[:1]] + [paths[i:i + size] for i in range(1, len(paths), size)]
+            first, rest = ([], chunks) if pool_only else (chunks[0], chunks[1:])
             if shared is not None:
                 return self._pool_shared(pool, shared, first, rest, by_file, spec, pool_only, cancel,
                                          report)
             self._pool_pickled(pool, first, rest, pool_only, cancel, put)
-            return vol
+            return volume()
         finally:
             if shared is not None:
                 shared.discard()
