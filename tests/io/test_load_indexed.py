@@ -102,3 +102,24 @@ def test_reader_checks_stamp_and_element_header(data_dir: Path, tmp_path: Path) 
     assert not load_mod._read_pixels_fast(str(files[0]), out, False, rec.pixel_offset - 4, stamp)
     assert load_mod._read_pixels_portable(str(files[0]), out, False, rec.pixel_offset, stamp)
     assert not load_mod._read_pixels_portable(str(files[0]), out, False, rec.pixel_offset + 2, stamp)
+
+
+def test_int16_overflow_in_a_reader_thread_retries_as_float32(data_dir: Path, tmp_path: Path) -> None:
+    src = sorted((data_dir / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))[:30]
+    expected = {}
+    for i, f in enumerate(src):
+        ds = pydicom.dcmread(f)
+        arr = ds.pixel_array[:32, :32].astype(np.uint16)
+        if i == 25:  # read by either thread, not the first slice
+            arr[3, 3] = 60000  # 60000 - 1000 leaves int16
+        ds.Rows = ds.Columns = 32
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 0
+        ds.PixelData = arr.tobytes()
+        ds.save_as(tmp_path / f.name)
+        expected[str(tmp_path / f.name)] = arr.astype(np.float32) - 1000
+    stack = find_stacks(tmp_path).stacks[0]
+    loader = SeriesLoader(stack.files, records=stack.records)
+    assert all(it.fast for it in loader.items)
+    vol = loader.load(workers=2)
+    assert vol.array.dtype == np.float32
+    np.testing.assert_array_equal(vol.array, np.stack([expected[p] for p in vol.metadata["files"]]))

@@ -19,6 +19,8 @@ import atexit
 import os
 import struct
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -243,10 +245,11 @@ def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool, offset: int = 
             start = offset - hdr if offset >= 0 else size - nbytes - hdr
             if start < 132 or start + hdr + nbytes > size:
                 return False
-            el = os.pread(fd, hdr, start)
-            if not _pixel_element_ok(el, hdr, nbytes, explicit):
-                return False
-            return os.preadv(fd, [out.data.cast("B")], start + hdr) == nbytes
+            # One call reads the element header and the pixels (scatter read); the header is checked
+            # after: on a mismatch the slice is overwritten by the slow path anyway.
+            el = bytearray(hdr)
+            got = os.preadv(fd, [el, out.data.cast("B")], start)
+            return got == hdr + nbytes and _pixel_element_ok(bytes(el), hdr, nbytes, explicit)
         finally:
             os.close(fd)
     except OSError:
@@ -773,40 +776,61 @@ class SeriesLoader:
             else:
                 slow.insert(0, fast[0])
             fast = fast[1:]
-        # Reading (readinto) and the numpy rescale release the GIL: two threads use both cores.
+        # Reading (preadv) and the numpy rescale release the GIL: this thread and one helper take
+        # chunks from one queue, so both cores read (and fault in the new volume's pages) at once.
         threads = min(2, os.cpu_count() or 1) if (workers is None or workers > 1) else 1
         size = 8
-        chunks = [fast[i:i + size] for i in range(0, len(fast), size)]
+        queue = deque(fast[i:i + size] for i in range(0, len(fast), size))
+        finished: list[tuple[list[int], list[int]]] = []  # (chunk, its failed slices); appends are atomic
+        errors: list[BaseException] = []
+        stop = threading.Event()
 
-        def run(chunk: list[int]) -> list[int]:
-            return [k for k in chunk if not self._try_fast(self.items[k], vol[k])]
+        def run(chunk: list[int]) -> None:
+            finished.append((chunk, [k for k in chunk if not self._try_fast(self.items[k], vol[k])]))
 
-        if threads > 1 and len(chunks) > 2:
-            from concurrent.futures import ThreadPoolExecutor
+        def helper() -> None:
+            try:
+                while not stop.is_set():
+                    try:
+                        chunk = queue.popleft()
+                    except IndexError:
+                        return
+                    run(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread (_NeedsFloat)
+                errors.append(exc)
 
-            with ThreadPoolExecutor(threads) as ex:
-                futs = [ex.submit(run, c) for c in chunks]
-                try:
-                    for c, fut in zip(chunks, futs):
-                        if cancel is not None and cancel():
-                            raise LoadCancelled("loading cancelled")
-                        failed = fut.result()
-                        slow += failed
-                        done += len(c) - len(failed)
-                        if progress is not None:
-                            progress(done, n)
-                finally:
-                    for fut in futs:
-                        fut.cancel()
-        else:
-            for c in chunks:
-                if cancel is not None and cancel():
-                    raise LoadCancelled("loading cancelled")
-                failed = run(c)
-                slow += failed
-                done += len(c) - len(failed)
+        reported = 0
+
+        def account() -> None:
+            nonlocal reported, done
+            while reported < len(finished):
+                chunk, failed = finished[reported]
+                reported += 1
+                slow.extend(failed)
+                done += len(chunk) - len(failed)
                 if progress is not None:
                     progress(done, n)
+
+        thread = threading.Thread(target=helper, daemon=True) if threads > 1 and len(queue) > 2 else None
+        if thread is not None:
+            thread.start()
+        try:
+            while not errors:
+                if cancel is not None and cancel():
+                    raise LoadCancelled("loading cancelled")
+                try:
+                    chunk = queue.popleft()
+                except IndexError:
+                    break
+                run(chunk)
+                account()
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+        if errors:
+            raise errors[0]
+        account()
         if slow:
             vol = self._load_slow(vol, slow, progress, cancel, first_slice, workers, done)
         return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
