@@ -569,6 +569,9 @@ class SeriesLoader:
         from viewer.io.geometry import STEP_ABS_TOL_MM, slice_normal
 
         normal = slice_normal(orientation)
+        pos = np.array([it.position for it in items], dtype=np.float64)
+        if len(items) < 2 or bool(np.all(np.diff(np.sort(pos @ normal)) >= STEP_ABS_TOL_MM)):
+            return items  # every position once (the common case), decided without a Python loop
         dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator,unused-ignore]
         keys = [(round(d / STEP_ABS_TOL_MM), it.instance, it.path, it.frame or 0) for d, it in zip(dist, items)]
         order = sorted(range(len(items)), key=lambda i: (dist[i], keys[i][1:]))
@@ -613,10 +616,11 @@ class SeriesLoader:
             self.dtype = np.dtype(np.int16)  # 32-bit integers: int16 while every slice fits (checked)
             return
         lo, hi = stored_range(lay.bits_stored, lay.signed)
-        integer = all(float(it.slope).is_integer() and float(it.intercept).is_integer() for it in self.items)
+        pairs = {(it.slope, it.intercept) for it in self.items}  # usually one
+        integer = all(float(a).is_integer() and float(b).is_integer() for a, b in pairs)
         self.dtype = np.dtype(np.int16 if integer else np.float32)
         # int16 is kept as long as every slice fits; a slice that does not turns the volume float32.
-        self._all_fit = integer and all(rescale_fits_int16(it.slope, it.intercept, lo, hi) for it in self.items)
+        self._all_fit = integer and all(rescale_fits_int16(a, b, lo, hi) for a, b in pairs)
 
     def padding_value(self) -> float | None:
         """PixelPaddingValue in modality units (e.g. -3024 HU), or None."""
