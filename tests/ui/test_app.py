@@ -173,3 +173,22 @@ def test_c_key_toggles_cine_and_the_tree_drags_series_keys(qtbot, main_window, c
     (key, item), = main_window.browser.items.items()
     data = main_window.browser.tree.mimeData([item])
     assert bytes(data.data(STACK_MIME).data()).decode() == key
+
+
+def test_the_window_loads_with_the_scanners_header_records(qtbot, main_window, crc_dir: Path) -> None:
+    """The browser's scan already read every header: the load reuses those records, not a second pass."""
+    import dataclasses
+
+    seen: list[object] = []
+    real = main_window.io.series_loader
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("records"))
+        return real(*args, **kwargs)
+
+    main_window.io = dataclasses.replace(main_window.io, series_loader=spy)
+    open_and_wait(qtbot, main_window, [crc_dir])
+    (records,) = seen
+    assert records is not None and len(records) == 100
+    assert {r.path for r in records} == set(main_window.browser.stacks[next(iter(main_window.browser.stacks))].files)
+    assert main_window.grid.slots[0].volume.shape == (100, 512, 512)

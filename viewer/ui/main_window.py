@@ -207,7 +207,8 @@ class MainWindow(QMainWindow):
         files = list(getattr(stack, "files", []))
         return self.background.submit(
             f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
-                                    warnings=list(getattr(stack, "warnings", []) or [])),
+                                    warnings=list(getattr(stack, "warnings", []) or []),
+                                    records=getattr(stack, "records", None) or None),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),

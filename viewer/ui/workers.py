@@ -282,7 +282,7 @@ class IoServices:
 
     ``find_stacks(paths, *, progress, cancel[, on_stack]) -> ScanResult`` and
     ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``;
-    ``series_loader(files, *, series_uid, progress, cancel)`` is ``viewer.io.load.SeriesLoader``: headers
+    ``series_loader(files, *, series_uid, progress, cancel[, records])`` is ``viewer.io.load.SeriesLoader``: headers
     and geometry first, then ``load(progress=, cancel=, first_slice=)`` decodes the middle slice first.
     ``thumbnail(files, size) -> uint8 array`` renders a thumbnail (in a separate process in the app).
     """
@@ -329,12 +329,14 @@ def middle_file(files: list[str]) -> str:
 
 
 def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
-             warnings: list[str] | None = None) -> Callable[[JobContext], object]:
+             warnings: list[str] | None = None, records: Any = None) -> Callable[[JobContext], object]:
     """A job that loads a stack of ``files`` into a Volume, posting a one-slice :class:`Preview` first.
 
     With ``io.series_loader`` the headers and geometry are read first and the middle slice is decoded
     before any other, so the viewport has an image after one header pass and one decode, whatever the
     series length; the full volume follows as the result. Without it, one file is loaded alone first.
+    ``records`` are the scanner's header records of ``files``: the loader then reads each file's pixels
+    without parsing its header a second time (a file changed since the scan is read in full).
     """
 
     def job(ctx: JobContext) -> object:
@@ -344,8 +346,9 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
 
         from viewer.core.volume import Volume
 
+        extra = {"records": records} if records is not None else {}
         loader = io.series_loader(list(files), series_uid=series_uid, progress=ctx.progress,
-                                  cancel=ctx.cancelled)
+                                  cancel=ctx.cancelled, **extra)
         metadata = loader.metadata()
         total = int(loader.shape[0])
 
