@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import sys
 import tempfile
@@ -33,6 +34,22 @@ def pytest_configure(config: pytest.Config) -> None:
     # A duplicate of the terminal's stderr, taken before tests run: pytest captures fd 2 during each test,
     # and a process that is ended by the watchdog never prints what was captured.
     _watchdog_out = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+
+
+@pytest.fixture(autouse=True)
+def _cycles_collected_on_the_main_thread(request: pytest.FixtureRequest):
+    """As in the app (viewer.app.collect_garbage_on_the_main_thread): once a test uses Qt, Python's cycle
+    collector never runs on a worker thread; it runs from a timer on the main thread and after each test."""
+    if {"qapp", "qtbot"} & set(request.fixturenames):
+        request.getfixturevalue("qapp")
+        from viewer.app import collect_garbage_on_the_main_thread
+
+        collect_garbage_on_the_main_thread()
+    yield
+    if not gc.isenabled():
+        from viewer.app import collect_garbage_on_the_main_thread
+
+        collect_garbage_on_the_main_thread().check()
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,30 @@ def make_application(argv: list[str] | None = None) -> QApplication:
             app.setStyleSheet(STYLE.read_text(encoding="utf-8"))
     # Volumes are (z, y, x): row-major keeps pyqtgraph from transposing every slice it draws.
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    collect_garbage_on_the_main_thread()
     return app  # type: ignore[return-value]
+
+
+_GC: Any = None
+
+
+def collect_garbage_on_the_main_thread() -> Any:
+    """Turn Python's automatic cycle collection off and run it from a timer on the main thread instead.
+
+    The cycle collector runs in whichever thread happens to allocate. When a worker thread's allocation
+    sets it off and it frees a dead cycle holding a Qt object, the C++ destructor runs on that worker: it
+    takes Qt's object lock and then waits for the GIL, while the main thread, holding the GIL, waits for
+    the same lock to delete a widget. A test run hung exactly so (worker: gc_collect_main ->
+    QObject::~QObject -> Shiboken GilState::acquire; main: QObject::~QObject -> QBasicMutex::lockInternal).
+    pyqtgraph's GarbageCollector collects on a QTimer, by generation, as the automatic collector would.
+    Call it on the main thread once a QApplication exists; it returns the collector (one per process).
+    """
+    global _GC
+    if _GC is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _GC = GarbageCollector(interval=0.5)
+    return _GC
 
 
 def io_services() -> IoServices:

@@ -5,11 +5,10 @@ and ``cancel`` callbacks. :class:`Background` runs it on a worker thread and del
 results, result or error back on the main thread, so every widget is touched only by the main thread.
 
 The worker threads never call Qt. They put events on a thread-safe queue and write one byte to a socket
-pair; a ``QSocketNotifier`` on the main thread wakes the event loop, which drains the queue. (The first
-version ran ``QRunnable`` subclasses on a ``QThreadPool`` and emitted queued signals from the pool threads.
-The test suite hung twice, once in CI, with a pool thread waiting for the GIL and the main thread inside
-Qt: PySide runs C++ with the GIL held in places, so a worker thread that enters Qt can deadlock against
-the main thread. A queue and a socket write take no Qt lock at all.)
+pair; a ``QSocketNotifier`` on the main thread wakes the event loop, which drains the queue. Qt objects
+are never created, signalled or destroyed on a worker: PySide can hold the GIL while it waits for a Qt
+lock, and a worker that enters Qt can deadlock against the main thread. (Python's cycle collector could
+still destroy Qt objects on a worker; ``viewer.app`` runs it on the main thread only.)
 
 Each request belongs to a *channel* (e.g. ``"scan"`` or ``"load:0"`` for viewport 0) and carries an
 increasing id. Submitting a new request on a channel cancels the previous one cooperatively and any
