@@ -124,15 +124,15 @@ def sitk_load(folder: Path, files: list[Path]) -> np.ndarray:
 
 def ours(files: list[Path], workers: int | None = None, *, shared: bool = True,
          pool_only: bool = False) -> np.ndarray:
-    from viewer.io import load
+    from viewer.io import decode_pool, load
 
-    keep = load.SHM_DIR
+    keep = decode_pool.SHM_DIR
     if not shared:
-        load.SHM_DIR = None
+        decode_pool.SHM_DIR = None
     try:
         return load.SeriesLoader([str(f) for f in files], decode_in_pool=pool_only).load(workers=workers).array
     finally:
-        load.SHM_DIR = keep
+        decode_pool.SHM_DIR = keep
 
 
 def indexed_stack(folder: Path, index_dir: Path) -> Any:

@@ -97,10 +97,11 @@ def test_big_endian_and_deflate_match_little_endian():
 
 
 def test_warm_pool_starts_the_decoders_once():
-    import viewer.io.load as load_mod
+    from viewer.io import decode_pool
+    from viewer.io.load import warm_pool
 
-    load_mod.warm_pool()
-    pool = load_mod._POOL
-    assert pool is not None and load_mod._POOL_SIZE >= 1
-    load_mod.warm_pool()
-    assert load_mod._POOL is pool  # reused, not re-spawned
+    warm_pool()
+    pool = decode_pool._POOL
+    assert pool is not None and 1 <= decode_pool.pool_size() <= decode_pool.MAX_WORKERS
+    warm_pool()
+    assert decode_pool._POOL is pool  # reused, not re-spawned

@@ -12,7 +12,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from viewer.io import load as load_mod  # noqa: E402
+from viewer.io import rawread  # noqa: E402
 from viewer.io.index import Index  # noqa: E402
 from viewer.io.load import SeriesLoader, load_stack  # noqa: E402
 from viewer.io.series import find_stacks  # noqa: E402
@@ -97,11 +97,11 @@ def test_reader_checks_stamp_and_element_header(data_dir: Path, tmp_path: Path) 
     rec = find_stacks(tmp_path / "s").stacks[0].records[0]
     out = np.empty((512, 512), np.int16)
     stamp = (rec.size, rec.mtime_ns)
-    assert load_mod._read_pixels_fast(str(files[0]), out, False, rec.pixel_offset, stamp)
-    assert not load_mod._read_pixels_fast(str(files[0]), out, False, rec.pixel_offset, (rec.size, 1))
-    assert not load_mod._read_pixels_fast(str(files[0]), out, False, rec.pixel_offset - 4, stamp)
-    assert load_mod._read_pixels_portable(str(files[0]), out, False, rec.pixel_offset, stamp)
-    assert not load_mod._read_pixels_portable(str(files[0]), out, False, rec.pixel_offset + 2, stamp)
+    assert rawread.read_pixels_fast(str(files[0]), out, False, rec.pixel_offset, stamp)
+    assert not rawread.read_pixels_fast(str(files[0]), out, False, rec.pixel_offset, (rec.size, 1))
+    assert not rawread.read_pixels_fast(str(files[0]), out, False, rec.pixel_offset - 4, stamp)
+    assert rawread.read_pixels_portable(str(files[0]), out, False, rec.pixel_offset, stamp)
+    assert not rawread.read_pixels_portable(str(files[0]), out, False, rec.pixel_offset + 2, stamp)
 
 
 def test_int16_overflow_in_a_reader_thread_retries_as_float32(data_dir: Path, tmp_path: Path) -> None:

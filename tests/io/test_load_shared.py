@@ -15,10 +15,10 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from viewer.io import load as load_mod  # noqa: E402
+from viewer.io import decode_pool  # noqa: E402
 from viewer.io.load import SeriesLoader  # noqa: E402
 
-needs_shm = pytest.mark.skipif(load_mod.SHM_DIR is None, reason="no shared-memory folder on this platform")
+needs_shm = pytest.mark.skipif(decode_pool.SHM_DIR is None, reason="no shared-memory folder on this platform")
 
 
 def _j2k(data_dir: Path) -> list[str]:
@@ -26,9 +26,9 @@ def _j2k(data_dir: Path) -> list[str]:
 
 
 def _leftovers() -> list[str]:
-    if load_mod.SHM_DIR is None:
+    if decode_pool.SHM_DIR is None:
         return []
-    return [n for n in os.listdir(load_mod.SHM_DIR) if n.startswith(f"{load_mod._SHM_PREFIX}{os.getpid()}-")]
+    return [n for n in os.listdir(decode_pool.SHM_DIR) if n.startswith(f"{decode_pool.SHM_PREFIX}{os.getpid()}-")]
 
 
 def _shared(a: np.ndarray) -> bool:
@@ -71,7 +71,7 @@ def test_pool_writes_shared_volume_with_same_values(data_dir: Path) -> None:
 def test_broken_pool_and_full_shared_memory_fall_back(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _j2k(data_dir)[:8]
     ref = SeriesLoader(files).load(workers=1).array
-    monkeypatch.setattr(load_mod, "_get_pool", lambda size: _BrokenPool())
+    monkeypatch.setattr(decode_pool, "get_pool", lambda size: _BrokenPool())
     vol = SeriesLoader(files, decode_in_pool=True).load()
     np.testing.assert_array_equal(vol.array, ref)
     assert _shared(vol.array)  # decoded here, still written into the shared volume
@@ -79,7 +79,7 @@ def test_broken_pool_and_full_shared_memory_fall_back(data_dir: Path, monkeypatc
     def full(fd: int, data: memoryview, offset: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(load_mod, "_pwrite_all", full)
+    monkeypatch.setattr(decode_pool, "pwrite_all", full)
     vol = SeriesLoader(files, decode_in_pool=True).load()
     np.testing.assert_array_equal(vol.array, ref)
     assert not _shared(vol.array)
@@ -113,7 +113,7 @@ def test_int16_overflow_in_a_worker_retries_as_float32(data_dir: Path, tmp_path:
 
 @needs_shm
 def test_stale_shared_volume_of_a_dead_process_is_removed(data_dir: Path) -> None:
-    stale = Path(load_mod.SHM_DIR or "") / f"{load_mod._SHM_PREFIX}999999999-test"
+    stale = Path(decode_pool.SHM_DIR or "") / f"{decode_pool.SHM_PREFIX}999999999-test"
     stale.write_bytes(b"x")
     try:
         SeriesLoader(_j2k(data_dir)[:8], decode_in_pool=True).load()
@@ -125,7 +125,7 @@ def test_stale_shared_volume_of_a_dead_process_is_removed(data_dir: Path) -> Non
 def test_without_shared_memory_slices_come_back_pickled(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _j2k(data_dir)[:8]
     ref = SeriesLoader(files).load(workers=1).array
-    monkeypatch.setattr(load_mod, "SHM_DIR", None)  # Windows, macOS
+    monkeypatch.setattr(decode_pool, "SHM_DIR", None)  # Windows, macOS
     vol = SeriesLoader(files, decode_in_pool=True).load()
     assert not _shared(vol.array)
     np.testing.assert_array_equal(vol.array, ref)

@@ -1,12 +1,13 @@
 """Load a stack of DICOM files into a :class:`~viewer.core.volume.Volume` in modality units.
 
 Pipeline: read every header (from the scanner's index records when they still match the files, else a
-fast byte-level path for single-frame series, else pydicom) -> expand multi-frame and mosaic files into
-slices -> sort along the slice normal and build the affine (:mod:`viewer.io.geometry`) -> read pixels into
-one preallocated array, rescaling each slice in place. Uncompressed pixels are read straight from their
-file offset into the volume (two threads); compressed files are decoded by a process pool (decoders hold
-the GIL) with the calling process stealing work, so both cores are used. On Linux the pool's workers write
-their slices straight into a volume in shared memory (/dev/shm) instead of sending them back pickled.
+fast byte-level path for single-frame series (:mod:`viewer.io.rawread`), else pydicom) -> expand
+multi-frame and mosaic files into slices -> sort along the slice normal and build the affine
+(:mod:`viewer.io.geometry`) -> read pixels into one preallocated array, rescaling each slice in place.
+Uncompressed pixels are read straight from their file offset into the volume (two threads); compressed
+files are decoded by a process pool (decoders hold the GIL; :mod:`viewer.io.decode_pool`) with the
+calling process stealing work, so both cores are used. On Linux the pool's workers write their slices
+straight into a volume in shared memory (/dev/shm) instead of sending them back pickled.
 
 Progressive delivery: :class:`SeriesLoader` reads headers in its constructor; ``first_index`` is the
 middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any other and hands to the
@@ -15,10 +16,7 @@ middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any
 
 from __future__ import annotations
 
-import atexit
 import os
-import struct
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,30 +28,23 @@ from typing import Any
 import numpy as np
 
 from viewer.core.volume import Volume
+from viewer.io import decode_pool
+from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreSpec, store_into
+# Re-exported: the app and the benchmarks start and stop the decoder pool through this module.
+from viewer.io.decode_pool import shutdown_pool as shutdown_pool
+from viewer.io.decode_pool import warm_pool as warm_pool
 from viewer.io.errors import LoadCancelled, LoadError
 from viewer.io.geometry import planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
 from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
+from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 FirstSlice = Callable[[int, np.ndarray], None]
 
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
-_PIXEL_TAG = b"\xe0\x7f\x10\x00"
-_ENCAP_PIXEL = _PIXEL_TAG + b"OB\x00\x00\xff\xff\xff\xff"
 _OTHER_NATIVE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflate
-# Fast-path tags: (group, element) little-endian bytes, explicit VR, value kind.
-_FAST_TAGS = {
-    "position": (b"\x20\x00\x32\x00", b"DS"),
-    "intercept": (b"\x28\x00\x52\x10", b"DS"),
-    "slope": (b"\x28\x00\x53\x10", b"DS"),
-    "sop_uid": (b"\x08\x00\x18\x00", b"UI"),
-    "instance": (b"\x20\x00\x13\x00", b"IS"),
-}
-_HEAD_BYTES = 16384
-_HAVE_PREAD = hasattr(os, "pread") and hasattr(os, "preadv")
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 # Below this many compressed files, the pool's start-up costs more than it saves.
 POOL_MIN_FILES = 6
 
@@ -114,178 +105,6 @@ def _floats(v: Any) -> list[float] | None:
         return None
 
 
-def _read_header(path: str) -> Any:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return _dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error, KeyError, TypeError,
-            AttributeError) as exc:
-        raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
-
-
-def _dcmread(path: str, **kwargs: Any) -> Any:
-    """dcmread; files without the 128-byte preamble + DICM (old ACR-NEMA style, some exports) are read
-    with force=True when they still look like an image dataset."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(path, **kwargs)
-    except InvalidDicomError:
-        ds = pydicom.dcmread(path, force=True, **kwargs)
-        if "Rows" not in ds or "Columns" not in ds:
-            raise
-        if "TransferSyntaxUID" not in ds.file_meta:
-            from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-            ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if ds.is_implicit_VR
-                                              else ExplicitVRLittleEndian)
-        return ds
-
-
-def _read_full(path: str) -> Any:
-    try:
-        return _dcmread(path)
-    except Exception as exc:  # noqa: BLE001
-        raise LoadError(f"{path}: not readable as DICOM: {exc}") from exc
-
-
-def _fast_value(head: bytes, end: int, tag: bytes, vr: bytes, explicit: bool) -> bytes | None:
-    """Value bytes of a tag found exactly once in head[:end], or None (absent, ambiguous, malformed)."""
-    i = head.find(tag, 132, end)
-    if i < 0 or head.find(tag, i + 1, end) >= 0:
-        return None
-    if explicit:
-        if head[i + 4:i + 6] != vr:
-            return None
-        (n,) = struct.unpack_from("<H", head, i + 6)
-        start = i + 8
-    else:
-        (n,) = struct.unpack_from("<I", head, i + 4)
-        start = i + 8
-        if n > 256:
-            return None
-    if start + n > end:
-        return None
-    return head[start:start + n]
-
-
-def _fast_header(path: str, nbytes: int | None, explicit: bool, has: dict[str, bool]) -> _Item | None:
-    """Position, rescale and UIDs of an uncompressed single-frame file from its raw bytes.
-
-    Returns None whenever anything is not exactly as expected (the caller then uses pydicom): the
-    pixel data must be the last element and each tag must occur once in the header. Which tags are
-    present is taken from the first file, which pydicom parsed fully and which was checked to give the
-    same values on this path.
-    """
-    try:
-        # os-level calls: no file objects per file (this runs once per slice before any pixel).
-        fd = os.open(path, os.O_RDONLY | _O_BINARY)
-        try:
-            size = os.fstat(fd).st_size
-            head = os.read(fd, _HEAD_BYTES)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-    if nbytes is None:
-        # Encapsulated pixel data: (7FE0,0010) OB with undefined length ends the header.
-        end = head.find(_ENCAP_PIXEL, 132)
-    else:
-        end = min(len(head), size - nbytes - (12 if explicit else 8))
-    if end <= 132 or head[128:132] != b"DICM":
-        return None
-    vals: dict[str, bytes | None] = {}
-    for key, (tag, vr) in _FAST_TAGS.items():
-        v = _fast_value(head, end, tag, vr, explicit)
-        if has[key] != (v is not None):
-            return None
-        vals[key] = v
-    try:
-        pos = np.array([float(x) for x in vals["position"].split(b"\\")])  # type: ignore[union-attr]
-        if pos.shape != (3,):
-            return None
-        item = _Item(path, None, pos)
-        if vals["slope"] is not None:
-            item.slope = float(vals["slope"].strip(b" \x00"))
-        if vals["intercept"] is not None:
-            item.intercept = float(vals["intercept"].strip(b" \x00"))
-        if vals["sop_uid"] is not None:
-            item.sop_uid = vals["sop_uid"].rstrip(b" \x00").decode("ascii")
-        if vals["instance"] is not None and vals["instance"].strip(b" \x00"):
-            item.instance = int(vals["instance"].strip(b" \x00"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    item.fast = nbytes is not None
-    return item
-
-
-def _read_pixels_fast(path: str, out: np.ndarray, explicit: bool, offset: int = -1,
-                      stamp: tuple[int, int] | None = None) -> bool:
-    """Read the stored pixels of a native 16-bit file straight into ``out`` (rows, cols).
-
-    ``offset`` is the PixelData value offset recorded by the index (-1: the pixel data must be the last
-    element); ``stamp`` the (size, mtime_ns) that record was made from. False when the file is not as
-    expected (changed since it was indexed, or the element header at the offset is not PixelData of
-    exactly ``out.nbytes``): the caller then decodes the file the slow way.
-    """
-    nbytes = out.nbytes
-    hdr = 12 if explicit else 8
-    if not _HAVE_PREAD:
-        return _read_pixels_portable(path, out, explicit, offset, stamp)
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_BINARY)
-        try:
-            st = os.fstat(fd)
-            size = st.st_size
-            if stamp is not None and (size, st.st_mtime_ns) != stamp:
-                return False
-            start = offset - hdr if offset >= 0 else size - nbytes - hdr
-            if start < 132 or start + hdr + nbytes > size:
-                return False
-            # One call reads the element header and the pixels (scatter read); the header is checked
-            # after: on a mismatch the slice is overwritten by the slow path anyway.
-            el = bytearray(hdr)
-            got = os.preadv(fd, [el, out.data.cast("B")], start)
-            return got == hdr + nbytes and _pixel_element_ok(bytes(el), hdr, nbytes, explicit)
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-
-
-def _pixel_element_ok(el: bytes, hdr: int, nbytes: int, explicit: bool) -> bool:
-    """``el`` is a PixelData element header (PS3.5 7.1: tag, [VR OW/OB + 2 reserved,] 4-byte length)
-    whose length is ``nbytes``."""
-    if len(el) != hdr or el[:4] != _PIXEL_TAG or struct.unpack_from("<I", el, hdr - 4)[0] != nbytes:
-        return False
-    return not explicit or el[4:6] in (b"OW", b"OB")
-
-
-def _read_pixels_portable(path: str, out: np.ndarray, explicit: bool, offset: int = -1,
-                          stamp: tuple[int, int] | None = None) -> bool:
-    """:func:`_read_pixels_fast` with file objects, for platforms without os.pread/preadv (Windows)."""
-    nbytes = out.nbytes
-    hdr = 12 if explicit else 8
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            size = st.st_size
-            if stamp is not None and (size, st.st_mtime_ns) != stamp:
-                return False
-            start = offset - hdr if offset >= 0 else size - nbytes - hdr
-            if start < 132 or start + hdr + nbytes > size:
-                return False
-            fh.seek(start)
-            if not _pixel_element_ok(fh.read(hdr), hdr, nbytes, explicit):
-                return False
-            return fh.readinto(out.data.cast("B")) == nbytes
-    except OSError:
-        return False
-
-
 def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | None) -> _Item | None:
     """An item from the scanner's :class:`~viewer.io.headers.HeaderRecord`, or None when the record
     cannot be trusted for this stack: the file changed since (size or mtime_ns), or the record's image
@@ -316,7 +135,14 @@ def _header_item(rec: HeaderRecord | None, path: str, lay: _Layout, nbytes: int 
     """The item of a single-frame file from its index record when that is still valid, else from its
     raw bytes; None when neither works (the caller then asks pydicom)."""
     item = _item_from_record(rec, path, lay, nbytes) if rec is not None else None
-    return item if item is not None else _fast_header(path, nbytes, lay.explicit, has)
+    if item is not None:
+        return item
+    head = fast_header(path, nbytes, lay.explicit, has)
+    if head is None:
+        return None
+    item = _Item(path, None, head.position, head.slope, head.intercept, head.sop_uid, head.instance)
+    item.fast = head.fast
+    return item
 
 
 def _item_from_dataset(ds: Any, path: str) -> _Item:
@@ -475,7 +301,7 @@ class SeriesLoader:
         self.dtype: np.dtype[Any] = np.dtype(np.int16)
         self._all_fit = False
         self._shared_ok = True
-        first = _read_header(files[0])
+        first = read_header_dataset(files[0])
         self._first_ds = first
         lay = self.layout = _layout_from(first, files[0])
         from viewer.io.mosaic import mosaic_info
@@ -484,7 +310,7 @@ class SeriesLoader:
         if self._mosaic is not None:
             lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
         self.warnings += lay.warnings
-        has = {k: (_fast_tag_present(first, k)) for k in _FAST_TAGS}
+        has = fast_tags_present(first)
         # Byte-level headers for single-frame series whose data set is little endian (native or
         # encapsulated); byte-level pixels only for native 16-bit grey.
         encapsulated = lay.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
@@ -521,7 +347,7 @@ class SeriesLoader:
                 if it is not None:
                     items.append(it)
                 else:
-                    ds = _read_header(path)
+                    ds = read_header_dataset(path)
                     if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (lay.rows, lay.cols):
                         self.warnings.append(f"{os.path.basename(path)}: size {ds.get('Rows')}x"
                                              f"{ds.get('Columns')} differs from {lay.rows}x{lay.cols}; "
@@ -684,19 +510,19 @@ class SeriesLoader:
                 if not (item.fast and self._try_fast(item, out)):
                     self._store(out, self._decode_one(item.path), item, k)
                 return out
-            except _NeedsFloat:
+            except NeedsFloat:
                 continue
         return out
 
     def _decode_one(self, path: str) -> np.ndarray:
         if self.decode_in_pool and self._compressed():
             try:
-                return _get_pool(os.cpu_count() or 1).submit(_decode_file, path).result()
+                return decode_pool.get_pool(os.cpu_count() or 1).submit(decode_pool.decode_file, path).result()
             except BrokenProcessPool:
-                _drop_pool()
+                decode_pool.drop_pool()
             except (OSError, RuntimeError):  # no child processes here (daemon, sandbox)
-                _drop_pool()
-        return _decode_file(path)
+                decode_pool.drop_pool()
+        return decode_pool.decode_file(path)
 
     def _compressed(self) -> bool:
         return self.layout.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
@@ -704,7 +530,7 @@ class SeriesLoader:
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
         if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
             return False
-        if not _read_pixels_fast(item.path, out, self.layout.explicit, item.offset, item.stamp):
+        if not read_pixels_fast(item.path, out, self.layout.explicit, item.offset, item.stamp):
             return False
         stored = out.view(np.int16 if self.layout.signed else np.uint16)
         stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
@@ -716,17 +542,17 @@ class SeriesLoader:
             a = int(stored.min()) * item.slope + item.intercept
             b = int(stored.max()) * item.slope + item.intercept
             if min(a, b) < -32768 or max(a, b) > 32767:
-                raise _NeedsFloat(0)
+                raise NeedsFloat(0)
         if item.slope != 1 or item.intercept != 0:
             rescale_into(out, stored, item.slope, item.intercept)
         return True
 
-    def _spec(self) -> _StoreSpec:
-        return _StoreSpec(self._all_fit, int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1, self._mosaic)
+    def _spec(self) -> StoreSpec:
+        return StoreSpec(self._all_fit, int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1, self._mosaic)
 
     def _store(self, out: np.ndarray, frames: np.ndarray, item: _Item, k: int) -> np.ndarray:
         """Write ``item``'s stored values (taken from its file's decoded frames) into ``out``."""
-        return _store_into(out, frames, item, k, self._spec())
+        return store_into(out, frames, item, k, self._spec())
 
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None) -> Volume:
@@ -742,16 +568,17 @@ class SeriesLoader:
             first_slice(k, array) with slice ``first_index`` in modality units, called before any other
             slice is read.
         workers
-            Processes for compressed data (default: all cores); 1 decodes in this process only.
+            Processes for compressed data (default: all cores; the pool part is capped at
+            :data:`viewer.io.decode_pool.MAX_WORKERS`); 1 decodes in this process only.
         """
         while True:
             try:
                 return self._load(progress, cancel, first_slice, workers)
-            except _NeedsFloat:
+            except NeedsFloat:
                 # A slice's values leave int16: redo in float32 (rare: unsigned 16-bit with large values).
                 self.dtype = np.dtype(np.float32)
                 first_slice = None
-            except _SharedFailed:
+            except SharedFailed:
                 self._shared_ok = False
 
     def _load(self, progress: Progress | None, cancel: Cancel | None, first_slice: FirstSlice | None,
@@ -800,7 +627,7 @@ class SeriesLoader:
                     except IndexError:
                         return
                     run(chunk)
-            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread (_NeedsFloat)
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread (NeedsFloat)
                 errors.append(exc)
 
         reported = 0
@@ -845,7 +672,7 @@ class SeriesLoader:
                    done: int) -> np.ndarray:
         """Decode slices ``ks`` (first slice first) into ``vol`` (allocated here when None), or into a
         new shared-memory volume, returned instead, when decoder processes do all of them (see
-        :class:`_SharedSlices`)."""
+        :class:`SharedSlices`)."""
         n = len(self.items)
         # Group slices by file: a multi-frame or mosaic file is decoded once.
         by_file: dict[str, list[int]] = {}
@@ -878,14 +705,14 @@ class SeriesLoader:
         def put(path: str, frames: np.ndarray) -> None:
             v = volume()
             for k in by_file[path]:
-                _store_into(v[k], frames, self.items[k], k, spec)
+                store_into(v[k], frames, self.items[k], k, spec)
             report(by_file[path], v.__getitem__)
 
         def decode_here(chunk: list[str]) -> np.ndarray:
             for path in chunk:
                 if cancel is not None and cancel():
                     raise LoadCancelled("loading cancelled")
-                put(path, _decode_file(path))
+                put(path, decode_pool.decode_file(path))
             return volume()
 
         if not use_pool:
@@ -893,18 +720,18 @@ class SeriesLoader:
         # Decoded slices travel back through a pipe as pickles at ~0.5 GB/s (measured: ~1 ms per 512x512
         # int16 slice, as long as decoding a JPEG-LS slice takes). With a shared-memory volume the
         # workers write each slice in place (pwrite) and return only when done.
-        shared = _SharedSlices.create(self.shape, self.dtype) if (
+        shared = SharedSlices.create(self.shape, self.dtype) if (
             self._shared_ok and len(ks) == n) else None
         try:
             try:
-                pool = _get_pool(ncpu if pool_only else workers - 1)
+                pool = decode_pool.get_pool(ncpu if pool_only else workers - 1)
             except Exception:  # noqa: BLE001 - no child processes here (daemon, sandbox): decode locally
-                _drop_pool()
+                decode_pool.drop_pool()
                 return decode_here(paths)
             # A pool kept from an earlier load may already have a worker per core asked for (the app
             # warms one per core): then this process only waits; a third decoder on two cores would
             # slow the others down as much as it adds.
-            pool_only = pool_only or _POOL_SIZE >= workers
+            pool_only = pool_only or decode_pool.pool_size() >= workers
             # The first slice's file is a chunk of its own, so that it is on screen after one decode.
             size = max(1, min(8, len(paths) // (4 * workers)))
             chunks = [paths[:1]] + [paths[i:i + size] for i in range(1, len(paths), size)]
@@ -927,30 +754,30 @@ class SeriesLoader:
         futures: dict[int, Future[list[np.ndarray]]] = {}
         try:
             for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
-                futures[i] = pool.submit(_decode_chunk, rest[i])
+                futures[i] = pool.submit(decode_pool.decode_chunk, rest[i])
             for path in first:
-                put(path, _decode_file(path))
+                put(path, decode_pool.decode_file(path))
             for i, chunk in enumerate(rest):
                 if cancel is not None and cancel():
                     raise LoadCancelled("loading cancelled")
                 fut = futures[i]
                 if not pool_only and fut.cancel():
-                    results = [_decode_file(p) for p in chunk]
+                    results = [decode_pool.decode_file(p) for p in chunk]
                 else:
                     try:
                         results = fut.result()
                     except BrokenProcessPool:
                         # A worker died (killed, or spawn could not start it): decode here instead.
-                        _drop_pool()
-                        results = [_decode_file(p) for p in chunk]
+                        decode_pool.drop_pool()
+                        results = [decode_pool.decode_file(p) for p in chunk]
                 for path, frames in zip(chunk, results):
                     put(path, frames)
         finally:
             for fut in futures.values():
                 fut.cancel()
 
-    def _pool_shared(self, pool: ProcessPoolExecutor, shared: _SharedSlices, first: list[str],
-                     rest: list[list[str]], by_file: dict[str, list[int]], spec: _StoreSpec,
+    def _pool_shared(self, pool: ProcessPoolExecutor, shared: SharedSlices, first: list[str],
+                     rest: list[list[str]], by_file: dict[str, list[int]], spec: StoreSpec,
                      pool_only: bool, cancel: Cancel | None,
                      report: Callable[[list[int], Callable[[int], np.ndarray]], None]) -> np.ndarray:
         """:meth:`_pool_pickled` with every slice written into ``shared`` by whoever decodes it."""
@@ -960,7 +787,7 @@ class SeriesLoader:
             return [(p, [(k, self.items[k]) for k in by_file[p]]) for p in chunk]
 
         def here(chunk: list[str]) -> None:
-            _decode_chunk_into(shared.path, shape, dtype, spec, jobs(chunk))
+            decode_pool.decode_chunk_into(shared.path, shape, dtype, spec, jobs(chunk))
 
         def finished(chunk: list[str]) -> None:
             report([k for p in chunk for k in by_file[p]], shared.read_slice)
@@ -968,7 +795,8 @@ class SeriesLoader:
         futures: dict[int, Future[None]] = {}
         try:
             for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
-                futures[i] = pool.submit(_decode_chunk_into, shared.path, shape, dtype, spec, jobs(rest[i]))
+                futures[i] = pool.submit(decode_pool.decode_chunk_into, shared.path, shape, dtype, spec,
+                                         jobs(rest[i]))
             if first:
                 here(first)
                 finished(first)
@@ -982,274 +810,21 @@ class SeriesLoader:
                     try:
                         fut.result()
                     except BrokenProcessPool:
-                        _drop_pool()
+                        decode_pool.drop_pool()
                         here(chunk)
                 finished(chunk)
         except OSError as exc:
             # Writing the shared volume failed (shared memory full): the caller loads again without it.
-            raise _SharedFailed(str(exc)) from exc
+            raise SharedFailed(str(exc)) from exc
         finally:
             for fut in futures.values():
                 fut.cancel()
         return shared.finish()
 
 
-@dataclass
-class _StoreSpec:
-    """What :func:`_store_into` needs of the loader (picklable: decoder processes use it)."""
-
-    all_fit: bool          # every slice's rescaled range fits the volume's int16 (no per-slice check)
-    single_frame_file: bool  # the first file has one frame (a frame index then means a mosaic tile)
-    mosaic: Any = None     # viewer.io.mosaic.MosaicInfo of a Siemens mosaic, else None
-
-
-def _store_into(out: np.ndarray, frames: np.ndarray, item: _Item, k: int, spec: _StoreSpec) -> np.ndarray:
-    """Write ``item``'s values in modality units (taken from its file's decoded ``frames``) into ``out``
-    (one slice of the volume); raises :class:`_NeedsFloat` when an int16 volume cannot hold them."""
-    from viewer.io.mosaic import split_tiles
-
-    if item.frame is None:
-        src = frames[0]
-    elif spec.single_frame_file and frames.shape[0] == 1:
-        info = spec.mosaic
-        if info is None:
-            raise LoadError(f"{item.path}: tile {item.frame} of a mosaic without mosaic information")
-        src = split_tiles(frames[0], info)[item.frame]
-    else:
-        if item.frame >= frames.shape[0]:
-            raise LoadError(f"{item.path}: frame {item.frame + 1} missing: the file decodes to "
-                            f"{frames.shape[0]} frame(s)")
-        src = frames[item.frame]
-    if src.shape[:2] != out.shape[:2]:
-        raise LoadError(f"{item.path}: pixel data is {src.shape[:2]}, expected {out.shape[:2]}")
-    if out.dtype == np.uint8:
-        np.copyto(out, src, casting="unsafe")
-        return out
-    if item.lut is not None:
-        from pydicom.pixels.processing import apply_modality_lut
-
-        from pydicom import Dataset
-
-        wrap = Dataset()
-        wrap.ModalityLUTSequence = [item.lut]
-        vals = np.asarray(apply_modality_lut(src, wrap))
-        np.copyto(out, vals, casting="unsafe")
-        return out
-    if out.dtype == np.int16 and not spec.all_fit:
-        lo = int(src.min()) * item.slope + item.intercept
-        hi = int(src.max()) * item.slope + item.intercept
-        lo, hi = min(lo, hi), max(lo, hi)
-        if not (float(item.slope).is_integer() and float(item.intercept).is_integer()
-                and -32768 <= lo and hi <= 32767):
-            raise _NeedsFloat(k)
-    rescale_into(out, src, item.slope, item.intercept)
-    return out
-
-
-class _NeedsFloat(Exception):
-    def __init__(self, k: int) -> None:
-        super().__init__(k)
-
 
 def _mosaic_free(ds: Any) -> bool:
     return "MOSAIC" not in [str(v).upper() for v in (ds.get("ImageType") or [])]
-
-
-def _fast_tag_present(ds: Any, key: str) -> bool:
-    names = {"position": "ImagePositionPatient", "intercept": "RescaleIntercept", "slope": "RescaleSlope",
-             "sop_uid": "SOPInstanceUID", "instance": "InstanceNumber"}
-    return names[key] in ds
-
-
-def _decode_file(path: str) -> np.ndarray:
-    from viewer.io.decode import decode_frames
-
-    try:
-        return decode_frames(_read_full(path), path)
-    except LoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a broken file must not crash the viewer
-        raise LoadError(f"{path}: pixel data cannot be decoded, the file is defective: "
-                        f"{type(exc).__name__}: {exc}") from exc
-
-
-def _import_decoders() -> None:
-    """Pool entry point: import pydicom and its pixel decoders (the slow part of a worker's first job)."""
-    import pydicom.pixels  # noqa: F401
-
-    import viewer.io.decode  # noqa: F401
-
-
-def _decode_chunk(paths: list[str]) -> list[np.ndarray]:
-    """Process-pool entry point (module level so spawn can import it)."""
-    return [_decode_file(p) for p in paths]
-
-
-def _decode_chunk_into(target: str, shape: tuple[int, ...], dtype: str, spec: _StoreSpec,
-                       jobs: list[tuple[str, list[tuple[int, _Item]]]]) -> None:
-    """Process-pool entry point: decode each file of ``jobs`` and write its slices (k, item), in
-    modality units, at slice k of the shared volume file ``target``."""
-    fd = os.open(target, os.O_WRONLY | _O_BINARY)
-    try:
-        out = np.empty(shape, dtype=np.dtype(dtype))
-        view = out.data.cast("B")
-        for path, slices in jobs:
-            frames = _decode_file(path)
-            for k, item in slices:
-                _store_into(out, frames, item, k, spec)
-                _pwrite_all(fd, view, k * out.nbytes)
-    finally:
-        os.close(fd)
-
-
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
-    while len(data):
-        n = os.pwrite(fd, data, offset)
-        if n <= 0:
-            raise OSError(f"shared volume: wrote {n} bytes at {offset}")
-        data, offset = data[n:], offset + n
-
-
-class _SharedFailed(Exception):
-    pass
-
-
-#: Folder of shared memory (tmpfs) for volumes that decoder processes write into; None: not available
-#: (Windows, macOS), compressed slices then come back pickled.
-SHM_DIR: str | None = "/dev/shm" if sys.platform.startswith("linux") and os.path.isdir("/dev/shm") else None
-_SHM_PREFIX = "dicom-viewer-vol-"
-
-
-class _SharedSlices:
-    """A volume in a file on tmpfs that decoder processes fill with ``pwrite`` (no pickles back).
-
-    The file is unlinked when the load ends (:meth:`finish` or :meth:`discard`); the returned array
-    keeps the memory alive through its mmap, and the memory is freed with the array. Files left by a
-    process that died mid-load carry its pid and are removed by the next load.
-    """
-
-    def __init__(self, path: str, fd: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-        self.path, self._fd, self.shape, self.dtype = path, fd, shape, dtype
-        self.slice_bytes = int(np.prod(shape[1:])) * dtype.itemsize
-        self.nbytes = self.slice_bytes * shape[0]
-
-    @classmethod
-    def create(cls, shape: tuple[int, ...], dtype: np.dtype[Any]) -> _SharedSlices | None:
-        """A new sparse file of the volume's size, or None when tmpfs is missing or short of
-        space (a full tmpfs would fail the workers' writes half-way)."""
-        if SHM_DIR is None or not hasattr(os, "pwrite"):
-            return None
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        try:
-            _sweep_stale(SHM_DIR)
-            st = os.statvfs(SHM_DIR)
-            if st.f_bavail * st.f_frsize < nbytes + (64 << 20):
-                return None
-            import tempfile
-
-            fd, path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-", dir=SHM_DIR)
-        except OSError:
-            return None
-        try:
-            os.ftruncate(fd, nbytes)
-        except OSError:
-            os.close(fd)
-            os.unlink(path)
-            return None
-        return cls(path, fd, shape, dtype)
-
-    def read_slice(self, k: int) -> np.ndarray:
-        """A copy of slice k (for the first_slice callback, while the volume is still being written)."""
-        out = np.empty(self.shape[1:], dtype=self.dtype)
-        if os.preadv(self._fd, [out.data.cast("B")], k * self.slice_bytes) != self.slice_bytes:
-            raise LoadError(f"shared volume: slice {k} could not be read back")
-        return out
-
-    def finish(self) -> np.ndarray:
-        """The volume as an array on the shared memory; the file's name is gone after this."""
-        import mmap
-
-        # MAP_POPULATE maps every page now, in one call: faulting them in one by one later costs more.
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mm = mmap.mmap(self._fd, self.nbytes, flags=flags)
-        self.discard()
-        return np.frombuffer(mm, dtype=self.dtype).reshape(self.shape)
-
-    def discard(self) -> None:
-        """Close and unlink the file (idempotent); an array from :meth:`finish` stays valid."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-
-
-def _sweep_stale(folder: str) -> None:
-    """Remove shared volumes of processes that no longer exist (killed mid-load)."""
-    for name in os.listdir(folder):
-        if not name.startswith(_SHM_PREFIX):
-            continue
-        try:
-            pid = int(name[len(_SHM_PREFIX):].split("-", 1)[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-        except (ValueError, OSError):
-            continue
-
-
-_POOL: ProcessPoolExecutor | None = None
-_POOL_SIZE = 0
-
-
-def _get_pool(size: int) -> ProcessPoolExecutor:
-    """A process pool kept for the life of the program (spawn: safe with Qt and threads).
-
-    A pool at least ``size`` big is reused: re-spawning costs ~250 ms, far more than an idle extra worker.
-    """
-    global _POOL, _POOL_SIZE
-    size = max(1, size)
-    if _POOL is None or _POOL_SIZE < size:
-        if _POOL is not None:
-            _POOL.shutdown(wait=False, cancel_futures=True)
-        import multiprocessing
-
-        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
-        _POOL_SIZE = size
-    return _POOL
-
-
-def warm_pool() -> None:
-    """Start the decoder pool and import the decoders in it now (an idle app's head start)."""
-    try:
-        pool = _get_pool(os.cpu_count() or 1)
-        for fut in [pool.submit(_import_decoders) for _ in range(_POOL_SIZE)]:
-            fut.result()
-    except (BrokenProcessPool, OSError, RuntimeError):
-        _drop_pool()
-
-
-def _drop_pool() -> None:
-    global _POOL
-    if _POOL is not None:
-        _POOL.shutdown(wait=False, cancel_futures=True)
-        _POOL = None
-
-
-def shutdown_pool() -> None:
-    """Stop the decoder processes (called at exit)."""
-    global _POOL
-    if _POOL is not None:
-        _POOL.shutdown(wait=True, cancel_futures=True)
-        _POOL = None
-
-
-atexit.register(shutdown_pool)
 
 
 # -- public entry points ----------------------------------------------------------------------------
