@@ -189,12 +189,8 @@ def read_pixels_fast(path: str, out: np.ndarray, explicit: bool, offset: int = -
     try:
         fd = os.open(path, os.O_RDONLY | O_BINARY)
         try:
-            st = os.fstat(fd)
-            size = st.st_size
-            if stamp is not None and (size, st.st_mtime_ns) != stamp:
-                return False
-            start = offset - hdr if offset >= 0 else size - nbytes - hdr
-            if start < 132 or start + hdr + nbytes > size:
+            start = _pixel_element_start(os.fstat(fd), nbytes, hdr, offset, stamp)
+            if start is None:
                 return False
             # One call reads the element header and the pixels (scatter read); the header is checked
             # after: on a mismatch the slice is overwritten by the slow path anyway.
@@ -205,6 +201,18 @@ def read_pixels_fast(path: str, out: np.ndarray, explicit: bool, offset: int = -
             os.close(fd)
     except OSError:
         return False
+
+
+def _pixel_element_start(st: os.stat_result, nbytes: int, hdr: int, offset: int,
+                         stamp: tuple[int, int] | None) -> int | None:
+    """Byte offset of the PixelData element header, or None when the file is not the one recorded
+    (``stamp`` = (size, mtime_ns)) or the element would not fit in it."""
+    if stamp is not None and (st.st_size, st.st_mtime_ns) != stamp:
+        return None
+    start = offset - hdr if offset >= 0 else st.st_size - nbytes - hdr
+    if start < 132 or start + hdr + nbytes > st.st_size:
+        return None
+    return start
 
 
 def pixel_element_ok(el: bytes, hdr: int, nbytes: int, explicit: bool) -> bool:
@@ -222,12 +230,8 @@ def read_pixels_portable(path: str, out: np.ndarray, explicit: bool, offset: int
     hdr = 12 if explicit else 8
     try:
         with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            size = st.st_size
-            if stamp is not None and (size, st.st_mtime_ns) != stamp:
-                return False
-            start = offset - hdr if offset >= 0 else size - nbytes - hdr
-            if start < 132 or start + hdr + nbytes > size:
+            start = _pixel_element_start(os.fstat(fh.fileno()), nbytes, hdr, offset, stamp)
+            if start is None:
                 return False
             fh.seek(start)
             if not pixel_element_ok(fh.read(hdr), hdr, nbytes, explicit):
