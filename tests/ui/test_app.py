@@ -192,3 +192,32 @@ def test_the_window_loads_with_the_scanners_header_records(qtbot, main_window, c
     assert records is not None and len(records) == 100
     assert {r.path for r in records} == set(main_window.browser.stacks[next(iter(main_window.browser.stacks))].files)
     assert main_window.grid.slots[0].volume.shape == (100, 512, 512)
+
+
+def test_cycles_are_collected_on_the_main_thread_only(qapp) -> None:
+    """A worker thread must never run Python's cycle collector (it would destroy Qt objects there)."""
+    import gc
+    import threading
+
+    from viewer.app import collect_garbage_on_the_main_thread, make_application
+
+    make_application()
+    collector = collect_garbage_on_the_main_thread()
+    assert not gc.isenabled()
+    assert collector.timer.isActive()
+    threads: list[str] = []
+    gc.callbacks.append(lambda phase, info: threads.append(threading.current_thread().name))
+    try:
+        def churn() -> None:  # far more container allocations than gen 0's threshold
+            for _ in range(50_000):
+                a: list = []
+                a.append(a)
+
+        worker = threading.Thread(target=churn, name="churn")
+        worker.start()
+        worker.join()
+        assert "churn" not in threads
+        collector.check()  # what the timer does, on this (the main) thread
+        assert threads and set(threads) == {threading.main_thread().name}
+    finally:
+        gc.callbacks.pop()
