@@ -1,43 +1,35 @@
-"""Background work for the UI: plain synchronous functions run on worker threads.
+"""Background work for the UI: plain synchronous functions run on a ``QThreadPool``.
 
 Slow work (scanning, loading, thumbnails) is an ordinary function below ``ui`` that takes ``progress``
-and ``cancel`` callbacks. :class:`Background` runs it on a worker thread and delivers its progress, partial
-results, result or error back on the main thread, so every widget is touched only by the main thread.
-
-The worker threads never call Qt. They put events on a thread-safe queue and write one byte to a socket
-pair; a ``QSocketNotifier`` on the main thread wakes the event loop, which drains the queue. Qt objects
-are never created, signalled or destroyed on a worker: PySide can hold the GIL while it waits for a Qt
-lock, and a worker that enters Qt can deadlock against the main thread. (Python's cycle collector could
-still destroy Qt objects on a worker; ``viewer.app`` runs it on the main thread only.)
+and ``cancel`` callbacks. :class:`Background` runs it on a pool thread and delivers its progress, partial
+results, result or error back on the main thread through *queued* signals, so every widget is touched
+only by the main thread.
 
 Each request belongs to a *channel* (e.g. ``"scan"`` or ``"load:0"`` for viewport 0) and carries an
 increasing id. Submitting a new request on a channel cancels the previous one cooperatively and any
 result that still arrives for it is dropped: scrolling or clicking fast never shows a stale series.
 
 The job function has the signature ``fn(ctx: JobContext) -> object``; ``ctx.progress(done, total)``,
-``ctx.cancelled()`` and ``ctx.partial(payload)`` are safe to call from the worker thread.
+``ctx.cancelled()`` and ``ctx.partial(payload)`` are safe to call from the pool thread.
+
+Python's cycle collector must not run on a pool thread (a collection there that frees a Qt object runs its
+C++ destructor on that thread, which can deadlock against the main thread): ``viewer.app`` turns automatic
+collection off and collects on the main thread.
 """
 
 from __future__ import annotations
 
-import queue
-import socket
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QSocketNotifier, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 # Progress is throttled in the worker: a scan of 10,000 files must not post 10,000 events to the UI.
 PROGRESS_INTERVAL_S = 0.03
-
-_Post = Callable[..., None]
 
 
 class Cancelled(Exception):
@@ -45,11 +37,11 @@ class Cancelled(Exception):
 
 
 class JobContext:
-    """What a job function may call from its worker thread."""
+    """What a job function may call from its pool thread."""
 
-    def __init__(self, request_id: int, post: _Post) -> None:
+    def __init__(self, request_id: int, signals: _Signals) -> None:
         self.request_id = request_id
-        self._post = post
+        self._signals = signals
         self._cancel = threading.Event()
         self._last_progress = 0.0
 
@@ -71,35 +63,49 @@ class JobContext:
         if done < total and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        self._post("progress", self.request_id, int(done), int(total))
+        self._signals.progress.emit(self.request_id, int(done), int(total))
 
     def partial(self, payload: object) -> None:
         """Deliver an intermediate result (a first slice, a series found) to the main thread."""
         if not self._cancel.is_set():
-            self._post("partial", self.request_id, payload)
+            self._signals.partial.emit(self.request_id, payload)
 
 
-def _run_job(fn: Callable[[JobContext], object], ctx: JobContext) -> None:
-    """The worker-thread side of a request: run ``fn`` and post its outcome (never raises)."""
-    rid = ctx.request_id
-    post = ctx._post
-    try:
-        if ctx.cancelled():
-            return
-        result = fn(ctx)
-    except Cancelled:
-        pass
-    except Exception as exc:  # noqa: BLE001 - every failure goes to the UI as text, never kills the app
-        message = str(exc) or type(exc).__name__
-        if not isinstance(exc, (OSError, ValueError, KeyError)) and type(exc).__name__ != "LoadError":
-            # An unexpected type is a bug somewhere below: keep the type and origin for the report.
-            message = f"{type(exc).__name__}: {message}\n{traceback.format_exc(limit=3)}"
-        post("failed", rid, message)
-    else:
-        if not ctx.cancelled():
-            post("finished", rid, result)
-    finally:
-        post("done", rid)
+class _Signals(QObject):
+    progress = Signal(int, int, int)
+    partial = Signal(int, object)
+    finished = Signal(int, object)
+    failed = Signal(int, str)
+    done = Signal(int)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[[JobContext], object], ctx: JobContext, signals: _Signals) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._fn = fn
+        self._ctx = ctx
+        self._signals = signals
+
+    def run(self) -> None:  # noqa: D401 - Qt override, runs on a pool thread
+        rid = self._ctx.request_id
+        try:
+            if self._ctx.cancelled():
+                return
+            result = self._fn(self._ctx)
+        except Cancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - every failure goes to the UI as text, never kills the app
+            message = str(exc) or type(exc).__name__
+            if not isinstance(exc, (OSError, ValueError, KeyError)) and type(exc).__name__ != "LoadError":
+                # An unexpected type is a bug somewhere below: keep the type and origin for the report.
+                message = f"{type(exc).__name__}: {message}\n{traceback.format_exc(limit=3)}"
+            self._signals.failed.emit(rid, message)
+        else:
+            if not self._ctx.cancelled():
+                self._signals.finished.emit(rid, result)
+        finally:
+            self._signals.done.emit(rid)
 
 
 @dataclass
@@ -115,35 +121,35 @@ class _Request:
 
 
 class Background(QObject):
-    """Runs jobs on worker threads; one current request per channel; stale results are dropped.
+    """Runs jobs on a thread pool; one current request per channel; stale results are dropped.
 
     Parameters
     ----------
-    max_threads
-        Worker threads. Two suit the 2-core target machines: one scan/thumbnail job and one load can run
-        side by side.
+    pool
+        The pool to run on; a private one with ``max_threads`` threads when None. Two threads suit the
+        2-core target machines: one scan/thumbnail job and one load can run side by side.
     """
 
     busy_changed = Signal(bool)
 
-    def __init__(self, max_threads: int = 2, parent: QObject | None = None) -> None:
+    def __init__(self, pool: QThreadPool | None = None, max_threads: int = 2,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="viewer-background")
-        self._futures: list[Future[None]] = []
+        if pool is None:
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(max_threads)
+        self.pool = pool
         self._next_id = 0
         self._requests: dict[int, _Request] = {}
         self._current: dict[str, int] = {}
-        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        # Workers write a byte to _wake after queueing an event; the notifier runs _drain on the main thread.
-        self._wait, self._wake = socket.socketpair()
-        self._wait.setblocking(False)
-        self._wake.setblocking(False)
-        self._notifier = QSocketNotifier(self._wait.fileno(), QSocketNotifier.Type.Read, self)
-        self._notifier.activated.connect(self._drain)
-        self._handlers: dict[str, Callable[..., None]] = {
-            "progress": self._on_progress, "partial": self._on_partial, "finished": self._on_finished,
-            "failed": self._on_failed, "done": self._on_done,
-        }
+        # The signal object lives in this (main) thread; queued connections make every slot below run
+        # on the main thread whatever thread emits.
+        self._signals = _Signals()
+        self._signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._signals.partial.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
+        self._signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        self._signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
+        self._signals.done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
 
     # -- public -------------------------------------------------------------------------------------------
     def submit(self, channel: str, fn: Callable[[JobContext], object], *,
@@ -163,14 +169,12 @@ class Background(QObject):
         rid = self._next_id
         if replace:
             self.cancel(channel)
-        ctx = JobContext(rid, self._post)
+        ctx = JobContext(rid, self._signals)
         self._requests[rid] = _Request(channel, ctx, on_result, on_error, on_progress, on_partial, on_done)
         if replace:
             self._current[channel] = rid
         was_idle = len(self._requests) == 1
-        # Only the main thread touches _futures (no done-callbacks, which would run on the workers).
-        self._futures = [f for f in self._futures if not f.done()]
-        self._futures.append(self._executor.submit(_run_job, fn, ctx))
+        self.pool.start(_Task(fn, ctx, self._signals))
         if was_idle:
             self.busy_changed.emit(True)
         return rid
@@ -196,68 +200,41 @@ class Background(QObject):
         return sum(1 for r in self._requests.values() if channel is None or r.channel == channel)
 
     def wait_idle(self, timeout_ms: int = -1) -> bool:
-        """Block until no job is running (for shutdown and headless commands); False on timeout.
-
-        The jobs' outcomes are delivered by the event loop afterwards, as usual.
-        """
-        futures = list(self._futures)
-        _, not_done = wait_futures(futures, timeout=None if timeout_ms < 0 else timeout_ms / 1000)
-        return not not_done
-
-    # -- worker side --------------------------------------------------------------------------------------
-    def _post(self, kind: str, rid: int, *args: Any) -> None:
-        """Queue an event for the main thread and wake it (called from worker threads; no Qt here)."""
-        self._events.put((kind, rid, *args))
-        try:
-            self._wake.send(b"\0")
-        except OSError:
-            # BlockingIOError: the socket buffer is full, so a wake-up is already pending. Other errors:
-            # the Background is being torn down and nobody will read the event.
-            pass
+        """Block until the pool has no running job (for shutdown and headless commands)."""
+        return self.pool.waitForDone(timeout_ms)
 
     # -- main-thread delivery -----------------------------------------------------------------------------
-    def _drain(self) -> None:
-        try:
-            while self._wait.recv(4096):
-                pass
-        except OSError:  # BlockingIOError: nothing more to read
-            pass
-        while True:
-            try:
-                kind, rid, *args = self._events.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self._handlers[kind](rid, *args)
-            except Exception:  # noqa: BLE001 - one failing callback must not drop the events after it
-                sys.excepthook(*sys.exc_info())
-
     def _live(self, rid: int) -> _Request | None:
         req = self._requests.get(rid)
         if req is None or req.ctx.cancelled():
             return None
         return req
 
+    @Slot(int, int, int)
     def _on_progress(self, rid: int, done: int, total: int) -> None:
         req = self._live(rid)
         if req is not None and req.on_progress is not None:
             req.on_progress(done, total)
 
+    @Slot(int, object)
     def _on_partial(self, rid: int, payload: object) -> None:
         req = self._live(rid)
         if req is not None and req.on_partial is not None:
             req.on_partial(payload)
 
+    @Slot(int, object)
     def _on_finished(self, rid: int, result: object) -> None:
         req = self._live(rid)
         if req is not None and req.on_result is not None:
             req.on_result(result)
 
+    @Slot(int, str)
     def _on_failed(self, rid: int, message: str) -> None:
         req = self._live(rid)
         if req is not None and req.on_error is not None:
             req.on_error(message)
 
+    @Slot(int)
     def _on_done(self, rid: int) -> None:
         req = self._requests.pop(rid, None)
         if req is None:
