@@ -747,34 +747,17 @@ class SeriesLoader:
 
     def _pool_pickled(self, pool: ProcessPoolExecutor, first: list[str], rest: list[list[str]],
                       pool_only: bool, cancel: Cancel | None, put: Callable[[str, np.ndarray], None]) -> None:
-        """Work stealing: this process decodes chunks from the front; the pool gets the same chunks from
-        the back. A chunk whose future has not started yet is cancelled and decoded here. In pool-only
-        mode the pool has all cores, decodes front first, and this process only waits (without the GIL).
-        """
-        futures: dict[int, Future[list[np.ndarray]]] = {}
-        try:
-            for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
-                futures[i] = pool.submit(decode_pool.decode_chunk, rest[i])
-            for path in first:
-                put(path, decode_pool.decode_file(path))
-            for i, chunk in enumerate(rest):
-                if cancel is not None and cancel():
-                    raise LoadCancelled("loading cancelled")
-                fut = futures[i]
-                if not pool_only and fut.cancel():
-                    results = [decode_pool.decode_file(p) for p in chunk]
-                else:
-                    try:
-                        results = fut.result()
-                    except BrokenProcessPool:
-                        # A worker died (killed, or spawn could not start it): decode here instead.
-                        decode_pool.drop_pool()
-                        results = [decode_pool.decode_file(p) for p in chunk]
-                for path, frames in zip(chunk, results):
-                    put(path, frames)
-        finally:
-            for fut in futures.values():
-                fut.cancel()
+        """Decode with the pool, slices sent back pickled and stored here by ``put``."""
+
+        def here(chunk: list[str]) -> list[np.ndarray]:
+            return [decode_pool.decode_file(p) for p in chunk]
+
+        def finished(chunk: list[str], results: list[np.ndarray]) -> None:
+            for path, frames in zip(chunk, results):
+                put(path, frames)
+
+        _steal_work(first, rest, pool_only, cancel, lambda chunk: pool.submit(decode_pool.decode_chunk, chunk),
+                    here, finished)
 
     def _pool_shared(self, pool: ProcessPoolExecutor, shared: SharedSlices, first: list[str],
                      rest: list[list[str]], by_file: dict[str, list[int]], spec: StoreSpec,
@@ -789,38 +772,53 @@ class SeriesLoader:
         def here(chunk: list[str]) -> None:
             decode_pool.decode_chunk_into(shared.path, shape, dtype, spec, jobs(chunk))
 
-        def finished(chunk: list[str]) -> None:
+        def finished(chunk: list[str], _: object) -> None:
             report([k for p in chunk for k in by_file[p]], shared.read_slice)
 
-        futures: dict[int, Future[None]] = {}
         try:
-            for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
-                futures[i] = pool.submit(decode_pool.decode_chunk_into, shared.path, shape, dtype, spec,
-                                         jobs(rest[i]))
-            if first:
-                here(first)
-                finished(first)
-            for i, chunk in enumerate(rest):
-                if cancel is not None and cancel():
-                    raise LoadCancelled("loading cancelled")
-                fut = futures[i]
-                if not pool_only and fut.cancel():
-                    here(chunk)
-                else:
-                    try:
-                        fut.result()
-                    except BrokenProcessPool:
-                        decode_pool.drop_pool()
-                        here(chunk)
-                finished(chunk)
+            _steal_work(first, rest, pool_only, cancel,
+                        lambda chunk: pool.submit(decode_pool.decode_chunk_into, shared.path, shape, dtype,
+                                                  spec, jobs(chunk)),
+                        here, finished)
         except OSError as exc:
             # Writing the shared volume failed (shared memory full): the caller loads again without it.
             raise SharedFailed(str(exc)) from exc
-        finally:
-            for fut in futures.values():
-                fut.cancel()
         return shared.finish()
 
+
+def _steal_work(first: list[str], rest: list[list[str]], pool_only: bool, cancel: Cancel | None,
+                submit: Callable[[list[str]], Future[Any]], here: Callable[[list[str]], Any],
+                finished: Callable[[list[str], Any], None]) -> None:
+    """Work stealing between this process and the decoder pool, in chunk order.
+
+    This process decodes ``first`` and then chunks from the front (``here``); the pool gets the same
+    chunks from the back (``submit``). A chunk whose future has not started yet is cancelled and decoded
+    here. In pool-only mode the pool has all cores, decodes front first, and this process only waits
+    (without the GIL). ``finished(chunk, result)`` runs here, in chunk order; a pool that broke (a worker
+    killed, or spawn could not start it) is dropped and its chunk decoded here.
+    """
+    futures: dict[int, Future[Any]] = {}
+    try:
+        for i in (range(len(rest)) if pool_only else range(len(rest) - 1, -1, -1)):
+            futures[i] = submit(rest[i])
+        if first:
+            finished(first, here(first))
+        for i, chunk in enumerate(rest):
+            if cancel is not None and cancel():
+                raise LoadCancelled("loading cancelled")
+            fut = futures[i]
+            if not pool_only and fut.cancel():
+                result = here(chunk)
+            else:
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    decode_pool.drop_pool()
+                    result = here(chunk)
+            finished(chunk, result)
+    finally:
+        for fut in futures.values():
+            fut.cancel()
 
 
 def _mosaic_free(ds: Any) -> bool:
