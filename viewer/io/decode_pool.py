@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from viewer.io.errors import LoadError
-from viewer.io.pixels import rescale_into
+from viewer.io.pixels import rescale_fits_int16, rescale_into
 from viewer.io.rawread import O_BINARY, read_full_dataset
 
 #: Most decoder processes the pool starts, whatever the core count. Each worker is a Python process
@@ -85,13 +85,9 @@ def store_into(out: np.ndarray, frames: np.ndarray, item: StoredSlice, k: int,
         vals = np.asarray(apply_modality_lut(src, wrap))
         np.copyto(out, vals, casting="unsafe")
         return out
-    if out.dtype == np.int16 and not spec.all_fit:
-        lo = int(src.min()) * item.slope + item.intercept
-        hi = int(src.max()) * item.slope + item.intercept
-        lo, hi = min(lo, hi), max(lo, hi)
-        if not (float(item.slope).is_integer() and float(item.intercept).is_integer()
-                and -32768 <= lo and hi <= 32767):
-            raise NeedsFloat(k)
+    if out.dtype == np.int16 and not spec.all_fit and not rescale_fits_int16(
+            item.slope, item.intercept, int(src.min()), int(src.max())):
+        raise NeedsFloat(k)
     rescale_into(out, src, item.slope, item.intercept)
     return out
 

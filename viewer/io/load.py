@@ -536,13 +536,11 @@ class SeriesLoader:
         stored = fix_stored_bits(stored, self.layout.bits_stored, self.layout.signed)
         if not self.layout.signed and self.layout.bits_stored <= 15:
             stored = out  # masked values < 2**15 have the same bits as int16: same-type in-place add
-        if not self._all_fit:
+        if not self._all_fit and not rescale_fits_int16(item.slope, item.intercept, int(stored.min()),
+                                                        int(stored.max())):
             # The stored bit range alone could leave int16 (e.g. signed 16-bit + intercept -1024):
-            # check this slice's actual values.
-            a = int(stored.min()) * item.slope + item.intercept
-            b = int(stored.max()) * item.slope + item.intercept
-            if min(a, b) < -32768 or max(a, b) > 32767:
-                raise NeedsFloat(0)
+            # this slice's actual values do.
+            raise NeedsFloat(0)
         if item.slope != 1 or item.intercept != 0:
             rescale_into(out, stored, item.slope, item.intercept)
         return True
