@@ -35,11 +35,10 @@ def frame_of_reference(volume: Volume | None) -> str:
     """
     if volume is None:
         return ""
-    md = volume.metadata or {}
-    if md.get("frame_of_reference_uid"):
-        return "for:" + str(md["frame_of_reference_uid"])
-    if md.get("study_uid"):
-        return "study:" + str(md["study_uid"])
+    if volume.info.frame_of_reference_uid:
+        return "for:" + volume.info.frame_of_reference_uid
+    if volume.info.study_uid:
+        return "study:" + volume.info.study_uid
     return ""
 
 

@@ -67,22 +67,17 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     g = state.geometry
     if vol is None or g is None:
         return out
-    md = vol.metadata
-    name = md.get("patient_name") or md.get("PatientName") or ""
-    pid = md.get("patient_id") or md.get("PatientID") or ""
+    info = vol.info
     # Anonymised data often repeat one string as name and ID: once is enough.
-    out.top_left = [s for s in dict.fromkeys((str(name), str(pid))) if s]
+    out.top_left = [s for s in dict.fromkeys((info.patient_name, info.patient_id)) if s]
     if vol.warnings:
         # The first loader/geometry warning, short: the full list belongs in the browser's tooltip.
         first = str(vol.warnings[-1] if "geometry unusable" in str(vol.warnings[-1]) else vol.warnings[0])
         more = f" (+{len(vol.warnings) - 1})" if len(vol.warnings) > 1 else ""
         out.top_left.append("⚠ " + (first if len(first) <= 60 else first[:57] + "...") + more)
-    study_date = md.get("study_date") or md.get("StudyDate") or ""
-    study = md.get("study_description") or md.get("StudyDescription") or ""
-    out.top_right = [s for s in (_fmt_date(study_date), str(study)) if s]
-    series = md.get("series_description") or md.get("SeriesDescription") or ""
-    number = md.get("series_number") or md.get("SeriesNumber") or ""
-    series_line = " ".join(s for s in (f"Se {number}" if number != "" else "", str(series)) if s)
+    out.top_right = [s for s in (_fmt_date(info.study_date), info.study_description) if s]
+    number = info.series_number
+    series_line = " ".join(s for s in (f"Se {number}" if number is not None else "", info.series_description) if s)
     out.top_right.append(series_line or vol.modality)
     plane = f"{g.plane} " if g.plane != "acquired" else ""
     out.bottom_left = [f"{plane}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm"]

@@ -19,6 +19,7 @@ collection off and collects on the main thread.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -325,13 +326,15 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
         extra = {"records": records} if records is not None else {}
         loader = io.series_loader(list(files), series_uid=series_uid, progress=ctx.progress,
                                   cancel=ctx.cancelled, **extra)
-        metadata = loader.metadata()
+        info = loader.series_info()
         total = int(loader.shape[0])
 
         def first_slice(k: int, values: np.ndarray) -> None:
             affine = np.array(loader.affine, dtype=np.float64)
             affine[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, float(k)]) + affine[:3, 3]
-            one = Volume(np.array(values)[None], affine, loader.modality, loader.series_uid, dict(metadata))
+            # The preview's one slice keeps the series' windows (opening window, per-slice span).
+            one = Volume(np.array(values)[None], affine, loader.modality, loader.series_uid,
+                         dataclasses.replace(info, slices=info.slices[k:k + 1]))
             ctx.partial(Preview(one, int(k), total))
 
         ctx.check()
