@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSpinBox, QWidget
 
+from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
 from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
@@ -184,7 +185,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
         if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(getattr(self.browser.stacks[k], "files", [])))
+            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -200,15 +201,14 @@ class MainWindow(QMainWindow):
         slot.stack_key = key
         slot.loading = True
         slot.preview = None
-        desc = getattr(stack, "description", "") or "(no description)"
-        slot.set_title(f"{getattr(stack, 'modality', '')}  {desc}  — loading…")
+        desc = stack.description or "(no description)"
+        slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
-        files = list(getattr(stack, "files", []))
+        files = list(stack.files)
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
-                                    warnings=list(getattr(stack, "warnings", []) or []),
-                                    records=getattr(stack, "records", None) or None),
+            f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
+                                    warnings=list(stack.warnings), records=stack.records or None),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
@@ -233,21 +233,21 @@ class MainWindow(QMainWindow):
         base = slot.title.text().split("  — ")[0]
         slot.set_title(f"{base}  — loading {done}/{total}")
 
-    def _on_loaded(self, idx: int, key: str, volume: Any) -> None:
+    def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
         slot.loading = False
         start = None
-        preview = getattr(slot, "preview", None)
+        preview = slot.preview
         if preview is not None:
             # Keep the slice the user already sees: the preview's position in the full volume.
             start = nearest_slice(volume, slice_position(preview, 0))
         slot.preview = None
         slot.show_volume(volume, start)  # also clears the "Loading" message
         stack = self.browser.stacks.get(key)
-        desc = getattr(stack, "description", "") or "(no description)"
+        desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
-        tips = list(getattr(volume, "warnings", []) or [])
+        tips = list(volume.warnings)
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
         if idx == self.grid.active:
