@@ -81,8 +81,11 @@ class ImageState(Observable):
         if volume is not None:
             self.set_volume(volume)
 
-    def set_volume(self, volume: Volume | None) -> None:
+    def set_volume(self, volume: Volume | None, *, keep_display: bool = False) -> None:
         """Show ``volume`` with its opening window, MONOCHROME1 inverted, crosshair at its centre.
+
+        ``keep_display``: the volume refines the one shown (a whole series replacing its one-slice
+        preview): the window, inversion, crosshair and measurements stay as the reader set them.
 
         A volume whose affine is unusable (zero pixel spacing, no orientation) is shown through a
         repaired copy (``viewer.core.reslice.repair_affine``) whose ``warnings`` say so.
@@ -91,6 +94,13 @@ class ImageState(Observable):
             fixed, warning = repair_affine(volume.affine)
             if warning is not None:
                 volume = dataclasses.replace(volume, affine=fixed, warnings=[*volume.warnings, warning])
+        if keep_display and volume is not None and self.volume is not None:
+            with self.batch():
+                self.volume = volume
+                for m in self.measurements:
+                    compute(m, volume)
+                self.notify("volume", "refined", "measurements")
+            return
         with self.batch():
             self.volume = volume
             self.measurements = []

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, Q
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from viewer.state.services import ScanResultLike, SeriesSource
+from viewer.state.workspace import Workspace
 from viewer.ui.layouts import STACK_MIME
 from viewer.ui.workers import Background, IoServices, scan_job, thumbnail_job
 
@@ -101,7 +102,13 @@ class StudyBrowser(QWidget):
     scan_finished = Signal(int, int)  # number of series, number of bad files
     thumbnails_finished = Signal()
 
-    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None) -> None:
+    @property
+    def stacks(self) -> dict[str, SeriesSource]:
+        """The scanned series by key (the workspace's)."""
+        return self.workspace.series
+
+    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None, *,
+                 workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.background = background
         self.io = io
@@ -121,7 +128,8 @@ class StudyBrowser(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.tree, 1)
         self._set_busy(False)
-        self.stacks: dict[str, SeriesSource] = {}
+        # The series live in the application model; the tree shows them.
+        self.workspace = workspace if workspace is not None else Workspace()
         self.bad_files: list[tuple[str, str]] = []
         self.items: dict[str, QTreeWidgetItem] = {}
         self._key_counter = 0  # stack keys stay unique when early-listed stacks are removed
@@ -137,7 +145,7 @@ class StudyBrowser(QWidget):
         """Index ``paths`` (folders, files or a DICOMDIR) in the background; returns the request id."""
         self.background.cancel("thumb")
         self.tree.clear()
-        self.stacks.clear()
+        self.workspace.clear_series()
         self.items.clear()
         self._patients.clear()
         self._studies.clear()
@@ -206,7 +214,7 @@ class StudyBrowser(QWidget):
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:
-        del self.stacks[key]
+        self.workspace.remove_series(key)
         item = self.items.pop(key)
         parent = item.parent()
         parent.removeChild(item)
@@ -224,7 +232,7 @@ class StudyBrowser(QWidget):
     def _add_stack(self, stack: SeriesSource) -> None:
         self._key_counter += 1
         key = str(self._key_counter)
-        self.stacks[key] = stack
+        self.workspace.add_series(key, stack)
         info = stack_info(stack)
         pkey = info["patient_id"] + "\x00" + info["patient_name"]
         patient = self._patients.get(pkey)

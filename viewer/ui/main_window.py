@@ -20,7 +20,8 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSpinBox, Q
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
-from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
+from viewer.state.workspace import Workspace
+from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
 from viewer.ui.workers import Background, IoServices, Preview, load_job
@@ -36,21 +37,24 @@ class MainWindow(QMainWindow):
     series_failed = Signal(int, str)  # slot index, reason
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.io = io
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.background = background or Background(parent=self)
         self.settings = settings or Settings()
-        self.grid = ViewportGrid(self)
+        # The application model: series, viewports, AI results. Widgets below draw it.
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.grid = ViewportGrid(self.workspace, self)
         self.setCentralWidget(self.grid)
-        self.browser = StudyBrowser(self.background, io, self)
+        self.browser = StudyBrowser(self.background, io, self, workspace=self.workspace)
         self.measure_panel = MeasurePanel(self)
         self.cine = Cine(self)
         self.cine.set_fps(self.settings.cine_fps())
         self.auto_open = True
         self._load_started: dict[int, float] = {}
+        self._load_reference: dict[int, int] = {}
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -102,7 +106,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.act_link = QAction("&Link Scrolling", self, checkable=True, checked=True,
                                 toolTip="Scroll series of the same frame of reference together, by position")
-        self.act_link.toggled.connect(lambda on: setattr(self.grid, "linked", on))
+        self.act_link.toggled.connect(self.workspace.set_linked)
         view_menu.addAction(self.act_link)
         view_menu.addSeparator()
         view_menu.addAction(self.studies_dock.toggleViewAction())
@@ -197,10 +201,11 @@ class MainWindow(QMainWindow):
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
         slot = self.grid.slots[idx]
+        # The viewport the reader was on: a series loading elsewhere joins its position (when linked),
+        # never the reverse.
+        self._load_reference[idx] = self.grid.active
         self.grid.set_active(idx)
-        slot.stack_key = key
-        slot.loading = True
-        slot.preview = None
+        slot.model.start_loading(key)
         desc = stack.description or "(no description)"
         slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
@@ -221,11 +226,7 @@ class MainWindow(QMainWindow):
             self.first_image_shown.emit(idx)
 
     def _on_preview(self, idx: int, preview: Preview) -> None:
-        slot = self.grid.slots[idx]
-        slot.preview = preview.volume
-        slot.view.set_volume(preview.volume, 0)
-        if preview.total > 1:
-            slot.view.show_message(f"Loading {preview.total} images…")
+        self.grid.slots[idx].model.show_preview(preview.volume, preview.total)
         self._mark_first_image(idx)
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
@@ -235,14 +236,11 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
-        slot.loading = False
-        start = None
-        preview = slot.preview
-        if preview is not None:
-            # Keep the slice the user already sees: the preview's position in the full volume.
-            start = nearest_slice(volume, slice_position(preview, 0))
-        slot.preview = None
-        slot.show_volume(volume, start)  # also clears the "Loading" message
+        # Refines the preview in place: same slice, window and zoom the reader sees.
+        slot.model.finish(volume)
+        reference = self._load_reference.pop(idx, None)
+        if reference is not None and reference != idx:
+            self.workspace.align_to(slot.model, self.workspace.viewports[reference])
         stack = self.browser.stacks.get(key)
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
@@ -256,8 +254,8 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, idx: int, key: str, message: str) -> None:
         slot = self.grid.slots[idx]
-        slot.preview = None
-        slot.show_error(message)
+        slot.model.fail(message)
+        self._load_reference.pop(idx, None)
         slot.set_title("Cannot load this series")
         slot.title.setToolTip(message)
         self.browser.mark_error(key, message.splitlines()[0])
