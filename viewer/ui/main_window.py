@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSpinBox, QWidget
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
+                               QMainWindow, QPlainTextEdit, QSpinBox, QTextEdit, QWidget)
 
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
@@ -27,6 +29,8 @@ from viewer.ui.settings import Settings
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+# Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
+KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -78,6 +82,9 @@ class MainWindow(QMainWindow):
         self.grid.layout_changed.connect(self._on_layout_changed)
         self.statusBar().showMessage("Ready")
         self._on_active_changed(self.grid.active)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -276,6 +283,8 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        if self.grid.layout_name != "mpr" and not view.hasFocus() and self.isActiveWindow():
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
         self.cine.set_target(view)
         self.measure_panel.set_view(view)
 
@@ -288,6 +297,21 @@ class MainWindow(QMainWindow):
     def _set_fps(self, fps: int) -> None:
         self.cine.set_fps(fps)
         self.settings.set_cine_fps(fps)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """A click on a dock's button, list or tree hands the keyboard back to the active viewport, so
+        number keys, Enter and Backspace act where the reader looks. Text fields, spin boxes and combo
+        boxes keep it (the user is typing), and so does keyboard navigation into a dock (Tab)."""
+        if not shiboken6.isValid(self) or new is None or QApplication.mouseButtons() == Qt.MouseButton.NoButton:
+            return
+        if isinstance(new, KEEP_FOCUS_WIDGETS) or new.window() is not self:
+            return
+        parent: QWidget | None = new
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None:
+            # After the click is delivered: the widget clicked still gets its release and its signal.
+            QTimer.singleShot(0, self.grid.focus_active)
 
     # -- drag and drop of files/folders -------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
