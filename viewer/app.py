@@ -88,7 +88,19 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process)
+                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers)
+
+
+def shutdown_workers() -> None:
+    """End every worker process: the loader's decoder pool and the thumbnail decoder (window close, the
+    end of every command). Nothing is started here; the next use starts them again."""
+    global _DECODER
+    pool = sys.modules.get("viewer.io.decode_pool")
+    if pool is not None:
+        pool.shutdown_pool()
+    if _DECODER is not None:
+        decoder, _DECODER = _DECODER, None
+        decoder.shutdown(wait=True, cancel_futures=True)
 
 
 _DECODER: Any = None

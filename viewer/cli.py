@@ -51,3 +51,18 @@ def main(argv: list[str]) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        end_workers()
+
+
+def end_workers() -> None:
+    """End the worker processes a command started (decoder pools), also when ``main`` runs in-process
+    (tests, scripts): nothing of a finished command keeps running. Imports nothing new."""
+    import sys
+
+    app = sys.modules.get("viewer.app")
+    if app is not None:
+        app.shutdown_workers()
+    pool = sys.modules.get("viewer.io.decode_pool")
+    if pool is not None:
+        pool.shutdown_pool()

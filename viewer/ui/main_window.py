@@ -328,5 +328,7 @@ class MainWindow(QMainWindow):
         self.cine.stop()
         self.background.cancel_all()
         self.background.wait_idle(3000)
+        if self.io.shutdown is not None:
+            self.io.shutdown()  # decoder processes end with the window, not at interpreter exit
         super().closeEvent(ev)
 
