@@ -198,11 +198,12 @@ def run_app(argv: list[str]) -> int:
     window = build_main_window(args.paths)
     from viewer.ui.label_panel import attach_label_panel
 
-    attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
+    labels = attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
     import viewer.ai  # handed to the AI dock: ui may not import it (onnxruntime stays inside viewer.ai)
     from viewer.ui.ai_panel import attach_ai_panel
+    from viewer.ui.label_panel import offer_ai_suggestions
 
-    attach_ai_panel(window, viewer.ai)
+    offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
     window.resize(1400, 900)
     window.show()
     # Start the decoder processes now, off the UI thread, so the first compressed series does not pay

@@ -155,11 +155,13 @@ def _draw_model(app: object, window: object, model_id: str) -> int:
     results: dict[str, object] = {}
     panel.result_ready.connect(lambda kind, r: results.__setitem__(kind, r))
     panel.failed.connect(lambda kind, m: results.__setitem__("error", f"{kind}: {m}"))
-    kinds = ["slice"]
-    panel.classify_slice()
+    # An ROI model draws its class map (its scope); a whole-image model its top-k labels of the slice.
     if panel.manifest().applies_to.scope == "roi":
-        kinds.append("classmap")
+        kinds = ["classmap"]
         panel.class_map()
+    else:
+        kinds = ["slice"]
+        panel.classify_slice()
     if not _pump(app, lambda: "error" in results or all(k in results for k in kinds), WAIT_S):
         return _fail(f"--model {model_id}: timed out running the model", 1)
     if "error" in results:
