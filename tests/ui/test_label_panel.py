@@ -302,3 +302,57 @@ def test_brush_outline_follows_the_cursor_at_the_brush_size(labelled_window, qtb
     assert brush.outline.rect().width() == pytest.approx(2 * 15.5 * g.col_mm, rel=1e-6)
     brush.set_mode("off")
     assert not brush.outline.isVisible()
+
+
+def test_labels_export_from_the_file_menu_in_every_format(labelled_window, qtbot, tmp_path: Path, store) -> None:
+    """File ▸ Export Labels writes what the store holds for the shown series, de-identified on request."""
+    import csv
+    import json
+
+    import nibabel
+    import pydicom
+
+    from viewer.state.measurements import Measurement
+
+    window, panel = labelled_window
+    view = panel.view
+    view.set_slice(0)
+    panel.mode_box.setChecked(True)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_2)  # slice 0 "abnormal"
+    qtbot.keyClick(view, Qt.Key.Key_1)  # slice 1 "normal"
+    panel.mode_box.setChecked(False)
+    brush = panel.brush
+    brush.label_box.setCurrentText("abnormal")
+    brush.set_mode("brush")
+    brush.size_box.setValue(10)
+    view.set_slice(40)
+    brush.begin_stroke(200.0, 300.0)
+    brush.end_stroke()
+    brush.set_mode("off")
+    p0, p1 = view.state.point_to_lps(100, 100), view.state.point_to_lps(100, 160)
+    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=40))
+    qtbot.wait(50)
+    assert list(store.rois(series_uid=view.volume.series_uid)), panel.keeper.last_error
+    menu = panel.export.menu
+    assert menu in [a.menu() for a in window.file_menu.actions() if a.menu() is not None]
+    outs = {fmt: tmp_path / f"out.{fmt if fmt != 'nifti' else 'nii.gz'}" for fmt in ("csv", "json", "seg", "sr", "nifti")}
+    errors: list[str] = []
+    done: list[str] = []
+    panel.export.failed.connect(lambda fmt, message: errors.append(f"{fmt}: {message}"))
+    panel.export.exported.connect(lambda fmt, _path: done.append(fmt))
+    for fmt, out in outs.items():
+        panel.export.export(fmt, str(out), deidentify=fmt == "seg")
+        qtbot.waitUntil(lambda: bool(errors) or fmt in done, timeout=120000)
+        assert not errors and out.is_file(), (fmt, errors)
+    rows = list(csv.DictReader(outs["csv"].open()))
+    assert sorted(r["label"] for r in rows) == ["abnormal", "normal"]
+    assert len(json.loads(outs["json"].read_text())["labels"]) == 2
+    seg = pydicom.dcmread(outs["seg"])
+    assert seg.Modality == "SEG"
+    original = pydicom.dcmread(view.volume.info.slices[0].file, stop_before_pixels=True)
+    assert str(seg.get("PatientName", "")) != str(original.PatientName)  # de-identified
+    sr = pydicom.dcmread(outs["sr"])
+    assert sr.Modality == "SR"
+    mask = np.asarray(nibabel.load(str(outs["nifti"])).dataobj)
+    assert mask.sum() > 250  # the painted disc (radius 10: ~314 px)

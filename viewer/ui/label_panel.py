@@ -59,6 +59,7 @@ class LabelPanel(QWidget):
         self.dock: Any = None
         self.eval_dock: Any = None
         self.keeper: Any = None
+        self.export: Any = None  # File ▸ Export Labels (viewer.ui.label_export)
         self.sets, errors = available_label_sets()
         # Series-scope sets need a study list, not a slice stack; this panel labels slices.
         self.set_box = QComboBox(self)
@@ -479,6 +480,9 @@ def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slic
     window.tabifyDockWidget(dock, eval_dock)
     dock.raise_()
     panel.dock, panel.eval_dock = dock, eval_dock
+    from viewer.ui.label_export import LabelExport
+
+    panel.export = LabelExport(window, panel)
 
     keeper = MeasurementKeeper(store, lambda: panel.annotator_edit.text().strip() or default_annotator(), window)
     panel.keeper = keeper

@@ -31,6 +31,7 @@ from viewer.ui.settings import Settings
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+CLOSE_WAIT_MS = 30000
 # Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
 KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
                                        triggered=self._ask_folder)
         self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
@@ -105,6 +106,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
+        # Panels add their File actions (labels export) above this separator.
+        self.file_menu_end = file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
 
         view_menu = self.view_menu = self.menuBar().addMenu("&View")
@@ -411,7 +414,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.cine.stop()
         self.background.cancel_all()
-        self.background.wait_idle(3000)
+        # Cancelled jobs stop at their next check; one inside a decode finishes it first. Wait for them:
+        # a job still running after the pools were shut down would start a decoder process again.
+        self.background.wait_idle(CLOSE_WAIT_MS)
         if self.io.shutdown is not None:
             self.io.shutdown()  # decoder processes end with the window, not at interpreter exit
         super().closeEvent(ev)
