@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.state.ai_results import AiResults
 from viewer.state.image import ImageState
@@ -215,6 +216,8 @@ class Workspace(Observable):
         self.layout = "1x1"
         self.linked = True
         self.ai = AiResults()
+        # SEG and SR objects the reader opened: drawn over the series they reference.
+        self.derived: list[DerivedOverlay] = []
         self._syncing = False
         for vp in self.viewports:
             vp.view.subscribe(functools.partial(self._slice_changed, vp))
@@ -231,6 +234,14 @@ class Workspace(Observable):
     def clear_series(self) -> None:
         self.series.clear()
         self.notify("series")
+
+    def add_derived(self, overlay: DerivedOverlay) -> None:
+        """Show ``overlay`` over its series (replacing an earlier read of the same file)."""
+        self.derived = [o for o in self.derived if o.path != overlay.path] + [overlay]
+        self.notify("derived")
+
+    def derived_for(self, volume: Volume | None) -> list[DerivedOverlay]:
+        return [] if volume is None else [o for o in self.derived if o.applies_to(volume.info)]
 
     # -- viewports ------------------------------------------------------------------------------------
     @property

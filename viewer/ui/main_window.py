@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockW
                                QMainWindow, QMenu, QPlainTextEdit, QSpinBox, QTextEdit, QToolBar, QToolButton,
                                QWidget)
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
@@ -32,6 +33,7 @@ from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
 CLOSE_WAIT_MS = 30000
+DERIVED_MODALITIES = ("SEG", "SR")
 # Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
 KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
@@ -42,6 +44,7 @@ class MainWindow(QMainWindow):
     first_image_shown = Signal(int)  # slot index: the preview or the volume is on screen
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
+    derived_opened = Signal(object)  # a DerivedOverlay (SEG/SR) now kept in the workspace
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
@@ -102,7 +105,11 @@ class MainWindow(QMainWindow):
                                        triggered=self._ask_folder)
         self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
         self.act_open_dicomdir = QAction("Open &DICOMDIR…", self, triggered=self._ask_dicomdir)
-        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir])
+        self.act_open_derived = QAction("Open Segmentation or &Report (SEG/SR)…", self,
+                                        triggered=self._ask_derived,
+                                        toolTip="Draw a DICOM SEG or SR over the series it references")
+        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir,
+                              self.act_open_derived])
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
@@ -253,6 +260,33 @@ class MainWindow(QMainWindow):
         if paths:
             self.open_paths(paths)
 
+    def _ask_derived(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open DICOM SEG or SR", "", "DICOM (*.dcm *);;All (*)")
+        if path:
+            self.open_derived(path)
+
+    def open_derived(self, path: str) -> int | None:
+        """Read a DICOM SEG or SR in the background and draw it over the series it references (now, in
+        every viewport showing that series, or when that series is opened later)."""
+        read = self.io.read_derived
+        if read is None:
+            return None
+
+        def done(overlay: object) -> None:
+            assert isinstance(overlay, DerivedOverlay)
+            self.workspace.add_derived(overlay)
+            shown = [vp.index + 1 for vp in self.workspace.viewports if vp.shown is not None
+                     and overlay.applies_to(vp.shown.info)]
+            what = f"{overlay.kind} “{overlay.description}”"
+            self.statusBar().showMessage(f"{what} shown over viewport {', '.join(map(str, shown))}" if shown else
+                                         f"{what} kept: open the series it references to see it")
+            self.derived_opened.emit(overlay)
+
+        return self.background.submit(
+            f"derived:{path}", lambda _ctx: read(path), on_result=done,
+            on_error=lambda m: self.statusBar().showMessage("Cannot show " + Path(path).name + ": "
+                                                            + m.splitlines()[0]))
+
     def _ask_dicomdir(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;All (*)")
         if path:
@@ -277,9 +311,13 @@ class MainWindow(QMainWindow):
 
     def _on_scan_finished(self, n_series: int, n_bad: int) -> None:
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
-        if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
+        images = [k for k, s in self.browser.stacks.items() if s.modality not in DERIVED_MODALITIES]
+        for key, stack in self.browser.stacks.items():
+            if stack.modality in DERIVED_MODALITIES and stack.files:
+                self.open_derived(stack.files[0])  # segmentations found with the study: drawn over it
+        if self.auto_open and images and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
+            key = max(images, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -287,6 +325,9 @@ class MainWindow(QMainWindow):
         stack = self.browser.stacks.get(key)
         if stack is None:
             return None
+        if stack.modality in DERIVED_MODALITIES and stack.files:
+            # A segmentation is drawn over its source series, not shown as an image of its own.
+            return self.open_derived(stack.files[0])
         if self.grid.layout_name == "mpr":
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
