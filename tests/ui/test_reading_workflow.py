@@ -256,3 +256,24 @@ def test_measurement_list_names_the_image_and_jumps_to_it(qtbot, main_window, cr
     qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert view.slice_index == 30
     qtbot.waitUntil(lambda: QApplication.focusWidget() is view, timeout=2000)  # keys back to the image
+
+
+def test_reopening_a_series_uses_the_cached_volume(qtbot, main_window, ct_root: Path) -> None:
+    open_and_wait(qtbot, main_window, [ct_root], load=False)
+    stacks = main_window.browser.stacks
+    crc = next(k for k, s in stacks.items() if len(s.files) == 100)
+    j2k = next(k for k, s in stacks.items() if len(s.files) == 20)
+    _load(qtbot, main_window, crc, 0)
+    slot = main_window.grid.slots[0]
+    first = slot.volume
+    _load(qtbot, main_window, j2k, 0)
+    assert slot.volume is not first
+    submitted: list[str] = []
+    original = main_window.background.submit
+    main_window.background.submit = lambda channel, *a, **k: submitted.append(channel) or original(channel, *a, **k)
+    try:
+        _load(qtbot, main_window, crc, 0)  # back to the first series: no decode, the same volume
+    finally:
+        main_window.background.submit = original
+    assert slot.volume is first and not [c for c in submitted if c.startswith("load:")]
+    assert main_window.workspace.cache.hits >= 1

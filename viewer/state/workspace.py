@@ -29,6 +29,7 @@ from viewer.state.image import ImageState
 from viewer.state.observable import Observable
 from viewer.state.services import SeriesSource
 from viewer.state.view import ViewState
+from viewer.state.volume_cache import VolumeCache
 
 STATUSES = ("empty", "loading", "preview", "loaded", "failed")
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
@@ -218,11 +219,18 @@ class Workspace(Observable):
         self.ai = AiResults()
         # SEG and SR objects the reader opened: drawn over the series they reference.
         self.derived: list[DerivedOverlay] = []
+        # Loaded volumes by series (LRU, bounded by memory): reopening a series does not decode it again.
+        self.cache = VolumeCache()
         self._syncing = False
         for vp in self.viewports:
             vp.view.subscribe(functools.partial(self._slice_changed, vp))
 
     # -- series -------------------------------------------------------------------------------------
+    @staticmethod
+    def cache_key(source: SeriesSource) -> tuple[str, tuple[str, ...]]:
+        """What identifies a loaded series for the cache: its UID and exactly its files."""
+        return source.series_uid, tuple(source.files)
+
     def add_series(self, key: str, source: SeriesSource) -> None:
         self.series[key] = source
         self.notify("series")

@@ -341,6 +341,11 @@ class MainWindow(QMainWindow):
         slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
+        cached = self.workspace.cache.get(self.workspace.cache_key(stack))
+        if cached is not None:
+            self.background.cancel(f"load:{idx}")  # a load still running here is superseded
+            self._on_loaded(idx, key, cached)  # decoded before: shown at once
+            return None
         files = list(stack.files)
         return self.background.submit(
             f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
@@ -367,12 +372,14 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
+        stack = self.browser.stacks.get(key)
+        if stack is not None:
+            self.workspace.cache.put(self.workspace.cache_key(stack), volume)
         # Refines the preview in place: same slice, window and zoom the reader sees.
         slot.model.finish(volume)
         reference = self._load_reference.pop(idx, None)
         if reference is not None and reference != idx:
             self.workspace.align_to(slot.model, self.workspace.viewports[reference])
-        stack = self.browser.stacks.get(key)
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
