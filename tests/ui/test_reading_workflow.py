@@ -155,6 +155,7 @@ def test_mpr_opens_where_the_reader_is_shares_window_and_measurements_and_is_fre
     z30 = slice_position(slot.volume, 30)[2]
     assert abs(axial.state.slice_position_mm() - z30) <= slot.volume.spacing[2] / 2 + 1e-6
     assert m in axial.measurements()
+    assert m.id in axial.measure_layer.items  # drawn on the axial plane, not only listed
     # The reader moves in MPR; back in 1x1 the viewport is at that position, the measurement still there.
     axial.state.set_slice(axial.state.slice_index + 10)
     main_window.set_layout("1x1")
@@ -172,7 +173,7 @@ def test_mpr_opens_where_the_reader_is_shares_window_and_measurements_and_is_fre
     for _ in range(50):
         main_window.set_layout("mpr")
         main_window.set_layout("1x1")
-    assert live_mprs() == baseline == 0
+    assert live_mprs() == 0 and baseline <= 1  # the first one may wait for its deferred delete
     assert len(slot.model.image._subscribers) == subscribers
 
 

@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
         self.presets_menu = QMenu("Window presets", self)
         self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
         self.presets_button = QToolButton(self)
-        self.presets_button.setText("W/L")
+        self.presets_button.setText("Presets")
         self.presets_button.setToolTip("Window presets of the active series' modality (keys 1-9; 0: the file's)")
         self.presets_button.setMenu(self.presets_menu)
         self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -278,7 +278,8 @@ class MainWindow(QMainWindow):
             shown = [vp.index + 1 for vp in self.workspace.viewports if vp.shown is not None
                      and overlay.applies_to(vp.shown.info)]
             what = f"{overlay.kind} “{overlay.description}”"
-            self.statusBar().showMessage(f"{what} shown over viewport {', '.join(map(str, shown))}" if shown else
+            where = f"viewport{'s' if len(shown) > 1 else ''} {', '.join(map(str, shown))}"
+            self.statusBar().showMessage(f"{what} shown over {where}" if shown else
                                          f"{what} kept: open the series it references to see it")
             self.derived_opened.emit(overlay)
 
@@ -414,6 +415,9 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        key = self.workspace.viewports[idx].series_key
+        if key is not None and key in self.browser.stacks:
+            self.browser.select(key)  # the browser marks the series the reader is on
         if self._tool_unsubscribe is not None:
             self._tool_unsubscribe()
         self._tool_unsubscribe = view.state.subscribe(self._tool_changed)
