@@ -8,6 +8,7 @@ the whole volume replaces it when loaded, and an error is shown in the viewport 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -101,13 +102,11 @@ class MainWindow(QMainWindow):
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
         file_menu = self.file_menu = self.menuBar().addMenu("&File")
-        self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
-                                       triggered=self._ask_folder)
-        self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
-        self.act_open_dicomdir = QAction("Open &DICOMDIR…", self, triggered=self._ask_dicomdir)
-        self.act_open_derived = QAction("Open Segmentation or &Report (SEG/SR)…", self,
-                                        triggered=self._ask_derived,
-                                        toolTip="Draw a DICOM SEG or SR over the series it references")
+        self.act_open_folder = self._action("Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
+        self.act_open_files = self._action("Open F&iles…", self._ask_files)
+        self.act_open_dicomdir = self._action("Open &DICOMDIR…", self._ask_dicomdir)
+        self.act_open_derived = self._action("Open Segmentation or &Report (SEG/SR)…", self._ask_derived)
+        self.act_open_derived.setToolTip("Draw a DICOM SEG or SR over the series it references")
         file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir,
                               self.act_open_derived])
         self.recent_menu = file_menu.addMenu("&Recent Folders")
@@ -115,7 +114,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         # Panels add their File actions (labels export) above this separator.
         self.file_menu_end = file_menu.addSeparator()
-        file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
 
         view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.layout_actions: dict[str, QAction] = {}
@@ -165,6 +164,14 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.fps_box)
         self.layout_actions[self.grid.layout_name].setChecked(True)
 
+    def _action(self, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _checked=False: slot())
+        return act
+
     def _build_reading_tools(self, tb: QToolBar, view_menu: QMenu) -> None:
         """W/L presets and the mouse tools on the toolbar (the keys do the same), and image smoothing."""
         self.presets_menu = QMenu("Window presets", self)
@@ -203,7 +210,7 @@ class MainWindow(QMainWindow):
         file_action.setEnabled(vol is not None)
         for i, p in enumerate(window_presets(vol.modality if vol is not None else ""), start=1):
             self.presets_menu.addAction(f"{i}  {p.name}  (W {p.width:.0f} L {p.center:.0f})",
-                                        lambda n=i: self._preset(n))
+                                        functools.partial(self._preset, i))
 
     def _preset(self, number: int) -> None:
         self.grid.active_slot.view.run_action(f"preset:{number}")
@@ -238,7 +245,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = self.settings.recent_folders()
         for path in recent:
-            self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
+            self.recent_menu.addAction(path, functools.partial(self.open_paths, [path]))
         if not recent:
             act = self.recent_menu.addAction("(none)")
             act.setEnabled(False)
@@ -351,10 +358,10 @@ class MainWindow(QMainWindow):
         return self.background.submit(
             f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
                                     warnings=list(stack.warnings), records=stack.records or None),
-            on_partial=lambda p, i=idx: self._on_preview(i, p),
-            on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
-            on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
-            on_progress=lambda d, t, i=idx: self._on_load_progress(i, d, t))
+            on_partial=functools.partial(self._on_preview, idx),
+            on_result=functools.partial(self._on_loaded, idx, key),
+            on_error=functools.partial(self._on_load_failed, idx, key),
+            on_progress=functools.partial(self._on_load_progress, idx))
 
     def _mark_first_image(self, idx: int) -> None:
         started = self._load_started.pop(idx, None)
