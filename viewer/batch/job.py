@@ -75,7 +75,7 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = THREA
 
     n = workers or default_threads()
     address = "127.0.0.1:0" if dashboard and _has_bokeh() else None
-    return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+    return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,  # type: ignore[no-untyped-call]
                         dashboard_address=address, host="127.0.0.1", silence_logs=logging.ERROR)
 
 
@@ -89,7 +89,7 @@ def connect(address: str, timeout_s: float = 30.0) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``)."""
     from distributed import Client
 
-    return Client(address, timeout=timeout_s)
+    return Client(address, timeout=timeout_s)  # type: ignore[no-untyped-call]
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
@@ -109,19 +109,36 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     specs = [spec_of(m) for m in manifests]
     todo: deque[tuple[Unit, list[Any]]] = deque()
     prog = Progress(series_total=len(units))
-    for u in units:
-        need = [s for s in specs if (u.key, s.sha256) not in done]
-        if need:
-            todo.append((u, need))
-        else:
-            prog.series_skipped += 1
     writer = ResultsWriter(out, chunk_rows=chunk_rows, flush_s=flush_s)
     summary = Summary(out=str(out), progress=prog, dashboard=str(getattr(client, "dashboard_link", "") or ""))
     job_id = uuid.uuid4().hex[:12]
-    client.register_plugin(ShipModels(manifests, opts))
     t0 = time.perf_counter()
-    pending = as_completed()
-    in_flight: dict[str, Unit] = {}
+    rejected_of: dict[str, list[ModelRows]] = {}
+    for u in units:
+        need = [(m, s) for m, s in zip(manifests, specs) if (u.key, s.sha256) not in done]
+        if not need:
+            prog.series_skipped += 1
+            continue
+        # As `infer --csv`: the modality in the scanned header already rules a model out, so a series no
+        # model applies to is never sent to a worker or decoded.
+        run = [s for m, s in need if opts.force or (u.modality or "").upper() in m.applies_to.modalities]
+        if run:
+            todo.append((u, run))
+        rejected = [ModelRows(s, "failed", f"not applicable: {m.name} is for {', '.join(m.applies_to.modalities)} "
+                              f"images; this series is {u.modality or 'of unknown modality'} (use --force to run "
+                              "it anyway)") for m, s in need if s not in run]
+        if rejected and run:
+            rejected_of[u.key] = rejected  # written with the task's rows, so a unit's rows stay in one part
+        elif rejected:
+            res = UnitResult(u.key, u.series_uid, u.study_uid, u.modality, u.folder, 0, [], [], 0.0, rejected, "")
+            writer.add(rows_of(res, forced=opts.force, job_id=job_id))
+            _account(prog, summary, res, "")
+    prog.elapsed_s = time.perf_counter() - t0
+    if on_progress is not None:
+        on_progress(prog)
+    client.register_plugin(ShipModels(manifests, opts))
+    pending = as_completed()  # type: ignore[no-untyped-call]
+    in_flight: dict[str, tuple[Unit, list[Any]]] = {}
     threads = _threads(client)
     n_submitted = 0
 
@@ -131,17 +148,18 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             unit, need = todo.popleft()
             fut = client.submit(infer_unit, unit, need, opts, key=f"viewer-batch-{job_id}-{n_submitted}", pure=False)
             n_submitted += 1
-            in_flight[fut.key] = unit
-            pending.add(fut)
+            in_flight[fut.key] = (unit, need)
+            pending.add(fut)  # type: ignore[no-untyped-call]
 
     try:
         refill()
         last_threads_check = time.monotonic()
         for fut in pending:
-            unit = in_flight.pop(fut.key)
-            res, lost = _result_of(fut, unit, specs, done)
+            unit, ran = in_flight.pop(fut.key)
+            res, lost = _result_of(fut, unit, ran)
             fut.release()
-            writer.add(rows_of(res, forced=opts.force, job_id=job_id, lost_reason=lost))
+            res.models += rejected_of.pop(unit.key, [])
+            writer.add(rows_of(res, forced=opts.force, job_id=job_id))
             summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
             _account(prog, summary, res, lost)
             prog.elapsed_s = time.perf_counter() - t0
@@ -169,7 +187,7 @@ def done_any(out: str) -> bool:
     return bool(part_files(out))
 
 
-def _result_of(fut: Any, unit: Unit, specs: Sequence[Any], done: set[tuple[str, str]]) -> tuple[UnitResult, str]:
+def _result_of(fut: Any, unit: Unit, ran: Sequence[Any]) -> tuple[UnitResult, str]:
     """The task's UnitResult, or a stand-in with the reason when the task itself failed (worker lost)."""
     from distributed import KilledWorker
 
@@ -179,9 +197,8 @@ def _result_of(fut: Any, unit: Unit, specs: Sequence[Any], done: set[tuple[str, 
         why = f"workers died while running this series ({exc}); rerun with --resume to retry it"
     except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back: recorded, job goes on
         why = f"task failed: {type(exc).__name__}: {exc}"
-    need = [s for s in specs if (unit.key, s.sha256) not in done]
     res = UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0,
-                     [ModelRows(s, LOST, why) for s in need], "")
+                     [ModelRows(s, LOST, why) for s in ran], "")
     return res, why
 
 

@@ -52,8 +52,9 @@ def schema() -> Any:
     return pa.schema([(name, types[t]) for name, t in COLUMNS])
 
 
-def rows_of(res: UnitResult, *, forced: bool, job_id: str, lost_reason: str = "") -> dict[str, list[Any]]:
-    """The columns (name -> values) of one unit's rows."""
+def rows_of(res: UnitResult, *, forced: bool, job_id: str) -> dict[str, list[Any]]:
+    """The columns (name -> values) of one unit's rows: per slice of each ``ok`` model, one row for a
+    ``failed`` or ``lost`` one."""
     cols: dict[str, list[Any]] = {name: [] for name, _ in COLUMNS}
     now = int(time.time() * 1000)
 
@@ -78,10 +79,8 @@ def rows_of(res: UnitResult, *, forced: bool, job_id: str, lost_reason: str = ""
             cols[name].append(v)
 
     for mr in res.models:
-        if lost_reason:
-            add(mr, LOST, lost_reason, None, None)
-        elif mr.status != OK:
-            add(mr, FAILED, mr.reason, None, None)
+        if mr.status != OK:
+            add(mr, mr.status, mr.reason, None, None)
         else:
             for i, k in enumerate(mr.slices):
                 add(mr, OK, "", int(k), mr.probabilities[i])

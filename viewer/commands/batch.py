@@ -21,6 +21,8 @@ import json
 import sys
 from typing import Any
 
+from viewer.commands.evaluate import _text
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="batch_command", metavar="SUBCOMMAND", required=True)
@@ -48,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, metavar="N", help="images per network run")
     p.add_argument("--models-dir", action="append", metavar="DIR",
                    help="look for models here (repeatable; default: models/ and the user models folder)")
+    p.add_argument("--chunk-rows", type=int, default=20000, metavar="N",
+                   help="rows per results part file (also written every 10 s); a killed job loses at most one chunk")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not on a terminal)")
 
     e = sub.add_parser("evaluate", help="score batch results against labels",
@@ -105,7 +109,7 @@ def _infer(args: argparse.Namespace) -> int:
         bar = _progress_bar(not args.no_progress and err.isatty())
         try:
             summary = run_job(client, scan.units, manifests, args.out, opts=opts, resume=args.resume,
-                              on_progress=bar.update if bar else None)
+                              on_progress=bar.update if bar else None, chunk_rows=max(1, args.chunk_rows))
         finally:
             if bar:
                 bar.stop()
@@ -190,7 +194,7 @@ def _print_summary(doc: dict[str, Any]) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from viewer.batch.evaluate import evaluate_results, text_report
+    from viewer.batch.evaluate import evaluate_results
 
     try:
         reports = evaluate_results(args.results, args.labels, model=args.model)
@@ -203,3 +207,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(text_report(r) for r in reports))
     return 0
+
+
+def text_report(r: dict[str, Any]) -> str:
+    """Plain text: ``evaluate``'s report, the label counts and the disagreements."""
+    lines = [_text(r | {"dataset": r["labels"], "split": "labels", "provider": "batch results"}),
+             "", f"{r['slice_labels']} slice and {r['series_labels']} series labels matched; "
+             f"{r['skipped_labels']} of classes the model lacks, {r['unmatched']} of images not in the results",
+             f"disagreements ({len(r['disagreements'])}):"]
+    for d in r["disagreements"]:
+        where = (f"slice {d['slice']} sop={d['sop_instance_uid']} frame={d['frame']}" if d["sop_instance_uid"]
+                 else "series")
+        lines.append(f"  {d['series_instance_uid']} {where}: label {d['label']}, model {d['predicted']} "
+                     f"({d['probability']:.3f})")
+    return "\n".join(lines)
