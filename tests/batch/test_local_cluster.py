@@ -1,9 +1,5 @@
-"""``batch infer`` / ``batch evaluate`` on real clusters and real data (shared CT and dcm_qa folders).
-
-One LocalCluster of 2 worker processes serves the in-process jobs; the resume test runs the command in a
-process group it kills; the multi-process test starts ``dask scheduler`` and two ``dask worker`` processes
-on loopback. The reference is the single-process ``infer --json`` of each CT series.
-"""
+"""``batch infer`` / ``batch evaluate`` in this process, on one real LocalCluster of 2 worker processes, over
+the shared CT and dcm_qa folders; the reference is the single-process ``infer --json`` of each CT series."""
 
 from __future__ import annotations
 
@@ -11,10 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,37 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.batch.conftest import MODEL, assert_matches_reference, ok_rows
 from viewer.cli import main
 
 pytest.importorskip("distributed")
-pa_parquet = pytest.importorskip("pyarrow.parquet")
-
-MODEL = "organ-ct"
-CT = ("pancreas-ct-philips-134", "crc-chest-ct-ge-100", "totalseg-ct-j2k-20")
-
-
-@pytest.fixture(scope="module")
-def ct_dirs(data_dir: Path) -> list[Path]:
-    return [data_dir / "ct" / name for name in CT]
-
-
-@pytest.fixture(scope="module")
-def reference(ct_dirs: list[Path]) -> dict[tuple[str, int], dict[str, float]]:
-    """(series folder, slice) -> {class: probability} from single-process ``infer --json`` of each CT series
-    (keyed by slice, not SOP Instance UID: the J2K series' UIDs are empty)."""
-    import contextlib
-    import io
-
-    ref: dict[tuple[str, int], dict[str, float]] = {}
-    for d in ct_dirs:
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            assert main(["infer", str(d), "--model", MODEL, "--json", "--device", "cpu"]) == 0
-        (series,) = json.loads(buf.getvalue())["series"]
-        for p in series["predictions"]:
-            ref[(str(d), p["slice"])] = p["probabilities"]
-    assert len(ref) == 254
-    return ref
+pc = pytest.importorskip("pyarrow.compute")
 
 
 @pytest.fixture(scope="module")
@@ -64,31 +30,6 @@ def client() -> Any:
     yield c
     c.close()
     cluster.close()
-
-
-def _ok_rows(out: Path) -> Any:
-    from viewer.batch.results import read_results
-
-    t = read_results(out)
-    return t.filter(pa_compute().equal(t.column("status"), "ok"))
-
-
-def pa_compute() -> Any:
-    import pyarrow.compute as pc
-
-    return pc
-
-
-def _assert_matches_reference(rows: Any, reference: dict[tuple[str, int], dict[str, float]]) -> None:
-    d = rows.select(["folder", "slice", "class_names", "probabilities", "label"]).to_pydict()
-    series = sorted({k[0] for k in reference})
-    keys = [(next(s for s in series if f.startswith(s)), k) for f, k in zip(d["folder"], d["slice"])]
-    assert max(Counter(keys).values()) == 1, "a slice appears twice"
-    assert set(keys) == set(reference)
-    for key, names, probs, label in zip(keys, d["class_names"], d["probabilities"], d["label"]):
-        want = reference[key]
-        np.testing.assert_allclose(probs, [want[n] for n in names], atol=1e-5)
-        assert label == max(want, key=lambda n: want[n])
 
 
 def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: list[Path], data_dir: Path,
@@ -109,7 +50,7 @@ def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: 
                       on_progress=lambda p: seen.append(p.series_done))
     assert summary.workers == 2 and summary.progress.series_done == len(scan.units)
     assert summary.progress.slices == 254 and seen[-1] == len(scan.units)
-    _assert_matches_reference(_ok_rows(out), reference)
+    assert_matches_reference(ok_rows(out), reference)
     # every MR series is recorded as not applicable, with the reason, one row per series
     from viewer.batch.results import read_results
 
@@ -134,7 +75,7 @@ def test_worker_killed_mid_job_no_duplicate_or_lost_rows(client: Any, ct_dirs: l
     from viewer.batch.models import RunOptions, resolve_models
     from viewer.batch.sources import scan_sources
 
-    scan = scan_sources([str(d) for d in ct_dirs] + [str(data_dir / "dcm_qa")])
+    scan = scan_sources([str(d) for d in ct_dirs[1:]] + [str(data_dir / "dcm_qa")])
     # --force: the MR series run too, so the job has enough tasks to kill a worker in the middle
     out = tmp_path / "results.parquet"
     pids = client.run(os.getpid)
@@ -164,96 +105,11 @@ def test_worker_killed_mid_job_no_duplicate_or_lost_rows(client: Any, ct_dirs: l
     per_unit = Counter(k for k, s in zip(d["unit_key"], d["status"]) if s == "ok")
     assert all(per_unit[k] == n_slices[k] for k in per_unit), "a series lost rows"
     assert summary.progress.series_done == len(scan.units)
-    ct_rows = _ok_rows(out).filter(pa_compute().equal(_ok_rows(out).column("modality"), "CT"))
-    _assert_matches_reference(ct_rows, reference)
+    ok = ok_rows(out)
+    assert_matches_reference(ok.filter(pc.equal(ok.column("modality"), "CT")),
+                              {k: v for k, v in reference.items() if k[0] != str(ct_dirs[0])})
     # the nanny restarted the killed worker: the cluster is back to two
     client.wait_for_workers(2, timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _batch_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "viewer", "batch", "infer", *args]
-
-
-def test_resume_after_killing_the_whole_job_redoes_only_unfinished(ct_dirs: list[Path], data_dir: Path,
-                                                                  tmp_path: Path) -> None:
-    from viewer.batch.results import read_results
-
-    out = tmp_path / "results.parquet"
-    srcs = [str(d) for d in ct_dirs] + [str(data_dir / "dcm_qa")]
-    argv = _batch_cmd(*srcs, "--model", MODEL, "--out", str(out), "--workers", "2", "--force", "--device", "cpu",
-                      "--chunk-rows", "1", "--no-progress")
-    job = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while len(list(out.glob("part-*.parquet"))) < 3:
-            assert job.poll() is None, job.stderr.read().decode() if job.stderr else ""
-            time.sleep(0.02)
-        os.killpg(job.pid, signal.SIGKILL)  # the driver and its whole local cluster, mid-job
-    finally:
-        job.wait(60)
-        if job.stderr:
-            job.stderr.close()
-    first = read_results(out).to_pydict()
-    first_units = set(first["unit_key"])
-    first_job = set(first["job_id"])
-    assert len(first_job) == 1 and 3 <= len(first_units)
-
-    done = subprocess.run(_batch_cmd(*srcs, "--model", MODEL, "--out", str(out), "--workers", "2", "--force",
-                                     "--device", "cpu", "--resume", "--json", "--no-progress"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    t = read_results(out).to_pydict()
-    all_units = set(t["unit_key"])
-    assert summary["series_skipped"] == len(first_units)
-    assert summary["series_done"] == len(all_units) - len(first_units) == summary["series_total"] - len(first_units)
-    second = {k for k, j in zip(t["unit_key"], t["job_id"]) if j not in first_job}
-    assert second == all_units - first_units, "the resumed job redid a finished series"
-    assert max(Counter(zip(t["unit_key"], t["slice"])).values()) == 1
-    assert len(all_units) == summary["series_total"]
-
-
-def test_multi_process_cluster_via_scheduler(ct_dirs: list[Path], reference: dict[tuple[str, int], dict[str, float]],
-                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        for _ in range(2):
-            procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "2",
-                                           "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard",
-                                           "--local-directory", str(tmp_path / "workers")],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(address, timeout=60) as c:
-            c.wait_for_workers(2, timeout=120)
-        out = tmp_path / "results.parquet"
-        rc = main(["batch", "infer", *[str(d) for d in ct_dirs], "--model", MODEL, "--out", str(out),
-                   "--scheduler", address, "--device", "cpu", "--json", "--no-progress"])
-        doc = json.loads(capsys.readouterr().out)
-        assert rc == 0 and doc["scheduler"] == address and doc["workers"] == 2 and doc["series_done"] == 3
-        assert doc["series_failed"] == 0 and doc["slices"] == 254
-        rows = _ok_rows(out)
-        _assert_matches_reference(rows, reference)
-        # the rows name the worker processes that made them: the two `dask worker` processes, not this one
-        workers = set(rows.column("worker").to_pylist())
-        assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def test_bad_series_reported_with_reason_and_job_completes(client: Any, ct_dirs: list[Path], tmp_path: Path,
@@ -305,7 +161,7 @@ def test_evaluate_scores_results_with_the_evaluate_metrics(client: Any, ct_dirs:
     out = tmp_path / "results.parquet"
     run_job(client, scan.units, [manifest], str(out), opts=RunOptions(device="cpu"))
     names = list(manifest.output.labels)
-    rows = _ok_rows(out).select(["sop_instance_uid", "series_instance_uid", "folder", "slice"]).to_pydict()
+    rows = ok_rows(out).select(["sop_instance_uid", "series_instance_uid", "folder", "slice"]).to_pydict()
     # labels: per slice, the reference's top class except every 7th slice, which gets the next class;
     # the chest series gets one series label
     labels = tmp_path / "labels.csv"
