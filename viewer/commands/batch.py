@@ -182,13 +182,19 @@ def _summary_doc(summary: Any, scan: Any, manifests: Any, args: argparse.Namespa
 
 
 def _print_summary(doc: dict[str, Any]) -> None:
-    print(f"{doc['series_done']} series run ({doc['series_skipped']} already done), {doc['series_failed']} failed, "
+    print(f"{doc['series_done']} series done ({doc['series_skipped']} done before), {doc['series_failed']} failed, "
           f"{doc['slices']} slices in {doc['seconds']:.1f} s ({doc['slices_per_s']:.0f} slices/s) on "
           f"{doc['workers']} worker(s); {doc['rows_written']} rows written to {doc['out']}")
-    for f in doc["failures"][:20]:
-        print(f"  {f['status']}: {f['series_instance_uid'] or f['unit_key']} ({f['folder']}): {f['reason']}")
-    if len(doc["failures"]) > 20:
-        print(f"  ... and {len(doc['failures']) - 20} more (--json lists all; the results hold each reason)")
+    # Grouped by reason: a cohort's 5,000 MR series that a CT model skips are one line, not 5,000.
+    groups: dict[str, list[dict[str, str]]] = {}
+    for f in doc["failures"]:
+        groups.setdefault(f"{f['status']}: {f['reason']}", []).append(f)
+    for reason, fs in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:15]:
+        first = fs[0]
+        where = f"{first['series_instance_uid'] or '(no UID)'} in {first['folder']}"
+        print(f"  {len(fs)} series, {reason} (e.g. {where})" if len(fs) > 1 else f"  {reason} ({where})")
+    if len(groups) > 15:
+        print(f"  ... and {len(groups) - 15} other reasons (--json lists every series; the results hold each reason)")
     if doc["files_not_loadable"]:
         print(f"{len(doc['files_not_loadable'])} file(s) were not loadable DICOM images (--json lists them)")
 
