@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from viewer.core.series_info import SeriesInfo
 
 
 @dataclass
@@ -26,9 +29,9 @@ class Volume:
         DICOM Modality (CT, MR, CR, ...), "" if absent.
     series_uid
         SeriesInstanceUID ("" when the files carry none).
-    metadata
-        What the viewer shows or needs beyond pixels: window (center, width) pairs, photometric
-        interpretation, padding value, patient/study/series text. Plain JSON-able values.
+    info
+        The typed description of the series (:class:`~viewer.core.series_info.SeriesInfo`): windows,
+        photometric interpretation, per-slice files, instance numbers and positions, UIDs, text.
     warnings
         Human-readable problems found while loading (uneven spacing, tilted gantry, fallbacks).
     """
@@ -37,15 +40,29 @@ class Volume:
     affine: np.ndarray
     modality: str = ""
     series_uid: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
+    info: SeriesInfo = field(default_factory=SeriesInfo)
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # One modality: the Volume's field and the description's agree (whichever was given wins).
+        if self.modality and self.info.modality != self.modality:
+            self.info = dataclasses.replace(self.info, modality=self.modality)
+        elif not self.modality:
+            self.modality = self.info.modality
+        if self.series_uid and self.info.series_uid != self.series_uid:
+            self.info = dataclasses.replace(self.info, series_uid=self.series_uid)
+        elif not self.series_uid:
+            self.series_uid = self.info.series_uid
         self.affine = np.asarray(self.affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
         if self.array.ndim not in (3, 4):
             raise ValueError(f"array must be (z, y, x) or (z, y, x, 3), got shape {self.array.shape}")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Deprecated: a plain-dict copy of :attr:`info` for old readers; read ``info``'s fields instead."""
+        return self.info.as_metadata()
 
     @property
     def shape(self) -> tuple[int, int, int]:
