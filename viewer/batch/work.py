@@ -89,15 +89,14 @@ def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> Unit
         res.models = [ModelRows(s, "failed", f"load: {res.load_error}") for s in specs]
         return res
     res.load_s = time.perf_counter() - t0
-    md = vol.metadata
+    info = vol.info
     res.n_slices = int(vol.shape[0])
     res.modality = vol.modality or unit.modality
-    res.study_uid = str(md.get("study_uid") or unit.study_uid)
-    uids = [str(u) for u in (md.get("instance_uids") or [])]
-    res.sop_uids = uids if len(uids) == res.n_slices else [""] * res.n_slices
-    frames = list(md.get("frames") or [None] * res.n_slices)
+    res.study_uid = info.study_uid or unit.study_uid
+    slices = info.slices if len(info.slices) == res.n_slices else ()
+    res.sop_uids = [s.sop_instance_uid for s in slices] or [""] * res.n_slices
     # 1-based DICOM frame number, as the label files key images (viewer.annotations.roi_geometry.slice_keys)
-    res.frames = [1 if f is None else int(f) + 1 for f in frames]
+    res.frames = [1 if s.frame is None else s.frame + 1 for s in slices] or [1] * res.n_slices
     res.warnings = list(vol.warnings)
     for spec in specs:
         t1 = time.perf_counter()
