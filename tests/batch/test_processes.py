@@ -32,12 +32,12 @@ def _batch_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "viewer", "batch", "infer", *args]
 
 
-def test_resume_after_killing_the_whole_job_redoes_only_unfinished(ct_dirs: list[Path], data_dir: Path,
-                                                                  tmp_path: Path) -> None:
+def test_resume_after_killing_the_whole_job_redoes_only_unfinished(data_dir: Path, tmp_path: Path) -> None:
     from viewer.batch.results import read_results
 
     out = tmp_path / "results.parquet"
-    srcs = [str(d) for d in ct_dirs[1:]] + [str(data_dir / "dcm_qa")]
+    # 30 small MR series run with --force: many tasks, little work each (the CT comparison is elsewhere)
+    srcs = [str(data_dir / "dcm_qa")]
     argv = _batch_cmd(*srcs, "--model", MODEL, "--out", str(out), "--workers", "2", "--force", "--device", "cpu",
                       "--chunk-rows", "1", "--no-progress")
     job = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
