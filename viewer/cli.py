@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "info": "geometry and values of each loadable series (JSON)",
     "infer": "run a model on a series and print its predictions",
     "evaluate": "score a model on a labelled dataset or label file",
+    "batch": "run models over an archive on Dask (infer) and score the results (evaluate)",
     "labels": "export or import labels (csv, json, seg, sr, nifti)",
     "screenshot": "render the viewer offscreen to a PNG",
 }
