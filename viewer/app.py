@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from viewer.core.paths import RESOURCES
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from viewer.ui.main_window import MainWindow
     from viewer.ui.workers import IoServices
 
-STYLE = Path(__file__).resolve().parents[1] / "resources" / "style" / "dark.qss"
+STYLE = RESOURCES / "style" / "dark.qss"
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
