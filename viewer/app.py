@@ -33,6 +33,11 @@ def make_application(argv: list[str] | None = None) -> QApplication:
         app.setApplicationName("dicom-viewer")
         app.setOrganizationName("dicom-viewer")
         app.setStyle("Fusion")
+        # The icon of every window, and the .desktop entry the desktop matches them to (packaging/linux).
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(RESOURCES / "icons" / "dicom-viewer-256.png")))
+        app.setDesktopFileName("dicom-viewer")
         if STYLE.is_file():
             app.setStyleSheet(STYLE.read_text(encoding="utf-8"))
     # Volumes are (z, y, x): row-major keeps pyqtgraph from transposing every slice it draws.
