@@ -212,10 +212,12 @@ class StudyBrowser(QWidget):
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
         self.progress.setRange(0, 0)
+        # scan_finished first: the window queues the series it opens before the thumbnails, so that load
+        # gets a pool thread even when there are more series (thumbnails) than threads.
+        self.scan_finished.emit(n, bad)
         self._queue_thumbnails()
         if not self._pending_thumbs:
             self._set_busy(False)
-        self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:
