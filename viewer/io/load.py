@@ -16,6 +16,7 @@ middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
@@ -403,7 +404,7 @@ class SeriesLoader:
             from viewer.io.volumes import group_volumes
 
             normal = slice_normal(lay.orientation)
-            groups, warning = group_volumes(positioned, lambda it: float(it.position @ normal),  # type: ignore[operator]
+            groups, warning = group_volumes(positioned, lambda it: float(it.position @ normal),
                                             lambda it: (it.vkey, it.instance, it.path, it.frame or 0))
             if warning:
                 self.warnings.append(warning)
@@ -419,7 +420,7 @@ class SeriesLoader:
                 affine = geo.affine
                 if reverse is None:
                     # One display order for every volume, decided on the first (see display_reversed).
-                    reverse = display_reversed([float(it.position @ normal) for it in ordered],  # type: ignore[operator]
+                    reverse = display_reversed([float(it.position @ normal) for it in ordered],
                                                [it.instance for it in ordered], normal)
                     self.warnings += geo.warnings
                 if reverse and len(ordered) > 1:
@@ -472,10 +473,9 @@ class SeriesLoader:
                 ds = cache.get(it.path)
                 if ds is None:
                     ds = cache[it.path] = read_header_dataset(it.path)
-                frame = it.frame if int(_f(ds.get("NumberOfFrames"), 1)) > 1 else None
-                groups = (lambda name, ds=ds, frame=frame: _frame_group(ds, frame, name)) if frame is not None \
-                    else (lambda name, ds=ds: _frame_group(ds, 0, name))
-                infos.append(volume_info(v, ds, groups))
+                # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
+                frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
+                infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
             self._volume_axis = VolumeAxis(axis_kind(infos), infos)
         return VolumeAxis(self._volume_axis.kind, self._volume_axis.items, self.volume_index)
 

@@ -61,7 +61,7 @@ def _uih_info(ds: Any) -> MosaicInfo | None:
     across = math.ceil(math.sqrt(count))
     down = math.ceil(count / across)
     rows, cols = int(ds.Rows) // down, int(ds.Columns) // across
-    pos = []
+    pos: list[list[float]] = []
     for it in items:
         p = it.get("ImagePositionPatient")
         if p is None or len(p) != 3:

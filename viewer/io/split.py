@@ -33,6 +33,15 @@ ORIENTATION_TOL = 1e-4
 #: Slice positions (mm, along the normal and in-plane) closer than this are the same position.
 POSITION_TOL_MM = 1e-3
 
+#: Enhanced (functional-group) image SOP classes: CT, legacy-converted CT, MR, legacy MR, PET, legacy
+#: PET, XA, XRF, US volume, breast tomosynthesis; their positions are per frame, not at the top level.
+ENHANCED_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.4.1",
+    "1.2.840.10008.5.1.4.1.1.4.4", "1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1",
+    "1.2.840.10008.5.1.4.1.1.12.1.1", "1.2.840.10008.5.1.4.1.1.12.2.1", "1.2.840.10008.5.1.4.1.1.6.2",
+    "1.2.840.10008.5.1.4.1.1.13.1.3",
+})
+
 _VOLUME_MEANING = {"acquisition_number": "time points", "echo_number": "echoes",
                    "temporal_position": "time points"}
 
@@ -165,6 +174,10 @@ def _position_keys(part: Part) -> dict[int, tuple[int, int, int]] | None:
     return out  # type: ignore[return-value]
 
 
+def _positioned_inside(r: HeaderRecord) -> bool:
+    return r.sop_class_uid in ENHANCED_CLASSES or "MOSAIC" in r.image_type.upper()
+
+
 def _has_repeats(records: Sequence[HeaderRecord], pos: dict[int, tuple[int, int, int]]) -> bool:
     seen = {pos[id(r)] for r in records}
     return len(seen) < len(records)
@@ -177,12 +190,22 @@ def _split_repeats(part: Part) -> list[Part]:
     pos = _position_keys(part)
     if pos is None:
         with_pos = [r for r in recs if r.floats("position") is not None]
-        without = [r for r in recs if r.floats("position") is None]
+        rest = [r for r in recs if r.floats("position") is None]
+        # One-frame enhanced objects keep their position in the functional groups and UIH mosaics per tile
+        # in a private sequence, which the scan does not read: they stay one stack, and the loader sorts
+        # them by those positions (a mosaic file is one volume).
+        enhanced = [r for r in rest if _positioned_inside(r)]
+        without = [r for r in rest if not _positioned_inside(r)]
         out = [Part([r], part.reasons + ["no ImagePositionPatient: each such image is its own stack"],
                     list(part.warnings), part.labels + [f"image {r.instance_number or os.path.basename(r.path)}"])
                for r in without]
         if with_pos:
-            out = _split_repeats(Part(with_pos, list(part.reasons), list(part.warnings))) + out
+            out = _split_repeats(Part(with_pos, list(part.reasons), list(part.warnings), list(part.labels))) + out
+        if enhanced:
+            mosaics = sum("MOSAIC" in r.image_type.upper() for r in enhanced)
+            volumes = mosaics if mosaics == len(enhanced) and mosaics > 1 else 1
+            out = [Part(enhanced, list(part.reasons), list(part.warnings),
+                        part.labels + ([f"4D: {volumes} volumes"] if volumes > 1 else []), volumes)] + out
         return out
     if not _has_repeats(recs, pos):
         return [part]
