@@ -6,7 +6,7 @@ import numpy as np
 
 from viewer.core.orientation import DisplayTransform
 from viewer.core.reslice import PLANES, ResampledGeometry, SliceGeometry, plane_geometry
-from viewer.core.volume import Volume
+from viewer.core.volume import Volume, regular_grid
 from viewer.state.image import ImageState
 from viewer.state.observable import Observable
 
@@ -51,6 +51,7 @@ class ViewState(Observable):
         self._geometry: SliceGeometry | ResampledGeometry | None = None
         self._geometry_key: tuple[int, str] | None = None
         self._slice_cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self._grid_cache: tuple[Volume, Volume] | None = None
         self.image.subscribe(self._image_changed)
         if self.image.volume is not None:
             self._reset_slice()
@@ -60,10 +61,20 @@ class ViewState(Observable):
     def volume(self) -> Volume | None:
         return self.image.volume
 
+    def plane_volume(self) -> Volume | None:
+        """The volume this plane cuts: the loaded one, or for a reformat of slices that one affine cannot
+        describe (interleaved, overlapping, uneven), its resampling onto an even grid (cached)."""
+        vol = self.image.volume
+        if vol is None or self.plane == "acquired" or vol.regular:
+            return vol
+        if self._grid_cache is None or self._grid_cache[0] is not vol:
+            self._grid_cache = (vol, regular_grid(vol))
+        return self._grid_cache[1]
+
     @property
     def geometry(self) -> SliceGeometry | ResampledGeometry | None:
         """The current plane's geometry (cached per volume and plane)."""
-        vol = self.image.volume
+        vol = self.plane_volume()
         if vol is None:
             return None
         key = (id(vol), self.plane)
@@ -81,7 +92,7 @@ class ViewState(Observable):
     def slice_array(self) -> np.ndarray | None:
         """The current slice in modality units, as stored for the plane (before flips), a view."""
         g = self.geometry
-        vol = self.image.volume
+        vol = self.plane_volume()
         if g is None or vol is None:
             return None
         if not g.resampled:
@@ -94,7 +105,7 @@ class ViewState(Observable):
 
     def slice_position_mm(self, index: int | None = None) -> float:
         """Position of a slice (default the current) along the plane's patient axis, mm (LPS sign)."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             return 0.0
         idx = self.slice_index if index is None else index
@@ -104,7 +115,7 @@ class ViewState(Observable):
 
     def point_to_lps(self, row: float, col: float, index: int | None = None) -> np.ndarray:
         """LPS mm of 2D slice (row, col) on slice ``index`` (default the current)."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             raise RuntimeError("no volume")
         idx = self.slice_index if index is None else index
@@ -112,13 +123,18 @@ class ViewState(Observable):
 
     def lps_to_point(self, lps: np.ndarray) -> tuple[float, float, float]:
         """(slice index, row, col), continuous, of an LPS point (mm) in this plane."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             raise RuntimeError("no volume")
         return g.from_voxel(vol.patient_to_voxel(np.asarray(lps, dtype=np.float64)))
 
     # -- changes ------------------------------------------------------------------------------------
     def _image_changed(self, changes: frozenset[str]) -> None:
+        if "pixels" in changes:
+            # Another volume of a 4D series: same grid, so slice, zoom and pan stay; cached cuts go.
+            self._geometry_key = None
+            self._slice_cache = None
+            self.notify("slice")
         if "volume" in changes:
             self._geometry_key = None
             with self.batch():

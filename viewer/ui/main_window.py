@@ -22,6 +22,7 @@ from viewer.ui.cine import Cine
 from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
+from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
@@ -244,6 +245,7 @@ class MainWindow(QMainWindow):
         slot.preview = None
         slot.show_volume(volume, start)  # also clears the "Loading" message
         stack = self.browser.stacks.get(key)
+        attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
         desc = getattr(stack, "description", "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")

@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 from viewer.core.orientation import direction_letters, opposite_letters
+from viewer.core.volume import Volume
 from viewer.state.image import orientation_known
 from viewer.state.view import ViewState
 
@@ -43,6 +44,32 @@ class OverlayContent:
     top: str = ""
     bottom: str = ""
     message: str = ""
+
+
+def image_label(vol: Volume, plane: str, index: int, count: int) -> str:
+    """"Im N/count": in the acquired plane N is the file's own InstanceNumber (what every PACS viewer
+    shows), with the position in the stack added when the two differ; reformats count their slices."""
+    numbers = vol.metadata.get("instance_numbers") or []
+    if plane == "acquired" and index < len(numbers) and numbers[index] and numbers[index] != index + 1:
+        return f"Im {numbers[index]} ({index + 1}/{count})"
+    return f"Im {index + 1}/{count}"
+
+
+def volume_label(vol: Volume) -> str:
+    """The 4D line: which volume of how many, and what sets it apart (b-value, echo time, phase ...)."""
+    axis = vol.volumes
+    assert axis is not None
+    info = axis.items[axis.index]
+    detail = ""
+    if axis.kind == "diffusion" and info.b_value is not None:
+        detail = f"b={info.b_value:g}"
+    elif axis.kind == "echo" and info.echo_time is not None:
+        detail = f"TE {info.echo_time:g} ms"
+    elif axis.kind == "phase" and info.trigger_time is not None:
+        detail = f"trigger {info.trigger_time:g} ms"
+    elif axis.kind == "image type" and info.image_type:
+        detail = info.image_type
+    return f"{axis.kind} {axis.index + 1}/{axis.count}" + (f"  {detail}" if detail else "")
 
 
 def _fmt_date(text: str) -> str:
@@ -85,7 +112,10 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     series_line = " ".join(s for s in (f"Se {number}" if number != "" else "", str(series)) if s)
     out.top_right.append(series_line or vol.modality)
     plane = f"{g.plane} " if g.plane != "acquired" else ""
-    out.bottom_left = [f"{plane}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm"]
+    out.bottom_left = [f"{plane}{image_label(vol, g.plane, state.slice_index, g.count)}  "
+                       f"{state.slice_position_mm():.1f} mm"]
+    if vol.volumes is not None:
+        out.bottom_left.append(volume_label(vol))
     # On its own line: narrow MPR views must not run it into the window text on the right.
     if g.resampled:
         out.bottom_left.append(f"resampled: grid {g.obliquity_deg:.0f}° oblique")
