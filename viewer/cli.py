@@ -36,13 +36,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            module = _command_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"viewer.commands.{name}":
-                raise
-            continue  # command not built yet
-        module.add_arguments(p)
+        # A command listed here whose module is missing is a packaging bug: fail loudly, never hide it.
+        _command_module(name).add_arguments(p)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 from viewer.io import LoadCancelled, LoadError, load_series  # noqa: E402
 from viewer.io.load import SeriesLoader  # noqa: E402
@@ -105,7 +105,7 @@ def test_slice_order_follows_position_and_instance_number(data_dir, tmp_path, nu
     expected_z = zs if numbers == "with_position" else zs[::-1]  # shuffled: cranial (highest z) first
     assert _z_order(vol) == pytest.approx(expected_z)
     by_z = {float(d.ImagePositionPatient[2]): d for d in dss}
-    assert vol.metadata["instance_numbers"] == [int(by_z[z].InstanceNumber) for z in expected_z]
+    assert [s.instance_number for s in vol.info.slices] == [int(by_z[z].InstanceNumber) for z in expected_z]
     ref = np.stack([by_z[z].pixel_array.astype(np.int16) * 1 + int(by_z[z].RescaleIntercept) for z in expected_z])
     np.testing.assert_array_equal(vol.array, ref)
     for k in range(6):  # exact affine in display order

@@ -186,7 +186,7 @@ def test_multi_echo_series_is_one_stack_with_an_echo_axis(data_dir: Path, tmp_pa
     assert v2.volumes is not None and v2.volumes.index == 1
     np.testing.assert_array_equal(v2.array, v1.array // 2)
     np.testing.assert_allclose(v1.affine, v2.affine)
-    assert v1.metadata["instance_numbers"] == [1, 2, 3, 4, 5] and v2.metadata["instance_numbers"] == [6, 7, 8, 9, 10]
+    assert [s.instance_number for s in v1.info.slices] == [1, 2, 3, 4, 5] and [s.instance_number for s in v2.info.slices] == [6, 7, 8, 9, 10]
 
 
 # -- nested DICOMDIR -------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ def slices_and_volumes(vol: Any) -> dict[str, Any]:
     type, stack), ``index`` of the volume described, and one object of per-volume fields each."""
     import dataclasses
 
-    numbers = list(vol.metadata.get("instance_numbers") or [0] * vol.shape[0])
+    slices = vol.info.slices
+    numbers = [s.instance_number or 0 for s in slices] if len(slices) == vol.shape[0] else [0] * vol.shape[0]
     pos = vol.slice_positions
     out: dict[str, Any] = {
         "slices": [{"instance_number": int(n), "position": [round(float(v), 6) for v in pos[k]]

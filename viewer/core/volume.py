@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from viewer.core.series_info import SeriesInfo, VolumeAxis
 
 
 @dataclass
@@ -26,9 +29,9 @@ class Volume:
         DICOM Modality (CT, MR, CR, ...), "" if absent.
     series_uid
         SeriesInstanceUID ("" when the files carry none).
-    metadata
-        What the viewer shows or needs beyond pixels: window (center, width) pairs, photometric
-        interpretation, padding value, patient/study/series text. Plain JSON-able values.
+    info
+        The typed description of the series (:class:`~viewer.core.series_info.SeriesInfo`): windows,
+        photometric interpretation, per-slice files, instance numbers and positions, UIDs, text.
     warnings
         Human-readable problems found while loading (uneven spacing, tilted gantry, fallbacks).
     slice_positions
@@ -38,22 +41,26 @@ class Volume:
         not ``regular``: :meth:`voxel_to_patient` and :meth:`patient_to_voxel` then place each slice at
         its own position (linear between neighbours), never by the affine's mean step, and
         :func:`regular_grid` resamples it onto an even grid for MPR.
-    volumes
-        The fourth dimension when the series holds several volumes (time points, diffusion directions,
-        echoes, cardiac phases): :class:`VolumeAxis` naming its meaning, every volume's own fields and
-        which one ``array`` holds. None for a plain 3D series.
     """
 
     array: np.ndarray
     affine: np.ndarray
     modality: str = ""
     series_uid: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
+    info: SeriesInfo = field(default_factory=SeriesInfo)
     warnings: list[str] = field(default_factory=list)
     slice_positions: np.ndarray | None = None
-    volumes: VolumeAxis | None = None
 
     def __post_init__(self) -> None:
+        # One modality: the Volume's field and the description's agree (whichever was given wins).
+        if self.modality and self.info.modality != self.modality:
+            self.info = dataclasses.replace(self.info, modality=self.modality)
+        elif not self.modality:
+            self.modality = self.info.modality
+        if self.series_uid and self.info.series_uid != self.series_uid:
+            self.info = dataclasses.replace(self.info, series_uid=self.series_uid)
+        elif not self.series_uid:
+            self.series_uid = self.info.series_uid
         self.affine = np.asarray(self.affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
@@ -63,6 +70,17 @@ class Volume:
             self.slice_positions = np.asarray(self.slice_positions, dtype=np.float64).reshape(-1, 3)
             if len(self.slice_positions) != self.array.shape[0]:
                 raise ValueError(f"{len(self.slice_positions)} slice positions for {self.array.shape[0]} slices")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Deprecated: a plain-dict copy of :attr:`info` for old readers; read ``info``'s fields instead."""
+        return self.info.as_metadata()
+
+    @property
+    def volumes(self) -> VolumeAxis | None:
+        """The fourth dimension of a 4D series (``info.volumes``): its meaning, every volume's own fields
+        and which one ``array`` holds. None for a plain 3D series."""
+        return self.info.volumes
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -123,68 +141,6 @@ class Volume:
 
 #: A slice further than this (mm) from where the affine puts it makes a volume irregular.
 IRREGULAR_TOL_MM = 0.01
-
-
-@dataclass
-class VolumeInfo:
-    """One volume of a 4D series: what sets it apart from the others (None / "" when not in the files).
-
-    Attributes
-    ----------
-    index
-        0-based position along the fourth axis (the order volumes are shown and loaded in).
-    b_value
-        Diffusion b-value, s/mm^2.
-    b_vector
-        Diffusion gradient direction (unit vector, patient LPS as the file gives it).
-    echo_time
-        EchoTime, ms; ``echo_number`` EchoNumbers.
-    trigger_time
-        TriggerTime / NominalCardiacTriggerDelayTime, ms (cardiac phase).
-    temporal_position
-        TemporalPositionIdentifier / TemporalPositionIndex (1-based in the files).
-    acquisition_time
-        AcquisitionTime (or AcquisitionDateTime / ContentTime) text as in the file.
-    acquisition_number
-        AcquisitionNumber.
-    image_type
-        ImageType values joined by backslash (magnitude / phase / field map volumes).
-    """
-
-    index: int
-    b_value: float | None = None
-    b_vector: tuple[float, float, float] | None = None
-    echo_time: float | None = None
-    echo_number: int | None = None
-    trigger_time: float | None = None
-    temporal_position: int | None = None
-    acquisition_time: str = ""
-    acquisition_number: int | None = None
-    image_type: str = ""
-
-
-@dataclass
-class VolumeAxis:
-    """The fourth dimension of a series.
-
-    Attributes
-    ----------
-    kind
-        What the volume index means: "time", "diffusion", "echo", "phase" (cardiac), "image type" or
-        "stack" (repeated volumes with nothing in the files saying why).
-    items
-        One :class:`VolumeInfo` per volume, in volume order.
-    index
-        The volume the :class:`Volume`'s ``array`` holds.
-    """
-
-    kind: str
-    items: list[VolumeInfo]
-    index: int = 0
-
-    @property
-    def count(self) -> int:
-        return len(self.items)
 
 
 def slice_offsets(positions: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -256,7 +212,9 @@ def regular_grid(volume: Volume) -> Volume:
     new_pos = _positions_at(pos, k)
     affine[:3, 3] = new_pos[0]
     affine[:3, 2] = (new_pos[-1] - new_pos[0]) / (count - 1) if count > 1 else normal * step
+    # The per-slice description (files, numbers) belongs to the acquired slices, not to the new ones.
+    info = dataclasses.replace(volume.info, slices=())
     return Volume(array=out, affine=affine, modality=volume.modality, series_uid=volume.series_uid,
-                  metadata=volume.metadata, warnings=volume.warnings + [
+                  info=info, warnings=volume.warnings + [
                       f"resampled onto {count} even slices {step:.3f} mm apart (the acquired slices are "
-                      "not evenly spaced)"], slice_positions=new_pos, volumes=volume.volumes)
+                      "not evenly spaced)"], slice_positions=new_pos)

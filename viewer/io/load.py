@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from viewer.core.volume import Volume, VolumeAxis
+from viewer.core.series_info import SeriesInfo, SliceInfo, VolumeAxis, Window, span_windows, windows_from
+from viewer.core.volume import Volume
 from viewer.io import decode_pool
 from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreSpec, store_into
 # Re-exported: the app and the benchmarks start and stop the decoder pool through this module.
@@ -169,6 +170,19 @@ def _item_from_dataset(ds: Any, path: str) -> _Item:
     if seq:
         item.lut = seq[0]
     return item
+
+
+def _voi_windows(ds: Any, frame: int | None) -> tuple[Window, ...]:
+    """The VOI windows of one file, or of frame ``frame`` of a multi-frame file (FrameVOILUTSequence)."""
+    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    explain = ds.get("WindowCenterWidthExplanation")
+    if not centers:
+        voi = _frame_group(ds, frame or 0, "FrameVOILUTSequence")
+        if voi is not None:
+            centers, widths = _floats(voi.get("WindowCenter")), _floats(voi.get("WindowWidth"))
+            explain = voi.get("WindowCenterWidthExplanation")
+    names = [] if not explain else [str(explain)] if isinstance(explain, str) else [str(x) for x in explain]
+    return windows_from(centers, widths, names)
 
 
 def _frame_group(ds: Any, k: int, name: str) -> Any:
@@ -328,6 +342,7 @@ class SeriesLoader:
         first = read_header_dataset(files[0])
         self._first_ds = first
         self._first_path = files[0]
+        self._info: SeriesInfo | None = None
         lay = self.layout = _layout_from(first, files[0])
         file_size = (lay.rows, lay.cols)  # of the stored image (a mosaic's tiles are smaller)
         from viewer.io.mosaic import mosaic_info, unsplit_reason
@@ -455,6 +470,7 @@ class SeriesLoader:
             self.volume_index = index
             self.items = self._volume_items[index]
             self.affine = self._affines[index]
+            self._info = None
             self._choose_dtype()
 
     @property
@@ -476,7 +492,7 @@ class SeriesLoader:
                 # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
                 frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
                 infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
-            self._volume_axis = VolumeAxis(axis_kind(infos), infos)
+            self._volume_axis = VolumeAxis(axis_kind(infos), tuple(infos))
         return VolumeAxis(self._volume_axis.kind, self._volume_axis.items, self.volume_index)
 
     # -- values -----------------------------------------------------------------------------------
@@ -517,48 +533,66 @@ class SeriesLoader:
         val = v * it.slope + it.intercept
         return int(val) if float(val).is_integer() else float(val)
 
-    def metadata(self) -> dict[str, Any]:
+    def series_info(self) -> SeriesInfo:
+        """The typed description of the series (cached): windows, per-slice files, numbers, positions.
+
+        VOI windows: those of the slice shown first (:attr:`first_index`); whether slices carry
+        different ones is read from every frame of a multi-frame file and, for single-frame series,
+        from five slices spread over the stack (first, quartiles, middle, last: five header reads).
+        """
+        if self._info is not None:
+            return self._info
         ds = self._first_ds
-        centers = _floats(ds.get("WindowCenter"))
-        widths = _floats(ds.get("WindowWidth"))
-        voi = _frame_group(ds, 0, "FrameVOILUTSequence")
-        if not centers and voi is not None:
-            centers, widths = _floats(voi.get("WindowCenter")), _floats(voi.get("WindowWidth"))
-        pairs = [[c, w] for c, w in zip(centers or [], widths or [])]
+        n = len(self.items)
+        headers: dict[str, Any] = {self._first_path: ds}
+        sampled = {0, n // 4, n // 2, (3 * n) // 4, n - 1, self.first_index} if n else set()
+        per_slice: list[Window | None] = []
+        shown: tuple[Window, ...] = ()
+        for k, it in enumerate(self.items):
+            head = headers.get(it.path)
+            if head is None and k in sampled:
+                try:
+                    head = headers[it.path] = read_header_dataset(it.path)
+                except Exception:  # noqa: BLE001 - a header read here only refines the window
+                    head = None
+            wins = _voi_windows(head, it.frame) if head is not None else ()
+            per_slice.append(wins[0] if wins else None)
+            if k == self.first_index:
+                shown = wins
+        if not shown:
+            shown = _voi_windows(ds, 0)
         name = ds.get("PatientName")
-        return {
-            "window_center": pairs[0][0] if pairs else None,
-            "window_width": pairs[0][1] if pairs else None,
-            "windows": pairs,
-            "window_explanations": [str(x) for x in (ds.get("WindowCenterWidthExplanation") or [])]
-            if isinstance(ds.get("WindowCenterWidthExplanation"), (list, tuple))
-            or hasattr(ds.get("WindowCenterWidthExplanation"), "__iter__")
-            and not isinstance(ds.get("WindowCenterWidthExplanation"), str)
-            else ([str(ds.WindowCenterWidthExplanation)] if ds.get("WindowCenterWidthExplanation") else []),
-            "photometric": self.layout.photometric,
-            "padding_value": self.padding_value(),
-            "patient_name": str(name) if name is not None else "",
-            "patient_id": str(ds.get("PatientID", "") or ""),
-            "study_date": str(ds.get("StudyDate", "") or ""),
-            "study_description": str(ds.get("StudyDescription", "") or ""),
-            "series_description": str(ds.get("SeriesDescription", "") or ""),
-            "series_number": int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "")
-            else None,
-            "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
-            "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
-            "instance_uids": [it.sop_uid for it in self.items],
-            # The file's own InstanceNumber of each slice, in display order (0 when absent): "Im N".
-            "instance_numbers": [it.instance for it in self.items],
-            "frames": [it.frame for it in self.items],
-            "files": [it.path for it in self.items],
-            "pixel_spacing_source": self.layout.spacing_source,
+        thickness = _f(ds.get("SliceThickness"), 0.0)
+        measures = _frame_group(ds, 0, "PixelMeasuresSequence")
+        if not thickness and measures is not None:
+            thickness = _f(measures.get("SliceThickness"), 0.0)
+        slices = tuple(SliceInfo(it.path, it.frame, it.sop_uid, it.instance or None,
+                                 tuple(float(v) for v in it.position) if it.position is not None else None,  # type: ignore[arg-type]
+                                 (float(it.slope), float(it.intercept)), per_slice[k])
+                       for k, it in enumerate(self.items))
+        self._info = SeriesInfo(
+            modality=self.modality, photometric=self.layout.photometric, windows=shown,
+            varying_window=span_windows(per_slice), slices=slices,
+            study_uid=str(ds.get("StudyInstanceUID", "") or ""), series_uid=self.series_uid,
+            frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+            sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
+            patient_name=str(name) if name is not None else "",
+            patient_id=str(ds.get("PatientID", "") or ""),
+            study_date=str(ds.get("StudyDate", "") or ""),
+            study_description=str(ds.get("StudyDescription", "") or ""),
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            series_number=int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "") else None,
+            slice_thickness=thickness or None, padding_value=self.padding_value(),
+            pixel_spacing_source=self.layout.spacing_source,
             # False for images without ImageOrientationPatient (CR/DX/US/SC): orientation letters would lie.
-            "orientation_known": self.layout.orientation is not None,
-            "transfer_syntax": self.layout.transfer_syntax,
-            "bits_stored": self.layout.bits_stored,
-            "volumes_in_stack": self.volumes,
-            "volume_index": self.volume_index,
-        }
+            orientation_known=self.layout.orientation is not None,
+            transfer_syntax=self.layout.transfer_syntax, bits_stored=self.layout.bits_stored,
+            volumes_in_stack=self.volumes, volumes=self.volume_axis)
+        return self._info
+
+    def metadata(self) -> dict[str, Any]:
+        """Deprecated: :meth:`series_info` as the old plain dict."""
+        return self.series_info().as_metadata()
 
     # -- pixels -----------------------------------------------------------------------------------
     def read_slice(self, k: int) -> np.ndarray:
@@ -732,9 +766,8 @@ class SeriesLoader:
         positions = ([it.position for it in self.items] if self.items and all(
             it.position is not None for it in self.items) and self.layout.orientation else None)
         return Volume(array=array, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                      metadata=self.metadata(), warnings=list(self.warnings),
-                      slice_positions=np.array(positions, dtype=np.float64) if positions else None,
-                      volumes=self.volume_axis)
+                      info=self.series_info(), warnings=list(self.warnings),
+                      slice_positions=np.array(positions, dtype=np.float64) if positions else None)
 
     def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,
                    cancel: Cancel | None, first_slice: FirstSlice | None, workers: int | None,
@@ -1001,11 +1034,13 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
     Volume
         ``array`` (z, y, x) in modality units (HU for CT): int16 when the values are integers that fit,
         else float32; colour as (z, y, x, 3) uint8. ``affine`` maps (i=column, j=row, k=slice, 1) to LPS
-        mm. ``metadata`` holds windows, photometric interpretation (MONOCHROME1 is NOT inverted),
-        padding value in modality units, patient/study/series text, per-slice instance UIDs and
-        InstanceNumbers. Slices are in display order: the lowest InstanceNumber first where it runs with
-        position (else the cranial / first-acquired end; see :func:`viewer.io.geometry.display_reversed`);
-        the affine is exact for that order. ``slice_positions`` keeps each slice's own position.
+        mm. ``info`` (:class:`~viewer.core.series_info.SeriesInfo`) holds windows, photometric
+        interpretation (MONOCHROME1 is NOT inverted), padding value in modality units, patient/study/series
+        text and per slice its file, frame, instance UID and number, position and rescale, and for a
+        4D series ``info.volumes``. Slices are in display order: the lowest InstanceNumber first where
+        it runs with position (else the cranial / first-acquired end; see
+        :func:`viewer.io.geometry.display_reversed`); the affine is exact for that order.
+        ``slice_positions`` keeps each slice's own position.
 
     Raises
     ------

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from viewer.core.volume import VolumeInfo
+from viewer.core.series_info import VolumeInfo
 
 T = TypeVar("T")
 
@@ -108,51 +108,51 @@ def volume_info(index: int, ds: Any, frame_groups: Callable[[str], Any] | None =
     def group(name: str) -> Any:
         return frame_groups(name) if frame_groups is not None else None
 
-    info = VolumeInfo(index=index)
     diff = group("MRDiffusionSequence")
     src = diff if diff is not None else ds
-    info.b_value = _num(src.get("DiffusionBValue"))
+    b_value = _num(src.get("DiffusionBValue"))
     direction = _first(src.get("DiffusionGradientDirectionSequence")) if diff is not None else None
-    info.b_vector = _vec((direction or src).get("DiffusionGradientOrientation"))
+    b_vector = _vec((direction or src).get("DiffusionGradientOrientation"))
     manufacturer = str(ds.get("Manufacturer", "") or "").upper()
-    if info.b_value is None:
+    if b_value is None:
         if "SIEMENS" in manufacturer:
-            info.b_value = _num(_private(ds, 0x0019, 0x100C))
-        elif "GE" in manufacturer.split() or manufacturer.startswith("GE "):
-            # GE stores b + 1e9 * something on some releases (dcm2niix: keep b mod 1e5).
+            b_value = _num(_private(ds, 0x0019, 0x100C))
+        elif "GE" in manufacturer.split():
+            # GE adds 1e9 * a flag to the b-value on some releases (dcm2niix keeps it modulo 1e5).
             b = _num(_private(ds, 0x0043, 0x1039))
-            info.b_value = b % 100000 if b is not None else None
+            b_value = b % 100000 if b is not None else None
         elif "PHILIPS" in manufacturer:
-            info.b_value = _num(_private(ds, 0x2001, 0x1003))
-    if info.b_vector is None:
+            b_value = _num(_private(ds, 0x2001, 0x1003))
+    if b_vector is None:
         if "SIEMENS" in manufacturer:
-            info.b_vector = _vec(_private(ds, 0x0019, 0x100E))
+            b_vector = _vec(_private(ds, 0x0019, 0x100E))
         elif "PHILIPS" in manufacturer:
             parts = [_num(_private(ds, 0x2005, e)) for e in (0x10B0, 0x10B1, 0x10B2)]
-            info.b_vector = _vec(parts) if all(p is not None for p in parts) else None
+            b_vector = _vec(parts) if all(p is not None for p in parts) else None
     if "UIH" in manufacturer or "UNITED IMAGING" in manufacturer:
         # dcm2niix prefers UIH's private direction (0065,1037) over the standard one.
-        info.b_vector = _vec(_private(ds, 0x0065, 0x1037)) or info.b_vector
+        b_vector = _vec(_private(ds, 0x0065, 0x1037)) or b_vector
     echo = group("MREchoSequence")
-    info.echo_time = _num((echo or ds).get("EffectiveEchoTime") if echo is not None else ds.get("EchoTime"))
+    echo_time = _num(echo.get("EffectiveEchoTime") if echo is not None else ds.get("EchoTime"))
     en = _num(ds.get("EchoNumbers"))
-    info.echo_number = int(en) if en is not None else None
     cardiac = group("CardiacSynchronizationSequence")
     trig = _num(cardiac.get("NominalCardiacTriggerDelayTime")) if cardiac is not None else None
-    info.trigger_time = trig if trig is not None else _num(ds.get("TriggerTime"))
     content = group("FrameContentSequence")
     tp = _num(content.get("TemporalPositionIndex")) if content is not None else None
     tp = tp if tp is not None else _num(ds.get("TemporalPositionIdentifier"))
-    info.temporal_position = int(tp) if tp is not None else None
     when = content.get("FrameAcquisitionDateTime") if content is not None else None
-    info.acquisition_time = str(when or ds.get("AcquisitionTime") or ds.get("AcquisitionDateTime")
-                                or ds.get("ContentTime") or "")
     an = _num(ds.get("AcquisitionNumber"))
-    info.acquisition_number = int(an) if an is not None else None
     frame_type = group("MRImageFrameTypeSequence") or group("CTImageFrameTypeSequence")
     itype = (frame_type.get("FrameType") if frame_type is not None else None) or ds.get("ImageType") or []
-    info.image_type = "\\".join(str(v) for v in itype) if not isinstance(itype, str) else itype
-    return info
+    return VolumeInfo(
+        index=index, b_value=b_value, b_vector=b_vector, echo_time=echo_time,
+        echo_number=int(en) if en is not None else None,
+        trigger_time=trig if trig is not None else _num(ds.get("TriggerTime")),
+        temporal_position=int(tp) if tp is not None else None,
+        acquisition_time=str(when or ds.get("AcquisitionTime") or ds.get("AcquisitionDateTime")
+                             or ds.get("ContentTime") or ""),
+        acquisition_number=int(an) if an is not None else None,
+        image_type="\\".join(str(v) for v in itype) if not isinstance(itype, str) else itype)
 
 
 def axis_kind(infos: Sequence[VolumeInfo]) -> str:

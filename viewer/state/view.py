@@ -52,9 +52,14 @@ class ViewState(Observable):
         self._geometry_key: tuple[int, str] | None = None
         self._slice_cache: tuple[tuple[int, int], np.ndarray] | None = None
         self._grid_cache: tuple[Volume, Volume] | None = None
-        self.image.subscribe(self._image_changed)
+        self._unsubscribe_image = self.image.subscribe(self._image_changed)
         if self.image.volume is not None:
             self._reset_slice()
+
+    def detach(self) -> None:
+        """Stop following the image state (an MPR plane closed while its image state lives on)."""
+        self._unsubscribe_image()
+        self._slice_cache = None
 
     # -- derived ------------------------------------------------------------------------------------
     @property
@@ -135,11 +140,26 @@ class ViewState(Observable):
             self._geometry_key = None
             self._slice_cache = None
             self.notify("slice")
-        if "volume" in changes:
+        if "refined" in changes:
+            # The same series, more of it (the whole volume after its preview): the reader's zoom, pan
+            # and flips stay; the owner places the slice (:meth:`refine`).
+            self._geometry_key = None
+            self._slice_cache = None
+            self.notify("slice", "reset")
+        elif "volume" in changes:
             self._geometry_key = None
             with self.batch():
                 self._reset_slice()
                 self.reset_view()
+                # "reset": the slice moved because the volume changed, not because the reader scrolled
+                # (linked views do not follow it).
+                self.notify("reset")
+
+    def refine(self, slice_index: int) -> None:
+        """After a refining volume: show ``slice_index`` without counting it as the reader's scroll."""
+        n = self.slice_count
+        self.slice_index = int(np.clip(slice_index, 0, max(n - 1, 0)))
+        self.notify("slice", "reset")
 
     def _reset_slice(self) -> None:
         n = self.slice_count

@@ -436,7 +436,7 @@ class AiPanel(QWidget):
 
         def job(ctx: JobContext) -> object:
             s = ai.ModelSession.get(m, device)
-            ctx_pre = ai.Context.from_metadata(vol.metadata, vol.modality)  # window, MONOCHROME1
+            ctx_pre = ai.Context.of(vol.info, vol.modality)  # window, MONOCHROME1
             return s, ai.occlusion_map(s, vol.array[k], context=ctx_pre, progress=ctx.progress,
                                     cancel=ctx.cancelled)
 

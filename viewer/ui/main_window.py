@@ -13,19 +13,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSpinBox, QWidget
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
+                               QMainWindow, QPlainTextEdit, QSpinBox, QTextEdit, QWidget)
 
+from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
-from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
+from viewer.state.workspace import Workspace
+from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
 from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+# Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
+KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -36,21 +42,24 @@ class MainWindow(QMainWindow):
     series_failed = Signal(int, str)  # slot index, reason
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.io = io
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.background = background or Background(parent=self)
         self.settings = settings or Settings()
-        self.grid = ViewportGrid(self)
+        # The application model: series, viewports, AI results. Widgets below draw it.
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.grid = ViewportGrid(self.workspace, self)
         self.setCentralWidget(self.grid)
-        self.browser = StudyBrowser(self.background, io, self)
+        self.browser = StudyBrowser(self.background, io, self, workspace=self.workspace)
         self.measure_panel = MeasurePanel(self)
         self.cine = Cine(self)
         self.cine.set_fps(self.settings.cine_fps())
         self.auto_open = True
         self._load_started: dict[int, float] = {}
+        self._load_reference: dict[int, int] = {}
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -74,6 +83,9 @@ class MainWindow(QMainWindow):
         self.grid.layout_changed.connect(self._on_layout_changed)
         self.statusBar().showMessage("Ready")
         self._on_active_changed(self.grid.active)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -102,7 +114,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.act_link = QAction("&Link Scrolling", self, checkable=True, checked=True,
                                 toolTip="Scroll series of the same frame of reference together, by position")
-        self.act_link.toggled.connect(lambda on: setattr(self.grid, "linked", on))
+        self.act_link.toggled.connect(self.workspace.set_linked)
         view_menu.addAction(self.act_link)
         view_menu.addSeparator()
         view_menu.addAction(self.studies_dock.toggleViewAction())
@@ -185,7 +197,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
         if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(getattr(self.browser.stacks[k], "files", [])))
+            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -197,19 +209,19 @@ class MainWindow(QMainWindow):
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
         slot = self.grid.slots[idx]
+        # The viewport the reader was on: a series loading elsewhere joins its position (when linked),
+        # never the reverse.
+        self._load_reference[idx] = self.grid.active
         self.grid.set_active(idx)
-        slot.stack_key = key
-        slot.loading = True
-        slot.preview = None
-        desc = getattr(stack, "description", "") or "(no description)"
-        slot.set_title(f"{getattr(stack, 'modality', '')}  {desc}  — loading…")
+        slot.model.start_loading(key)
+        desc = stack.description or "(no description)"
+        slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
-        files = list(getattr(stack, "files", []))
+        files = list(stack.files)
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
-                                    warnings=list(getattr(stack, "warnings", []) or []),
-                                    records=getattr(stack, "records", None) or None),
+            f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
+                                    warnings=list(stack.warnings), records=stack.records or None),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
@@ -222,11 +234,7 @@ class MainWindow(QMainWindow):
             self.first_image_shown.emit(idx)
 
     def _on_preview(self, idx: int, preview: Preview) -> None:
-        slot = self.grid.slots[idx]
-        slot.preview = preview.volume
-        slot.view.set_volume(preview.volume, 0)
-        if preview.total > 1:
-            slot.view.show_message(f"Loading {preview.total} images…")
+        self.grid.slots[idx].model.show_preview(preview.volume, preview.total)
         self._mark_first_image(idx)
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
@@ -234,22 +242,19 @@ class MainWindow(QMainWindow):
         base = slot.title.text().split("  — ")[0]
         slot.set_title(f"{base}  — loading {done}/{total}")
 
-    def _on_loaded(self, idx: int, key: str, volume: Any) -> None:
+    def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
-        slot.loading = False
-        start = None
-        preview = getattr(slot, "preview", None)
-        if preview is not None:
-            # Keep the slice the user already sees: the preview's position in the full volume.
-            start = nearest_slice(volume, slice_position(preview, 0))
-        slot.preview = None
-        slot.show_volume(volume, start)  # also clears the "Loading" message
+        # Refines the preview in place: same slice, window and zoom the reader sees.
+        slot.model.finish(volume)
+        reference = self._load_reference.pop(idx, None)
+        if reference is not None and reference != idx:
+            self.workspace.align_to(slot.model, self.workspace.viewports[reference])
         stack = self.browser.stacks.get(key)
         attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
-        desc = getattr(stack, "description", "") or "(no description)"
+        desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
-        tips = list(getattr(volume, "warnings", []) or [])
+        tips = list(volume.warnings)
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
         if idx == self.grid.active:
@@ -258,8 +263,8 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, idx: int, key: str, message: str) -> None:
         slot = self.grid.slots[idx]
-        slot.preview = None
-        slot.show_error(message)
+        slot.model.fail(message)
+        self._load_reference.pop(idx, None)
         slot.set_title("Cannot load this series")
         slot.title.setToolTip(message)
         self.browser.mark_error(key, message.splitlines()[0])
@@ -280,6 +285,8 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        if self.grid.layout_name != "mpr" and not view.hasFocus() and self.isActiveWindow():
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
         self.cine.set_target(view)
         self.measure_panel.set_view(view)
 
@@ -292,6 +299,21 @@ class MainWindow(QMainWindow):
     def _set_fps(self, fps: int) -> None:
         self.cine.set_fps(fps)
         self.settings.set_cine_fps(fps)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """A click on a dock's button, list or tree hands the keyboard back to the active viewport, so
+        number keys, Enter and Backspace act where the reader looks. Text fields, spin boxes and combo
+        boxes keep it (the user is typing), and so does keyboard navigation into a dock (Tab)."""
+        if not shiboken6.isValid(self) or new is None or QApplication.mouseButtons() == Qt.MouseButton.NoButton:
+            return
+        if isinstance(new, KEEP_FOCUS_WIDGETS) or new.window() is not self:
+            return
+        parent: QWidget | None = new
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None:
+            # After the click is delivered: the widget clicked still gets its release and its signal.
+            QTimer.singleShot(0, self.grid.focus_active)
 
     # -- drag and drop of files/folders -------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802 - Qt override

@@ -188,6 +188,9 @@ class SliceViewport(pg.GraphicsView):
         self._lut = WindowLut()
         self._message = ""
         self._cursor: Cursor | None = None
+        # Where the mouse rests (scene coordinates): the readout follows scrolling, cine, window and
+        # volume changes under a still mouse, not only mouse moves.
+        self._hover: QPointF | None = None
         self._overlay = OverlayContent()
         self._drag_state: dict[str, Any] = {}
         self._display_rect = QRectF(0, 0, 1, 1)
@@ -316,7 +319,10 @@ class SliceViewport(pg.GraphicsView):
             self.slice_changed.emit(self.state.slice_index)
         self.measure_layer.sync()
         self._update_crosshair()
-        self._refresh_overlay()
+        if self._hover is not None and changes & {"slice", "view", "plane"}:
+            self._update_cursor(self._hover, hovering=False)  # refreshes the overlay too
+        else:
+            self._refresh_overlay()
 
     def _image_changed(self, changes: frozenset[str]) -> None:
         if not shiboken6.isValid(self):
@@ -332,7 +338,10 @@ class SliceViewport(pg.GraphicsView):
             self.measurements_changed.emit()
         if "crosshair" in changes:
             self._update_crosshair()
-        self._refresh_overlay()
+        if self._hover is not None and changes & {"volume", "window", "invert"}:
+            self._update_cursor(self._hover, hovering=False)
+        else:
+            self._refresh_overlay()
 
     def _full_update(self) -> None:
         self._render_image()
@@ -509,19 +518,25 @@ class SliceViewport(pg.GraphicsView):
 
     def mouseMoveEvent(self, ev: Any) -> None:  # noqa: N802
         super().mouseMoveEvent(ev)
-        self._update_cursor(self.mapToScene(ev.position().toPoint()))
+        self._hover = self.mapToScene(ev.position().toPoint())
+        self._update_cursor(self._hover)
 
     def leaveEvent(self, ev: Any) -> None:  # noqa: N802
         super().leaveEvent(ev)
+        self._hover = None
         self._cursor = None
         self.cursor_moved.emit(None)
         self._refresh_overlay()
 
-    def _update_cursor(self, scene_pos: QPointF) -> None:
+    def _update_cursor(self, scene_pos: QPointF, hovering: bool = True) -> None:
+        """The readout (LPS point, pixel, value) under ``scene_pos``; ``hovering``: the mouse moved there
+        (measurement handles react), else the image moved under a still mouse."""
         st = self.state
         g = st.geometry
         arr = st.slice_array()
         if g is None or arr is None:
+            self._cursor = None
+            self._refresh_overlay()
             return
         row, col = self.scene_to_slice(scene_pos)
         r, c = int(round(row)), int(round(col))
@@ -530,13 +545,20 @@ class SliceViewport(pg.GraphicsView):
             v = arr[r, c]
             value = tuple(float(x) for x in v) if arr.ndim == 3 else float(v)
         self._cursor = Cursor(st.point_to_lps(row, col), r, c, value)
-        self.measure_layer.hover(scene_pos)
+        if hovering:
+            self.measure_layer.hover(scene_pos)
         self.cursor_moved.emit(self._cursor)
         self._refresh_overlay()
 
-    def closeEvent(self, ev: Any) -> None:  # noqa: N802
+    def close_view(self) -> None:
+        """Stop observing state (which may outlive this widget: a viewport's image state shown in MPR)."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self._unsubscribe = []
+        self.state.detach()
+
+    def closeEvent(self, ev: Any) -> None:  # noqa: N802
+        self.close_view()
         super().closeEvent(ev)
 
 
