@@ -188,6 +188,19 @@ def regular_grid(volume: Volume) -> Volume:
     """
     if volume.regular or volume.slice_positions is None or volume.shape[0] < 2:
         return volume
+    # Kept on the volume (views, measurements and MPR all ask for it), valid while its array, affine and
+    # positions are the same objects with the same geometry.
+    key = (id(volume.array), volume.affine.tobytes(), volume.slice_positions.tobytes())
+    cached = volume.__dict__.get("_regular_grid")
+    if cached is not None and cached[0] == key:
+        return cached[1]  # type: ignore[no-any-return]
+    grid = _resample_even(volume)
+    volume.__dict__["_regular_grid"] = (key, grid)
+    return grid
+
+
+def _resample_even(volume: Volume) -> Volume:
+    assert volume.slice_positions is not None
     pos = volume.slice_positions
     normal = np.cross(volume.affine[:3, 0], volume.affine[:3, 1])
     normal /= np.linalg.norm(normal)

@@ -51,7 +51,6 @@ class ViewState(Observable):
         self._geometry: SliceGeometry | ResampledGeometry | None = None
         self._geometry_key: tuple[int, str] | None = None
         self._slice_cache: tuple[tuple[int, int], np.ndarray] | None = None
-        self._grid_cache: tuple[Volume, Volume] | None = None
         self._unsubscribe_image = self.image.subscribe(self._image_changed)
         if self.image.volume is not None:
             self._reset_slice()
@@ -70,11 +69,9 @@ class ViewState(Observable):
         """The volume this plane cuts: the loaded one, or for a reformat of slices that one affine cannot
         describe (interleaved, overlapping, uneven), its resampling onto an even grid (cached)."""
         vol = self.image.volume
-        if vol is None or self.plane == "acquired" or vol.regular:
+        if vol is None or self.plane == "acquired":
             return vol
-        if self._grid_cache is None or self._grid_cache[0] is not vol:
-            self._grid_cache = (vol, regular_grid(vol))
-        return self._grid_cache[1]
+        return regular_grid(vol)  # the volume itself when regular; cached on the volume otherwise
 
     @property
     def geometry(self) -> SliceGeometry | ResampledGeometry | None:
