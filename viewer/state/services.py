@@ -30,6 +30,7 @@ class SeriesSource(Protocol):
     description: str
     warnings: list[str]
     split_reason: str | None
+    split_label: str | None  # what tells the stacks of one split series apart
     patient_id: str
     patient_name: str
     study_uid: str

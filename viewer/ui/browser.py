@@ -213,10 +213,12 @@ class StudyBrowser(QWidget):
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
         self.progress.setRange(0, 0)
+        # scan_finished first: the window queues the series it opens before the thumbnails, so that load
+        # gets a pool thread even when there are more series (thumbnails) than threads.
+        self.scan_finished.emit(n, bad)
         self._queue_thumbnails()
         if not self._pending_thumbs:
             self._set_busy(False)
-        self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:
@@ -262,6 +264,9 @@ class StudyBrowser(QWidget):
         desc = _text(stack.description) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
+        label = stack.split_label
+        if label:
+            desc = f"{desc} [{label}]"  # split stacks of one series must not look alike
         if info["series_date"] and info["series_date"] != info["study_date"]:
             desc = f"{desc}\n{info['series_date']}"
         item = QTreeWidgetItem(study, [desc, _text(stack.modality), str(len(files))])

@@ -30,6 +30,7 @@ from viewer.state.workspace import Workspace
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
+from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
@@ -388,6 +389,7 @@ class MainWindow(QMainWindow):
         reference = self._load_reference.pop(idx, None)
         if reference is not None and reference != idx:
             self.workspace.align_to(slot.model, self.workspace.viewports[reference])
+        attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")

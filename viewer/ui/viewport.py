@@ -350,7 +350,7 @@ class SliceViewport(pg.GraphicsView):
         if "volume" in changes:
             # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
             self._cursor = None
-        if changes & {"window", "invert", "volume"}:
+        if changes & {"window", "invert", "volume", "pixels"}:
             self._render_image()
             self.window_changed.emit(self.state.image.center, self.state.image.width)
         if "measurements" in changes:
