@@ -209,10 +209,9 @@ class ViewportGrid(QWidget):
         self.workspace.set_layout(name)
 
     def set_active(self, index: int) -> None:
+        # Every click and wheel event in a view lands here: only a change of viewport does anything.
         if index != self.workspace.active:
             self.workspace.set_active(index)
-        else:
-            self._show_active()
 
     def next_free_slot(self) -> int:
         return self.workspace.next_free_viewport()
