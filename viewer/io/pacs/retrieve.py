@@ -1,0 +1,291 @@
+"""Retrieve series into the local store: C-GET or C-MOVE (DIMSE), WADO-RS (DICOMweb); resume; concurrency.
+
+For each series the instance list is asked first (C-FIND IMAGE level / QIDO-RS instances); what is already
+in the series folder (by SOP Instance UID) is skipped, so a broken transfer resumes where it stopped; only
+the missing instances are asked for (a UID list at IMAGE level, one WADO-RS request each). ``auto`` tries
+C-GET and falls back to C-MOVE when the PACS does not offer C-GET (many do not); C-MOVE sends the series
+to our own storage SCP on ``port``, which the PACS must know under our AE title (README: node set-up).
+
+Callbacks run on network threads: ``progress(SeriesProgress)`` after each stored instance and
+``on_stored(path, SeriesProgress)`` with the file just stored (the streaming API: a viewer opens the
+series on the first one and fills in the rest); ``cancel()`` is polled. Series run ``workers`` at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from viewer.io.pacs import dimse, web
+from viewer.io.pacs.errors import PacsCancelled, PacsError
+from viewer.io.pacs.nodes import DEFAULT_AE, DEFAULT_PORT, DimseNode, Node, WebNode
+from viewer.io.pacs.query import Query
+from viewer.io.pacs.store import LocalStore, check_instance, fsync_folder, stored_sop_uids, sweep_partials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SeriesProgress:
+    """Where one series stands. ``done`` counts instances present (skipped ones included) of ``total``."""
+
+    study_uid: str
+    series_uid: str
+    folder: Path
+    total: int
+    done: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class SeriesResult:
+    study_uid: str
+    series_uid: str
+    folder: Path
+    method: str
+    total: int
+    stored: int
+    skipped: int
+    bytes: int
+    seconds: float
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.stored + self.skipped >= self.total
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study_uid": self.study_uid, "series_uid": self.series_uid, "folder": str(self.folder),
+                "method": self.method, "total": self.total, "stored": self.stored, "skipped": self.skipped,
+                "bytes": self.bytes, "seconds": round(self.seconds, 3),
+                "mb_per_s": round(self.bytes / 1e6 / self.seconds, 2) if self.seconds > 0 else 0.0,
+                "complete": self.complete, "files": [str(f) for f in self.files], "problems": self.problems,
+                "error": self.error}
+
+
+@dataclass
+class RetrieveResult:
+    node: str
+    into: Path
+    series: list[SeriesResult]
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(s.complete for s in self.series)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "into": str(self.into), "ok": self.ok, "cancelled": self.cancelled,
+                "methods": sorted({s.method for s in self.series if s.method}),
+                "series": [s.to_json() for s in self.series]}
+
+
+class _Job:
+    """One series: counts and stores what arrives, whichever thread it arrives on."""
+
+    def __init__(self, store: LocalStore, study_uid: str, series_uid: str, expected: dict[str, str],
+                 progress: Callable[[SeriesProgress], None] | None,
+                 on_stored: Callable[[Path, SeriesProgress], None] | None, cancel: Callable[[], bool] | None) -> None:
+        self.store = store
+        self.folder = store.folder(study_uid, series_uid)
+        sweep_partials(self.folder)
+        present = stored_sop_uids(self.folder)
+        self.expected = expected
+        self.missing = sorted(set(expected) - present)
+        self.state = SeriesProgress(study_uid, series_uid, self.folder, total=len(expected),
+                                    done=len(expected) - len(self.missing), skipped=len(expected) - len(self.missing))
+        self.files: list[Path] = []
+        self._lock = threading.Lock()
+        self._t0 = time.perf_counter()
+        self._progress, self._on_stored, self._cancel = progress, on_stored, cancel
+
+    def sink(self, data: bytes) -> None:
+        if self._cancel is not None and self._cancel():
+            raise PacsCancelled("retrieve cancelled")
+        info = check_instance(data)
+        if info.series_uid != self.state.series_uid:
+            raise PacsError(f"instance {info.sop_uid} belongs to series {info.series_uid}, not the one asked for")
+        path = self.store.store(data, info, sync_folder=False, index=False)
+        with self._lock:
+            self.files.append(path)
+            self.state.done += 1
+            self.state.bytes += len(data)
+            self.state.seconds = time.perf_counter() - self._t0
+            snapshot = SeriesProgress(**vars(self.state))
+        if self._progress is not None:
+            self._progress(snapshot)
+        if self._on_stored is not None:
+            self._on_stored(path, snapshot)
+
+    def finish(self, method: str, problems: list[str], error: str | None) -> SeriesResult:
+        if self.files:
+            fsync_folder(self.folder)
+            try:
+                self.store.index(self.files)
+            except Exception as exc:  # noqa: BLE001 - the files are stored; a scan indexes them later
+                problems.append(f"not indexed now ({exc}); a scan of the folder will index them")
+        present = stored_sop_uids(self.folder)
+        still = [u for u in self.expected if u not in present]
+        if still and error is None:
+            error = f"{len(still)} of {len(self.expected)} instances did not arrive; run the retrieve again to " \
+                    "fetch only those"
+        s = self.state
+        return SeriesResult(s.study_uid, s.series_uid, self.folder, method, s.total, len(self.files), s.skipped,
+                            s.bytes, time.perf_counter() - self._t0, list(self.files), problems, error)
+
+
+def list_series(node: Node, study_uid: str, ae_title: str = DEFAULT_AE) -> list[str]:
+    """Series Instance UIDs of a study."""
+    q = Query(level="series", study_uid=study_uid)
+    matches = dimse.find(node, q, ae_title) if isinstance(node, DimseNode) else web.find(node, q)
+    return [m.series_uid for m in matches if m.series_uid]
+
+
+def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *, ae_title: str = DEFAULT_AE,
+             port: int = DEFAULT_PORT, store: LocalStore | None = None, method: str | None = None,
+             workers: int = 2, progress: Callable[[SeriesProgress], None] | None = None,
+             on_stored: Callable[[Path, SeriesProgress], None] | None = None,
+             cancel: Callable[[], bool] | None = None, server: dimse.StorageServer | None = None) -> RetrieveResult:
+    """Retrieve a study (or some of its series) into ``store``; see the module docstring.
+
+    ``method``: ``auto``/``get``/``move`` for DIMSE nodes (default: the node's setting), ignored for
+    DICOMweb (WADO-RS). ``server``: a running storage SCP to use for C-MOVE (else one is started on
+    ``port`` when needed and closed at the end). Raises PacsError when the study cannot even be listed;
+    per-series failures are in the result (``error``) so the other series still arrive.
+    """
+    store = store or LocalStore()
+    method = method or (node.retrieve if isinstance(node, DimseNode) else "wado")
+    series = series_uids or list_series(node, study_uid, ae_title)
+    if not series:
+        raise PacsError(f"{node.url}: study {study_uid} has no series (or is not there)")
+    state = {"method": method, "server": server}
+    lock = threading.Lock()
+    started_server: list[dimse.StorageServer] = []
+
+    def get_server() -> dimse.StorageServer:
+        with lock:
+            if state["server"] is None:
+                srv = dimse.StorageServer(ae_title, port, timeout_s=node.timeout_s)
+                started_server.append(srv)
+                state["server"] = srv
+            return state["server"]  # type: ignore[return-value]
+
+    def one(series_uid: str) -> SeriesResult:
+        if isinstance(node, DimseNode):
+            expected = dimse.list_instances(node, ae_title, study_uid, series_uid)
+        else:
+            expected = web.list_instances(node, study_uid, series_uid)
+        job = _Job(store, study_uid, series_uid, expected, progress, on_stored, cancel)
+        if progress is not None:
+            progress(SeriesProgress(**vars(job.state)))
+        # The whole series when nothing of it is here; else only what is missing.
+        subset = job.missing if len(job.missing) < len(expected) else None
+        problems: list[str] = []
+        used = ""
+        error: str | None = None
+        try:
+            if not job.missing:
+                used = "none (already stored)"
+            elif isinstance(node, WebNode):
+                used = "WADO-RS"
+                problems += web.retrieve_series(node, study_uid, series_uid, job.sink, sop_uids=subset, cancel=cancel)
+            else:
+                used = _dimse_retrieve(node, ae_title, job, subset, cancel, state, lock, get_server, problems)
+        except PacsCancelled:
+            raise
+        except PacsError as exc:
+            error = str(exc)
+            log.warning("series %s: %s", series_uid, exc)
+        return job.finish(used, problems, error)
+
+    results: list[SeriesResult] = []
+    cancelled = False
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(series))), thread_name_prefix="pacs-get") as ex:
+            futures = [ex.submit(one, uid) for uid in series]
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except PacsCancelled:
+                    cancelled = True
+    finally:
+        for srv in started_server:
+            srv.close()
+    return RetrieveResult(node.url, store.root, results, cancelled)
+
+
+def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str] | None,
+                    cancel: Callable[[], bool] | None, state: dict[str, Any], lock: threading.Lock,
+                    get_server: Callable[[], dimse.StorageServer], problems: list[str]) -> str:
+    classes = {c for c in job.expected.values() if c} or None
+    s = job.state
+    if state["method"] in ("auto", "get"):
+        try:
+            problems += dimse.get_series(node, ae_title, s.study_uid, s.series_uid, job.sink, sop_uids=subset,
+                                         sop_classes=classes, cancel=cancel)
+            return "C-GET"
+        except dimse.NotOffered:
+            if state["method"] == "get":
+                raise
+            with lock:
+                state["method"] = "move"  # the other series go straight to C-MOVE
+    server = get_server()
+    server.route(s.series_uid, job.sink)
+    try:
+        dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
+                          errors=problems)
+    finally:
+        server.unroute(s.series_uid)
+    return "C-MOVE"
+
+
+_DONE = object()
+
+
+def iter_retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, **kwargs: Any
+                  ) -> Iterator[tuple[Path, SeriesProgress] | RetrieveResult]:
+    """The streaming form of :func:`retrieve`: yields ``(path, progress)`` as each instance is stored, then
+    the :class:`RetrieveResult` last. Runs the retrieve on a thread; closing the iterator cancels it."""
+    q: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    user_cancel = kwargs.pop("cancel", None)
+
+    def cancel() -> bool:
+        return stop.is_set() or bool(user_cancel is not None and user_cancel())
+
+    def run() -> None:
+        try:
+            q.put(retrieve(node, study_uid, series_uids, on_stored=lambda p, s: q.put((p, s)), cancel=cancel,
+                           **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+        q.put(_DONE)
+
+    t = threading.Thread(target=run, name="pacs-stream", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()
