@@ -115,12 +115,13 @@ def associate(node: DimseNode, ae_title: str, ae: Any, *, ext_neg: list[Any] | N
     raise PacsError(f"cannot associate with {_where(node)}: {diagnose(node)}")
 
 
-def _lost(assoc: Any, node: DimseNode, op: str) -> str:
-    """Why a DIMSE exchange ended without a final status, in words."""
+def _lost(assoc: Any, node: DimseNode, op: str, waited_s: float | None = None) -> str:
+    """Why a DIMSE exchange ended without a final status, in words. ``waited_s``: since the last message."""
     if getattr(assoc, "_peer_aborted", False) and not getattr(assoc, "_we_aborted", False):
         return (f"{_where(node)} aborted the association on our {op} (we are {assoc.ae.ae_title!r}): a PACS "
                 f"does this when it does not know our AE title or our address; add them to its DICOM nodes")
-    if assoc.is_aborted or not assoc.is_established:
+    early = waited_s is not None and waited_s < 0.9 * node.timeout_s
+    if assoc.is_aborted or not assoc.is_established or early:
         return f"{_where(node)}: the connection was lost during the {op} (server stopped or network broke)"
     return f"{_where(node)}: no answer to the {op} within {node.timeout_s:g} s (timeout)"
 
@@ -319,6 +320,8 @@ class _CancelWatch:
                 self.fired = True
                 self._assoc._we_aborted = True
                 self._assoc.abort()
+                # The calling thread waits on the DIMSE queue up to dimse_timeout; wake it now.
+                self._assoc.dimse.msg_queue.put((None, None))
                 return
 
     def close(self) -> None:
@@ -329,12 +332,16 @@ class _CancelWatch:
 
 def _sub_op_outcome(node: DimseNode, op: str, responses: Iterator[tuple[Any, Any]], watch: _CancelWatch,
                     errors: list[str]) -> None:
+    import time
+
     final: Any = None
+    last = time.monotonic()
     for status, identifier in responses:
         if not status or "Status" not in status:
             if watch.fired:
                 raise PacsCancelled(f"{op} cancelled")
-            raise PacsError(_lost(assoc, node, op))
+            raise PacsError(_lost(watch._assoc, node, op, time.monotonic() - last))
+        last = time.monotonic()
         final = status
         if int(status.Status) not in (0xFF00, 0xFF01):
             break

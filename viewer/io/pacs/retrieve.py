@@ -106,6 +106,7 @@ class _Job:
         sweep_partials(self.folder)
         present = stored_sop_uids(self.folder)
         self.expected = expected
+        self.present = present
         self.missing = sorted(set(expected) - present)
         self.state = SeriesProgress(study_uid, series_uid, self.folder, total=len(expected),
                                     done=len(expected) - len(self.missing), skipped=len(expected) - len(self.missing))
@@ -120,6 +121,8 @@ class _Job:
         info = check_instance(data)
         if info.series_uid != self.state.series_uid:
             raise PacsError(f"instance {info.sop_uid} belongs to series {info.series_uid}, not the one asked for")
+        if info.sop_uid in self.present:
+            return  # a whole-series stream during a resume: this one is already here
         path = self.store.store(data, info, sync_folder=False, index=False)
         with self._lock:
             self.files.append(path)
@@ -193,8 +196,11 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
         job = _Job(store, study_uid, series_uid, expected, progress, on_stored, cancel)
         if progress is not None:
             progress(SeriesProgress(**vars(job.state)))
-        # The whole series when nothing of it is here; else only what is missing.
+        # Only what is missing: one UID-list request over DIMSE; over DICOMweb one request per instance,
+        # so when more than half is missing the series is streamed whole and present instances dropped.
         subset = job.missing if len(job.missing) < len(expected) else None
+        if isinstance(node, WebNode) and subset is not None and len(subset) > len(expected) // 2:
+            subset = None
         problems: list[str] = []
         used = ""
         error: str | None = None

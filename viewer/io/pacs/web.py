@@ -27,21 +27,18 @@ def client(node: WebNode) -> Any:
     import requests
     from dicomweb_client.api import DICOMwebClient
 
-    timeout = node.timeout_s
-
-    class _Session(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            kwargs.setdefault("timeout", timeout)
-            return super().request(*args, **kwargs)
-
-    session = _Session()
+    session = requests.Session()
     if node.auth == "basic":
         session.auth = (node.username, node.password)
     elif node.auth == "bearer":
         session.headers["Authorization"] = f"Bearer {node.token}"
     if node.tls_ca:
         session.verify = node.tls_ca
-    return DICOMwebClient(url=node.base_url, session=session)
+    c = DICOMwebClient(url=node.base_url, session=session, timeout=node.timeout_s)
+    # dicomweb-client retries failed requests with exponential back-off (minutes against a hung server);
+    # we report at once and the next retrieve resumes.
+    c.set_http_retry_params(retry=False)
+    return c
 
 
 def http_error(node: WebNode, exc: BaseException, what: str) -> PacsError:
@@ -108,18 +105,28 @@ def _datasets(results: list[dict[str, Any]]) -> Iterator[Any]:
         yield Dataset.from_json(item)
 
 
+def _qido(c: Any, path: str, filters: dict[str, str], fields: tuple[str, ...], **extra: Any) -> list[dict[str, Any]]:
+    """One QIDO-RS request. The query string is built here: wildcards stay literal (``*``), because some
+    servers (Orthanc's plugin 1.7) do not decode ``%2A`` and would match nothing."""
+    from urllib.parse import urlencode
+
+    params: list[tuple[str, Any]] = [*filters.items(), *(("includefield", f) for f in fields), *extra.items()]
+    url = f"{c.base_url}/{path}?{urlencode(params, safe='*')}"
+    return list(c._http_get_application_json(url) or [])
+
+
 def find(node: WebNode, query: Query, *, cancel: Callable[[], bool] | None = None,
          page: int = PAGE) -> Iterator[Match]:
     """QIDO-RS, one page of ``page`` results at a time, yielded as each page arrives."""
     c = client(node)
 
-    def pages(search: Callable[..., list[dict[str, Any]]], level: str, **kw: Any) -> Iterator[Match]:
+    def pages(path: str, level: str, filters: dict[str, str], fields: tuple[str, ...]) -> Iterator[Match]:
         offset = 0
         while True:
             if cancel is not None and cancel():
                 raise PacsCancelled("query cancelled")
             with _catch(node, f"{level} query"):
-                got = search(limit=page, offset=offset, **kw)
+                got = _qido(c, path, filters, fields, limit=page, offset=offset)
             for ds in _datasets(got):
                 yield match_from_dataset(ds, level)
             if len(got) < page:
@@ -128,24 +135,29 @@ def find(node: WebNode, query: Query, *, cancel: Callable[[], bool] | None = Non
 
     filters = study_filters(query)
     if query.level == "study":
-        yield from pages(c.search_for_studies, "study", search_filters=filters, fields=list(STUDY_KEYS))
+        yield from pages("studies", "study", filters, STUDY_KEYS)
         return
     studies = [query.study_uid] if query.study_uid else [
-        m.study_uid for m in pages(c.search_for_studies, "study", search_filters=filters, fields=list(STUDY_KEYS))]
+        m.study_uid for m in pages("studies", "study", filters, STUDY_KEYS)]
     series_filters = {k: v for k, v in (("Modality", query.modality), ("SeriesDescription", query.description)) if v}
     for uid in studies:
-        yield from pages(c.search_for_series, "series", study_instance_uid=uid, search_filters=series_filters,
-                         fields=list(SERIES_KEYS))
+        yield from pages(f"studies/{uid}/series", "series", series_filters, SERIES_KEYS)
 
 
 def list_instances(node: WebNode, study_uid: str, series_uid: str) -> dict[str, str]:
     """SOP Instance UID -> SOP Class UID of a series (QIDO-RS)."""
     c = client(node)
     out: dict[str, str] = {}
-    with _catch(node, "instance query"):
-        for ds in _datasets(c.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid,
-                                                   fields=["SOPClassUID"], get_remaining=True)):
+    offset = 0
+    while True:
+        with _catch(node, "instance query"):
+            got = _qido(c, f"studies/{study_uid}/series/{series_uid}/instances", {}, ("SOPClassUID",),
+                        limit=1000, offset=offset)
+        for ds in _datasets(got):
             out[str(ds.get("SOPInstanceUID", ""))] = str(ds.get("SOPClassUID", ""))
+        if len(got) < 1000:
+            break
+        offset += len(got)
     out.pop("", None)
     return out
 
