@@ -273,9 +273,9 @@ def storage_contexts_for_get(sop_classes: set[str] | None = None) -> list[Any]:
 
     out = []
     for cx in AllStoragePresentationContexts:
-        name = UID(cx.abstract_syntax).name
+        name = UID(str(cx.abstract_syntax)).name
         if any(w in name for w in wanted):
-            out.append(build_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES))
+            out.append(build_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES))
     return out[:120]
 
 
@@ -449,17 +449,18 @@ class StorageServer:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
         ae.maximum_associations = 16
         for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            ae.add_supported_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.require_called_aet = False
         self._ae = ae
         try:
-            self._server = ae.start_server((bind, port), block=False,
-                                           evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch,
-                                                                                          self.errors))])
+            server = ae.start_server((bind, port), block=False,
+                                     evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch, self.errors))])
         except OSError as exc:
             raise PacsError(f"cannot listen on port {port}: {exc.strerror or exc}") from exc
-        self.port = self._server.server_address[1]
+        assert server is not None  # block=False returns the server
+        self._server = server
+        self.port = int(server.server_address[1])
 
     def _dispatch(self, data: bytes) -> None:
         from viewer.io.pacs.store import check_instance

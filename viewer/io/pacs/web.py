@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from viewer.io.pacs.errors import PacsCancelled, PacsError
@@ -73,19 +74,15 @@ def http_error(node: WebNode, exc: BaseException, what: str) -> PacsError:
     return PacsError(f"{where}: the {what} failed: {exc}")
 
 
-def _catch(node: WebNode, what: str) -> Any:
+@contextmanager
+def _catch(node: WebNode, what: str) -> Iterator[None]:
+    """Turn requests' exceptions inside the block into a PacsError in words."""
     import requests
 
-    class _Ctx:
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
-            if ev is not None and isinstance(ev, (requests.exceptions.RequestException, OSError)) \
-                    and not isinstance(ev, PacsError):
-                raise http_error(node, ev, what) from ev
-            return False
-    return _Ctx()
+    try:
+        yield
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise http_error(node, exc, what) from exc
 
 
 def echo(node: WebNode) -> float:
