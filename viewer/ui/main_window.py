@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.cine.set_fps(self.settings.cine_fps())
         self.auto_open = True
         self._load_started: dict[int, float] = {}
+        self._titles: dict[int, str] = {}  # viewport -> title of what load_files is loading there
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -195,20 +196,31 @@ class MainWindow(QMainWindow):
         if self.grid.layout_name == "mpr":
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
-        slot = self.grid.slots[idx]
+        desc = getattr(stack, "description", "") or "(no description)"
+        self.browser.select(key)
+        return self.load_files(list(getattr(stack, "files", [])), idx, key=key,
+                               title=f"{getattr(stack, 'modality', '')}  {desc}",
+                               series_uid=getattr(stack, "series_uid", "") or "",
+                               warnings=list(getattr(stack, "warnings", []) or []),
+                               records=getattr(stack, "records", None) or None)
+
+    def load_files(self, files: list[str], slot_index: int, *, key: str = "", title: str = "",
+                   series_uid: str = "", warnings: list[str] | None = None, records: Any = None) -> int:
+        """Load ``files`` (one series) into viewport ``slot_index``: preview first, then the volume.
+
+        Also the way in for series that are not in the browser (a PACS retrieve that is still arriving).
+        """
+        slot = self.grid.slots[slot_index]
+        idx = slot_index
         self.grid.set_active(idx)
         slot.stack_key = key
         slot.loading = True
         slot.preview = None
-        desc = getattr(stack, "description", "") or "(no description)"
-        slot.set_title(f"{getattr(stack, 'modality', '')}  {desc}  — loading…")
-        self.browser.select(key)
+        slot.set_title(f"{title}  — loading…")
+        self._titles[idx] = title
         self._load_started[idx] = time.perf_counter()
-        files = list(getattr(stack, "files", []))
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
-                                    warnings=list(getattr(stack, "warnings", []) or []),
-                                    records=getattr(stack, "records", None) or None),
+            f"load:{idx}", load_job(self.io, files, series_uid=series_uid, warnings=warnings, records=records),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
@@ -246,7 +258,8 @@ class MainWindow(QMainWindow):
         stack = self.browser.stacks.get(key)
         desc = getattr(stack, "description", "") or "(no description)"
         z, y, x = volume.shape
-        slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
+        head = f"{volume.modality}  {desc}" if stack is not None or not self._titles.get(idx) else self._titles[idx]
+        slot.set_title(f"{head}  — {z}×{y}×{x}")
         tips = list(getattr(volume, "warnings", []) or [])
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
