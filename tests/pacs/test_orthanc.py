@@ -136,7 +136,9 @@ def test_streaming_yields_instances_as_they_are_stored(orthanc: Loaded, tmp_path
     assert len(stored) == 134 and result.ok
     # The first instance was a complete file on disk when it was handed on, long before the last one.
     first_path, first_progress = stored[0]
-    assert first_progress.done == 1 and first_progress.total == 134
+    # The total is -1 ("not known yet") until the instance listing, run alongside, has answered.
+    assert first_progress.done == 1 and first_progress.total in (-1, 134)
+    assert stored[-1][1].done == 134 and result.series[0].total == 134
     assert check_instance(first_path.read_bytes()).series_uid == orthanc.series_uid
 
 
@@ -164,12 +166,13 @@ def test_refused_and_unreachable_ports_are_named(orthanc: Loaded) -> None:
 
 
 @pytest.fixture
-def small_orthanc(private_net: None, data_dir: Path, tmp_path: Path):
-    """A second Orthanc with 30 instances of the pancreas CT, for tests that stop, pause or break it."""
+def small_orthanc(private_net: None, data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest):
+    """A second Orthanc with 30 instances of the pancreas CT (or ``indirect`` n), for tests that stop, pause
+    or break it."""
     from tests.pacs.conftest import PANCREAS, series_files
 
     o = Orthanc(tmp_path / "orthanc", {AE: free_port()}, MaximumStorageCacheSize=0).start()
-    files = series_files(data_dir, PANCREAS)[:30]
+    files = series_files(data_dir, PANCREAS)[:getattr(request, "param", 30)]
     ids = o.upload(files)
     yield o, files, ids
     o.resume() if o.proc and o.proc.poll() is None else None
@@ -191,8 +194,11 @@ def test_slow_server_times_out_with_a_message(small_orthanc, orthanc: Loaded) ->
     assert dimse.echo(parse_node(o.dimse), AE) > 0
 
 
+@pytest.mark.parametrize("small_orthanc", [134], indirect=True)
 @pytest.mark.parametrize("which", ["dimse", "dicomweb"])
 def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, which: str) -> None:
+    # 134 instances (70 MB): more than loopback's socket buffers hold, so killing the server after the
+    # fifth stored instance really breaks the transfer.
     o, files, _ = small_orthanc
     study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     store = LocalStore(tmp_path / "store", index=False)
@@ -200,23 +206,23 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
 
     def on_stored(path: Path, progress: object) -> None:
         count[0] += 1
-        if count[0] == 10:
+        if count[0] == 5:
             o.kill()
 
     result = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store, on_stored=on_stored)
     [s] = result.series
     assert not result.ok and s.error
-    assert "lost" in s.error or "broke" in s.error or "did not arrive" in s.error, s.error
+    assert "the transfer stopped after" in s.error, s.error
     folder = s.folder
     have = sorted(folder.glob("*.dcm"))
-    assert 10 <= len(have) < 30
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert 5 <= len(have) < 134
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # nothing half-stored
     for p in have:
         check_instance(p.read_bytes())
     o.start()  # same storage: the PACS is back
     again = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store)
     [s2] = again.series
-    assert again.ok and s2.skipped == len(have) and s2.stored == 30 - len(have)
+    assert again.ok and s2.skipped == len(have) and s2.stored == 134 - len(have)
     assert_equal_to_originals(folder, originals(files))
 
 

@@ -173,11 +173,12 @@ def _get(args: argparse.Namespace) -> int:
     def progress(p: SeriesProgress) -> None:
         if args.json:
             return
-        step = max(1, p.total // 10)
-        with lock:  # a line per series every 10 %, and at the end
+        step = max(1, p.total // 10) if p.total > 0 else 10
+        with lock:  # a line per series every 10 % (10 instances while the total is not known), and at the end
             if p.done == p.total or p.done - last.get(p.series_uid, -step) >= step:
                 last[p.series_uid] = p.done
-                print(f"  series {p.series_uid}: {p.done}/{p.total} instances, {p.mb_per_s:.1f} MB/s",
+                total = p.total if p.total >= 0 else "?"
+                print(f"  series {p.series_uid}: {p.done}/{total} instances, {p.mb_per_s:.1f} MB/s",
                       file=sys.stderr, flush=True)
 
     result = retrieve(node, args.study, args.series, ae_title=args.ae, port=args.port, store=store,

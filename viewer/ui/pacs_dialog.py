@@ -346,9 +346,10 @@ class PacsPanel(QWidget):
         kind, *rest = payload
         p = rest[-1]
         r = self._row_of(p.series_uid)
+        total = str(p.total) if p.total >= 0 else (self.series.item(r, 3).text() if r >= 0 else "?")
         if r >= 0:
-            self.series.item(r, 4).setText(f"{p.done}/{p.total}  {p.mb_per_s:.1f} MB/s")
-        self.status_message(f"Series {p.series_uid[-12:]}: {p.done}/{p.total} images, {p.mb_per_s:.1f} MB/s")
+            self.series.item(r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
+        self.status_message(f"{self._title(p.series_uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
         slot = self._opening.get(p.series_uid)
         if kind == "stored" and slot is not None and p.series_uid not in self._shown:
             # The first instance on disk goes on screen at once; the rest fills in when it has arrived.

@@ -18,8 +18,10 @@ from viewer.io.pacs.query import SERIES_KEYS, STUDY_KEYS, Match, Query, match_fr
 
 log = logging.getLogger(__name__)
 
-#: Results asked per QIDO request: the first page shows quickly, the rest follows.
-PAGE = 100
+#: Results asked per QIDO request: a small first page shows quickly (Orthanc spends ~8 ms a study on a
+#: QIDO answer), larger ones follow.
+FIRST_PAGE = 20
+PAGE = 200
 _ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
@@ -118,17 +120,17 @@ def find(node: WebNode, query: Query, *, cancel: Callable[[], bool] | None = Non
     c = client(node)
 
     def pages(path: str, level: str, filters: dict[str, str], fields: tuple[str, ...]) -> Iterator[Match]:
-        offset = 0
+        offset, size = 0, min(FIRST_PAGE, page)
         while True:
             if cancel is not None and cancel():
                 raise PacsCancelled("query cancelled")
             with _catch(node, f"{level} query"):
-                got = _qido(c, path, filters, fields, limit=page, offset=offset)
+                got = _qido(c, path, filters, fields, limit=size, offset=offset)
             for ds in _datasets(got):
                 yield match_from_dataset(ds, level)
-            if len(got) < page:
+            if len(got) < size:
                 return
-            offset += len(got)
+            offset, size = offset + len(got), page
 
     filters = study_filters(query)
     if query.level == "study":
