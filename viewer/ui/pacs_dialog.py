@@ -321,9 +321,12 @@ class PacsPanel(QWidget):
             self._opening[series_uid] = int(self.window.grid.active)
         self.status_message(f"Retrieving from {node}…")
 
+        r = self._row_of(series_uid) if series_uid else -1
+        modalities = {series_uid: self.series.item(r, 1).text()} if r >= 0 else None
+
         def job(ctx: Any) -> Any:
             return self.services.retrieve(
-                node, ae, port, study_uid, [series_uid] if series_uid else None,
+                node, ae, port, study_uid, [series_uid] if series_uid else None, modalities=modalities,
                 progress=lambda p: ctx.partial(("progress", p)),
                 on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
 
