@@ -243,3 +243,16 @@ def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path:
     assert any("truncated" in p for p in s.problems) or s.problems == [] , s.problems
     assert not (s.folder / f"{bad_sop}.dcm").exists()
     assert not [p for p in s.folder.iterdir() if p.name.startswith(".")]
+
+
+def test_no_patient_names_or_ids_in_logs(orthanc: Loaded, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    node = parse_node(orthanc.orthanc.dimse)
+    [study] = list(dimse.find(node, Query(patient_name="Pancreas*"), AE))
+    assert study.patient_name == "Pancreas-CT-CB_001"
+    retrieve(node, orthanc.study_uid, ae_title=AE, store=LocalStore(tmp_path, index=False), method="get")
+    list(web.find(parse_node(orthanc.orthanc.dicomweb), Query(patient_id="Pancreas-CT-CB_001")))
+    assert caplog.records  # pynetdicom did log (associations, messages) ...
+    assert "Pancreas-CT-CB" not in caplog.text and "Pancreas*" not in caplog.text  # ... but no PHI

@@ -8,6 +8,7 @@ is transcoded, and hands on each part of the multipart answer as soon as it has 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,11 +19,33 @@ from viewer.io.pacs.query import SERIES_KEYS, STUDY_KEYS, Match, Query, match_fr
 
 log = logging.getLogger(__name__)
 
-#: Results asked per QIDO request: a small first page shows quickly (Orthanc spends ~8 ms a study on a
-#: QIDO answer), larger ones follow.
-FIRST_PAGE = 20
+#: Results asked per QIDO request: a small first page shows quickly (Orthanc spends ~9 ms a study on a
+#: QIDO answer: 5 results 34 ms, 100 results 0.9 s), then pages ten times larger up to PAGE.
+FIRST_PAGE = 5
 PAGE = 200
 _ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+class _RedactQueries(logging.Filter):
+    """Drops URL query strings from a library's log records: a QIDO URL carries the patient's name or ID."""
+
+    _QUERY = re.compile(r"\?[^\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "?" in text:
+            record.msg, record.args = self._QUERY.sub("?<query>", text), ()
+        return True
+
+
+_REDACTING: list[logging.Filter] = []
+
+
+def _redact_library_logs() -> None:
+    if not _REDACTING:
+        _REDACTING.append(_RedactQueries())
+        for name in ("dicomweb_client.web", "dicomweb_client", "urllib3.connectionpool"):
+            logging.getLogger(name).addFilter(_REDACTING[0])
 
 
 def client(node: WebNode) -> Any:
@@ -30,6 +53,7 @@ def client(node: WebNode) -> Any:
     import requests
     from dicomweb_client.api import DICOMwebClient
 
+    _redact_library_logs()
     session = requests.Session()
     if node.auth == "basic":
         session.auth = (node.username, node.password)
@@ -130,7 +154,7 @@ def find(node: WebNode, query: Query, *, cancel: Callable[[], bool] | None = Non
                 yield match_from_dataset(ds, level)
             if len(got) < size:
                 return
-            offset, size = offset + len(got), page
+            offset, size = offset + len(got), min(page, size * 10)
 
     filters = study_filters(query)
     if query.level == "study":
