@@ -156,9 +156,9 @@ def pacs_services() -> Any:
     from viewer.ui.pacs_dialog import PacsServices
 
     def nodes() -> list[tuple[str, str]]:
-        from viewer.io.pacs.nodes import load_nodes
+        from viewer.io.pacs.nodes import load_nodes, node_label
 
-        return [(n.label(), n.name or n.url) for n in load_nodes()]
+        return [(node_label(n), n.name or n.url) for n in load_nodes()]
 
     def find(node_text: str, ae: str, fields: dict[str, str], cancel: Any) -> Any:
         from viewer.io.pacs import dimse, parse_node, web

@@ -69,3 +69,26 @@ def test_truncated_instances_are_refused_and_nothing_is_left(data_dir: Path, tmp
             check_instance(cut)
     path = write_atomic(tmp_path / "s", "1.2.3.dcm", good)
     assert path.read_bytes() == good and [p.name for p in path.parent.iterdir()] == ["1.2.3.dcm"]
+
+
+def test_nodes_command_adds_lists_and_removes(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIEWER_CONFIG_DIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "viewer", "pacs", "nodes", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    assert pacs("add", "lab", "dimse://ORTHANC@10.1.2.3:4242", "--retrieve", "move").returncode == 0
+    assert pacs("add", "web", "https://pacs.example/dicom-web", "--auth", "bearer", "--token", "s3cret").returncode == 0
+    listed = json.loads(pacs("list", "--json").stdout)
+    assert [(n["name"], n["kind"]) for n in listed] == [("lab", "dimse"), ("web", "dicomweb")]
+    assert "s3cret" not in pacs("list", "--json").stdout  # secrets stay in the file
+    assert load_nodes(tmp_path / "pacs-nodes.json")[1].token == "s3cret"
+    assert pacs("remove", "lab").returncode == 0
+    r = pacs("remove", "lab")
+    assert r.returncode == 1 and "no saved node named 'lab'" in r.stderr

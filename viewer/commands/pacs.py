@@ -124,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _echo(args: argparse.Namespace) -> int:
     from viewer.io.pacs import dimse, web
-    from viewer.io.pacs.nodes import DimseNode
+    from viewer.io.pacs.nodes import DimseNode, node_label
 
     node = _node(args)
     rtt = dimse.echo(node, args.ae) if isinstance(node, DimseNode) else web.echo(node)
     what = "C-ECHO" if isinstance(node, DimseNode) else "QIDO-RS probe"
-    print(f"{node.label()}: {what} ok in {rtt * 1000:.0f} ms")
+    print(f"{node_label(node)}: {what} ok in {rtt * 1000:.0f} ms")
     return 0
 
 
@@ -212,7 +212,7 @@ def _expand(paths: list[str]) -> list[str]:
 def _send(args: argparse.Namespace) -> int:
     from viewer.io.pacs import dimse, web
     from viewer.io.pacs.errors import PacsError
-    from viewer.io.pacs.nodes import DimseNode
+    from viewer.io.pacs.nodes import DimseNode, node_label
 
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
@@ -226,7 +226,7 @@ def _send(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"node": node.url, "files": len(files), "sent": sent, "problems": problems}, indent=1))
     else:
-        print(f"{sent} of {len(files)} files stored at {node.label()}")
+        print(f"{sent} of {len(files)} files stored at {node_label(node)}")
         for problem in problems:
             print(f"  problem: {problem}")
     return 0 if sent == len(files) else 1

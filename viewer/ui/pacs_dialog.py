@@ -221,13 +221,6 @@ class PacsPanel(QWidget):
         self.status_message(f"Searching {node}…")
         count = [0]
 
-        def job(ctx: Any) -> int:
-            n = 0
-            for match in self.services.find(node, ae, fields, ctx.cancelled):
-                ctx.partial(match)
-                n += 1
-            return n
-
         def on_match(match: Any) -> None:
             count[0] += 1
             self._add_study(match)
@@ -237,7 +230,18 @@ class PacsPanel(QWidget):
             self.status_message(f"{n} stud{'y' if n == 1 else 'ies'} found on {node}")
             self.query_finished.emit(int(n))
 
-        self.background.submit("pacs:find", job, on_partial=on_match, on_result=on_done, on_error=self._failed)
+        self.background.submit("pacs:find", self._find_job(node, ae, fields), on_partial=on_match, on_result=on_done,
+                               on_error=self._failed)
+
+    def _find_job(self, node: str, ae: str, fields: dict[str, str]) -> Callable[[Any], int]:
+        """A background job that hands each match to the main thread as it arrives; returns the count."""
+        def job(ctx: Any) -> int:
+            n = 0
+            for match in self.services.find(node, ae, fields, ctx.cancelled):
+                ctx.partial(match)
+                n += 1
+            return n
+        return job
 
     def _add_study(self, m: Any) -> None:
         t = self.studies
@@ -260,15 +264,7 @@ class PacsPanel(QWidget):
         fields = {**self._fields("series", uid), "patient_name": "", "patient_id": "", "study_date": "",
                   "accession": "", "modality": "", "description": ""}
         self.series.setRowCount(0)
-
-        def job(ctx: Any) -> int:
-            n = 0
-            for match in self.services.find(node, ae, fields, ctx.cancelled):
-                ctx.partial(match)
-                n += 1
-            return n
-
-        self.background.submit("pacs:series", job, on_partial=self._add_series,
+        self.background.submit("pacs:series", self._find_job(node, ae, fields), on_partial=self._add_series,
                                on_result=lambda n: self.status_message(f"{n} series in this study"),
                                on_error=self._failed)
 

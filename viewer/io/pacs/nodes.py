@@ -55,9 +55,6 @@ class DimseNode:
     def url(self) -> str:
         return f"{'dimses' if self.tls else 'dimse'}://{self.called_ae}@{self.host}:{self.port}"
 
-    def label(self) -> str:
-        return f"{self.name} ({self.url})" if self.name else self.url
-
 
 @dataclass(frozen=True)
 class WebNode:
@@ -80,11 +77,13 @@ class WebNode:
     def url(self) -> str:
         return self.base_url
 
-    def label(self) -> str:
-        return f"{self.name} ({self.url})" if self.name else self.url
-
 
 Node = DimseNode | WebNode
+
+
+def node_label(node: Node) -> str:
+    """How a node is shown: its saved name with its URL, or the URL."""
+    return f"{node.name} ({node.url})" if node.name else node.url
 
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # VR AE: 16 chars, no backslash or control chars
 
