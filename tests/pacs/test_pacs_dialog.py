@@ -106,3 +106,16 @@ def panel_uid_role():
     from viewer.ui.pacs_dialog import UID_ROLE
 
     return UID_ROLE
+
+
+def test_unreadable_saved_nodes_are_reported_not_fatal(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from viewer.app import build_main_window, pacs_services
+    from viewer.ui.pacs_dialog import attach_pacs_dock
+
+    monkeypatch.setenv("VIEWER_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "pacs-nodes.json").write_text("{broken")
+    window = build_main_window(settings_file=str(tmp_path / "settings.ini"))
+    qtbot.addWidget(window)
+    attach_pacs_dock(window, pacs_services())
+    assert "Saved nodes unreadable" in window.pacs_panel.status.text()
+    assert "pacs-nodes.json" in window.pacs_panel.status.text()

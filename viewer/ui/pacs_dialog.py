@@ -90,6 +90,8 @@ class PacsPanel(QWidget):
         self._opening: dict[str, int] = {}  # series UID -> viewport that shows it while it arrives
         self._shown: set[str] = set()  # series whose first arrived instance is on screen
 
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
         self.node = QComboBox(self)
         self.node.setEditable(True)
         self.node.setToolTip("A saved node, dimse://CALLED_AE@host:port or a DICOMweb base URL")
@@ -146,8 +148,6 @@ class PacsPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.retrieve_button)
         actions.addWidget(self.open_button)
-        self.status = QLabel("", self)
-        self.status.setWordWrap(True)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
