@@ -80,7 +80,10 @@ class Orthanc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Orthanc exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
             try:
-                self.rest("/system")
+                try:
+                    self.rest("/system")
+                except urllib.error.HTTPError:
+                    pass  # it answers (401 with authentication on): up
                 with socket.create_connection(("127.0.0.1", self.dicom_port), timeout=1):
                     return self
             except (OSError, urllib.error.URLError):

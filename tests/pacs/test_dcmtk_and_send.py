@@ -155,3 +155,11 @@ def test_send_then_retrieve_round_trip(orthanc: Loaded, data_dir: Path, tmp_path
     back = {p.stem for s in result.series for p in s.folder.glob("*.dcm")}
     assert {str(d.SOPInstanceUID) for d in sources} <= back
     assert str(seg.SOPInstanceUID) in back
+    if which == "dimse":
+        # A wrong modality hint: the first C-GET offers MR classes only, Orthanc cannot send the CT images
+        # or the SEG; the second pass asks again with the SOP classes the instance listing gave.
+        wrong = {s.series_uid: "MR" for s in result.series}
+        again = retrieve(node, study, list(wrong), ae_title=AE, store=LocalStore(tmp_path / "again", index=False),
+                         method="get", modalities=wrong)
+        assert again.ok and all(s.problems == [] for s in again.series), again.to_json()
+        assert {p.stem for s in again.series for p in s.folder.glob("*.dcm")} == back

@@ -256,3 +256,18 @@ def test_no_patient_names_or_ids_in_logs(orthanc: Loaded, tmp_path: Path, caplog
     list(web.find(parse_node(orthanc.orthanc.dicomweb), Query(patient_id="Pancreas-CT-CB_001")))
     assert caplog.records  # pynetdicom did log (associations, messages) ...
     assert "Pancreas-CT-CB" not in caplog.text and "Pancreas*" not in caplog.text  # ... but no PHI
+
+
+def test_dicomweb_credentials(private_net: None, tmp_path: Path) -> None:
+    import dataclasses
+
+    o = Orthanc(tmp_path / "orthanc", AuthenticationEnabled=True, RegisteredUsers={"alice": "wonderland"}).start()
+    try:
+        node = parse_node(o.dicomweb)
+        with pytest.raises(PacsError, match="401 Unauthorized"):
+            web.echo(node)
+        with pytest.raises(PacsError, match="401 Unauthorized"):
+            web.echo(dataclasses.replace(node, auth="basic", username="alice", password="wrong"))
+        assert web.echo(dataclasses.replace(node, auth="basic", username="alice", password="wonderland")) > 0
+    finally:
+        o.stop()

@@ -304,7 +304,11 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                     progress(SeriesProgress(**vars(job.state)))
                 missing = job.missing
                 if missing and len(missing) < len(job.expected):
-                    fetch(job, missing, problems)
+                    # e.g. a SOP class the first C-GET did not offer: asked again with the exact classes;
+                    # when that completes the series, the first pass's failures were not failures.
+                    second: list[str] = []
+                    fetch(job, missing, second)
+                    problems[:] = second if not job.missing else problems + second
         except PacsCancelled:
             job.drain()
             raise
