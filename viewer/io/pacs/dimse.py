@@ -423,8 +423,12 @@ def _sub_op_outcome(node: DimseNode, op: str, responses: Iterator[tuple[Any, Any
         raise PacsCancelled(f"{op} cancelled")
     comment = final.get("ErrorComment", "") if final is not None else ""
     extra = "; " + "; ".join(errors[:3]) if errors else ""
-    raise PacsError(f"{_where(node)}: the {op} failed with status 0x{code:04X}"
-                    + (f" ({comment})" if comment else "") + extra)
+    raise SubOperationsFailed(f"{_where(node)}: the {op} failed with status 0x{code:04X}"
+                              + (f" ({comment})" if comment else "") + extra)
+
+
+class SubOperationsFailed(PacsError):
+    """The PACS answered a C-GET/C-MOVE with a failure status: its instances (some or all) did not come."""
 
 
 def get_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, sink: Sink, *,

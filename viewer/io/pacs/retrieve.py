@@ -303,11 +303,11 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                 if progress is not None:
                     progress(SeriesProgress(**vars(job.state)))
                 missing = job.missing
-                if missing and len(missing) < len(job.expected):
+                if missing:
                     # e.g. a SOP class the first C-GET did not offer: asked again with the exact classes;
                     # when that completes the series, the first pass's failures were not failures.
                     second: list[str] = []
-                    fetch(job, missing, second)
+                    fetch(job, missing if len(missing) < len(job.expected) else None, second)
                     problems[:] = second if not job.missing else problems + second
         except PacsCancelled:
             job.drain()
@@ -343,21 +343,29 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
     exact = {job.expected[u] for u in (subset or job.expected) if job.expected.get(u)}
     classes = exact or guessed
     s = job.state
+    # A failure status is noted, not raised: which instances are missing is the listing's to say, and a
+    # second pass (exact SOP classes) may still fetch them.
     if state["method"] in ("auto", "get"):
         try:
             problems += dimse.get_series(node, ae_title, s.study_uid, s.series_uid, job.sink, sop_uids=subset,
                                          sop_classes=classes, cancel=cancel)
-            return "C-GET"
         except dimse.NotOffered:
             if state["method"] == "get":
                 raise
             with lock:
                 state["method"] = "move"  # the other series go straight to C-MOVE
+        except dimse.SubOperationsFailed as exc:
+            problems.append(str(exc))
+            return "C-GET"
+        else:
+            return "C-GET"
     server = get_server()
     server.route(s.series_uid, job.sink)
     try:
         dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
                           errors=problems)
+    except dimse.SubOperationsFailed as exc:
+        problems.append(str(exc))
     finally:
         server.unroute(s.series_uid)
     return "C-MOVE"
