@@ -95,7 +95,14 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers)
+                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers, read_derived=read_derived)
+
+
+def read_derived(path: str) -> Any:
+    """A DICOM SEG or SR file as an overlay record (highdicom stays below ui)."""
+    from viewer.annotations.derived import read_derived as impl
+
+    return impl(path)
 
 
 def shutdown_workers() -> None:
