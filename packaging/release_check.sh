@@ -45,7 +45,7 @@ export QT_QPA_PLATFORM=offscreen VIEWER_CACHE_DIR="$work/cache" VIEWER_CONFIG_DI
   VIEWER_DATA_DIR="$work/data"
 unset PYTHONPATH
 cd "$work"
-fail() { echo "release_check: FAILED: $*" >&2; exit 1; }
+fail() { tail -n 40 "$work/stderr.log" >&2 2>/dev/null; echo "release_check: FAILED: $*" >&2; exit 1; }
 from_source() { (cd "$repo" && PYTHONPATH="$repo" "$PY" -m viewer "$@"); }
 
 want="dicom-viewer $(cd "$repo" && "$PY" -c 'import viewer; print(viewer.__version__)')"
@@ -64,8 +64,8 @@ step "scan --json: the 134-slice series"
 
 for name in ct j2k; do
   src="$ct"; [ "$name" = j2k ] && src="$j2k"
-  "$app" screenshot "$src" --preset lung --size 1000x700 --out "frozen-$name.png" >/dev/null
-  from_source screenshot "$src" --preset lung --size 1000x700 --out "$work/python-$name.png" >/dev/null
+  "$app" screenshot "$src" --preset lung --size 1000x700 --out "frozen-$name.png" >/dev/null 2>>stderr.log
+  from_source screenshot "$src" --preset lung --size 1000x700 --out "$work/python-$name.png" >/dev/null 2>>"$work/stderr.log"
   "$PY" - "frozen-$name.png" "python-$name.png" <<'EOF' || fail "screenshot of $name differs"
 import sys
 from PySide6.QtGui import QImage
@@ -79,8 +79,8 @@ EOF
 done
 step "screenshot: frozen == python -m viewer (CT and J2K CT)"
 
-"$app" infer "$ct" --model organ-ct --slices 60:64 --json --device cpu > infer-frozen.json
-from_source infer "$ct" --model organ-ct --slices 60:64 --json --device cpu > "$work/infer-python.json"
+"$app" infer "$ct" --model organ-ct --slices 60:64 --json --device cpu > infer-frozen.json 2>>stderr.log
+from_source infer "$ct" --model organ-ct --slices 60:64 --json --device cpu > "$work/infer-python.json" 2>>"$work/stderr.log"
 "$PY" - infer-frozen.json infer-python.json <<'EOF' || fail "infer differs"
 import json, math, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
