@@ -95,7 +95,19 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process)
+                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers)
+
+
+def shutdown_workers() -> None:
+    """End every worker process: the loader's decoder pool and the thumbnail decoder (window close, the
+    end of every command). Nothing is started here; the next use starts them again."""
+    global _DECODER
+    pool = sys.modules.get("viewer.io.decode_pool")
+    if pool is not None:
+        pool.shutdown_pool()
+    if _DECODER is not None:
+        decoder, _DECODER = _DECODER, None
+        decoder.shutdown(wait=True, cancel_futures=True)
 
 
 _DECODER: Any = None
@@ -244,11 +256,12 @@ def run_app(argv: list[str]) -> int:
         attach_startup_probe(window, os.environ["VIEWER_STARTUP_REPORT"])
     from viewer.ui.label_panel import attach_label_panel
 
-    attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
+    labels = attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
     import viewer.ai  # handed to the AI dock: ui may not import it (onnxruntime stays inside viewer.ai)
     from viewer.ui.ai_panel import attach_ai_panel
+    from viewer.ui.label_panel import offer_ai_suggestions
 
-    attach_ai_panel(window, viewer.ai)
+    offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
     window.resize(1400, 900)
     window.show()
     if args.paths:

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "info": "geometry and values of each loadable series (JSON)",
     "infer": "run a model on a series and print its predictions",
     "evaluate": "score a model on a labelled dataset or label file",
+    "batch": "run models over an archive on Dask (infer) and score the results (evaluate)",
     "labels": "export or import labels (csv, json, seg, sr, nifti)",
     "screenshot": "render the viewer offscreen to a PNG",
 }
@@ -60,13 +61,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="dicom-viewer")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            module = _command_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"viewer.commands.{name}":
-                raise
-            continue  # command not built yet
-        module.add_arguments(p)
+        # A command listed here whose module is missing is a packaging bug: fail loudly, never hide it.
+        _command_module(name).add_arguments(p)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -80,3 +76,18 @@ def main(argv: list[str]) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        end_workers()
+
+
+def end_workers() -> None:
+    """End the worker processes a command started (decoder pools), also when ``main`` runs in-process
+    (tests, scripts): nothing of a finished command keeps running. Imports nothing new."""
+    import sys
+
+    app = sys.modules.get("viewer.app")
+    if app is not None:
+        app.shutdown_workers()
+    pool = sys.modules.get("viewer.io.decode_pool")
+    if pool is not None:
+        pool.shutdown_pool()
