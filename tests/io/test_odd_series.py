@@ -177,7 +177,7 @@ def test_multi_echo_series_is_one_stack_with_an_echo_axis(data_dir: Path, tmp_pa
                 ds.PixelData = (ds.pixel_array // 2).astype(ds.pixel_array.dtype).tobytes()
             _save(ds, tmp_path / f"e{echo}_{i}.dcm")
     (stack,) = find_stacks(tmp_path).stacks
-    assert stack.volumes == 2 and stack.split_label == "4D: 2 echoes"
+    assert stack.volumes == 2 and stack.split_label == "4D: 2 echoes (EchoNumbers)"
     loader = stack_loader(stack)
     v1, v2 = loader.load(volume=0), loader.load(volume=1)
     assert v1.volumes is not None and v1.volumes.kind == "echo"

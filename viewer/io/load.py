@@ -453,9 +453,6 @@ class SeriesLoader:
                                            items[0].position if items and items[0].position is not None
                                            else None)]
         self.volumes = len(self._volume_items)
-        if self.volumes > 1:
-            self.warnings.append(f"4D: {self.volumes} volumes of {len(self._volume_items[0])} slices at the same "
-                                 "positions; one volume is loaded at a time")
         self.volume_index = 0
         self.items = self._volume_items[0]
         self.affine = self._affines[0]
