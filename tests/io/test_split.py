@@ -90,3 +90,11 @@ def test_multiframe_files_and_images_without_position() -> None:
 def test_single_multiframe_file_has_no_reason() -> None:
     parts = split_series([rec(1, 0.0, frames=64)])
     assert len(parts) == 1 and parts[0].reason is None
+
+
+def test_fmri_time_points_by_temporal_position_are_one_4d_stack() -> None:
+    """fMRI numbered by TemporalPositionIdentifier: one stack of 156 volumes, not 156 stacks."""
+    recs = [rec(1000 * t + i, 3.0 * i, temporal_position=str(t + 1), acquisition_number="1")
+            for t in range(156) for i in range(4)]
+    (part,) = split_series(recs)
+    assert part.volumes == 156 and part.label == "4D: 156 time points (TemporalPositionIdentifier)"

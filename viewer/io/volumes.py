@@ -85,7 +85,14 @@ def _private(ds: Any, group: int, element: int) -> Any:
         return None
     value = elem.value
     if isinstance(value, bytes):
-        # Private tags read as UN (implicit VR) arrive as bytes: decimal strings on every vendor here.
+        # Private tags read as UN (implicit VR) arrive as bytes: three little-endian doubles (Siemens
+        # DiffusionGradientDirection, FD) or decimal strings (the b-values of every vendor here).
+        if len(value) == 24 and elem.VR in ("UN", "FD", "OB"):
+            import struct
+
+            vals = struct.unpack("<3d", value)
+            if all(abs(v) <= 1.5 for v in vals):
+                return list(vals)
         try:
             text = value.decode("ascii", "replace").strip(" \x00")
             parts = [p for p in text.split("\\") if p]
