@@ -16,6 +16,7 @@ middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -477,7 +478,7 @@ class SeriesLoader:
         if self.volumes < 2:
             return None
         if self._volume_axis is None:
-            from viewer.io.volumes import axis_kind, volume_info
+            from viewer.io.volumes import axis_kind, read_volume_header, volume_info
 
             infos = []
             cache: dict[str, Any] = {self._first_path: self._first_ds}
@@ -485,7 +486,7 @@ class SeriesLoader:
                 it = items[len(items) // 2]
                 ds = cache.get(it.path)
                 if ds is None:
-                    ds = cache[it.path] = read_header_dataset(it.path)
+                    ds = cache[it.path] = read_volume_header(it.path)
                 # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
                 frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
                 infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
@@ -584,7 +585,7 @@ class SeriesLoader:
             # False for images without ImageOrientationPatient (CR/DX/US/SC): orientation letters would lie.
             orientation_known=self.layout.orientation is not None,
             transfer_syntax=self.layout.transfer_syntax, bits_stored=self.layout.bits_stored,
-            volumes_in_stack=self.volumes, volumes=self.volume_axis)
+            volumes_in_stack=self.volumes)
         return self._info
 
     def metadata(self) -> dict[str, Any]:
@@ -762,8 +763,13 @@ class SeriesLoader:
     def _volume(self, array: np.ndarray) -> Volume:
         positions = ([it.position for it in self.items] if self.items and all(
             it.position is not None for it in self.items) and self.layout.orientation else None)
+        # The fourth axis joins the description only here: its per-volume header reads must not delay
+        # the preview slice (series_info() alone serves that).
+        info = self.series_info()
+        if self.volumes > 1:
+            info = dataclasses.replace(info, volumes=self.volume_axis)
         return Volume(array=array, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                      info=self.series_info(), warnings=list(self.warnings),
+                      info=info, warnings=list(self.warnings),
                       slice_positions=np.array(positions, dtype=np.float64) if positions else None)
 
     def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,
