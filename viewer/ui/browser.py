@@ -255,9 +255,8 @@ class StudyBrowser(QWidget):
         desc = _text(stack.description) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
-        label = getattr(stack, "split_label", None)
-        if label:
-            desc = f"{desc} [{label}]"  # split stacks of one series must not look alike
+        if stack.split_label:
+            desc = f"{desc} [{stack.split_label}]"  # split stacks of one series must not look alike
         if info["series_date"] and info["series_date"] != info["study_date"]:
             desc = f"{desc}\n{info['series_date']}"
         item = QTreeWidgetItem(study, [desc, _text(stack.modality), str(len(files))])
