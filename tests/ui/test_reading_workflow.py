@@ -203,3 +203,56 @@ def test_number_keys_reach_the_active_viewport_after_a_dock_click(qtbot, main_wi
     qtbot.waitUntil(lambda: QApplication.focusWidget() is view, timeout=2000)
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_0)  # 0: back to the file's window
     assert (view.center, view.width_hu) == opening
+
+
+def test_toolbar_presets_and_tools_act_on_the_active_viewport(qtbot, main_window, crc_dir: Path) -> None:
+    from viewer.core.presets import window_presets
+
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.active_slot.view
+    main_window._fill_presets_menu()
+    actions = [a for a in main_window.presets_menu.actions() if a.text()]
+    lung = next(a for a in actions if "lung" in a.text().lower())
+    preset = next(p for p in window_presets("CT") if p.name.lower() == "lung")
+    lung.trigger()
+    assert (view.center, view.width_hu) == (preset.center, preset.width)
+    main_window.tool_actions["distance"].trigger()
+    assert view.state.tool == "distance"
+    qtbot.keyClick(view, Qt.Key.Key_A)  # the key changes the tool: the toolbar follows
+    assert view.state.tool == "angle" and main_window.tool_actions["angle"].isChecked()
+
+
+def _row_greys(view) -> int:
+    img = view.grab().toImage()
+    y = img.height() // 2
+    return len({QColor(img.pixel(x, y)).red() for x in range(img.width() // 2 - 40, img.width() // 2 + 40)})
+
+
+def test_magnified_images_are_smoothed_unless_turned_off(qtbot, main_window, crc_dir: Path) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.active_slot.view
+    view.state.set_zoom(12.0)  # 12x: each CT pixel covers many screen pixels
+    qtbot.wait(20)
+    assert main_window.act_smooth.isChecked()
+    smooth = _row_greys(view)
+    main_window.act_smooth.setChecked(False)
+    qtbot.wait(20)
+    blocky = _row_greys(view)
+    # 80 screen pixels cover ~7 CT pixels: nearest shows ~7 greys, bilinear a ramp between them.
+    assert blocky <= 12 and smooth > 2 * blocky
+
+
+def test_measurement_list_names_the_image_and_jumps_to_it(qtbot, main_window, crc_dir: Path) -> None:
+    open_and_wait(qtbot, main_window, [crc_dir])
+    view = main_window.grid.active_slot.view
+    view.set_slice(30)
+    p0, p1 = view.state.point_to_lps(200, 200), view.state.point_to_lps(200, 300)
+    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=30))
+    view.set_slice(70)
+    panel = main_window.measure_panel
+    item = panel.list.item(0)
+    assert item.text().startswith("Im 31  ")
+    rect = panel.list.visualItemRect(item)
+    qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert view.slice_index == 30
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is view, timeout=2000)  # keys back to the image

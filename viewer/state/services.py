@@ -104,3 +104,5 @@ class IoServices:
     load_series: SeriesLoad
     series_loader: LoaderFactory | None = None
     thumbnail: Thumbnailer | None = None
+    # Ends every worker process the services started (decoder pools); called when the window closes.
+    shutdown: Callable[[], None] | None = None

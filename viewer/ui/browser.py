@@ -130,6 +130,7 @@ class StudyBrowser(QWidget):
         self._set_busy(False)
         # The series live in the application model; the tree shows them.
         self.workspace = workspace if workspace is not None else Workspace()
+        self.scan_order: list[str] = []
         self.bad_files: list[tuple[str, str]] = []
         self.items: dict[str, QTreeWidgetItem] = {}
         self._key_counter = 0  # stack keys stay unique when early-listed stacks are removed
@@ -195,6 +196,10 @@ class StudyBrowser(QWidget):
         for stack in result.stacks:
             if id(stack) not in known:
                 self._add_stack(stack)
+        by_id = {id(s): k for k, s in self.stacks.items()}
+        # The scan's order: series N (1-based, as `screenshot --series N` and `info` list them) is
+        # scan_order[N - 1].
+        self.scan_order = [by_id[id(s)] for s in result.stacks if id(s) in by_id]
         self.bad_files = list(result.bad_files)
         if self.bad_files:
             self._add_file_list("Files not loaded", self.bad_files,
@@ -207,10 +212,12 @@ class StudyBrowser(QWidget):
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
         self.progress.setRange(0, 0)
+        # scan_finished first: the window queues the series it opens before the thumbnails, so that load
+        # gets a pool thread even when there are more series (thumbnails) than threads.
+        self.scan_finished.emit(n, bad)
         self._queue_thumbnails()
         if not self._pending_thumbs:
             self._set_busy(False)
-        self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
-                               QMainWindow, QPlainTextEdit, QSpinBox, QTextEdit, QWidget)
+                               QMainWindow, QMenu, QPlainTextEdit, QSpinBox, QTextEdit, QToolBar, QToolButton,
+                               QWidget)
 
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
@@ -30,6 +32,7 @@ from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+CLOSE_WAIT_MS = 30000
 # Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
 KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
@@ -60,6 +63,11 @@ class MainWindow(QMainWindow):
         self.auto_open = True
         self._load_started: dict[int, float] = {}
         self._load_reference: dict[int, int] = {}
+        # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
+        self._tool_unsubscribe: Callable[[], None] | None = None
+        self.label_panel: QWidget | None = None
+        self.ai_panel: QWidget | None = None
+        self.ai_dock: QDockWidget | None = None
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -76,6 +84,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([left, right], [360, 220], Qt.Orientation.Horizontal)
 
         self._build_actions()
+        self._set_smooth(self.act_smooth.isChecked())
         self.browser.series_activated.connect(lambda key: self.load_stack(key))
         self.browser.scan_finished.connect(self._on_scan_finished)
         self.grid.stack_dropped.connect(lambda idx, key: self.load_stack(key, idx))
@@ -89,7 +98,7 @@ class MainWindow(QMainWindow):
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
                                        triggered=self._ask_folder)
         self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
@@ -98,9 +107,11 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
+        # Panels add their File actions (labels export) above this separator.
+        self.file_menu_end = file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
 
-        view_menu = self.menuBar().addMenu("&View")
+        view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.layout_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for name, label, key in (("1x1", "1×1", "Ctrl+1"), ("1x2", "1×2", "Ctrl+2"), ("2x2", "2×2", "Ctrl+4"),
@@ -136,6 +147,9 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_link)
         tb.addSeparator()
         tb.addAction(self.act_cine)
+        tb.addSeparator()
+        self._build_reading_tools(tb, view_menu)
+        tb.addSeparator()
         self.fps_box = QSpinBox(self)
         self.fps_box.setRange(1, 60)
         self.fps_box.setSuffix(" fps")
@@ -144,6 +158,75 @@ class MainWindow(QMainWindow):
         self.fps_box.valueChanged.connect(self._set_fps)
         tb.addWidget(self.fps_box)
         self.layout_actions[self.grid.layout_name].setChecked(True)
+
+    def _build_reading_tools(self, tb: QToolBar, view_menu: QMenu) -> None:
+        """W/L presets and the mouse tools on the toolbar (the keys do the same), and image smoothing."""
+        self.presets_menu = QMenu("Window presets", self)
+        self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
+        self.presets_button = QToolButton(self)
+        self.presets_button.setText("W/L")
+        self.presets_button.setToolTip("Window presets of the active series' modality (keys 1-9; 0: the file's)")
+        self.presets_button.setMenu(self.presets_menu)
+        self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        tb.addWidget(self.presets_button)
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, label, key in (("window", "W/L", "W"), ("pan", "Pan", ""), ("zoom", "Zoom", ""),
+                                 ("distance", "Distance", "D"), ("angle", "Angle", "A"),
+                                 ("rect", "Rectangle ROI", "Q"), ("ellipse", "Ellipse ROI", "O")):
+            act = QAction(label, self, checkable=True)
+            act.setToolTip(f"{label} tool ({key})" if key else f"{label} tool")
+            act.triggered.connect(lambda _=False, t=tool: self._use_tool(t))
+            group.addAction(act)
+            tb.addAction(act)
+            self.tool_actions[tool] = act
+        self.tool_actions["window"].setChecked(True)
+        view_menu.addSeparator()
+        self.act_smooth = QAction("&Smooth When Zoomed", self, checkable=True, checked=self.settings.smooth(),
+                                  toolTip="Bilinear interpolation of the image when magnified")
+        self.act_smooth.toggled.connect(self._set_smooth)
+        view_menu.addAction(self.act_smooth)
+
+    def _fill_presets_menu(self) -> None:
+        from viewer.core.presets import window_presets
+
+        self.presets_menu.clear()
+        view = self.grid.active_slot.view
+        vol = view.volume
+        file_action = self.presets_menu.addAction("0  File / default", lambda: self._preset(0))
+        file_action.setEnabled(vol is not None)
+        for i, p in enumerate(window_presets(vol.modality if vol is not None else ""), start=1):
+            self.presets_menu.addAction(f"{i}  {p.name}  (W {p.width:.0f} L {p.center:.0f})",
+                                        lambda n=i: self._preset(n))
+
+    def _preset(self, number: int) -> None:
+        self.grid.active_slot.view.run_action(f"preset:{number}")
+        self.grid.focus_active()
+
+    def _use_tool(self, tool: str) -> None:
+        self.grid.active_slot.view.run_action(f"tool:{tool}")
+        self.grid.focus_active()
+
+    def _tool_changed(self, changes: frozenset[str]) -> None:
+        if "tool" in changes:
+            act = self.tool_actions.get(self.grid.active_slot.view.state.tool)
+            if act is not None:
+                act.setChecked(True)
+
+    def _set_smooth(self, on: bool) -> None:
+        self.settings.set_smooth(on)
+        for slot in self.grid.slots:
+            slot.view.set_smooth(on)
+
+    def add_panel(self, title: str, object_name: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Dock ``widget`` as panel ``title`` with its show/hide toggle in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(object_name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -285,6 +368,10 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        if self._tool_unsubscribe is not None:
+            self._tool_unsubscribe()
+        self._tool_unsubscribe = view.state.subscribe(self._tool_changed)
+        self._tool_changed(frozenset({"tool"}))
         if self.grid.layout_name != "mpr" and not view.hasFocus() and self.isActiveWindow():
             view.setFocus(Qt.FocusReason.OtherFocusReason)
         self.cine.set_target(view)
@@ -329,6 +416,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.cine.stop()
         self.background.cancel_all()
-        self.background.wait_idle(3000)
+        # Cancelled jobs stop at their next check; one inside a decode finishes it first. Wait for them:
+        # a job still running after the pools were shut down would start a decoder process again.
+        self.background.wait_idle(CLOSE_WAIT_MS)
+        if self.io.shutdown is not None:
+            self.io.shutdown()  # decoder processes end with the window, not at interpreter exit
         super().closeEvent(ev)
 

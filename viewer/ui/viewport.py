@@ -120,6 +120,15 @@ class SliceImageItem(pg.ImageItem):
     def __init__(self) -> None:
         super().__init__(axisOrder="row-major")
         self._argb: np.ndarray | None = None
+        # Bilinear interpolation when the image is magnified on screen (one image pixel > one screen
+        # pixel); minified or 1:1 images are drawn as they are (nearest), which is also the fast path.
+        self.smooth = True
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        if self.smooth:
+            scale = p.transform().m11() ** 2 + p.transform().m12() ** 2
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale > 1.0)
+        super().paint(p, *args)
 
     def set_slice_image(self, shown: np.ndarray, argb: np.ndarray) -> None:
         self._argb = np.ascontiguousarray(argb, dtype=np.uint32)
@@ -240,6 +249,11 @@ class SliceViewport(pg.GraphicsView):
     def set_window(self, center: float, width: float) -> None:
         """Set the window in modality units (HU for CT)."""
         self.state.image.set_window(center, width)
+
+    def set_smooth(self, on: bool) -> None:
+        """Bilinear smoothing of the magnified image (a display option; the pixels in state are untouched)."""
+        self.image_item.smooth = bool(on)
+        self.viewport().update()
 
     def set_plane(self, plane: str) -> None:
         """Show "acquired", "axial", "coronal" or "sagittal"."""
