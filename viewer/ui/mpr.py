@@ -14,6 +14,7 @@ with the LPS point as a numpy array.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,21 @@ class MprView(QWidget):
             vp = SliceViewport(ViewState(self.image, plane), bindings=Bindings.mpr(), show_crosshair=True)
             self.viewports[plane] = vp
             splitter.addWidget(vp)
-            vp.state.subscribe(lambda changes, vp=vp: self._plane_scrolled(vp, changes))
+            vp.state.subscribe(functools.partial(self._plane_scrolled, vp))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
         self._unsubscribe = self.image.subscribe(self._image_changed)
         self._following = False
+
+    def close_view(self) -> None:
+        """Stop observing the shared image state (it may outlive this view: the viewport's own)."""
+        self._unsubscribe()
+        for vp in self.viewports.values():
+            vp.close_view()
+
+    def setFocus(self, *args: Any) -> None:  # noqa: N802 - Qt override: the axial plane takes the keys
+        self.viewports[MPR_PLANES[0]].setFocus(*args)
 
     def set_volume(self, volume: Volume | None) -> None:
         for vp in self.viewports.values():
