@@ -95,7 +95,14 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers)
+                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers, read_derived=read_derived)
+
+
+def read_derived(path: str) -> Any:
+    """A DICOM SEG or SR file as an overlay record (highdicom stays below ui)."""
+    from viewer.annotations.derived import read_derived as impl
+
+    return impl(path)
 
 
 def shutdown_workers() -> None:
@@ -203,6 +210,38 @@ def warm_decoder_pool() -> None:
     warm_pool()
 
 
+def open_when_painted(window: MainWindow, paths: list[str]) -> None:
+    """Open ``paths`` once the window has painted itself (at the latest after a second).
+
+    Started earlier, the scan's pool thread (pydicom's import, header parsing) shares the GIL with the
+    main thread while it builds and paints the window, and the window comes up later; the scan then
+    waits only for that first paint.
+    """
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    app = QApplication.instance()
+
+    class FirstPaint(QObject):
+        done = False
+
+        def open(self) -> None:
+            if not self.done:
+                self.done = True
+                app.removeEventFilter(self)  # type: ignore[union-attr]
+                window.open_paths(paths)
+
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+            if (not self.done and event.type() == QEvent.Type.Paint and isinstance(obj, QWidget)
+                    and obj.window() is window):
+                QTimer.singleShot(0, self.open)  # after this paint (and the rest of this frame's) is done
+            return False
+
+    opener = FirstPaint(window)
+    app.installEventFilter(opener)  # type: ignore[union-attr]
+    QTimer.singleShot(1000, opener.open)
+
+
 def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
@@ -217,7 +256,7 @@ def run_app(argv: list[str]) -> int:
     app = make_application()
     from PySide6.QtCore import QTimer
 
-    window = build_main_window(args.paths)
+    window = build_main_window()  # args.paths are opened once the window is on screen (open_when_painted)
     if os.environ.get("VIEWER_STARTUP_REPORT"):  # benchmarks/bench_startup.py: print start-up moments, quit
         from viewer.ui.startup_probe import attach_startup_probe
 
@@ -232,6 +271,8 @@ def run_app(argv: list[str]) -> int:
     offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
     window.resize(1400, 900)
     window.show()
+    if args.paths:
+        open_when_painted(window, args.paths)
     # Start the decoder processes off the UI thread, so a later compressed series does not pay their
     # spawn; but only once the first image is on screen (or soon after start when there is none to wait
     # for): spawning them with their imports costs seconds of CPU that the first load needs on 2 cores.

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.jobs import CancelCheck, Progress
 from viewer.core.series_info import SeriesInfo
 from viewer.core.volume import Volume
@@ -104,5 +105,7 @@ class IoServices:
     load_series: SeriesLoad
     series_loader: LoaderFactory | None = None
     thumbnail: Thumbnailer | None = None
+    # Reads a DICOM SEG or SR file into an overlay record (viewer.annotations.derived.read_derived).
+    read_derived: Callable[[str], DerivedOverlay] | None = None
     # Ends every worker process the services started (decoder pools); called when the window closes.
     shutdown: Callable[[], None] | None = None
