@@ -177,8 +177,11 @@ def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
     parser.add_argument("paths", nargs="*", help="folders, DICOM files or a DICOMDIR to open")
+    parser.add_argument("--results", metavar="RESULTS.parquet",
+                        help="batch inference results (python -m viewer batch infer): mark series with their stored "
+                        "labels and show stored predictions without re-running")
     args = parser.parse_args(argv)
-    missing = [p for p in args.paths if not os.path.exists(p)]
+    missing = [p for p in args.paths + ([args.results] if args.results else []) if not os.path.exists(p)]
     if missing:
         print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
         return 2
@@ -191,6 +194,11 @@ def run_app(argv: list[str]) -> int:
     from viewer.ui.ai_panel import attach_ai_panel
 
     attach_ai_panel(window, viewer.ai)
+    if args.results:
+        from viewer.batch.stored import read_stored
+        from viewer.ui.batch_results import attach_batch_results
+
+        attach_batch_results(window, args.results, read_stored)
     window.resize(1400, 900)
     window.show()
     # Start the decoder processes now, off the UI thread, so the first compressed series does not pay
