@@ -133,7 +133,7 @@ def warm(specs: Sequence[ModelSpec], opts: RunOptions) -> float:
     return dt
 
 
-class ShipModels(WorkerPlugin):
+class ShipModels(WorkerPlugin):  # type: ignore[misc]  # distributed is not followed by mypy
     """Carries the models' files to every worker and warms their sessions there (see module doc)."""
 
     name = "viewer-batch-models"
