@@ -41,7 +41,8 @@ def test_model_files_shipped_to_a_worker_without_the_folder(tmp_path: Path) -> N
     # as a remote worker sees it: the driver's folder does not exist here
     spec = ModelSpec(m.id, m.version, m.sha256, str(tmp_path / "not-on-this-machine"))
     models._manifests.pop(m.sha256, None)
-    materialise(spec, m.manifest_path.read_bytes(), m.model_path.read_bytes(), str(tmp_path / "worker"))
+    materialise(spec, {m.file: m.model_path.read_bytes(), "manifest.toml": m.manifest_path.read_bytes()},
+                str(tmp_path / "worker"))
     shipped = models.manifest_for(spec)
     assert shipped.folder.is_relative_to(tmp_path / "worker")
     assert hashlib.sha256(shipped.model_path.read_bytes()).hexdigest() == m.sha256
