@@ -67,6 +67,68 @@ class SliceInfo:
 
 
 @dataclass(frozen=True)
+class VolumeInfo:
+    """One volume of a 4D series: what sets it apart from the others (None / "" when not in the files).
+
+    Attributes
+    ----------
+    index
+        0-based position along the fourth axis (the order volumes are shown and loaded in).
+    b_value
+        Diffusion b-value, s/mm^2.
+    b_vector
+        Diffusion gradient direction (unit vector, patient LPS as the file gives it).
+    echo_time
+        EchoTime, ms; ``echo_number`` EchoNumbers.
+    trigger_time
+        TriggerTime / NominalCardiacTriggerDelayTime, ms (cardiac phase).
+    temporal_position
+        TemporalPositionIdentifier / TemporalPositionIndex (1-based in the files).
+    acquisition_time
+        AcquisitionTime (or AcquisitionDateTime / ContentTime) text as in the file.
+    acquisition_number
+        AcquisitionNumber.
+    image_type
+        ImageType values joined by backslash (magnitude / phase / field map volumes).
+    """
+
+    index: int
+    b_value: float | None = None
+    b_vector: tuple[float, float, float] | None = None
+    echo_time: float | None = None
+    echo_number: int | None = None
+    trigger_time: float | None = None
+    temporal_position: int | None = None
+    acquisition_time: str = ""
+    acquisition_number: int | None = None
+    image_type: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeAxis:
+    """The fourth dimension of a series.
+
+    Attributes
+    ----------
+    kind
+        What the volume index means: "time", "diffusion", "echo", "phase" (cardiac), "image type" or
+        "stack" (repeated volumes with nothing in the files saying why).
+    items
+        One :class:`VolumeInfo` per volume, in volume order.
+    index
+        The volume the :class:`Volume`'s ``array`` holds.
+    """
+
+    kind: str
+    items: tuple[VolumeInfo, ...]
+    index: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
 class SeriesInfo:
     """What a loaded series says about itself.
 
@@ -102,7 +164,10 @@ class SeriesInfo:
     transfer_syntax, bits_stored
         As in the first file.
     volumes_in_stack
-        How many volumes (time points, echoes) the files held at the same positions (the first is loaded).
+        How many volumes (time points, echoes) the files held at the same positions.
+    volumes
+        The fourth dimension of a 4D series (:class:`VolumeAxis`: meaning, per-volume fields, which
+        volume this is); None for a 3D series.
     """
 
     modality: str = ""
@@ -127,6 +192,7 @@ class SeriesInfo:
     transfer_syntax: str = ""
     bits_stored: int = 0
     volumes_in_stack: int = 1
+    volumes: VolumeAxis | None = None
 
     # -- derived ---------------------------------------------------------------------------------
     @property

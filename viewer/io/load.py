@@ -16,10 +16,12 @@ middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from viewer.core.series_info import SeriesInfo, SliceInfo, Window, span_windows, windows_from
+from viewer.core.series_info import SeriesInfo, SliceInfo, VolumeAxis, Window, span_windows, windows_from
 from viewer.core.volume import Volume
 from viewer.io import decode_pool
 from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreSpec, store_into
@@ -35,7 +37,7 @@ from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreS
 from viewer.io.decode_pool import shutdown_pool as shutdown_pool
 from viewer.io.decode_pool import warm_pool as warm_pool
 from viewer.io.errors import LoadCancelled, LoadError
-from viewer.io.geometry import planar_affine, stack_geometry
+from viewer.io.geometry import display_reversed, planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
 from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
@@ -65,6 +67,9 @@ class _Item:
     lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
     offset: int = -1                    # PixelData value offset from the index (-1: last element)
     stamp: tuple[int, int] | None = None  # (size, mtime_ns) the index record was made from
+    # Orders the slices that share a position into volumes (viewer.io.volumes): temporal position,
+    # echo number, acquisition number.
+    vkey: tuple[float, ...] = ()
 
     @property
     def name(self) -> str:
@@ -106,6 +111,10 @@ def _floats(v: Any) -> list[float] | None:
         return None
 
 
+def _vkey(temporal: Any, echo: Any, acquisition: Any) -> tuple[float, ...]:
+    return (_f(temporal, 0.0), _f(echo, 0.0), _f(acquisition, 0.0))
+
+
 def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | None) -> _Item | None:
     """An item from the scanner's :class:`~viewer.io.headers.HeaderRecord`, or None when the record
     cannot be trusted for this stack: the file changed since (size or mtime_ns), or the record's image
@@ -127,6 +136,7 @@ def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | 
         return None
     item = _Item(path, None, np.array(pos), slope, intercept, rec.sop_uid, instance)
     item.stamp = (rec.size, rec.mtime_ns)
+    item.vkey = _vkey(rec.temporal_position, rec.echo_number, rec.acquisition_number)
     if nbytes is not None and rec.pixel_offset > 0 and rec.pixel_length == nbytes:
         item.fast, item.offset = True, rec.pixel_offset
     return item
@@ -155,6 +165,8 @@ def _item_from_dataset(ds: Any, path: str) -> _Item:
     item.intercept = _f(ds.get("RescaleIntercept"), 0.0)
     item.sop_uid = str(ds.get("SOPInstanceUID", "") or "")
     item.instance = int(_f(ds.get("InstanceNumber"), 0))
+    echo = _floats(ds.get("EchoNumbers"))
+    item.vkey = _vkey(ds.get("TemporalPositionIdentifier"), echo[0] if echo else None, ds.get("AcquisitionNumber"))
     seq = ds.get("ModalityLUTSequence")
     if seq:
         item.lut = seq[0]
@@ -223,32 +235,51 @@ def _layout_from(ds: Any, path: str) -> _Layout:
     return lay
 
 
-def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
-    """Slices held by one file: itself, its frames (enhanced multi-frame) or its mosaic tiles."""
-    from viewer.io.mosaic import mosaic_info, tile_positions
+def _mosaic_key(ds: Any) -> tuple[Any, ...]:
+    """What makes two mosaic files tile alike: the same stored size, position and orientation (the time
+    points of one acquisition); their tiles then lie at the same places."""
+    return (ds.get("Rows"), ds.get("Columns"), str(ds.get("ImagePositionPatient")),
+            str(ds.get("ImageOrientationPatient")), str(ds.get("Manufacturer")))
+
+
+def _expand(ds: Any, path: str, lay: _Layout,
+            mosaics: dict[tuple[Any, ...], np.ndarray | None] | None = None) -> list[_Item]:
+    """Slices held by one file: itself, its frames (enhanced multi-frame) or its mosaic tiles.
+
+    ``mosaics`` remembers the tile positions (None: not a mosaic) of files already expanded, by
+    :func:`_mosaic_key`, so that the CSA header of every time point is not parsed again (~15 ms each).
+    """
+    from viewer.io.mosaic import is_mosaic, mosaic_info, tile_positions
 
     frames = int(_f(ds.get("NumberOfFrames"), 1))
     base = _item_from_dataset(ds, path)
     if frames <= 1:
-        info = mosaic_info(ds) if base.position is not None and lay.orientation else None
-        if info is None:
+        positions: np.ndarray | None = None
+        if lay.orientation and is_mosaic(ds):
+            key = _mosaic_key(ds) if ds.get((0x0065, 0x1050)) is None else None  # UIH: positions per file
+            if mosaics is not None and key is not None and key in mosaics:
+                positions = mosaics[key]
+            else:
+                info = mosaic_info(ds)
+                positions = tile_positions(ds, info) if info is not None else None
+                if mosaics is not None and key is not None:
+                    mosaics[key] = positions
+        if positions is None:
+            if base.position is None:
+                # A one-frame enhanced object: its position is in the functional groups (PS3.3 C.7.6.16).
+                _frame_fields(ds, 0, base)
             return [base]
         items = []
-        for t, p in enumerate(tile_positions(ds, info)):
+        for t, p in enumerate(positions):
             it = _Item(path, t, p, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
+            it.vkey = base.vkey
             items.append(it)
         return items
     items = []
     for k in range(frames):
         it = _Item(path, k, None, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
-        pos = _frame_group(ds, k, "PlanePositionSequence")
-        if pos is not None and _floats(pos.get("ImagePositionPatient")):
-            it.position = np.array(_floats(pos.get("ImagePositionPatient")))
-        # Enhanced objects carry rescale per frame (PS3.3 C.7.6.16.2.9); classic MF has it at top level.
-        trans = _frame_group(ds, k, "PixelValueTransformationSequence")
-        if trans is not None:
-            it.slope = _f(trans.get("RescaleSlope"), it.slope)
-            it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+        it.vkey = base.vkey
+        _frame_fields(ds, k, it)
         items.append(it)
     if all(it.position is None for it in items) and frames > 1:
         # Classic multi-frame (NM, US cine, XA): frames stacked along the normal with SpacingBetweenSlices.
@@ -260,6 +291,50 @@ def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
             for k, it in enumerate(items):
                 it.position = base.position + k * step * n
     return items
+
+
+def _frame_fields(ds: Any, k: int, it: _Item) -> None:
+    """Position, rescale and volume key of frame k from the functional groups, where present."""
+    pos = _frame_group(ds, k, "PlanePositionSequence")
+    if pos is not None and _floats(pos.get("ImagePositionPatient")):
+        it.position = np.array(_floats(pos.get("ImagePositionPatient")))
+    # Enhanced objects carry rescale per frame (PS3.3 C.7.6.16.2.9); classic MF has it at top level.
+    trans = _frame_group(ds, k, "PixelValueTransformationSequence")
+    if trans is not None:
+        it.slope = _f(trans.get("RescaleSlope"), it.slope)
+        it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+    content = _frame_group(ds, k, "FrameContentSequence")
+    if content is not None and content.get("TemporalPositionIndex") not in (None, ""):
+        it.vkey = (_f(content.get("TemporalPositionIndex"), 0.0),) + it.vkey[1:]
+
+
+def _mosaic_items_from_record(rec: HeaderRecord | None, path: str, first: Any,
+                              tiles0: list[_Item]) -> list[_Item] | None:
+    """The tiles of a further time point of a mosaic series from the scanner's record, without parsing
+    the file: same stored size, transfer syntax, orientation and position as the first mosaic (so its
+    tiles lie where the first one's do), and the file unchanged since the scan. None otherwise."""
+    if rec is None or rec.status != "image" or rec.frames != 1 or "MOSAIC" not in rec.image_type.upper():
+        return None
+    try:
+        same = ((rec.rows, rec.columns) == (int(first.Rows), int(first.Columns))
+                and rec.transfer_syntax == str(first.file_meta.get("TransferSyntaxUID", ""))
+                and np.allclose(rec.floats("position") or (), [float(v) for v in first.ImagePositionPatient], atol=1e-4)
+                and np.allclose(rec.floats("orientation") or (), [float(v) for v in first.ImageOrientationPatient],
+                                atol=1e-6))
+        st = os.stat(path)
+        slope = float(rec.rescale_slope) if rec.rescale_slope else 1.0
+        intercept = float(rec.rescale_intercept) if rec.rescale_intercept else 0.0
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if not same or (st.st_size, st.st_mtime_ns) != (rec.size, rec.mtime_ns) or tiles0[0].lut is not None:
+        return None
+    vkey = _vkey(rec.temporal_position, rec.echo_number, rec.acquisition_number)
+    out = []
+    for t in tiles0:
+        it = _Item(path, t.frame, t.position, slope, intercept, rec.sop_uid, int(_f(rec.instance_number, 0)))
+        it.vkey = vkey
+        out.append(it)
+    return out
 
 
 class SeriesLoader:
@@ -320,11 +395,15 @@ class SeriesLoader:
         self._first_path = files[0]
         self._info: SeriesInfo | None = None
         lay = self.layout = _layout_from(first, files[0])
-        from viewer.io.mosaic import mosaic_info
+        file_size = (lay.rows, lay.cols)  # of the stored image (a mosaic's tiles are smaller)
+        from viewer.io.mosaic import mosaic_info, unsplit_reason
 
-        self._mosaic = mosaic_info(first) if lay.orientation and "ImagePositionPatient" in first else None
+        self._mosaic = mosaic_info(first) if lay.orientation else None
         if self._mosaic is not None:
             lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
+        unsplit = unsplit_reason(first) if self._mosaic is None else None
+        if unsplit is not None:
+            self.warnings.append(unsplit)
         self.warnings += lay.warnings
         has = fast_tags_present(first)
         # Byte-level headers for single-frame series whose data set is little endian (native or
@@ -338,11 +417,12 @@ class SeriesLoader:
         items: list[_Item] = []
         nbytes = lay.rows * lay.cols * 2 if self._fast else None
         total = len(files)
+        mosaics: dict[tuple[Any, ...], np.ndarray | None] = {}
         for n, path in enumerate(files):
             if cancel is not None and cancel():
                 raise LoadCancelled("loading cancelled while reading headers")
             if n == 0:
-                its = _expand(first, path, lay)
+                its = _expand(first, path, lay, mosaics)
                 if self._fast_hdr:
                     check = _header_item(recs.get(path), path, lay, nbytes, has)
                     pos0 = its[0].position
@@ -356,20 +436,25 @@ class SeriesLoader:
                     if its[0].fast and check is not None:
                         its[0].offset, its[0].stamp = check.offset, check.stamp
                 items += its
+                tiles0 = its if self._mosaic is not None else None
             else:
                 it = None
                 if self._fast_hdr:
                     it = _header_item(recs.get(path), path, lay, nbytes, has)
+                tiles = (_mosaic_items_from_record(recs.get(path), path, first, tiles0)
+                         if tiles0 is not None else None)
                 if it is not None:
                     items.append(it)
+                elif tiles is not None:
+                    items += tiles
                 else:
                     ds = read_header_dataset(path)
-                    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (lay.rows, lay.cols):
+                    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != file_size:
                         self.warnings.append(f"{os.path.basename(path)}: size {ds.get('Rows')}x"
-                                             f"{ds.get('Columns')} differs from {lay.rows}x{lay.cols}; "
+                                             f"{ds.get('Columns')} differs from {file_size[0]}x{file_size[1]}; "
                                              "file left out")
                         continue
-                    items += _expand(ds, path, lay)
+                    items += _expand(ds, path, lay, mosaics)
             if progress is not None:
                 progress(n + 1, total)
         self.series_uid = series_uid or str(first.get("SeriesInstanceUID", "") or "")
@@ -381,62 +466,88 @@ class SeriesLoader:
     # -- geometry ---------------------------------------------------------------------------------
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
-        self.volumes = 1
         positioned = [it for it in items if it.position is not None]
         if lay.orientation and positioned:
             if len(positioned) < len(items):
                 left = [it.name for it in items if it.position is None]
                 self.warnings.append(f"{len(left)} slice(s) without ImagePositionPatient left out: "
                                      f"{', '.join(left[:5])}")
-            items = self._one_volume(positioned, lay.orientation)
+            from viewer.io.geometry import slice_normal
+            from viewer.io.volumes import group_volumes
+
+            normal = slice_normal(lay.orientation)
+            groups, warning = group_volumes(positioned, lambda it: float(it.position @ normal),
+                                            lambda it: (it.vkey, it.instance, it.path, it.frame or 0))
+            if warning:
+                self.warnings.append(warning)
             single_step = _f(ds.get("SpacingBetweenSlices"), 0.0) or _f(ds.get("SliceThickness"), 0.0) or None
-            geo = stack_geometry(np.array([it.position for it in items], dtype=np.float64), lay.orientation, lay.pixel_spacing or [1, 1],
-                                 names=[it.name for it in items], single_slice_step=single_step)
-            self.items = [items[i] for i in geo.order]
-            self.affine = geo.affine
-            self.warnings += geo.warnings
+            self._volume_items: list[list[_Item]] = []
+            self._affines: list[np.ndarray] = []
+            reverse: bool | None = None
+            for v, group in enumerate(groups):
+                geo = stack_geometry(np.array([it.position for it in group], dtype=np.float64), lay.orientation,
+                                     lay.pixel_spacing or [1, 1], names=[it.name for it in group],
+                                     single_slice_step=single_step)
+                ordered = [group[i] for i in geo.order]
+                affine = geo.affine
+                if reverse is None:
+                    # One display order for every volume, decided on the first (see display_reversed).
+                    reverse = display_reversed([float(it.position @ normal) for it in ordered],
+                                               [it.instance for it in ordered], normal)
+                    self.warnings += geo.warnings
+                if reverse and len(ordered) > 1:
+                    ordered.reverse()
+                    affine = _reversed_affine(affine, ordered)
+                self._volume_items.append(ordered)
+                self._affines.append(affine)
         else:
             # Radiographs, secondary captures: no 3D position. Keep file order (frames in order).
             if len(items) > 1:
                 self.warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices kept in file "
                                      "and frame order, slice step 1 mm")
-            self.items = items
-            self.affine = planar_affine(lay.pixel_spacing, lay.orientation,
-                                        items[0].position if items and items[0].position is not None
-                                        else None)
+            self._volume_items = [items]
+            self._affines = [planar_affine(lay.pixel_spacing, lay.orientation,
+                                           items[0].position if items and items[0].position is not None
+                                           else None)]
+        self.volumes = len(self._volume_items)
+        self.volume_index = 0
+        self.items = self._volume_items[0]
+        self.affine = self._affines[0]
+        self._volume_axis: VolumeAxis | None = None
 
-    def _one_volume(self, items: list[_Item], orientation: list[float]) -> list[_Item]:
-        """Keep one slice per position: series holding several volumes (time points, echoes, image
-        types at the same positions) load their first volume, with a warning."""
-        from viewer.io.geometry import STEP_ABS_TOL_MM, slice_normal
+    def select_volume(self, index: int) -> None:
+        """Make volume ``index`` (0-based, of :attr:`volumes`) the one :meth:`load` and
+        :meth:`read_slice` read."""
+        if not 0 <= index < self.volumes:
+            raise LoadError(f"volume {index} out of range: the series has {self.volumes} volume(s)")
+        if index != self.volume_index:
+            self.volume_index = index
+            self.items = self._volume_items[index]
+            self.affine = self._affines[index]
+            self._info = None
+            self._choose_dtype()
 
-        normal = slice_normal(orientation)
-        pos = np.array([it.position for it in items], dtype=np.float64)
-        if len(items) < 2 or bool(np.all(np.diff(np.sort(pos @ normal)) >= STEP_ABS_TOL_MM)):
-            return items  # every position once (the common case), decided without a Python loop
-        dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator,unused-ignore]
-        keys = [(round(d / STEP_ABS_TOL_MM), it.instance, it.path, it.frame or 0) for d, it in zip(dist, items)]
-        order = sorted(range(len(items)), key=lambda i: (dist[i], keys[i][1:]))
-        clusters: list[list[int]] = []
-        for i in order:
-            if clusters and abs(dist[i] - dist[clusters[-1][0]]) < STEP_ABS_TOL_MM:
-                clusters[-1].append(i)
-            else:
-                clusters.append([i])
-        if all(len(c) == 1 for c in clusters):
-            return items
-        sizes = {len(c) for c in clusters}
-        for c in clusters:
-            c.sort(key=lambda i: keys[i][1:])
-        if len(sizes) == 1:
-            self.volumes = sizes.pop()
-            self.warnings.append(f"the stack holds {self.volumes} volumes at the same {len(clusters)} "
-                                 "positions (time points, echoes or image types); loaded the first")
-        else:
-            dups = [items[c[1]].name for c in clusters if len(c) > 1]
-            self.warnings.append(f"{len(dups)} position(s) hold more than one slice ({', '.join(dups[:5])}); "
-                                 "kept the first at each position")
-        return [items[c[0]] for c in clusters]
+    @property
+    def volume_axis(self) -> VolumeAxis | None:
+        """The fourth dimension (meaning and per-volume fields), None for a 3D stack. Reads one header
+        per volume the first time it is asked for."""
+        if self.volumes < 2:
+            return None
+        if self._volume_axis is None:
+            from viewer.io.volumes import axis_kind, read_volume_header, volume_info
+
+            infos = []
+            cache: dict[str, Any] = {self._first_path: self._first_ds}
+            for v, items in enumerate(self._volume_items):
+                it = items[len(items) // 2]
+                ds = cache.get(it.path)
+                if ds is None:
+                    ds = cache[it.path] = read_volume_header(it.path)
+                # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
+                frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
+                infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
+            self._volume_axis = VolumeAxis(axis_kind(infos), tuple(infos))
+        return VolumeAxis(self._volume_axis.kind, self._volume_axis.items, self.volume_index)
 
     # -- values -----------------------------------------------------------------------------------
     def _choose_dtype(self) -> None:
@@ -590,11 +701,14 @@ class SeriesLoader:
         return store_into(out, frames, item, k, self._spec())
 
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
-             first_slice: FirstSlice | None = None, workers: int | None = None) -> Volume:
-        """Read all pixels into a new :class:`Volume`.
+             first_slice: FirstSlice | None = None, workers: int | None = None,
+             volume: int | None = None) -> Volume:
+        """Read all pixels of one volume into a new :class:`Volume`.
 
         Parameters
         ----------
+        volume
+            Which volume of a 4D stack (0-based; default: the selected one, see :meth:`select_volume`).
         progress
             progress(done, total) after each slice.
         cancel
@@ -606,6 +720,8 @@ class SeriesLoader:
             Processes for compressed data (default: all cores; the pool part is capped at
             :data:`viewer.io.decode_pool.MAX_WORKERS`); 1 decodes in this process only.
         """
+        if volume is not None:
+            self.select_volume(volume)
         while True:
             try:
                 return self._load(progress, cancel, first_slice, workers)
@@ -626,8 +742,7 @@ class SeriesLoader:
         if not fast:
             # All decoded: _load_slow allocates the volume (in shared memory when the pool fills it).
             arr = self._load_slow(None, slow, progress, cancel, first_slice, workers, done)
-            return Volume(array=arr, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                          info=self.series_info(), warnings=list(self.warnings))
+            return self._volume(arr)
         vol = np.empty(self.shape, dtype=self.dtype)
         if fast and fast[0] == self.first_index:
             # The first slice alone, before anything else, so the caller can draw it at once.
@@ -699,8 +814,19 @@ class SeriesLoader:
         account()
         if slow:
             vol = self._load_slow(vol, slow, progress, cancel, first_slice, workers, done)
-        return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                      info=self.series_info(), warnings=list(self.warnings))
+        return self._volume(vol)
+
+    def _volume(self, array: np.ndarray) -> Volume:
+        positions = ([it.position for it in self.items] if self.items and all(
+            it.position is not None for it in self.items) and self.layout.orientation else None)
+        # The fourth axis joins the description only here: its per-volume header reads must not delay
+        # the preview slice (series_info() alone serves that).
+        info = self.series_info()
+        if self.volumes > 1:
+            info = dataclasses.replace(info, volumes=self.volume_axis)
+        return Volume(array=array, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
+                      info=info, warnings=list(self.warnings),
+                      slice_positions=np.array(positions, dtype=np.float64) if positions else None)
 
     def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,
                    cancel: Cancel | None, first_slice: FirstSlice | None, workers: int | None,
@@ -856,26 +982,56 @@ def _steal_work(first: list[str], rest: list[list[str]], pool_only: bool, cancel
             fut.cancel()
 
 
+def _reversed_affine(affine: np.ndarray, ordered: Sequence[_Item]) -> np.ndarray:
+    """``affine`` of slices shown last-to-first: origin at the (new) first slice's own position, the
+    slice column from the first to the last position (exact, not a flipped mean)."""
+    out = affine.copy()
+    first, last = ordered[0].position, ordered[-1].position
+    assert first is not None and last is not None
+    out[:3, 3] = first
+    out[:3, 2] = (last - first) / (len(ordered) - 1)
+    return out
+
+
 def _mosaic_free(ds: Any) -> bool:
     return "MOSAIC" not in [str(v).upper() for v in (ds.get("ImageType") or [])]
 
 
 # -- public entry points ----------------------------------------------------------------------------
-def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
-               first_slice: FirstSlice | None = None) -> Volume:
-    """Load a :class:`viewer.io.series.Stack` (or a list of paths) into a :class:`Volume`.
-
-    ``progress(done, total)`` counts the header pass and then the pixel pass (each 0..total).
-    """
+def stack_loader(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
+                 decode_in_pool: bool = False) -> SeriesLoader:
+    """The :class:`SeriesLoader` (headers read, no pixels) of a Stack or a list of paths."""
     files = stack.files if hasattr(stack, "files") else list(stack)
     uid = getattr(stack, "series_uid", "") or ""
     # The scanner's records (Stack.records) spare the loader a second read of every header.
     records = getattr(stack, "records", None) or None
-    loader = SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel, records=records)
-    vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice)
+    return SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel, records=records,
+                        decode_in_pool=decode_in_pool)
+
+
+def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
+               first_slice: FirstSlice | None = None, volume: int = 0) -> Volume:
+    """Load a :class:`viewer.io.series.Stack` (or a list of paths) into a :class:`Volume`.
+
+    ``progress(done, total)`` counts the header pass and then the pixel pass (each 0..total).
+    ``volume``: which volume of a 4D stack (see :func:`load_series`).
+    """
+    loader = stack_loader(stack, progress=progress, cancel=cancel)
+    vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice, volume=volume)
     extra = list(getattr(stack, "warnings", []) or [])
     vol.warnings = extra + vol.warnings
     return vol
+
+
+def iter_volumes(stack: Any, *, cancel: Cancel | None = None) -> Iterator[Volume]:
+    """Every volume of a stack, one at a time (a 3D stack yields one): memory holds one volume, the
+    headers are read once. Each :class:`Volume`'s ``volumes.index`` says which it is."""
+    loader = stack_loader(stack, cancel=cancel)
+    extra = list(getattr(stack, "warnings", []) or [])
+    for v in range(loader.volumes):
+        vol = loader.load(cancel=cancel, volume=v)
+        vol.warnings = extra + vol.warnings
+        yield vol
 
 
 def select_stack(path_or_paths: Any, series: str | int | None = None, *, progress: Progress | None = None,
@@ -910,7 +1066,8 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
 
 
 def load_series(path_or_paths: Any, *, series: str | int | None = None, progress: Progress | None = None,
-                cancel: Cancel | None = None, first_slice: FirstSlice | None = None) -> Volume:
+                cancel: Cancel | None = None, first_slice: FirstSlice | None = None,
+                volume: int = 0) -> Volume:
     """Load one series from a folder, a file or a list of files.
 
     Parameters
@@ -922,6 +1079,14 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         None picks the largest stack (most slices/frames; the first one on a tie).
     progress, cancel, first_slice
         See :meth:`SeriesLoader.load`.
+    volume
+        For a 4D series (time points, diffusion directions, echoes, cardiac phases): which volume,
+        0-based. A 4D series gives one 3D :class:`Volume` per call, never a 4D array, so that everything
+        that shows or measures a volume works unchanged and memory holds one volume at a time; its
+        ``volumes`` (:class:`~viewer.core.volume.VolumeAxis`) names the fourth axis's meaning, every
+        volume's fields (b-value and direction, echo time, trigger time ...) and which one this is.
+        :func:`iter_volumes` yields all of them in turn; :class:`SeriesLoader` (``select_volume``,
+        ``load(volume=k)``) loads any without reading the headers again.
 
     Returns
     -------
@@ -930,7 +1095,11 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         else float32; colour as (z, y, x, 3) uint8. ``affine`` maps (i=column, j=row, k=slice, 1) to LPS
         mm. ``info`` (:class:`~viewer.core.series_info.SeriesInfo`) holds windows, photometric
         interpretation (MONOCHROME1 is NOT inverted), padding value in modality units, patient/study/series
-        text and per slice its file, frame, instance UID and number, position and rescale.
+        text and per slice its file, frame, instance UID and number, position and rescale, and for a
+        4D series ``info.volumes``. Slices are in display order: the lowest InstanceNumber first where
+        it runs with position (else the cranial / first-acquired end; see
+        :func:`viewer.io.geometry.display_reversed`); the affine is exact for that order.
+        ``slice_positions`` keeps each slice's own position.
 
     Raises
     ------
@@ -940,4 +1109,4 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         ``cancel()`` returned True.
     """
     stack = select_stack(path_or_paths, series, cancel=cancel)
-    return load_stack(stack, progress=progress, cancel=cancel, first_slice=first_slice)
+    return load_stack(stack, progress=progress, cancel=cancel, first_slice=first_slice, volume=volume)

@@ -7,7 +7,10 @@ the same series. A result replaces the previous one of its kind for that slice.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from viewer.ai.results import ClassMap, OcclusionMap, Predictions
 from viewer.state.observable import Observable
@@ -32,16 +35,17 @@ class SeriesAi:
     class_maps: dict[int, ClassMap] = field(default_factory=dict)
     occlusions: dict[int, OcclusionMap] = field(default_factory=dict)
 
-    def prediction_at(self, k: int) -> tuple[str, float] | None:
-        """(top label, probability) of slice ``k`` when the series was classified there."""
+    def slice_predictions(self, k: int) -> Predictions | None:
+        """The predictions of slice ``k`` alone (one row), when the series was classified there."""
         p = self.predictions
         if p is None or p.indices is None:
             return None
-        rows = [i for i, z in enumerate(p.indices) if int(z) == k]
-        if not rows:
+        rows = np.flatnonzero(np.asarray(p.indices) == k)
+        if not rows.size:
             return None
-        i = rows[-1]
-        return p.top_label[i], float(p.top_probability[i])
+        i = int(rows[-1])
+        return dataclasses.replace(p, probabilities=p.probabilities[i:i + 1], scores=p.scores[i:i + 1],
+                                   indices=np.array([k]))
 
     @property
     def empty(self) -> bool:
@@ -68,8 +72,6 @@ class AiResults(Observable):
         old = rec.predictions
         if (old is not None and old.indices is not None and predictions.indices is not None
                 and old.model_id == predictions.model_id and old.labels == predictions.labels):
-            import numpy as np
-
             keep = ~np.isin(old.indices, predictions.indices)
             predictions = Predictions(
                 np.concatenate([old.probabilities[keep], predictions.probabilities]),

@@ -113,6 +113,21 @@ class ImageState(Observable):
                 self.crosshair = None
             self.notify("volume", "window", "invert", "crosshair", "measurements")
 
+    def swap_volume(self, volume: Volume) -> None:
+        """Show another volume of the same 4D series in place: window, invert, crosshair, measurements
+        and (in the views) slice, zoom and pan stay as the reader set them; only the pixels change."""
+        if self.volume is None:
+            self.set_volume(volume)
+            return
+        fixed, warning = repair_affine(volume.affine)
+        if warning is not None:
+            volume = dataclasses.replace(volume, affine=fixed, warnings=[*volume.warnings, warning])
+        with self.batch():
+            self.volume = volume
+            for m in self.measurements:
+                compute(m, volume)  # the same places, this volume's values
+            self.notify("pixels", "measurements")
+
     # -- window -------------------------------------------------------------------------------------
     def set_window(self, center: float, width: float) -> None:
         """Set the window (modality units); width is kept >= 1 (DICOM linear function)."""

@@ -63,9 +63,9 @@ class BatchResults:
     def show_in_ai_panel(self) -> None:
         """When the AI dock's viewport shows a series with stored predictions and its plot is empty, fill it."""
         panel = getattr(self.window, "ai_panel", None)
-        vp = getattr(panel, "vp", None)
+        vp: Any = getattr(panel, "vp", None)
         vol = getattr(vp, "volume", None)
-        if panel is None or vol is None:
+        if panel is None or vp is None or vol is None:
             return
         s = self.stored.get(vol.series_uid or "")
         if s is None or panel.plot.predictions is not None:

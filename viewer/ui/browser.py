@@ -8,6 +8,7 @@ with its key; dragging it carries the key as :data:`viewer.ui.layouts.STACK_MIME
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pathlib import Path
@@ -130,6 +131,7 @@ class StudyBrowser(QWidget):
         self._set_busy(False)
         # The series live in the application model; the tree shows them.
         self.workspace = workspace if workspace is not None else Workspace()
+        self.scan_order: list[str] = []
         self.bad_files: list[tuple[str, str]] = []
         self.items: dict[str, QTreeWidgetItem] = {}
         self._key_counter = 0  # stack keys stay unique when early-listed stacks are removed
@@ -195,6 +197,10 @@ class StudyBrowser(QWidget):
         for stack in result.stacks:
             if id(stack) not in known:
                 self._add_stack(stack)
+        by_id = {id(s): k for k, s in self.stacks.items()}
+        # The scan's order: series N (1-based, as `screenshot --series N` and `info` list them) is
+        # scan_order[N - 1].
+        self.scan_order = [by_id[id(s)] for s in result.stacks if id(s) in by_id]
         self.bad_files = list(result.bad_files)
         if self.bad_files:
             self._add_file_list("Files not loaded", self.bad_files,
@@ -207,23 +213,26 @@ class StudyBrowser(QWidget):
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
         self.progress.setRange(0, 0)
+        # scan_finished first: the window queues the series it opens before the thumbnails, so that load
+        # gets a pool thread even when there are more series (thumbnails) than threads.
+        self.scan_finished.emit(n, bad)
         self._queue_thumbnails()
         if not self._pending_thumbs:
             self._set_busy(False)
-        self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:
         self.workspace.remove_series(key)
         item = self.items.pop(key)
         parent = item.parent()
-        parent.removeChild(item)
-        for level in (self._studies, self._patients):  # drop a study, then a patient, left empty
+        if parent is not None:
+            parent.removeChild(item)
+        levels: tuple[dict[Any, QTreeWidgetItem], ...] = (self._studies, self._patients)
+        for level in levels:  # drop a study, then a patient, left empty
             if parent is None or parent.childCount():
                 break
-            for k, v in list(level.items()):
-                if v is parent:
-                    del level[k]
+            for k in [k for k, v in level.items() if v is parent]:
+                del level[k]
             grand = parent.parent()
             (grand.removeChild(parent) if grand is not None
              else self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(parent)))
@@ -255,6 +264,8 @@ class StudyBrowser(QWidget):
         desc = _text(stack.description) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
+        if stack.split_label:
+            desc = f"{desc} [{stack.split_label}]"  # split stacks of one series must not look alike
         if info["series_date"] and info["series_date"] != info["study_date"]:
             desc = f"{desc}\n{info['series_date']}"
         item = QTreeWidgetItem(study, [desc, _text(stack.modality), str(len(files))])
@@ -319,8 +330,8 @@ class StudyBrowser(QWidget):
             self._pending_thumbs += 1
             self.background.submit(
                 "thumb", thumbnail_job(self.io, files, THUMB_SIZE), replace=False,
-                on_result=lambda img, k=key: self._set_thumbnail(k, img),
-                on_error=lambda msg, k=key: self._thumb_failed(k, msg),
+                on_result=functools.partial(self._set_thumbnail, key),
+                on_error=functools.partial(self._thumb_failed, key),
                 on_done=self._thumb_done)
 
     def _set_thumbnail(self, key: str, img: np.ndarray) -> None:

@@ -8,8 +8,10 @@ the whole volume replaces it when loaded, and an error is shown in the viewport 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
-                               QMainWindow, QPlainTextEdit, QSpinBox, QTextEdit, QWidget)
+                               QMainWindow, QMenu, QPlainTextEdit, QSpinBox, QTextEdit, QToolBar, QToolButton,
+                               QWidget)
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
@@ -26,9 +30,12 @@ from viewer.state.workspace import Workspace
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
+from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+CLOSE_WAIT_MS = 30000
+DERIVED_MODALITIES = ("SEG", "SR")
 # Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
 KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
@@ -39,6 +46,7 @@ class MainWindow(QMainWindow):
     first_image_shown = Signal(int)  # slot index: the preview or the volume is on screen
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
+    derived_opened = Signal(object)  # a DerivedOverlay (SEG/SR) now kept in the workspace
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
@@ -59,6 +67,11 @@ class MainWindow(QMainWindow):
         self.auto_open = True
         self._load_started: dict[int, float] = {}
         self._load_reference: dict[int, int] = {}
+        # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
+        self._tool_unsubscribe: Callable[[], None] | None = None
+        self.label_panel: QWidget | None = None
+        self.ai_panel: QWidget | None = None
+        self.ai_dock: QDockWidget | None = None
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -75,6 +88,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([left, right], [360, 220], Qt.Orientation.Horizontal)
 
         self._build_actions()
+        self._set_smooth(self.act_smooth.isChecked())
         self.browser.series_activated.connect(lambda key: self.load_stack(key))
         self.browser.scan_finished.connect(self._on_scan_finished)
         self.grid.stack_dropped.connect(lambda idx, key: self.load_stack(key, idx))
@@ -88,18 +102,22 @@ class MainWindow(QMainWindow):
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
-                                       triggered=self._ask_folder)
-        self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
-        self.act_open_dicomdir = QAction("Open &DICOMDIR…", self, triggered=self._ask_dicomdir)
-        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir])
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
+        self.act_open_folder = self._action("Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
+        self.act_open_files = self._action("Open F&iles…", self._ask_files)
+        self.act_open_dicomdir = self._action("Open &DICOMDIR…", self._ask_dicomdir)
+        self.act_open_derived = self._action("Open Segmentation or &Report (SEG/SR)…", self._ask_derived)
+        self.act_open_derived.setToolTip("Draw a DICOM SEG or SR over the series it references")
+        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir,
+                              self.act_open_derived])
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
-        file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        # Panels add their File actions (labels export) above this separator.
+        self.file_menu_end = file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
 
-        view_menu = self.menuBar().addMenu("&View")
+        view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.layout_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for name, label, key in (("1x1", "1×1", "Ctrl+1"), ("1x2", "1×2", "Ctrl+2"), ("2x2", "2×2", "Ctrl+4"),
@@ -135,6 +153,9 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_link)
         tb.addSeparator()
         tb.addAction(self.act_cine)
+        tb.addSeparator()
+        self._build_reading_tools(tb, view_menu)
+        tb.addSeparator()
         self.fps_box = QSpinBox(self)
         self.fps_box.setRange(1, 60)
         self.fps_box.setSuffix(" fps")
@@ -144,11 +165,88 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.fps_box)
         self.layout_actions[self.grid.layout_name].setChecked(True)
 
+    def _action(self, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _checked=False: slot())
+        return act
+
+    def _build_reading_tools(self, tb: QToolBar, view_menu: QMenu) -> None:
+        """W/L presets and the mouse tools on the toolbar (the keys do the same), and image smoothing."""
+        self.presets_menu = QMenu("Window presets", self)
+        self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
+        self.presets_button = QToolButton(self)
+        self.presets_button.setText("Presets")
+        self.presets_button.setToolTip("Window presets of the active series' modality (keys 1-9; 0: the file's)")
+        self.presets_button.setMenu(self.presets_menu)
+        self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        tb.addWidget(self.presets_button)
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, label, key in (("window", "W/L", "W"), ("pan", "Pan", ""), ("zoom", "Zoom", ""),
+                                 ("distance", "Distance", "D"), ("angle", "Angle", "A"),
+                                 ("rect", "Rectangle ROI", "Q"), ("ellipse", "Ellipse ROI", "O")):
+            act = QAction(label, self, checkable=True)
+            act.setToolTip(f"{label} tool ({key})" if key else f"{label} tool")
+            act.triggered.connect(lambda _=False, t=tool: self._use_tool(t))
+            group.addAction(act)
+            tb.addAction(act)
+            self.tool_actions[tool] = act
+        self.tool_actions["window"].setChecked(True)
+        view_menu.addSeparator()
+        self.act_smooth = QAction("&Smooth When Zoomed", self, checkable=True, checked=self.settings.smooth(),
+                                  toolTip="Bilinear interpolation of the image when magnified")
+        self.act_smooth.toggled.connect(self._set_smooth)
+        view_menu.addAction(self.act_smooth)
+
+    def _fill_presets_menu(self) -> None:
+        from viewer.core.presets import window_presets
+
+        self.presets_menu.clear()
+        view = self.grid.active_slot.view
+        vol = view.volume
+        file_action = self.presets_menu.addAction("0  File / default", lambda: self._preset(0))
+        file_action.setEnabled(vol is not None)
+        for i, p in enumerate(window_presets(vol.modality if vol is not None else ""), start=1):
+            self.presets_menu.addAction(f"{i}  {p.name}  (W {p.width:.0f} L {p.center:.0f})",
+                                        functools.partial(self._preset, i))
+
+    def _preset(self, number: int) -> None:
+        self.grid.active_slot.view.run_action(f"preset:{number}")
+        self.grid.focus_active()
+
+    def _use_tool(self, tool: str) -> None:
+        self.grid.active_slot.view.run_action(f"tool:{tool}")
+        self.grid.focus_active()
+
+    def _tool_changed(self, changes: frozenset[str]) -> None:
+        if "tool" in changes:
+            act = self.tool_actions.get(self.grid.active_slot.view.state.tool)
+            if act is not None:
+                act.setChecked(True)
+
+    def _set_smooth(self, on: bool) -> None:
+        self.settings.set_smooth(on)
+        for slot in self.grid.slots:
+            slot.view.set_smooth(on)
+
+    def add_panel(self, title: str, object_name: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Dock ``widget`` as panel ``title`` with its show/hide toggle in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(object_name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         recent = self.settings.recent_folders()
         for path in recent:
-            self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
+            self.recent_menu.addAction(path, functools.partial(self.open_paths, [path]))
         if not recent:
             act = self.recent_menu.addAction("(none)")
             act.setEnabled(False)
@@ -169,6 +267,34 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files")
         if paths:
             self.open_paths(paths)
+
+    def _ask_derived(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open DICOM SEG or SR", "", "DICOM (*.dcm *);;All (*)")
+        if path:
+            self.open_derived(path)
+
+    def open_derived(self, path: str) -> int | None:
+        """Read a DICOM SEG or SR in the background and draw it over the series it references (now, in
+        every viewport showing that series, or when that series is opened later)."""
+        read = self.io.read_derived
+        if read is None:
+            return None
+
+        def done(overlay: object) -> None:
+            assert isinstance(overlay, DerivedOverlay)
+            self.workspace.add_derived(overlay)
+            shown = [vp.index + 1 for vp in self.workspace.viewports if vp.shown is not None
+                     and overlay.applies_to(vp.shown.info)]
+            what = f"{overlay.kind} “{overlay.description}”"
+            where = f"viewport{'s' if len(shown) > 1 else ''} {', '.join(map(str, shown))}"
+            self.statusBar().showMessage(f"{what} shown over {where}" if shown else
+                                         f"{what} kept: open the series it references to see it")
+            self.derived_opened.emit(overlay)
+
+        return self.background.submit(
+            f"derived:{path}", lambda _ctx: read(path), on_result=done,
+            on_error=lambda m: self.statusBar().showMessage("Cannot show " + Path(path).name + ": "
+                                                            + m.splitlines()[0]))
 
     def _ask_dicomdir(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;All (*)")
@@ -194,9 +320,13 @@ class MainWindow(QMainWindow):
 
     def _on_scan_finished(self, n_series: int, n_bad: int) -> None:
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
-        if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
+        images = [k for k, s in self.browser.stacks.items() if s.modality not in DERIVED_MODALITIES]
+        for key, stack in self.browser.stacks.items():
+            if stack.modality in DERIVED_MODALITIES and stack.files:
+                self.open_derived(stack.files[0])  # segmentations found with the study: drawn over it
+        if self.auto_open and images and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
+            key = max(images, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -204,6 +334,9 @@ class MainWindow(QMainWindow):
         stack = self.browser.stacks.get(key)
         if stack is None:
             return None
+        if stack.modality in DERIVED_MODALITIES and stack.files:
+            # A segmentation is drawn over its source series, not shown as an image of its own.
+            return self.open_derived(stack.files[0])
         if self.grid.layout_name == "mpr":
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
@@ -217,14 +350,19 @@ class MainWindow(QMainWindow):
         slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
+        cached = self.workspace.cache.get(self.workspace.cache_key(stack))
+        if cached is not None:
+            self.background.cancel(f"load:{idx}")  # a load still running here is superseded
+            self._on_loaded(idx, key, cached)  # decoded before: shown at once
+            return None
         files = list(stack.files)
         return self.background.submit(
             f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
                                     warnings=list(stack.warnings), records=stack.records or None),
-            on_partial=lambda p, i=idx: self._on_preview(i, p),
-            on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
-            on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
-            on_progress=lambda d, t, i=idx: self._on_load_progress(i, d, t))
+            on_partial=functools.partial(self._on_preview, idx),
+            on_result=functools.partial(self._on_loaded, idx, key),
+            on_error=functools.partial(self._on_load_failed, idx, key),
+            on_progress=functools.partial(self._on_load_progress, idx))
 
     def _mark_first_image(self, idx: int) -> None:
         started = self._load_started.pop(idx, None)
@@ -243,12 +381,15 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
+        stack = self.browser.stacks.get(key)
+        if stack is not None:
+            self.workspace.cache.put(self.workspace.cache_key(stack), volume)
         # Refines the preview in place: same slice, window and zoom the reader sees.
         slot.model.finish(volume)
         reference = self._load_reference.pop(idx, None)
         if reference is not None and reference != idx:
             self.workspace.align_to(slot.model, self.workspace.viewports[reference])
-        stack = self.browser.stacks.get(key)
+        attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
@@ -283,6 +424,13 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        key = self.workspace.viewports[idx].series_key
+        if key is not None and key in self.browser.stacks:
+            self.browser.select(key)  # the browser marks the series the reader is on
+        if self._tool_unsubscribe is not None:
+            self._tool_unsubscribe()
+        self._tool_unsubscribe = view.state.subscribe(self._tool_changed)
+        self._tool_changed(frozenset({"tool"}))
         if self.grid.layout_name != "mpr" and not view.hasFocus() and self.isActiveWindow():
             view.setFocus(Qt.FocusReason.OtherFocusReason)
         self.cine.set_target(view)
@@ -327,6 +475,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.cine.stop()
         self.background.cancel_all()
-        self.background.wait_idle(3000)
+        # Cancelled jobs stop at their next check; one inside a decode finishes it first. Wait for them:
+        # a job still running after the pools were shut down would start a decoder process again.
+        self.background.wait_idle(CLOSE_WAIT_MS)
+        if self.io.shutdown is not None:
+            self.io.shutdown()  # decoder processes end with the window, not at interpreter exit
         super().closeEvent(ev)
 

@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 from viewer.core.orientation import direction_letters, opposite_letters
+from viewer.core.volume import Volume
 from viewer.state.image import orientation_known
 from viewer.state.view import ViewState
 
@@ -43,6 +44,23 @@ class OverlayContent:
     top: str = ""
     bottom: str = ""
     message: str = ""
+
+
+def volume_label(vol: Volume) -> str:
+    """The 4D line: which volume of how many, and what sets it apart (b-value, echo time, phase ...)."""
+    axis = vol.volumes
+    assert axis is not None
+    info = axis.items[axis.index]
+    detail = ""
+    if axis.kind == "diffusion" and info.b_value is not None:
+        detail = f"b={info.b_value:g}"
+    elif axis.kind == "echo" and info.echo_time is not None:
+        detail = f"TE {info.echo_time:g} ms"
+    elif axis.kind == "phase" and info.trigger_time is not None:
+        detail = f"trigger {info.trigger_time:g} ms"
+    elif axis.kind == "image type" and info.image_type:
+        detail = info.image_type
+    return f"{axis.kind} {axis.index + 1}/{axis.count}" + (f"  {detail}" if detail else "")
 
 
 def _fmt_date(text: str) -> str:
@@ -88,6 +106,8 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
         if number is not None and number != state.slice_index + 1:
             image_line += f" (Inst {number})"
     out.bottom_left = [f"{image_line}  {state.slice_position_mm():.1f} mm"]
+    if vol.volumes is not None:
+        out.bottom_left.append(volume_label(vol))
     # On its own line: narrow MPR views must not run it into the window text on the right.
     if g.resampled:
         out.bottom_left.append(f"resampled: grid {g.obliquity_deg:.0f}° oblique")

@@ -20,7 +20,7 @@ class Settings:
         value = self.q.value("recent/folders", [])
         if isinstance(value, str):  # QSettings returns a lone string for a one-item list
             value = [value]
-        return [str(v) for v in (value or []) if v]
+        return [str(v) for v in (value if isinstance(value, (list, tuple)) else []) if v]
 
     def add_recent_folder(self, path: str) -> list[str]:
         recent = [p for p in self.recent_folders() if p != path]
@@ -41,9 +41,17 @@ class Settings:
 
     def cine_fps(self) -> int:
         try:
-            return int(self.q.value("cine/fps", 10))
+            return int(str(self.q.value("cine/fps", 10)))
         except (TypeError, ValueError):
             return 10
 
     def set_cine_fps(self, fps: int) -> None:
         self.q.setValue("cine/fps", int(fps))
+
+    def smooth(self) -> bool:
+        """Bilinear smoothing of magnified images (default on, as in OHIF/Weasis)."""
+        value = self.q.value("view/smooth", True)
+        return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no")
+
+    def set_smooth(self, on: bool) -> None:
+        self.q.setValue("view/smooth", bool(on))

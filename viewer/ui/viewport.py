@@ -109,6 +109,9 @@ def colour_to_uint8(values: np.ndarray, invert: bool) -> np.ndarray:
     return 255 - values if invert else values
 
 
+SMOOTH_FROM = 2.0
+
+
 class SliceImageItem(pg.ImageItem):
     """An ImageItem drawn from an opaque RGB32 buffer the viewport fills itself.
 
@@ -120,6 +123,17 @@ class SliceImageItem(pg.ImageItem):
     def __init__(self) -> None:
         super().__init__(axisOrder="row-major")
         self._argb: np.ndarray | None = None
+        # Bilinear interpolation when the image is magnified on screen, from SMOOTH_FROM screen pixels per
+        # image pixel (where nearest-neighbour blocks show); below that the image is drawn as it is
+        # (nearest), which is also the fast path of every redraw at fit size (benchmarks/bench_redraw.py).
+        self.smooth = True
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        if self.smooth:
+            t = p.transform()
+            scale = max(t.m11() ** 2 + t.m12() ** 2, t.m21() ** 2 + t.m22() ** 2) ** 0.5
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale >= SMOOTH_FROM)
+        super().paint(p, *args)
 
     def set_slice_image(self, shown: np.ndarray, argb: np.ndarray) -> None:
         self._argb = np.ascontiguousarray(argb, dtype=np.uint32)
@@ -241,6 +255,11 @@ class SliceViewport(pg.GraphicsView):
         """Set the window in modality units (HU for CT)."""
         self.state.image.set_window(center, width)
 
+    def set_smooth(self, on: bool) -> None:
+        """Bilinear smoothing of the magnified image (a display option; the pixels in state are untouched)."""
+        self.image_item.smooth = bool(on)
+        self.viewport().update()
+
     def set_plane(self, plane: str) -> None:
         """Show "acquired", "axial", "coronal" or "sagittal"."""
         self.state.set_plane(plane)
@@ -266,7 +285,8 @@ class SliceViewport(pg.GraphicsView):
 
     def displayed_image(self) -> np.ndarray | None:
         """The uint8 array the image item draws (rows down, cols right, after flips/rotation)."""
-        return self.image_item.image
+        image: np.ndarray | None = self.image_item.image
+        return image
 
     def overlay(self) -> OverlayContent:
         """The overlay texts and letters as currently shown."""
@@ -330,7 +350,7 @@ class SliceViewport(pg.GraphicsView):
         if "volume" in changes:
             # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
             self._cursor = None
-        if changes & {"window", "invert", "volume"}:
+        if changes & {"window", "invert", "volume", "pixels"}:
             self._render_image()
             self.window_changed.emit(self.state.image.center, self.state.image.width)
         if "measurements" in changes:
