@@ -30,7 +30,8 @@ class SeriesSource(Protocol):
     description: str
     warnings: list[str]
     split_reason: str | None
-    split_label: str | None  # what tells the stacks of one split series apart
+    split_label: str | None  # what tells a split stack from its siblings, or "4D: 6 time points"
+    volumes: int  # volumes of a 4D stack as the scan sees them (1: 3D)
     patient_id: str
     patient_name: str
     study_uid: str
@@ -73,7 +74,8 @@ class SeriesLoaderLike(Protocol):
 
     def read_slice(self, k: int) -> np.ndarray: ...
 
-    def load(self, *, progress: Progress | None = ..., cancel: CancelCheck | None = ...) -> Volume: ...
+    def load(self, *, progress: Progress | None = ..., cancel: CancelCheck | None = ...,
+             volume: int | None = ...) -> Volume: ...
 
 
 class LoaderFactory(Protocol):
@@ -83,7 +85,7 @@ class LoaderFactory(Protocol):
 
 class SeriesLoad(Protocol):
     def __call__(self, paths: list[str], *, progress: Progress | None = ...,
-                 cancel: CancelCheck | None = ...) -> Volume: ...
+                 cancel: CancelCheck | None = ..., volume: int = ...) -> Volume: ...
 
 
 Thumbnailer = Callable[[list[str], int], np.ndarray]
