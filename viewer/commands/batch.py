@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import viewer.batch  # noqa: F401 - Dask and its stack
+    except ImportError as exc:
+        # The desktop build (packaging/dicom-viewer.spec) leaves the cluster stack out.
+        print(f"batch: this build has no batch support ({exc}); run it from a Python install of the package "
+              "(pip install dicom-viewer)", file=sys.stderr)
+        return 2
     if args.batch_command == "evaluate":
         return _evaluate(args)
     return _infer(args)
