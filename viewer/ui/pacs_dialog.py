@@ -154,9 +154,15 @@ class PacsPanel(QWidget):
         self.open_button = QPushButton("Open", self)
         self.open_button.setToolTip("Retrieve and show in the active viewport as the images arrive")
         self.open_button.clicked.connect(lambda: self.retrieve_selected(open_it=True))
+        self.browse_button = QPushButton("Show in Studies", self)
+        self.browse_button.setToolTip("List the local store, with what was retrieved, in the Studies browser")
+        self.browse_button.setEnabled(False)
+        self.browse_button.clicked.connect(self.show_store)
+        self._store = ""
         actions = QHBoxLayout()
         actions.addWidget(self.retrieve_button)
         actions.addWidget(self.open_button)
+        actions.addWidget(self.browse_button)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -365,7 +371,14 @@ class PacsPanel(QWidget):
             self.main.load_files([rest[0]], slot, title=f"{self._title(p.series_uid)}  (arriving)",
                                    series_uid=p.series_uid)
 
+    def show_store(self) -> None:
+        """Open the local store in the Studies browser (it replaces what the browser lists)."""
+        if self._store:
+            self.main.open_paths([self._store])
+
     def _on_retrieved(self, result: Any) -> None:
+        self._store = str(result.into)
+        self.browse_button.setEnabled(True)
         lines = []
         for s in result.series:
             files = sorted(str(f) for f in s.folder.glob("*.dcm"))
