@@ -273,8 +273,11 @@ def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
     parser.add_argument("paths", nargs="*", help="folders, DICOM files or a DICOMDIR to open")
+    parser.add_argument("--results", metavar="RESULTS.parquet",
+                        help="batch inference results (python -m viewer batch infer): mark series with their stored "
+                        "labels and show stored predictions without re-running")
     args = parser.parse_args(argv)
-    missing = [p for p in args.paths if not os.path.exists(p)]
+    missing = [p for p in args.paths + ([args.results] if args.results else []) if not os.path.exists(p)]
     if missing:
         print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
         return 2
@@ -299,6 +302,16 @@ def run_app(argv: list[str]) -> int:
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
     attach_pacs_dock(window, pacs_services())
+    if args.results:
+        from viewer.ui.batch_results import attach_batch_results
+
+        try:
+            from viewer.batch.stored import read_stored
+        except ImportError as exc:  # the desktop build leaves the batch stack (pyarrow) out: say so, open anyway
+            window.statusBar().showMessage(f"Cannot read batch results: this build has no batch support ({exc}); "
+                                           "pip install dicom-viewer for it")
+        else:
+            attach_batch_results(window, args.results, read_stored)
     window.resize(1400, 900)
     window.show()
     if args.paths:

@@ -11,7 +11,8 @@ summary at the end (``--json``: as JSON on stdout).
 class, and the disagreements (see :mod:`viewer.batch.evaluate`).
 
 Exit status of ``infer``: 0 every series done (failures recorded are not errors of the job: see the
-summary), 1 the job could not run (no model, no scheduler, results folder already used), 130 interrupted.
+summary), 1 the job could not run (no model, no series, no scheduler, results folder already used), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def _infer(args: argparse.Namespace) -> int:
         scan = scan_sources(args.sources)
     except (ModelError, SourceError) as exc:
         print(f"batch infer: {exc}", file=err)
+        return 1
+    if not scan.units:
+        print(f"batch infer: no loadable DICOM series in {', '.join(args.sources)}"
+              + (f" ({len(scan.bad_files)} file(s) not loadable; first: {scan.bad_files[0][0]}: {scan.bad_files[0][1]})"
+                 if scan.bad_files else ""), file=err)
         return 1
     if scan.bad_files:
         path, reason = scan.bad_files[0]
