@@ -188,6 +188,33 @@ def build_main_window(paths: list[str] | None = None, *, settings_file: str | No
     return window
 
 
+def pacs_services() -> Any:
+    """The PACS dock's network functions (viewer.io.pacs), resolved when called."""
+    from viewer.ui.pacs_dialog import PacsServices
+
+    def nodes() -> list[tuple[str, str]]:
+        from viewer.io.pacs.nodes import load_nodes, node_label
+
+        return [(node_label(n), n.name or n.url) for n in load_nodes()]
+
+    def find(node_text: str, ae: str, fields: dict[str, str], cancel: Any) -> Any:
+        from viewer.io.pacs import dimse, parse_node, web
+        from viewer.io.pacs.nodes import DimseNode
+        from viewer.io.pacs.query import Query
+
+        node, q = parse_node(node_text), Query(**fields)
+        return dimse.find(node, q, ae, cancel=cancel) if isinstance(node, DimseNode) else web.find(node, q, cancel=cancel)
+
+    def retrieve(node_text: str, ae: str, port: int, study_uid: str, series_uids: list[str] | None,
+                 **kwargs: Any) -> Any:
+        from viewer.io.pacs import parse_node
+        from viewer.io.pacs.retrieve import retrieve as impl
+
+        return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, **kwargs)
+
+    return PacsServices(nodes=nodes, find=find, retrieve=retrieve)
+
+
 def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:
     """(len(zs), classes) probabilities of a model on slices ``zs`` of a volume (the evaluation dock's runner)."""
     from viewer.ai.runner import classify_slices
@@ -272,6 +299,9 @@ def run_app(argv: list[str]) -> int:
     from viewer.ui.label_panel import offer_ai_suggestions
 
     offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
+    from viewer.ui.pacs_dialog import attach_pacs_dock
+
+    attach_pacs_dock(window, pacs_services())
     if args.results:
         from viewer.ui.batch_results import attach_batch_results
 

@@ -85,6 +85,19 @@ def test_one_frame_enhanced_ct_uses_its_per_frame_position(data_dir: Path, tmp_p
     assert int(enh.array.min()) < -500  # rescale from the functional groups (HU), not stored values
 
 
+def test_enhanced_frames_of_another_orientation_are_left_out_with_a_warning(data_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    dss = _ct(data_dir, 5)
+    for i, ds in enumerate(dss):
+        e = _enhanced_one_frame(ds)
+        if i >= 3:  # a sagittal frame in the axial series
+            e.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+        _save(e, tmp_path / f"{i}.dcm")
+    vol = load_series(tmp_path)
+    assert vol.shape[0] == 3
+    assert any("another orientation" in w and "3.dcm" in w and "4.dcm" in w for w in vol.warnings), vol.warnings
+
+
 # -- UIH-style mosaic --------------------------------------------------------------------------------
 def _uih_mosaic(data_dir: Path, count: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """A UIH-style mosaic of the first ``count`` slices of a real Siemens fMRI volume: tiles ceil(sqrt)

@@ -70,6 +70,8 @@ class _Item:
     # Orders the slices that share a position into volumes (viewer.io.volumes): temporal position,
     # echo number, acquisition number.
     vkey: tuple[float, ...] = ()
+    # The frame's own ImageOrientationPatient when the functional groups give one (None: the layout's).
+    orientation: tuple[float, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -303,6 +305,10 @@ def _frame_fields(ds: Any, k: int, it: _Item) -> None:
     if trans is not None:
         it.slope = _f(trans.get("RescaleSlope"), it.slope)
         it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+    orient = _frame_group(ds, k, "PlaneOrientationSequence")
+    iop = _floats(orient.get("ImageOrientationPatient")) if orient is not None else None
+    if iop and len(iop) == 6:
+        it.orientation = tuple(iop)
     content = _frame_group(ds, k, "FrameContentSequence")
     if content is not None and content.get("TemporalPositionIndex") not in (None, ""):
         it.vkey = (_f(content.get("TemporalPositionIndex"), 0.0),) + it.vkey[1:]
@@ -466,6 +472,18 @@ class SeriesLoader:
     # -- geometry ---------------------------------------------------------------------------------
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
+        if lay.orientation:
+            # Frames of another orientation (multi-frame files of one series joined into one stack, or a
+            # survey's three planes in one file) cannot share this stack's grid.
+            ref = np.asarray(lay.orientation)
+            other = [it for it in items if it.orientation is not None
+                     and float(np.max(np.abs(np.asarray(it.orientation) - ref))) > 1e-4]
+            if other:
+                names = sorted({os.path.basename(it.path) for it in other})
+                self.warnings.append(f"{len(other)} frame(s) have another orientation than the first and are left "
+                                     f"out: {', '.join(names[:5])}")
+                gone = {id(it) for it in other}
+                items = [it for it in items if id(it) not in gone]
         positioned = [it for it in items if it.position is not None]
         if lay.orientation and positioned:
             if len(positioned) < len(items):

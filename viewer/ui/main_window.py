@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.auto_open = True
         self._load_started: dict[int, float] = {}
         self._load_reference: dict[int, int] = {}
+        self._titles: dict[int, str] = {}  # viewport -> title of what load_files loads there
         # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
         self._tool_unsubscribe: Callable[[], None] | None = None
         self.label_panel: QWidget | None = None
@@ -355,14 +356,28 @@ class MainWindow(QMainWindow):
             self.background.cancel(f"load:{idx}")  # a load still running here is superseded
             self._on_loaded(idx, key, cached)  # decoded before: shown at once
             return None
-        files = list(stack.files)
+        return self._submit_load(idx, key, load_job(self.io, list(stack.files), series_uid=stack.series_uid,
+                                                    warnings=list(stack.warnings), records=stack.records or None))
+
+    def _submit_load(self, idx: int, key: str, job: Any) -> int:
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
-                                    warnings=list(stack.warnings), records=stack.records or None),
+            f"load:{idx}", job,
             on_partial=functools.partial(self._on_preview, idx),
             on_result=functools.partial(self._on_loaded, idx, key),
             on_error=functools.partial(self._on_load_failed, idx, key),
             on_progress=functools.partial(self._on_load_progress, idx))
+
+    def load_files(self, files: list[str], slot_index: int, *, title: str, series_uid: str = "") -> int:
+        """Load ``files`` of one series that is not in the browser (a PACS retrieve, possibly still
+        arriving) into viewport ``slot_index``: preview first, then the volume, titled ``title``."""
+        self._load_reference[slot_index] = self.grid.active
+        self.grid.set_active(slot_index)
+        slot = self.grid.slots[slot_index]
+        slot.model.start_loading(series_uid)
+        slot.set_title(f"{title}  — loading…")
+        self._titles[slot_index] = title
+        self._load_started[slot_index] = time.perf_counter()
+        return self._submit_load(slot_index, "", load_job(self.io, list(files), series_uid=series_uid))
 
     def _mark_first_image(self, idx: int) -> None:
         started = self._load_started.pop(idx, None)
@@ -392,7 +407,8 @@ class MainWindow(QMainWindow):
         attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
-        slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
+        head = self._titles.pop(idx, None) if stack is None else None  # load_files' own title
+        slot.set_title(f"{head or f'{volume.modality}  {desc}'}  — {z}×{y}×{x}")
         tips = list(volume.warnings)
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
