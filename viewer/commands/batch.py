@@ -2,7 +2,7 @@
 
 ``batch infer SOURCE... --model ID [--model ID2] --out RESULTS.parquet [--scheduler ADDRESS | --workers N]
 [--resume] [--force] [--json] [--csv FILE]``: every series under the SOURCEs (folders, files, DICOMDIRs,
-text files listing paths) through every model, one Dask task per series, on a local cluster of worker
+text files listing paths, PACS nodes with ``--query``) through every model, one Dask task per series, on a local cluster of worker
 processes (default: one per core) or on the cluster at ``--scheduler``. Results go to the Parquet folder
 ``--out`` chunk by chunk (see :mod:`viewer.batch.results`). A live progress bar (rich) on a terminal; a
 summary at the end (``--json``: as JSON on stdout).
