@@ -32,6 +32,7 @@ def test_a_missing_or_broken_presets_file_means_no_presets_not_a_crash(tmp_path,
     import pytest
 
     import viewer.core.presets as presets
+    from viewer.core.series_info import Window
     from tests.state.phantoms import ramp_volume
     from viewer.core.series_info import Window
     from viewer.state.image import ImageState
