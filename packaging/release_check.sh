@@ -94,6 +94,10 @@ for x, y in zip(pa, pb):
 EOF
 step "infer organ-ct: frozen == python -m viewer"
 
+if "$app" batch infer "$ct" --model organ-ct --out "$work/batch" 2>batch.err; then fail "batch ran without Dask"; fi
+grep -q "no batch support" batch.err || fail "batch: $(cat batch.err)"
+step "batch: left out of the desktop build, and says so"
+
 mkdir -p "$work/home"
 HOME="$work/home" XDG_DATA_HOME="$work/home/.local/share" bash "$repo/packaging/install.sh" --user \
   "$work/dist/dicom-viewer" >/dev/null

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("pyarrow")
 
 
-def test_sources_path_list_and_pacs_refused(tmp_path: Path, data_dir: Path) -> None:
-    from viewer.batch.sources import SourceError, expand_sources, scan_sources
+def test_sources_path_list_and_pacs_query(tmp_path: Path, data_dir: Path) -> None:
+    from viewer.batch.sources import SourceError, expand_sources, parse_query, scan_sources
 
     ct = data_dir / "ct" / "crc-chest-ct-ge-100"
     (tmp_path / "sub").mkdir()
@@ -26,8 +26,12 @@ def test_sources_path_list_and_pacs_refused(tmp_path: Path, data_dir: Path) -> N
     assert unit.key == unit.series_uid and len(unit.files) == 100 and len(unit.records) == 100
     again = scan_sources([str(ct)], index=str(tmp_path / "index.sqlite"))
     assert again.headers_read == 0 and again.units[0].key == unit.key  # the index: no header read twice
-    with pytest.raises(SourceError, match="not supported yet"):
+    with pytest.raises(SourceError, match="needs --query"):
         expand_sources(["dimse://ORTHANC@127.0.0.1:4242"])
+    assert parse_query("modality=CT study-date=20240101-20241231") == {"modality": "CT",
+                                                                      "study_date": "20240101-20241231"}
+    with pytest.raises(SourceError, match="key=value"):
+        parse_query("modality CT")
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     assert expand_sources([str(empty)]) == [str(empty)]  # not a path list: left to the scanner as a file
@@ -98,6 +102,6 @@ def test_infer_without_series_or_with_a_pacs_source_says_why(tmp_path: Path,
     err = capsys.readouterr().err
     assert "no loadable DICOM series" in err and "notes.txt" in err and not out.exists()
     assert main(["batch", "infer", "dimse://PACS@127.0.0.1:104", "--model", "organ-ct", "--out", str(out)]) == 1
-    assert "PACS sources" in capsys.readouterr().err
+    assert "a PACS source needs --query" in capsys.readouterr().err
     assert main(["batch", "infer", str(tmp_path), "--model", "no-such-model", "--out", str(out)]) == 1
     assert "no model 'no-such-model'" in capsys.readouterr().err

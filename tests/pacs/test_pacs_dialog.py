@@ -81,6 +81,10 @@ def test_dock_queries_and_opens_a_series_while_it_arrives(qtbot, window_with_pac
                     timeout=120000)
     assert panel.series.item(0, 4).text() == "134/134 by C-GET"
     assert len(stored) == 134
+    # What was retrieved is indexed in the local store; the Studies browser lists it on request.
+    with qtbot.waitSignal(window.browser.scan_finished, timeout=120000):
+        qtbot.mouseClick(panel.browse_button, qtbot_button())
+    assert [s.series_uid for s in window.browser.stacks.values()] == [orthanc.series_uid]
     if os.environ.get("VIEWER_PACS_SCREENSHOT"):
         window.pacs_dock.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"])
         window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-window.png"))

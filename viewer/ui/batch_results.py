@@ -1,10 +1,10 @@
 """Batch results in the viewer: the study browser marks each series with its stored label, and a series
-opened from a results file shows its stored predictions (plot and overlay of the AI dock) without a re-run.
+opened shows its stored predictions (plot and overlay of the AI dock) without a re-run.
 
 ``dicom-viewer PATH --results RESULTS.parquet`` attaches it (:func:`attach_batch_results`). The results are
-read on a worker thread (:func:`viewer.batch.stored.read_stored`, handed in by the composition root: ui
-does not import pyarrow). The stored predictions also go into ``workspace.ai`` (state's AI results per
-series), where any view of that series can find them.
+read on a worker thread (:func:`viewer.batch.stored.read_stored`, handed in by the composition root: the
+desktop build leaves the batch stack out). The stored predictions go into ``workspace.ai``, state's AI
+results per series, from which the AI dock plots a series when it is shown.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class BatchResults:
         ws = window.workspace
         for uid, s in stored.items():
             ws.ai.set_predictions(uid, s.predictions)
-        # Subscribers run in order; the AI dock clears its plot on a new volume, so show ours after it.
+        # Subscribers run in order; the AI dock resets its status on a new volume, so label ours after it.
         self._refresh = QTimer(window)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(0)
@@ -61,22 +61,20 @@ class BatchResults:
                                f"{s.probability:.3f} over {len(s.predictions)} slices")
 
     def show_in_ai_panel(self) -> None:
-        """When the AI dock's viewport shows a series with stored predictions and its plot is empty, fill it."""
+        """The AI dock plots a series' results from ``workspace.ai`` by itself; when those are the stored ones,
+        say where they come from and draw the shown slice's labels on the image."""
         panel = getattr(self.window, "ai_panel", None)
         vp: Any = getattr(panel, "vp", None)
         vol = getattr(vp, "volume", None)
         if panel is None or vp is None or vol is None:
             return
         s = self.stored.get(vol.series_uid or "")
-        if s is None or panel.plot.predictions is not None:
-            return
-        if s.predictions.indices is not None and len(s.predictions) and int(s.predictions.indices.max()) >= vol.shape[0]:
-            return  # not the series the results were made from (a different stack under the same UID)
-        panel.plot.set_predictions(s.predictions)
-        panel.plot.set_current(vp.slice_index)
-        panel.status.setText(f"Stored predictions of {s.predictions.model_id} {s.predictions.model_version} "
-                             f"from {self.source} (not re-run)")
-        panel._show_series_row(vp.slice_index)  # draw the shown slice's stored labels on the image
+        if s is None or panel.plot.predictions is not s.predictions:
+            return  # not a stored series, or the user has run the model on it since
+        if not panel.status.text():
+            panel.status.setText(f"Stored predictions of {s.predictions.model_id} {s.predictions.model_version} "
+                                 f"from {self.source} (not re-run)")
+        panel._show_series_row(vp.slice_index)
 
     def close(self) -> None:
         for u in self._unsub:

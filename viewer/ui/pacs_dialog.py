@@ -70,6 +70,13 @@ def _count(n: int, uid: str = "") -> QTableWidgetItem:
     return item
 
 
+def _cell(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    """The item at (row, column); every cell of our tables has one."""
+    item = table.item(row, column)
+    assert item is not None
+    return item
+
+
 def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
@@ -84,7 +91,7 @@ class PacsPanel(QWidget):
     def __init__(self, services: PacsServices, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
-        self.window = window
+        self.main = window  # the MainWindow (QWidget.window() is taken)
         self.background = window.background
         self._series_study: dict[str, str] = {}
         self._opening: dict[str, int] = {}  # series UID -> viewport that shows it while it arrives
@@ -95,7 +102,9 @@ class PacsPanel(QWidget):
         self.node = QComboBox(self)
         self.node.setEditable(True)
         self.node.setToolTip("A saved node, dimse://CALLED_AE@host:port or a DICOMweb base URL")
-        self.node.lineEdit().setPlaceholderText("dimse://PACS@host:104 or https://host/dicom-web")
+        edit = self.node.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText("dimse://PACS@host:104 or https://host/dicom-web")
         self.reload_nodes()
         self.ae = QLineEdit("DICOMVIEWER", self)
         self.ae.setMaxLength(16)
@@ -145,9 +154,15 @@ class PacsPanel(QWidget):
         self.open_button = QPushButton("Open", self)
         self.open_button.setToolTip("Retrieve and show in the active viewport as the images arrive")
         self.open_button.clicked.connect(lambda: self.retrieve_selected(open_it=True))
+        self.browse_button = QPushButton("Show in Studies", self)
+        self.browse_button.setToolTip("List the local store, with what was retrieved, in the Studies browser")
+        self.browse_button.setEnabled(False)
+        self.browse_button.clicked.connect(self.show_store)
+        self._store = ""
         actions = QHBoxLayout()
         actions.addWidget(self.retrieve_button)
         actions.addWidget(self.open_button)
+        actions.addWidget(self.browse_button)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -284,10 +299,10 @@ class PacsPanel(QWidget):
 
     def selected_study(self) -> str:
         rows = self.studies.selectionModel().selectedRows()
-        return str(self.studies.item(rows[0].row(), 0).data(UID_ROLE)) if rows else ""
+        return str(_cell(self.studies, rows[0].row(), 0).data(UID_ROLE)) if rows else ""
 
     def selected_series(self) -> list[str]:
-        return [str(self.series.item(i.row(), 0).data(UID_ROLE)) for i in self.series.selectionModel().selectedRows()]
+        return [str(_cell(self.series, i.row(), 0).data(UID_ROLE)) for i in self.series.selectionModel().selectedRows()]
 
     def cancel(self) -> None:
         for channel in ("pacs:find", "pacs:series"):
@@ -306,7 +321,7 @@ class PacsPanel(QWidget):
             self.status_message("Select a study (and optionally series) first.")
             return
         if open_it and not series and self.series.rowCount():
-            series = [str(self.series.item(0, 0).data(UID_ROLE))]  # open the study's first series
+            series = [str(_cell(self.series, 0, 0).data(UID_ROLE))]  # open the study's first series
         for uid in series or [""]:
             self.retrieve(study, uid, open_it=open_it)
 
@@ -314,11 +329,11 @@ class PacsPanel(QWidget):
         """Retrieve one series (or the whole study with ``series_uid=""``) on the background pool."""
         node, ae, port = self.node_text(), self.ae.text().strip(), self.port.value()
         if open_it and series_uid:
-            self._opening[series_uid] = int(self.window.grid.active)
+            self._opening[series_uid] = int(self.main.grid.active)
         self.status_message(f"Retrieving from {node}…")
 
         r = self._row_of(series_uid) if series_uid else -1
-        modalities = {series_uid: self.series.item(r, 1).text()} if r >= 0 else None
+        modalities = {series_uid: _cell(self.series, r, 1).text()} if r >= 0 else None
 
         def job(ctx: Any) -> Any:
             return self.services.retrieve(
@@ -326,12 +341,12 @@ class PacsPanel(QWidget):
                 progress=lambda p: ctx.partial(("progress", p)),
                 on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
 
-        return self.background.submit(f"pacs:get:{series_uid or study_uid}", job, on_partial=self._on_arrival,
-                                      on_result=self._on_retrieved, on_error=self._failed)
+        return int(self.background.submit(f"pacs:get:{series_uid or study_uid}", job, on_partial=self._on_arrival,
+                                          on_result=self._on_retrieved, on_error=self._failed))
 
     def _row_of(self, series_uid: str) -> int:
         for r in range(self.series.rowCount()):
-            if self.series.item(r, 0).data(UID_ROLE) == series_uid:
+            if _cell(self.series, r, 0).data(UID_ROLE) == series_uid:
                 return r
         return -1
 
@@ -339,24 +354,31 @@ class PacsPanel(QWidget):
         r = self._row_of(series_uid)
         if r < 0:
             return f"PACS series …{series_uid[-8:]}"
-        return f"{self.series.item(r, 1).text()}  {self.series.item(r, 2).text() or '(no description)'}"
+        return f"{_cell(self.series, r, 1).text()}  {_cell(self.series, r, 2).text() or '(no description)'}"
 
     def _on_arrival(self, payload: Any) -> None:
         kind, *rest = payload
         p = rest[-1]
         r = self._row_of(p.series_uid)
-        total = str(p.total) if p.total >= 0 else (self.series.item(r, 3).text() if r >= 0 else "?")
+        total = str(p.total) if p.total >= 0 else (_cell(self.series, r, 3).text() if r >= 0 else "?")
         if r >= 0:
-            self.series.item(r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
+            _cell(self.series, r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
         self.status_message(f"{self._title(p.series_uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
         slot = self._opening.get(p.series_uid)
         if kind == "stored" and slot is not None and p.series_uid not in self._shown:
             # The first instance on disk goes on screen at once; the rest fills in when it has arrived.
             self._shown.add(p.series_uid)
-            self.window.load_files([rest[0]], slot, title=f"{self._title(p.series_uid)}  (arriving)",
+            self.main.load_files([rest[0]], slot, title=f"{self._title(p.series_uid)}  (arriving)",
                                    series_uid=p.series_uid)
 
+    def show_store(self) -> None:
+        """Open the local store in the Studies browser (it replaces what the browser lists)."""
+        if self._store:
+            self.main.open_paths([self._store])
+
     def _on_retrieved(self, result: Any) -> None:
+        self._store = str(result.into)
+        self.browse_button.setEnabled(True)
         lines = []
         for s in result.series:
             files = sorted(str(f) for f in s.folder.glob("*.dcm"))
@@ -364,11 +386,11 @@ class PacsPanel(QWidget):
             lines.append(f"{s.stored} new + {s.skipped} present of {s.total} by {s.method} ({state})")
             r = self._row_of(s.series_uid)
             if r >= 0:
-                self.series.item(r, 4).setText(f"{s.stored + s.skipped}/{s.total} by {s.method}")
+                _cell(self.series, r, 4).setText(f"{s.stored + s.skipped}/{s.total} by {s.method}")
             slot = self._opening.pop(s.series_uid, None)
             self._shown.discard(s.series_uid)
             if slot is not None and files:
-                self.window.load_files(files, slot, title=self._title(s.series_uid), series_uid=s.series_uid)
+                self.main.load_files(files, slot, title=self._title(s.series_uid), series_uid=s.series_uid)
             self.series_retrieved.emit(s.series_uid, bool(s.complete))
         self.status_message("; ".join(lines) + f"  → {result.into}")
 
@@ -389,7 +411,12 @@ def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
     window.resizeDocks([dock], [300], Qt.Orientation.Vertical)
     dock.hide()
     action = QAction("&PACS…", window, shortcut=QKeySequence("Ctrl+Shift+P"))
-    action.triggered.connect(lambda: (dock.show(), dock.raise_(), panel.reload_nodes()))
+    def show_dock() -> None:
+        dock.show()
+        dock.raise_()
+        panel.reload_nodes()
+
+    action.triggered.connect(show_dock)
     menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
     file_menu = next((m for m in menus if m.title().replace("&", "") == "File"), None)
     if file_menu is not None:
