@@ -40,7 +40,7 @@ class StoredSlice(Protocol):
     frame: int | None   # frame index of a multi-frame file, or tile index of a mosaic
     slope: float
     intercept: float
-    lut: Any            # Modality LUT Sequence item (pydicom dataset), or None
+    lut: Any            # viewer.io.pixels.ModalityLUT, or None
 
 
 @dataclass
@@ -76,14 +76,8 @@ def store_into(out: np.ndarray, frames: np.ndarray, item: StoredSlice, k: int,
         np.copyto(out, src, casting="unsafe")
         return out
     if item.lut is not None:
-        from pydicom.pixels.processing import apply_modality_lut
-
-        from pydicom import Dataset
-
-        wrap = Dataset()
-        wrap.ModalityLUTSequence = [item.lut]
-        vals = np.asarray(apply_modality_lut(src, wrap))
-        np.copyto(out, vals, casting="unsafe")
+        # viewer.io.pixels.ModalityLUT, checked when the header was read (no pydicom data set here).
+        np.copyto(out, item.lut.apply(src), casting="unsafe")
         return out
     if out.dtype == np.int16 and not spec.all_fit and not rescale_fits_int16(
             item.slope, item.intercept, int(src.min()), int(src.max())):

@@ -241,3 +241,29 @@ def limit_process_memory(cap: int | None = None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     except (ValueError, OSError):
         pass
+
+
+def check_before_decode(ds: Any, path: str) -> None:
+    """Raise :class:`~viewer.io.errors.LoadError` when decoding the pydicom data set ``ds`` of ``path``
+    would exceed the budget or its encapsulated frames lie about their number or size.
+
+    For decoders to call just before they decode (``viewer.io.decode.decode_frames``): pydicom and the
+    codec libraries allocate what NumberOfFrames and the codestream header say.
+    """
+    from viewer.io.errors import LoadError
+
+    def num(kw: str, default: int) -> int:
+        try:
+            return int(ds.get(kw, default) or default)
+        except (TypeError, ValueError):
+            return default
+
+    rows, cols, frames = num("Rows", 0), num("Columns", 0), max(1, num("NumberOfFrames", 1))
+    problem = decoded_size_problem(rows, cols, frames, num("SamplesPerPixel", 1), num("BitsAllocated", 16))
+    if problem is None and "PixelData" in ds:
+        meta = getattr(ds, "file_meta", None)
+        uid = meta.get("TransferSyntaxUID") if meta is not None else None
+        if uid is not None and getattr(uid, "is_encapsulated", False):
+            problem = encapsulated_problem_in(ds.PixelData, frames, rows, cols)
+    if problem is not None:
+        raise LoadError(f"{path}: {problem}")

@@ -16,6 +16,7 @@ middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import deque
@@ -33,10 +34,11 @@ from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreS
 # Re-exported: the app and the benchmarks start and stop the decoder pool through this module.
 from viewer.io.decode_pool import shutdown_pool as shutdown_pool
 from viewer.io.decode_pool import warm_pool as warm_pool
-from viewer.io.errors import LoadCancelled, LoadError
+from viewer.io.errors import LoadCancelled, LoadError, reasons_not_crashes
 from viewer.io.geometry import planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
-from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
+from viewer.io.limits import checked_orientation, decoded_size_problem, plausible_position, plausible_spacing
+from viewer.io.pixels import ModalityLUT, fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
 
 Progress = Callable[[int, int], None]
@@ -61,7 +63,7 @@ class _Item:
     sop_uid: str = ""
     instance: int = 0
     fast: bool = False                  # native 16-bit pixels readable straight from the file
-    lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
+    lut: ModalityLUT | None = None      # the Modality LUT Sequence's table, checked, when present
     offset: int = -1                    # PixelData value offset from the index (-1: last element)
     stamp: tuple[int, int] | None = None  # (size, mtime_ns) the index record was made from
 
@@ -156,7 +158,10 @@ def _item_from_dataset(ds: Any, path: str) -> _Item:
     item.instance = int(_f(ds.get("InstanceNumber"), 0))
     seq = ds.get("ModalityLUTSequence")
     if seq:
-        item.lut = seq[0]
+        try:
+            item.lut = ModalityLUT.from_item(seq[0], int(ds.get("PixelRepresentation", 0) or 0) == 1)
+        except (ValueError, TypeError) as exc:
+            raise LoadError(f"{path}: {exc}") from exc
     return item
 
 
@@ -188,11 +193,13 @@ def _layout_from(ds: Any, path: str) -> _Layout:
     orient_group = _frame_group(ds, 0, "PlaneOrientationSequence")
     if iop is None and orient_group is not None:
         iop = _floats(orient_group.get("ImageOrientationPatient"))
-    lay.orientation = iop if iop and len(iop) == 6 else None
+    lay.orientation, why = checked_orientation(iop)
+    if why:
+        lay.warnings.append(why)
     def usable(v: Any) -> list[float] | None:
         # Zero or negative spacing (written by some CR/DX exporters) would make the affine singular.
         vals = _floats(v)
-        return vals if vals and len(vals) == 2 and min(vals) > 0 else None
+        return vals if vals and len(vals) == 2 and plausible_spacing(vals) else None
 
     spacing = usable(ds.get("PixelSpacing"))
     if spacing:
@@ -214,6 +221,10 @@ def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
     from viewer.io.mosaic import mosaic_info, tile_positions
 
     frames = int(_f(ds.get("NumberOfFrames"), 1))
+    # Before one item per declared frame is made: 2^31-1 frames would loop for hours.
+    problem = decoded_size_problem(lay.rows, lay.cols, frames, lay.samples, lay.bits_allocated)
+    if problem is not None:
+        raise LoadError(f"{path}: {problem}")
     base = _item_from_dataset(ds, path)
     if frames <= 1:
         info = mosaic_info(ds) if base.position is not None and lay.orientation else None
@@ -282,6 +293,7 @@ class SeriesLoader:
         int16, float32 or uint8 (colour).
     """
 
+    @reasons_not_crashes
     def __init__(self, files: Sequence[str], *, series_uid: str = "", progress: Progress | None = None,
                  cancel: Cancel | None = None, decode_in_pool: bool = False,
                  records: Iterable[HeaderRecord] | Mapping[str, HeaderRecord] | None = None) -> None:
@@ -366,6 +378,7 @@ class SeriesLoader:
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
         self.volumes = 1
+        items = self._sane(items)
         positioned = [it for it in items if it.position is not None]
         if lay.orientation and positioned:
             if len(positioned) < len(items):
@@ -388,6 +401,26 @@ class SeriesLoader:
             self.affine = planar_affine(lay.pixel_spacing, lay.orientation,
                                         items[0].position if items and items[0].position is not None
                                         else None)
+
+    def _sane(self, items: list[_Item]) -> list[_Item]:
+        """Items whose numbers can make a finite volume: a position that is not finite or lies beyond
+        1 km becomes "no position" (warned); a slice whose RescaleSlope/Intercept is not finite is left
+        out (warned); when none is left, the stack is refused."""
+        odd = [it for it in items if it.position is not None and not plausible_position(it.position)]
+        for it in odd:
+            it.position = None
+        if odd:
+            self.warnings.append(f"{len(odd)} slice(s) with an ImagePositionPatient that is not finite or "
+                                 f"absurdly far ({', '.join(it.name for it in odd[:5])}): treated as absent")
+        kept = [it for it in items if math.isfinite(it.slope) and math.isfinite(it.intercept)]
+        if not kept:
+            raise LoadError(f"{items[0].name if items else 'the stack'}: RescaleSlope/RescaleIntercept "
+                            "are not finite numbers; values cannot be computed")
+        if len(kept) < len(items):
+            left = [it.name for it in items if it not in kept]
+            self.warnings.append(f"{len(left)} slice(s) with a RescaleSlope/Intercept that is not a finite "
+                                 f"number left out: {', '.join(left[:5])}")
+        return kept
 
     def _one_volume(self, items: list[_Item], orientation: list[float]) -> list[_Item]:
         """Keep one slice per position: series holding several volumes (time points, echoes, image
@@ -501,6 +534,7 @@ class SeriesLoader:
         }
 
     # -- pixels -----------------------------------------------------------------------------------
+    @reasons_not_crashes
     def read_slice(self, k: int) -> np.ndarray:
         """Slice k (sorted order) in modality units, decoded alone (for previews)."""
         item = self.items[k]
@@ -552,6 +586,7 @@ class SeriesLoader:
         """Write ``item``'s stored values (taken from its file's decoded frames) into ``out``."""
         return store_into(out, frames, item, k, self._spec())
 
+    @reasons_not_crashes
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None) -> Volume:
         """Read all pixels into a new :class:`Volume`.
