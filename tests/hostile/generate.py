@@ -232,19 +232,20 @@ def _deflate_file(src: Path, label: str, bomb_bytes: int) -> bytes:
     """A Deflated Explicit VR Little Endian file; with ``bomb_bytes`` a private OB element of that many
     zero bytes is appended inside the deflated stream (a few MB on disk, GBs inflated)."""
     ds = _fresh(src, label)
+    pixels = ds.PixelData
     del ds.PixelData
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    deflated = io.BytesIO()
+    ds.save_as(deflated, enforce_file_format=True)  # pydicom writes the meta group and deflates the rest
+    meta = deflated.getvalue()[:144 + struct.unpack_from("<I", deflated.getvalue(), 140)[0]]
     plain = io.BytesIO()
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
     ds.save_as(plain, enforce_file_format=True)
     raw = plain.getvalue()
     meta_end = 144 + struct.unpack_from("<I", raw, 140)[0]
-    meta = raw[:meta_end].replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.1.99")
-    # The meta group length does not change: both UIDs are 20 bytes (the old one NUL-padded).
     body = raw[meta_end:]
     z = zlib.compressobj(9, zlib.DEFLATED, -15)
     parts = [z.compress(body)]
-    pixels = pydicom.dcmread(src).PixelData
     if bomb_bytes:
         parts.append(z.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, bomb_bytes)))
         chunk = bytes(16 << 20)

@@ -100,9 +100,15 @@ def _date(d: str) -> str:
 
 
 def print_tree(result: Any, out: Any = None) -> None:
-    """The readable tree: one line per patient, study, series and (when split) stack."""
+    """The readable tree: one line per patient, study, series and (when split) stack. Every line is
+    passed through :func:`viewer.core.text.printable`: DICOM strings and file names come from files,
+    and escape codes in them must not reach the terminal."""
+    from viewer.core.text import printable
+
     out = out or sys.stdout
-    w = out.write
+
+    def w(line: str) -> None:
+        out.write(printable(line[:-1]) + "\n" if line.endswith("\n") else printable(line))
     stacks = result.stacks
     for p in result.tree():
         name = p["patient_name"].replace("^", " ").strip() or "(no name)"

@@ -47,7 +47,10 @@ def referenced_files(path: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         parts = [str(p) for p in ref] if not isinstance(ref, str) else ref.split("\\")
         full = _resolve(root, parts)
-        if full is None:
+        if full is None and _outside(root, parts):
+            problems.append((os.path.join(root, *parts), "DICOMDIR entry points outside its media folder; "
+                             "not followed"))
+        elif full is None:
             problems.append((os.path.join(root, *parts), "referenced by DICOMDIR but missing"))
         elif full not in seen:
             seen.add(full)
@@ -56,7 +59,26 @@ def referenced_files(path: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def _resolve(root: str, parts: list[str]) -> str | None:
-    """Path of a File ID; CD-R media often change case, so match components case-insensitively."""
+    """Path of a File ID; CD-R media often change case, so match components case-insensitively.
+
+    A File ID names a file inside the media folder (PS3.10 8.5: components of up to 8 characters, no
+    "..", no root): anything that would lead outside it (``../../etc/shadow``, an absolute component, a
+    symlink out) is not followed."""
+    found = None if _outside(root, parts) else _resolve_inside(root, parts)
+    # Case-insensitive matching may have passed through a symlink: the real path decides.
+    return None if found is None or _outside(root, [os.path.relpath(found, root)]) else found
+
+
+def _outside(root: str, parts: list[str]) -> bool:
+    """True when the File ID ``parts`` leads out of ``root`` (.., absolute, or a symlink out)."""
+    if any(p in ("", ".", "..") or os.path.isabs(p) for p in parts):
+        return True
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, *parts))
+    return os.path.commonpath([real_root, real]) != real_root
+
+
+def _resolve_inside(root: str, parts: list[str]) -> str | None:
     direct = os.path.join(root, *parts)
     if os.path.isfile(direct):
         return direct

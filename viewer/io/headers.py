@@ -379,13 +379,17 @@ def _deflated_start(f: BinaryIO) -> int | None:
     end = 144 + struct.unpack_from("<I", head, 140)[0]
     f.seek(0)
     meta = f.read(min(end, 1 << 16))
-    return end if _DEFLATED + b"\x00" in meta or meta.rstrip(b"\x00 ").endswith(_DEFLATED) else None
+    i = meta.find(b"\x02\x00\x10\x00UI")  # (0002,0010) TransferSyntaxUID, explicit VR LE
+    if i < 0 or i + 8 > len(meta):
+        return None
+    n = struct.unpack_from("<H", meta, i + 6)[0]
+    return end if meta[i + 8:i + 8 + n].rstrip(b"\x00 ") == _DEFLATED else None
 
 
 def _parse_deflated(fp: _DeadlineFile, start: int, rec: HeaderRecord) -> tuple[Any, bool] | None:
-    """(data set, pixel data present) of a deflated file, parsed from at most the first 64 MiB inflated, after checking
-    that the whole stream inflates within the decode budget (never held in memory: a 2 MB deflate bomb
-    inflates to GBs)."""
+    """(data set, pixel data present) of a deflated file, parsed from at most its first 64 MiB inflated;
+    the rest is inflated without being kept, only to check that the whole stream is no larger than the
+    image it declares needs (a 2 MB deflate bomb inflates to GBs)."""
     import io
     import zlib
 
@@ -394,16 +398,12 @@ def _parse_deflated(fp: _DeadlineFile, start: int, rec: HeaderRecord) -> tuple[A
     from viewer.io.limits import decode_budget, inflated_size_problem
 
     fp.seek(start)
-    problem = inflated_size_problem(lambda: fp.read(1 << 20), decode_budget())
-    if problem is not None:
-        rec.reason = problem
-        return None
-    fp.seek(start)
     z = zlib.decompressobj(-15)
     parts: list[bytes] = []
     got = 0
+    chunk = b""
     while got < _DEFLATE_HEAD and not z.eof:
-        chunk = fp.read(1 << 20)
+        chunk = z.unconsumed_tail or fp.read(1 << 20)
         if not chunk:
             break
         part = z.decompress(chunk, _DEFLATE_HEAD - got)
@@ -418,6 +418,19 @@ def _parse_deflated(fp: _DeadlineFile, start: int, rec: HeaderRecord) -> tuple[A
     # stop_before_pixels leaves the stream at the pixel element's tag, when there is one.
     tag = body.read(4)
     group, elem = struct.unpack("<HH", tag) if len(tag) == 4 else (0, 0)
+    if not z.eof:
+        pixels = (_int(ds, "Rows") * _int(ds, "Columns") * max(1, _int(ds, "NumberOfFrames", 1))
+                  * max(1, _int(ds, "SamplesPerPixel", 1)) * max(1, (_int(ds, "BitsAllocated", 16) + 7) // 8))
+        limit = min(decode_budget(), pixels) + _DEFLATE_HEAD
+        tail = [z.unconsumed_tail]
+
+        def more() -> bytes:
+            return tail.pop() if tail and tail[0] else fp.read(1 << 20)
+
+        problem = inflated_size_problem(more, limit, z, got)
+        if problem is not None:
+            rec.reason = f"{problem}: its header declares {pixels} bytes of pixels"
+            return None
     from pydicom.dataset import FileMetaDataset
 
     ds.file_meta = FileMetaDataset()

@@ -162,11 +162,13 @@ def encapsulated_problem_in(pixel_data: bytes, frames: int, rows: int, cols: int
 
 
 # -- deflate ------------------------------------------------------------------------------------------
-def inflated_size_problem(read_chunk: Callable[[], bytes], limit: int) -> str | None:
-    """Inflate a raw deflate stream (chunks from ``read_chunk()``, b"" at the end) counting bytes, never
-    holding more than a chunk; None when it inflates to at most ``limit`` bytes."""
-    z = zlib.decompressobj(-15)
-    total = 0
+def inflated_size_problem(read_chunk: Callable[[], bytes], limit: int, z: Any = None,
+                          already: int = 0) -> str | None:
+    """Inflate a raw deflate stream (chunks from ``read_chunk()``, b"" at the end; ``z`` a decompressor
+    that has already inflated ``already`` bytes of it) counting bytes, never holding more than a chunk;
+    None when the whole stream inflates to at most ``limit`` bytes."""
+    z = z or zlib.decompressobj(-15)
+    total = already
     while True:
         chunk = read_chunk()
         if not chunk:
@@ -175,8 +177,7 @@ def inflated_size_problem(read_chunk: Callable[[], bytes], limit: int) -> str | 
         while True:
             total += len(data)
             if total > limit:
-                return (f"the deflated data set inflates to more than {_size(limit)} (the per-file budget); "
-                        "refused (a deflate bomb?)")
+                return f"the deflated data set inflates to more than {_size(limit)}; refused (a deflate bomb?)"
             if not z.unconsumed_tail:
                 break
             data = z.decompress(z.unconsumed_tail, 1 << 20)
