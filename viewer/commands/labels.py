@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--series-uid", help="only labels of this SeriesInstanceUID (csv, json)")
     exp.add_argument("--deidentify", action="store_true", help="DICOM PS3.15 Basic Profile de-identification")
     exp.add_argument("--deid-key", type=Path, help="key file for consistent UID remapping (default: the user's)")
+    exp.add_argument("--force", action="store_true", help="replace an existing output file")
 
     imp = sub.add_parser("import", parents=[common], help="read labels, ROIs or masks into the store")
     imp.add_argument("--format", choices=FORMATS, required=True)
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from viewer.annotations.tabular import LabelFileError
     from viewer.io.errors import LoadError
 
+    from viewer.core.atomic import OutputRefused
+
     try:
         if args.action == "sets":
             return _sets(args)
@@ -70,10 +73,14 @@ def run(args: argparse.Namespace) -> int:
             return _export(args)
         return _import(args)
     except (_UserError, LabelFileError, LabelSetError, NiftiError, SegExportError, SrError, StoreError, LoadError,
-            KeyError, OSError) as exc:
+            KeyError, OutputRefused) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the export itself failed (disk full, permission): any earlier file is intact
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: writing failed{where}: {exc.strerror or exc}; nothing was replaced", file=sys.stderr)
+        return 1
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -159,6 +166,15 @@ def _sets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(args: argparse.Namespace, store: Any, sources: list[str]) -> None:
+    """Refuse (before any work is written) an --out that exists without --force, lies in a missing folder,
+    or is the label store, the scan index or a DICOM file of the series: the export would destroy it."""
+    from viewer.core.atomic import check_output
+    from viewer.io.index import default_index_path
+
+    check_output(args.out, overwrite=args.force, protected=[store.path, default_index_path(), *sources])
+
+
 def _export(args: argparse.Namespace) -> int:
     from viewer.annotations import tabular
 
@@ -166,6 +182,7 @@ def _export(args: argparse.Namespace) -> int:
     ls = _label_set(args)
     set_name = ls.name if ls is not None else None
     with _store(args) as store:
+        _check_out(args, store, [])
         if args.format in ("csv", "json"):
             labels = store.labels(set_name, args.series_uid)
             uid_map = deid.uid if deid is not None else None
@@ -178,6 +195,7 @@ def _export(args: argparse.Namespace) -> int:
                 print(f"exported {n} labels and {len(rois)} ROIs to {args.out}")
             return 0
         series = _Series(args.series, args.format)
+        _check_out(args, store, list(series.volume.metadata.get("files") or []))
         if args.format == "sr":
             return _export_sr(args, store, series, set_name, deid)
         pairs = [(s, lab) for s, lab in store.mask_labels(series.series_uid) if set_name in (None, s)]
