@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--label-set", metavar="NAME", help="label set name (or file stem)")
 
     exp = sub.add_parser("export", parents=[common], help="write labels, ROIs or masks to a file")
-    exp.add_argument("--format", choices=FORMATS, required=True)
+    exp.add_argument("--format", choices=FORMATS, required=True,
+                     help="csv/json: labels and ROIs; seg: masks as DICOM SEG; sr: ROIs as DICOM SR TID 1500; "
+                     "nifti: masks as a label map (+ .labels.json names)")
     exp.add_argument("--out", type=Path, required=True, help="output file")
     exp.add_argument("--series-uid", help="only labels of this SeriesInstanceUID (csv, json)")
     exp.add_argument("--deidentify", action="store_true", help="DICOM PS3.15 Basic Profile de-identification")
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(text in its pixels that header de-identification cannot remove)")
 
     imp = sub.add_parser("import", parents=[common], help="read labels, ROIs or masks into the store")
-    imp.add_argument("--format", choices=FORMATS, required=True)
+    imp.add_argument("--format", choices=FORMATS, required=True, help="format of FILE")
     imp.add_argument("file", type=Path, help="file to import")
     imp.add_argument("--annotator", help="annotator recorded for imported masks/ROIs (default: login name)")
 

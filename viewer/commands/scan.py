@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from viewer.io.index import default_index_path
     from viewer.io.series import find_stacks
 
+    if args.index and not args.no_index and not os.path.isdir(os.path.dirname(os.path.abspath(args.index))):
+        # A typo in --index must not create folders silently.
+        print(f"scan: --index {args.index}: the folder {os.path.dirname(os.path.abspath(args.index))} does not "
+              "exist (create it first)", file=sys.stderr)
+        return 2
     index: Any = None if args.no_index else (args.index or True)
     index_path = None if index is None else str(args.index or default_index_path())
     try:
