@@ -103,8 +103,12 @@ def check(case: Path, good: dict[str, Any], index: Path) -> dict[str, Any]:
                    if os.path.commonpath([real, os.path.realpath(p)]) != real]
         if outside:
             problems.append(f"DICOMDIR led outside its media folder: {outside}")
+    import resource
+
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the decoder pool's too
     return {"ok": not problems, "problems": problems, "stacks": len(stacks),
-            "bad": len(scan.get("bad_files", []))}
+            "bad": len(scan.get("bad_files", [])), "peak_mb": round(peak_kib / 1024, 1)}
 
 
 def main() -> int:

@@ -78,10 +78,14 @@ def run_case(folder: Path, family: str, good_json: Path, mem_mb: int, time_s: fl
         return Outcome(folder.name, family, "hung", f"no answer after {time_s:g} s",
                        time.monotonic() - t0, 0.0)
     secs = time.monotonic() - t0
-    # ru_maxrss of waited children (KiB on Linux); one process at a time per worker thread, so approximate.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     text = out.decode(errors="replace").strip().splitlines()
     last = text[-1] if text else ""
+    try:  # the child's own peak resident size (its decoder processes included)
+        peak = float(json.loads(last).get("peak_mb", 0.0)) if last.startswith("{") else 0.0
+    except ValueError:
+        peak = 0.0
+    if peak > mem_mb:
+        return Outcome(folder.name, family, "over_memory", f"peak {peak:.0f} MB", secs, peak)
     tail = err.decode(errors="replace")[-600:]
     if proc.returncode == 3 or "MemoryError" in tail:
         return Outcome(folder.name, family, "over_memory", tail or last, secs, peak)
@@ -152,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     print(" ".join(f"{k}={v}" for k, v in counts.items())
           + f"  ({time.monotonic() - t0:.0f} s, cap {args.mem_mb} MiB, limit {args.time_s:g} s)")
     print("  " + ", ".join(f"{fam} {ok}/{ok + bad}" for fam, (bad, ok) in sorted(by_family.items())))
+    peaks = sorted(o.peak_mb for o in outcomes if o.peak_mb)
+    if peaks:
+        print(f"  peak resident size per case: median {peaks[len(peaks) // 2]:.0f} MB, max {peaks[-1]:.0f} MB; "
+              f"slowest case {max(o.seconds for o in outcomes):.1f} s")
     return 0 if counts["handled"] == counts["tried"] else 1
 
 

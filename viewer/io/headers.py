@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
 
-from viewer.io.limits import plausible_position
+from viewer.io.limits import plausible_position, plausible_rescale
 from viewer.io.safeopen import NotRegularFile, open_regular
 
 #: Seconds one file may take to parse before it is reported as bad ("timed out").
@@ -541,9 +541,10 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
         return
     for kw, value in (("RescaleSlope", rec.rescale_slope), ("RescaleIntercept", rec.rescale_intercept)):
         raw = text(kw)
-        if raw and not value:
-            # Present but NaN, infinite or not a number: every value of the image would be wrong.
-            rec.reason = f"{kw} {_printable(raw)!r} is not a finite number; values cannot be computed"
+        if raw and (not value or not plausible_rescale(float(value), 0.0)):
+            # Present but NaN, infinite, absurd or not a number: every value of the image would be wrong.
+            rec.reason = (f"{kw} {_printable(raw)!r} is not a finite number of a sane size (|v| <= 1e10); "
+                          "values cannot be computed")
             return
     tell, length = pixel
     # A deflated file is parsed from an inflated copy, so offsets say nothing about the file's size.

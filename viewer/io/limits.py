@@ -195,6 +195,15 @@ def plausible_position(p: Sequence[float] | Any) -> bool:
     return len(vals) == 3 and all(math.isfinite(v) and abs(v) <= MAX_COORD_MM for v in vals)
 
 
+#: RescaleSlope/RescaleIntercept beyond this in magnitude overflow float32 values (1e308 did, silently).
+MAX_RESCALE = 1e10
+
+
+def plausible_rescale(slope: float, intercept: float) -> bool:
+    """Finite slope and intercept whose magnitudes keep every rescaled value a finite float32."""
+    return all(math.isfinite(v) and abs(v) <= MAX_RESCALE for v in (slope, intercept))
+
+
 def plausible_spacing(vals: Sequence[float] | None) -> bool:
     return bool(vals) and all(math.isfinite(v) and 0 < v <= MAX_SPACING_MM for v in vals or ())
 

@@ -37,7 +37,8 @@ from viewer.io.decode_pool import warm_pool as warm_pool
 from viewer.io.errors import LoadCancelled, LoadError, reasons_not_crashes
 from viewer.io.geometry import planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
-from viewer.io.limits import checked_orientation, decoded_size_problem, plausible_position, plausible_spacing
+from viewer.io.limits import (checked_orientation, decoded_size_problem, plausible_position, plausible_rescale,
+                              plausible_spacing)
 from viewer.io.pixels import ModalityLUT, fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
 
@@ -412,14 +413,14 @@ class SeriesLoader:
         if odd:
             self.warnings.append(f"{len(odd)} slice(s) with an ImagePositionPatient that is not finite or "
                                  f"absurdly far ({', '.join(it.name for it in odd[:5])}): treated as absent")
-        kept = [it for it in items if math.isfinite(it.slope) and math.isfinite(it.intercept)]
+        kept = [it for it in items if plausible_rescale(it.slope, it.intercept)]
         if not kept:
             raise LoadError(f"{items[0].name if items else 'the stack'}: RescaleSlope/RescaleIntercept "
-                            "are not finite numbers; values cannot be computed")
+                            "are not finite numbers of a sane size (|v| <= 1e10); values cannot be computed")
         if len(kept) < len(items):
             left = [it.name for it in items if it not in kept]
             self.warnings.append(f"{len(left)} slice(s) with a RescaleSlope/Intercept that is not a finite "
-                                 f"number left out: {', '.join(left[:5])}")
+                                 f"number of a sane size left out: {', '.join(left[:5])}")
         return kept
 
     def _one_volume(self, items: list[_Item], orientation: list[float]) -> list[_Item]:
