@@ -432,9 +432,10 @@ def _parse_deflated(fp: _DeadlineFile, start: int, rec: HeaderRecord) -> tuple[A
             rec.reason = f"{problem}: its header declares {pixels} bytes of pixels"
             return None
     from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
 
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = _DEFLATED.decode()
+    ds.file_meta.TransferSyntaxUID = UID(_DEFLATED.decode())
     return ds, (group << 16 | elem) in _PIXEL_SET
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from viewer.io.headers import RECORD_FIELDS, HeaderRecord
@@ -141,7 +141,7 @@ class Index:
         for row in rows:
             if len(row) == len(RECORD_FIELDS) and all(
                     type(v) is (int if f in _INT_FIELDS else str) for f, v in zip(RECORD_FIELDS, row)):
-                out[row[0]] = HeaderRecord(*row)  # type: ignore[arg-type]
+                out[str(row[0])] = HeaderRecord(*row)  # type: ignore[arg-type]
             else:
                 damaged.append(row[0] if row else None)
         if damaged:
@@ -179,7 +179,7 @@ class Index:
         if rows and self.writable:
             self._write("DELETE FROM files WHERE path = ?", rows)
 
-    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
         """One transaction; when it fails (disk full, read-only, locked too long) it is rolled back, so
         the index keeps every earlier batch, and the index stops taking writes for this scan."""
         try:
