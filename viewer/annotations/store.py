@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from viewer.annotations.model import ImageKey, Label, Roi, utc_now
 from viewer.annotations.paths import default_store_path
+from viewer.core.atomic import create_private
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,12 +137,8 @@ def _check_existing(path: Path) -> None:
 
 def _create_private(path: Path) -> None:
     """A new store is created 0600: it holds who labelled what, with UIDs of patients' images."""
-    import os
-
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
+        create_private(path)
     except OSError as exc:
         raise StoreError(f"{path}: the label store cannot be created ({exc.strerror or exc})") from exc
 

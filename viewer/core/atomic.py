@@ -96,6 +96,16 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], T], *
     return result
 
 
+def create_private(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` empty and readable by its owner only (0600) unless it exists (left as it is):
+    for the files that hold patient data (scan index, label store), before SQLite opens them (SQLite gives
+    their -wal/-shm files the same mode). OSError when it cannot be created."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make the rename durable (POSIX); where folders cannot be opened (Windows) there is nothing to do."""
     try:

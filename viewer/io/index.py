@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from viewer.core.atomic import create_private
 from viewer.io.headers import RECORD_FIELDS, HeaderRecord
 
 #: Bumped whenever HeaderRecord's fields or their meaning change; an older database is rebuilt.
@@ -197,12 +198,9 @@ class IndexUnavailable(OSError):
 
 
 def _create_private(path: Path) -> None:
-    """Create the index file readable by its owner only (0600: it holds patient names and IDs); SQLite
-    gives its -wal and -shm files the same mode. An existing file is left as it is."""
+    """Create the index file 0600 (it holds patient names and IDs); an existing file is left as it is."""
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
+        create_private(path)
     except OSError as exc:
         raise IndexUnavailable(f"index {path} cannot be created ({exc.strerror or exc})") from exc
 
