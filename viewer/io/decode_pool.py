@@ -253,7 +253,12 @@ def get_pool(size: int) -> ProcessPoolExecutor:
             _POOL.shutdown(wait=False, cancel_futures=True)
         import multiprocessing
 
-        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+        from viewer.io.limits import limit_process_memory
+
+        # Each decoder process runs under an address-space cap (decode budget + 2 GiB): a file that makes
+        # a codec allocate without bound fails in its worker instead of taking the machine down.
+        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=limit_process_memory)
         _POOL_SIZE = size
     return _POOL
 

@@ -155,8 +155,11 @@ def encapsulated_problem(read: Callable[[int, int], bytes], offset: int, frames:
 
 def encapsulated_problem_in(pixel_data: bytes, frames: int, rows: int, cols: int) -> str | None:
     """:func:`encapsulated_problem` of an in-memory PixelData value (a pydicom data set's)."""
+    end = len(pixel_data)
+
     def read(pos: int, n: int) -> bytes:
-        return pixel_data[pos:pos + n]
+        # pydicom keeps the value without its sequence delimiter: the end of the bytes is the end.
+        return pixel_data[pos:pos + n] if pos < end else b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"[:n]
 
     return encapsulated_problem(read, 0, frames, rows, cols)
 
