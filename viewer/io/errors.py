@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from viewer.core.jobs import Cancelled
+
 
 class LoadError(Exception):
     """A series or file cannot be turned into a :class:`~viewer.core.volume.Volume`.
@@ -15,7 +17,7 @@ class LoadError(Exception):
     """
 
 
-class LoadCancelled(LoadError):
+class LoadCancelled(LoadError, Cancelled):
     """The caller's ``cancel()`` returned True; nothing is returned."""
 
 
@@ -26,12 +28,12 @@ def reasons_not_crashes(func: _F) -> _F:
     """Decorator for the loader's entry points: any exception a file provokes (pydicom's lazy
     NotImplementedError for an unknown VR, a TypeError deep in a decoder, MemoryError ...) becomes a
     :class:`LoadError` that says what happened, so one file ends its stack, never the folder or the app.
-    LoadError (LoadCancelled included) passes unchanged."""
+    LoadError and Cancelled (a cancel is not a defect) pass unchanged."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except LoadError:
+        except (LoadError, Cancelled):
             raise
         except MemoryError as exc:
             raise LoadError("not enough memory to load this series (the file states sizes it cannot "
