@@ -6,10 +6,10 @@ of an object, recursively through sequences (action codes in brackets):
 - [X] removed, [Z] emptied, [D] replaced by a dummy of its VR, [U] remapped consistently (below).
   Compound codes are resolved for the objects this viewer writes (SEG, SR): a dummy where the
   attribute is Type 1 in them (ContentDate, DeviceSerialNumber), empty where Type 2 (Z/D otherwise,
-  ReferencedPerformedProcedureStepSequence), removed in every other case; X/Z/U* (ReferencedImageSequence, SourceImageSequence) keeps the references, their UIDs remapped. A
-  sequence with [D] (ContentSequence of an SR) is cleaned item by item: this viewer writes only coded
-  content, UIDs and coordinates in it (the "Clean Structured Content" idea), and names, dates and UIDs
-  inside are treated by the same table.
+  ReferencedPerformedProcedureStepSequence), removed in every other case; X/Z/U* (ReferencedImageSequence,
+  SourceImageSequence) keeps the references, their UIDs remapped. A sequence with [D] (ContentSequence
+  of an SR) is cleaned item by item: this viewer writes only coded content, UIDs and coordinates in it
+  (the "Clean Structured Content" idea), and names, dates and UIDs inside are treated by the same table.
 - Patient identity is *replaced consistently*: PatientName and PatientID become the same pseudonym
   ("ANON-" + 10 hex digits of a keyed hash of the original PatientID), so all objects of one patient
   still group together after export (Z allows a dummy value).

@@ -145,8 +145,8 @@ def classification_report(y_true: np.ndarray, scores: np.ndarray,
                           class_names: list[str] | None = None) -> dict[str, Any]:
     """Everything a model card states, as JSON-ready Python values.
 
-    Keys: n, accuracy, auc (macro one-vs-rest; binary for 2 classes; None when undefined: one class), ece, confusion_matrix (rows =
-    true), per_class {name: {recall, precision, support}}, class_names.
+    Keys: n, accuracy, auc (macro one-vs-rest; binary for 2 classes; None when undefined: one class), ece,
+    confusion_matrix (rows = true), per_class {name: {recall, precision, support}}, class_names.
     """
     y = _labels(y_true)
     s = np.asarray(scores, dtype=np.float64)

@@ -10,7 +10,8 @@ sentence that says which number was refused and what the limit is:
 - :func:`encapsulated_problem`: NumberOfFrames against the fragments present, and each frame's JPEG /
   JPEG-LS / JPEG 2000 header against Rows x Columns;
 - :func:`inflated_size_problem`: a deflated data set inflated under a limit, never in full;
-- :func:`plausible_position`, :func:`checked_orientation`, :func:`plausible_spacing`: geometry and rescale values that would make a NaN or infinite affine;
+- :func:`plausible_position`, :func:`checked_orientation`, :func:`plausible_spacing`,
+  :func:`plausible_rescale`: geometry and rescale values that would make a NaN or infinite affine or volume;
 - :func:`limit_process_memory`: an address-space cap for decoder processes.
 
 Callers: the header scan (:mod:`viewer.io.headers`) turns a problem into a bad-file reason; the loader
