@@ -237,6 +237,8 @@ def sweep_stale(folder: str) -> None:
 
 
 _POOL: ProcessPoolExecutor | None = None
+# Pools replaced by a bigger one or dropped as broken, shut down without waiting: shutdown_pool joins them.
+_RETIRED: list[ProcessPoolExecutor] = []
 _POOL_SIZE = 0
 
 
@@ -251,6 +253,7 @@ def get_pool(size: int) -> ProcessPoolExecutor:
     if _POOL is None or _POOL_SIZE < size:
         if _POOL is not None:
             _POOL.shutdown(wait=False, cancel_futures=True)
+            _RETIRED.append(_POOL)  # joined by shutdown_pool: no process outlives the command
         import multiprocessing
 
         from viewer.io.limits import limit_process_memory
@@ -283,15 +286,18 @@ def drop_pool() -> None:
     global _POOL
     if _POOL is not None:
         _POOL.shutdown(wait=False, cancel_futures=True)
+        _RETIRED.append(_POOL)
         _POOL = None
 
 
 def shutdown_pool() -> None:
-    """Stop the decoder processes (called at exit)."""
+    """Stop the decoder processes (called at exit), those of pools replaced or dropped before too."""
     global _POOL
     if _POOL is not None:
         _POOL.shutdown(wait=True, cancel_futures=True)
         _POOL = None
+    while _RETIRED:
+        _RETIRED.pop().shutdown(wait=True, cancel_futures=True)
 
 
 atexit.register(shutdown_pool)
