@@ -33,6 +33,10 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cuda", "cpu")
 
 
+
+#: The largest input batch (bytes of float32) a session allocates, for warm-up or a request.
+MAX_INPUT_BYTES = 2 << 30
+
 def _ort() -> Any:
     import onnxruntime  # type: ignore[import-untyped,unused-ignore]  # typed in some builds only
 
@@ -190,7 +194,16 @@ class ModelSession:
         if hw is None:
             return
         dynamic = self.manifest.input.shape[0] == -1
-        for n in sorted({1, self.batch_size} if dynamic else {self.batch_size}):
+        sizes = sorted({1, self.batch_size} if dynamic else {self.batch_size})
+        need = max(sizes) * self.manifest.input.channels * hw[0] * hw[1] * 4
+        if need > MAX_INPUT_BYTES:
+            # A manifest's shape is a statement like a DICOM header's: 1 x 3 x 65536 x 50000 would ask
+            # for tens of GiB before the first image. Refused with the size, before allocating it.
+            raise ModelError(f"{self.manifest.model_path}: its input batch {max(sizes)} x "
+                             f"{self.manifest.input.channels} x {hw[0]} x {hw[1]} (float32) needs "
+                             f"{need / (1 << 30):.1f} GiB, over the {MAX_INPUT_BYTES >> 30} GiB a model input may "
+                             "take; check the manifest's input shape and resize")
+        for n in sizes:
             self._run_exact(np.zeros((n, self.manifest.input.channels, *hw), dtype=np.float32))
 
     def _run_exact(self, x: np.ndarray) -> np.ndarray:

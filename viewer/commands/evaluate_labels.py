@@ -49,7 +49,7 @@ def read_labels(path: Path, label_set: str | None = None) -> list[Any]:
 
 
 def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str | Path], *, device: str = "cpu",
-                    label_set: str | None = None) -> dict[str, Any]:
+                    label_set: str | None = None, force: bool = False) -> dict[str, Any]:
     """Score ``model`` on the labelled slices of ``series``.
 
     Returns
@@ -90,6 +90,10 @@ def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str |
     found: set[Any] = set()
     for path in series:
         volume = load_series(str(path))
+        modality = (volume.modality or "").upper()
+        if not force and modality not in manifest.applies_to.modalities:
+            raise ValueError(f"{path} is {modality or 'of no modality'}, but model {manifest.id!r} is for "
+                             f"{', '.join(manifest.applies_to.modalities)} (--force to score anyway)")
         keys = slice_keys(volume)
         zs = [z for z, k in enumerate(keys) if k in by_key]
         if not zs:

@@ -6,8 +6,8 @@ probability and every class's probability. ``--csv OUT``: every series found und
 studies), one row per slice. A model that does not apply to a series (modality, grey/colour) is an error
 for a single series and a skipped series with ``--csv``, unless ``--force``.
 
-Exit status: 0 success, 1 nothing could be classified (load error, no usable model), 2 the model does not
-apply (without ``--force``).
+Exit status: 0 success, 1 nothing could be classified (load error, no usable model), 2 usage: the model
+does not apply (without ``--force``), ``--slices`` selects nothing, ``--batch``/``--threads``/``--top`` < 1.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Any
 
+from viewer.commands.argtypes import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a series folder, DICOM files' folder, file or DICOMDIR")
@@ -27,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="OUT", help="classify every series under PATH; one CSV row per slice")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="where to run (default auto: CUDA when available, else CPU)")
-    parser.add_argument("--batch", type=int, default=None, metavar="N",
+    parser.add_argument("--batch", type=positive_int, default=None, metavar="N",
                         help="images per network run (fixed; the last batch is padded)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads (default: all cores)")
     parser.add_argument("--series", metavar="UID_OR_INDEX",
                         help="which series of PATH (SeriesInstanceUID or index as `scan` lists them; default "
                         "the largest)")
@@ -43,22 +46,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "pixels)")
     parser.add_argument("--stride-mm", type=float, nargs=2, metavar=("ROWS", "COLS"),
                         help="sliding window step in mm (default: half the window)")
-    parser.add_argument("--top", type=int, default=1, metavar="K", help="labels per slice in text output")
+    parser.add_argument("--top", type=positive_int, default=1, metavar="K", help="labels per slice in text output")
     parser.add_argument("--force", action="store_true", help="run even if the model does not apply to the series")
     parser.add_argument("--models-dir", action="append", metavar="DIR",
                         help="look for models here (repeatable; default: models/ and the user models folder)")
 
 
 def _slice_indices(spec: str | None, n: int) -> list[int]:
+    """The slices ``--slices`` names (A:B, A:B:STEP or one index) of an n-slice series; ValueError with a
+    sentence when it is malformed or selects nothing."""
     if not spec:
         return list(range(n))
     try:
-        if ":" in spec:
-            parts = [int(p) if p.strip() else None for p in spec.split(":")]
-            return list(range(n))[slice(*parts)]
-        k = int(spec)
+        parts = [int(p) if p.strip() else None for p in spec.split(":")] if ":" in spec else None
+        k = int(spec) if parts is None else 0
     except ValueError:
         raise ValueError(f"--slices {spec!r}: expected A:B, A:B:STEP or one index") from None
+    if parts is not None:
+        if len(parts) > 3 or parts[2:3] == [0]:
+            raise ValueError(f"--slices {spec!r}: expected A:B or A:B:STEP with STEP not 0")
+        picked = list(range(n))[slice(*parts)]
+        if not picked:
+            raise ValueError(f"--slices {spec}: selects no slice; the series has {n} slices (0..{n - 1})")
+        return picked
     if not -n <= k < n:
         raise ValueError(f"--slices {k}: the series has {n} slices")
     return [k % n]
@@ -129,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     ok, why = applicability(manifest, volume)
     if not ok and not args.force:
         print(f"error: {why} (use --force to run it anyway)", file=sys.stderr)
+        return 2
+    try:
+        _slice_indices(args.slices, volume.shape[0])
+    except ValueError as exc:  # a usage error, found once the series' length is known
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.sliding:
         return _run_sliding(args, session, volume, header, None if ok else why)

@@ -145,8 +145,8 @@ def classification_report(y_true: np.ndarray, scores: np.ndarray,
                           class_names: list[str] | None = None) -> dict[str, Any]:
     """Everything a model card states, as JSON-ready Python values.
 
-    Keys: n, accuracy, auc (macro one-vs-rest; binary for 2 classes), ece, confusion_matrix (rows =
-    true), per_class {name: {recall, precision, support}}, class_names.
+    Keys: n, accuracy, auc (macro one-vs-rest; binary for 2 classes; None when undefined: one class), ece,
+    confusion_matrix (rows = true), per_class {name: {recall, precision, support}}, class_names.
     """
     y = _labels(y_true)
     s = np.asarray(scores, dtype=np.float64)
@@ -161,10 +161,14 @@ def classification_report(y_true: np.ndarray, scores: np.ndarray,
     def _f(v: float) -> float | None:
         return None if np.isnan(v) else float(v)
 
+    try:
+        auc: float | None = _f(roc_auc_ovr(y, s))
+    except ValueError:
+        auc = None  # one class only: AUC is undefined, accuracy and the rest still hold
     return {
         "n": int(y.size),
         "accuracy": accuracy(y, pred),
-        "auc": roc_auc_ovr(y, s),
+        "auc": auc,
         "ece": expected_calibration_error(y, s),
         "confusion_matrix": cm.tolist(),
         "class_names": names,
