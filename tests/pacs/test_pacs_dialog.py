@@ -14,10 +14,12 @@ pytest.importorskip("pytestqt")
 
 
 @pytest.fixture
-def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded):
+def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded, monkeypatch):
     from viewer.app import build_main_window, pacs_services
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
+    # A local store of its own: the "Open" below must find nothing stored yet.
+    monkeypatch.setenv("VIEWER_DATA_DIR", str(tmp_path / "data"))
     window = build_main_window(settings_file=str(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     services = pacs_services()
@@ -70,7 +72,7 @@ def test_dock_queries_and_opens_a_series_while_it_arrives(qtbot, window_with_pac
         qtbot.mouseClick(panel.open_button, qtbot_button())
     from viewer.io.pacs.retrieve import WRITERS
 
-    assert 1 <= first_shown_at[0] <= WRITERS  # on screen while at least 130 instances were still to come
+    assert 1 <= first_shown_at[0] <= WRITERS, (first_shown_at, panel.status.text(), stored[:2])  # on screen while >= 130 were still to come
     slot = window.grid.slots[window.grid.active]
     assert slot.view.volume is not None and slot.view.volume.shape[0] == 1
     gate.set()
