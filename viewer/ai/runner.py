@@ -19,6 +19,7 @@ import numpy as np
 from viewer.ai.errors import Cancelled
 from viewer.ai.preprocess import Context, run_ops
 from viewer.ai.session import ModelSession
+from viewer.core.decision import decide, describe
 from viewer.core.crop import crop_box
 from viewer.core.volume import Volume
 
@@ -60,6 +61,8 @@ class Predictions:
         Which model made them (overlays show ``model_name model_version``).
     provider
         The execution provider that ran the network (``CPUExecutionProvider``, ``CUDAExecutionProvider``).
+    threshold, bias
+        The manifest's operating point (``[output] threshold`` / ``bias``); None: arg-max.
     """
 
     probabilities: np.ndarray
@@ -70,9 +73,25 @@ class Predictions:
     model_version: str = ""
     model_name: str = ""
     provider: str = ""
+    threshold: float | None = None
+    bias: tuple[float, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.probabilities.shape[0])
+
+    @property
+    def predicted_index(self) -> np.ndarray:
+        """(N,) the class the model's operating point decides (:func:`viewer.core.decision.decide`)."""
+        return decide(self.probabilities, self.threshold, self.bias)
+
+    @property
+    def predicted_label(self) -> list[str]:
+        return [self.labels[i] for i in self.predicted_index]
+
+    @property
+    def decision(self) -> str:
+        """The decision rule in words (``"pneumonia if P(pneumonia) >= 0.62"``)."""
+        return describe(self.labels, self.threshold, self.bias)
 
     @property
     def top_index(self) -> np.ndarray:
@@ -96,7 +115,7 @@ class Predictions:
 def _predictions(session: ModelSession, scores: np.ndarray, indices: np.ndarray | None = None) -> Predictions:
     m = session.manifest
     return Predictions(activate(scores, m.output.activation), np.asarray(scores, dtype=np.float32), m.output.labels,
-                       indices, m.id, m.version, m.name, session.provider)
+                       indices, m.id, m.version, m.name, session.provider, m.output.threshold, m.output.bias)
 
 
 def context_of(volume: Volume) -> Context:
