@@ -79,6 +79,12 @@ std = [0.5]
 [applies_to]
 modalities = ["CR", "DX"]
 scope = "image"
+# Frontal chest radiographs only: another body part (a CR of a leg) or a lateral view is refused; a
+# radiograph whose header names no body part or view runs with a warning.
+body_parts = ["CHEST"]
+view_positions = ["PA", "AP"]
+photometric = ["MONOCHROME1", "MONOCHROME2"]
+min_size = [256, 256]
 
 # PneumoniaMNIST: the radiograph as displayed (its own window; MONOCHROME1 inverted so bone is bright),
 # centre-cropped to a square and downsampled to 28x28.
@@ -99,7 +105,7 @@ square = true
 op = "resize"
 size = [28, 28]
 interpolation = "area"
-
+{histogram}
 [[preprocess]]
 op = "normalize"
 mean = [0.5]
@@ -107,6 +113,15 @@ std = [0.5]
 """,
     },
 }
+
+_HISTOGRAM = """
+# The training appearance: each image's grey-level quantiles mapped onto the training split's mean
+# quantile function (33 levels), as in training. A CR exported with a full-range window (mean grey 0.75
+# where the training films average 0.57) is brought back to how the training films looked.
+[[preprocess]]
+op = "histogram_match"
+reference = [{values}]
+"""
 
 
 def sha256(path: Path) -> str:
@@ -120,9 +135,19 @@ def sha256(path: Path) -> str:
 def write_manifest(model_id: str, labels: list[str], version: str = "1.0.0") -> str:
     folder = REPO / "models" / model_id
     m = MANIFESTS[model_id]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    body = m["body"]
+    if "{histogram}" in body:
+        ref = metrics.get("hist_reference")
+        body = body.replace("{histogram}", _HISTOGRAM.format(values=", ".join(f"{v:g}" for v in ref)) if ref else "")
+    output = _OUTPUT.format(labels=", ".join(f'"{x}"' for x in labels))
+    op = metrics.get("operating_point")
+    if op:
+        output += (f"# Operating point: chosen on the out-of-fold predictions of the {metrics['cv']['folds']}-fold CV "
+                   f"(train+val) by {op['criterion']}, before the test split was read.\n"
+                   f"threshold = {op['threshold']:g}\n")
     text = (_COMMON_HEAD.format(id=model_id, name=m["name"], version=version,
-                                sha256=sha256(folder / "model.onnx"))
-            + m["body"] + _INPUT + _OUTPUT.format(labels=", ".join(f'"{x}"' for x in labels)))
+                                sha256=sha256(folder / "model.onnx")) + body + _INPUT + output)
     (folder / "manifest.toml").write_text(text)
     return text
 
@@ -188,8 +213,13 @@ def figures(metrics: dict) -> str:
     else:
         lines += ["### Cross-validation", "", "Not run yet.", ""]
     r = metrics["recipe"]
-    chosen = metrics["chosen_epoch"]
-    if isinstance(chosen, list):
+    chosen = metrics.get("chosen_epoch")
+    if r.get("swa_epochs"):
+        members = (f"an ensemble of {r['members']} networks (seeds {r['seed']} + 1000 k), each trained {r['epochs']} "
+                   f"epochs on the train split with its weights averaged over the last {r['swa_epochs']} "
+                   "(low learning-rate) epochs and batch-norm statistics re-estimated (SWA); no epoch was "
+                   "chosen on validation; their softmax outputs are averaged inside the ONNX graph")
+    elif isinstance(chosen, list):
         members = (f"an ensemble of {len(chosen)} networks (seeds {r['seed']} + 1000 k), each trained "
                    f"{r['epochs']} epochs on the train split and kept at its best validation epoch "
                    f"({', '.join(str(c) for c in chosen)}); their softmax outputs are averaged inside the ONNX "
@@ -217,10 +247,69 @@ def figures(metrics: dict) -> str:
                   f"and the test split was not evaluated for it (training {rej['train_seconds'] / 60:.1f} min)."
                   + (f" Its {rcv['folds']}-fold CV ({rcv['epochs']} epochs, one seed per fold): accuracy "
                      f"{rcv['accuracy']['mean']:.4f} ± {rcv['accuracy']['sd']:.4f}." if rcv else "")]
+    lines += _operating_point(metrics) + _calibration(metrics) + _appearance(metrics)
     real = metrics.get("real_ct")
     if real:
         lines += ["", "### Real CT (not MedMNIST)", "", real["summary"]]
     return "\n".join(lines) + "\n"
+
+
+def _operating_point(metrics: dict) -> list[str]:
+    op = metrics.get("operating_point")
+    if not op:
+        return []
+    oof, t, a = op["oof_at_threshold"], metrics["test"], metrics.get("test_argmax")
+    lines = ["", "### Operating point (decision threshold)", "",
+             f"`[output] threshold = {op['threshold']:g}`: pneumonia is predicted when P(pneumonia) >= "
+             f"{op['threshold']:g}. Chosen on the {metrics['oof']['n']} out-of-fold predictions of the "
+             f"{metrics['cv']['folds']}-fold CV of this recipe over train+validation, by {op['criterion']}; "
+             f"per-fold optima {', '.join(f'{v:g}' for v in op['per_fold_thresholds'])}. It was declared "
+             f"({op['declared_utc']}) before the test split was read, and the test split was then read once "
+             f"({metrics.get('test_read_utc', '?')}). **These official test splits had been read before** "
+             "(round 1 and the re-evaluations), so they are not untouched.", "",
+             "| | decision | accuracy | balanced accuracy | normal recall | pneumonia recall |",
+             "|---|---|---|---|---|---|"]
+    for name, rep in (("CV out-of-fold (train+val)", oof), ("test", t), ("test", a)):
+        if rep is None:
+            continue
+        pc = rep["per_class"]
+        lines.append(f"| {name} | {rep.get('decision', 'argmax')} | {rep['accuracy']:.4f} | "
+                     f"{rep['balanced_accuracy']:.4f} | {_pct(pc['normal']['recall'])} | "
+                     f"{_pct(pc['pneumonia']['recall'])} |")
+    return lines
+
+
+def _calibration(metrics: dict) -> list[str]:
+    c = metrics.get("calibration")
+    if not c:
+        return []
+    v, t = c["val"], c["test"]
+    verdict = ("folded into the graph (the output is divided by T; arg-max, accuracy and AUC unchanged)"
+               if c["folded_into_graph"] else "not folded in: it did not lower the validation ECE by 0.005")
+    return ["", "### Calibration", "",
+            f"Temperature T = {c['temperature']:g} fitted on validation (NLL), {verdict}. Reliability diagrams "
+            "(`reliability.png`: bars = accuracy per confidence bin, red = gap to the diagonal):", "",
+            "![reliability](reliability.png)", "",
+            "| split | ECE before | ECE after | NLL before | NLL after | mean top probability before | after |",
+            "|---|---|---|---|---|---|---|",
+            *(f"| {n} | {d['ece_before']:.4f} | {d['ece_after']:.4f} | {d['nll_before']:.4f} | {d['nll_after']:.4f} | "
+              f"{d['mean_top_probability_before']:.3f} | {d['mean_top_probability_after']:.3f} |"
+              for n, d in (("validation", v), ("test", t)))]
+
+
+def _appearance(metrics: dict) -> list[str]:
+    a = metrics.get("appearance")
+    if not a:
+        return []
+    lines = ["", "### Radiograph appearance (the `histogram_match` step)", "",
+             "Grey levels at the network input (0..1, before normalize) of real radiographs from pydicom's test "
+             "data against the training split, without and with the histogram match:", "",
+             "| image | mean grey, file window only | with histogram match | 10/50/90 % quantiles with match |",
+             "|---|---|---|---|"]
+    for row in a:
+        lines.append(f"| {row['image']} | {row['mean_without']:.3f} | {row['mean_with']:.3f} | "
+                     + "/".join(f"{q:.2f}" for q in row["quantiles_with"]) + " |")
+    return lines
 
 
 def _previous(metrics: dict) -> list[str]:

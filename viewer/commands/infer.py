@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "pixels)")
     parser.add_argument("--stride-mm", type=float, nargs=2, metavar=("ROWS", "COLS"),
                         help="sliding window step in mm (default: half the window)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="image-to-image models (a denoiser): write the output series here as DICOM")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="labels per slice in text output")
     parser.add_argument("--force", action="store_true", help="run even if the model does not apply to the series")
     parser.add_argument("--models-dir", action="append", metavar="DIR",

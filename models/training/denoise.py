@@ -1,0 +1,180 @@
+"""ct-denoise: a small U-Net CT denoiser trained self-supervised (Neighbor2Neighbor), and its evaluation.
+
+Usage (repository root, ``train`` extra)::
+
+    nice python models/training/denoise.py train      # runs/ct-denoise/final.pt
+    python models/training/denoise.py export          # models/ct-denoise/model.onnx + reference.npz
+    python models/training/denoise.py evaluate        # noise and sharpness vs classical filters -> metrics.json
+
+Data: the shared real CT series ``pancreas-ct-philips-134`` and ``crc-chest-ct-ge-100`` (training), and
+``totalseg-ct-j2k-20`` (held out: never used in training, only in ``evaluate``). No clean images exist,
+so the pairs come from the noisy images themselves: Neighbor2Neighbor (Huang et al., CVPR 2021) picks,
+in every 2x2 cell of a slice, two different neighbouring pixels, giving two half-resolution sub-images
+whose anatomy is nearly the same and whose noise is (nearly) independent; the network maps one to the
+other, plus the paper's consistency term. CT noise is spatially correlated by the reconstruction
+kernel, so neighbouring pixels share part of their noise and that part is not removed: the card gives
+the measured reduction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+CT = REPO.parent / "shared" / "data" / "ct"
+TRAIN_SERIES = ("pancreas-ct-philips-134", "crc-chest-ct-ge-100")
+HELD_OUT = "totalseg-ct-j2k-20"
+RUN = HERE / "runs" / "ct-denoise"
+OUT = REPO / "models" / "ct-denoise"
+# network input = (HU - LOW) / (HIGH - LOW), then (x - 0.5) / 0.1, i.e. HU / 200 for the HU range around 0
+LOW, HIGH, MEAN, STD = -1000.0, 1000.0, 0.5, 0.1
+RECIPE = {"seed": 20261130, "iterations": 1500, "batch": 12, "crop": 96, "lr": 2e-3, "gamma": 2.0, "widths": [16, 32],
+          "threads": 1}
+
+
+def to_net(hu: np.ndarray) -> np.ndarray:
+    return (((np.asarray(hu, np.float32) - LOW) / (HIGH - LOW)) - MEAN) / STD
+
+
+def from_net(x: np.ndarray) -> np.ndarray:
+    return (np.asarray(x, np.float32) * STD + MEAN) * (HIGH - LOW) + LOW
+
+
+def load_hu(name: str) -> np.ndarray:
+    from viewer.io import load_series
+
+    return np.asarray(load_series(str(CT / name)).array, dtype=np.float32)
+
+
+def make_net():  # type: ignore[no-untyped-def]
+    import torch
+    from torch import nn
+
+    a, b = RECIPE["widths"]
+
+    def block(ci: int, co: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(co, co, 3, padding=1),
+                             nn.LeakyReLU(0.1))
+
+    class UNet(nn.Module):
+        """Two levels (one 2x down/up-sampling), residual: output = input + correction. Any even size."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.down, self.mid = block(1, a), nn.AvgPool2d(2), block(a, b)
+            self.up = nn.Upsample(scale_factor=2, mode="nearest")
+            self.dec, self.head = block(a + b, a), nn.Conv2d(a, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            e = self.enc(x)
+            m = self.mid(self.down(e))
+            return x + self.head(self.dec(torch.cat([e, self.up(m)], 1)))
+
+    return UNet()
+
+
+def subsample_pair(x, gen):  # type: ignore[no-untyped-def]
+    """Neighbor2Neighbor's sampler: per 2x2 cell, one random pixel and a random 4-neighbour of it."""
+    import torch
+
+    n, c, h, w = x.shape
+    cells = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+    first = torch.randint(0, 4, (n, 1, h // 2, w // 2, 1), generator=gen)
+    # 2x2 positions 0 (0,0), 1 (0,1), 2 (1,0), 3 (1,1): each has two 4-neighbours in the cell
+    nbrs = torch.tensor([[1, 2], [0, 3], [0, 3], [1, 2]])
+    pick = torch.randint(0, 2, first.shape, generator=gen)
+    second = nbrs[first.squeeze(-1), pick.squeeze(-1)].unsqueeze(-1)
+    return (torch.gather(cells, 4, first).squeeze(-1), torch.gather(cells, 4, second).squeeze(-1), first, second)
+
+
+def train() -> None:
+    import torch
+
+    torch.set_num_threads(RECIPE["threads"])
+    torch.manual_seed(RECIPE["seed"])
+    gen = torch.Generator().manual_seed(RECIPE["seed"])
+    vols = [to_net(load_hu(s)) for s in TRAIN_SERIES]
+    slices = np.concatenate(vols)
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, RECIPE["iterations"])
+    rng = np.random.default_rng(RECIPE["seed"])
+    crop, log, t0 = RECIPE["crop"], [], time.time()
+    for it in range(RECIPE["iterations"]):
+        batch = []
+        while len(batch) < RECIPE["batch"]:
+            k = rng.integers(len(slices))
+            r, c = rng.integers(0, slices.shape[1] - crop), rng.integers(0, slices.shape[2] - crop)
+            patch = slices[k, r:r + crop, c:c + crop]
+            if (patch > to_net(np.float32(-900))).mean() > 0.5:  # mostly body, not the air around it
+                batch.append(patch)
+        y = torch.from_numpy(np.stack(batch)[:, None].copy())
+        g1, g2, i1, i2 = subsample_pair(y, gen)
+        with torch.no_grad():
+            fy = net(y)
+            fy_cells = fy.reshape(*fy.shape[:2], crop // 2, 2, crop // 2, 2).permute(0, 1, 2, 4, 3, 5) \
+                .reshape(*fy.shape[:2], crop // 2, crop // 2, 4)
+            f1, f2 = torch.gather(fy_cells, 4, i1).squeeze(-1), torch.gather(fy_cells, 4, i2).squeeze(-1)
+        out = net(g1)
+        loss = ((out - g2) ** 2).mean() + RECIPE["gamma"] * ((out - g2 - (f1 - f2)) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (it + 1) % 100 == 0:
+            log.append({"iteration": it + 1, "loss": float(loss), "seconds": round(time.time() - t0, 1)})
+            print(json.dumps(log[-1]), flush=True)
+    RUN.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), RUN / "final.pt")
+    (RUN / "train.json").write_text(json.dumps({"recipe": RECIPE, "log": log, "torch": torch.__version__,
+                                                "train_series": TRAIN_SERIES,
+                                                "train_seconds": round(time.time() - t0, 1)}, indent=1))
+
+
+def export() -> None:
+    import torch
+
+    net = make_net()
+    net.load_state_dict(torch.load(RUN / "final.pt"))
+    net.eval()
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(net, (torch.zeros(1, 1, 64, 64),), str(OUT / "model.onnx"), input_names=["input"],
+                      output_names=["denoised"], dynamic_axes={"input": {0: "batch", 2: "rows", 3: "columns"},
+                                                               "denoised": {0: "batch", 2: "rows", 3: "columns"}},
+                      opset_version=17, dynamo=False, external_data=False)
+    # reference: two 128x128 tiles of the training series, raw HU in, the network's HU out (training's own
+    # affine mapping, not the viewer's)
+    hu = load_hu(TRAIN_SERIES[0])[60, 192:320, 192:320][None]
+    hu = np.concatenate([hu, load_hu(TRAIN_SERIES[1])[50, 200:328, 160:288][None]])
+    with torch.no_grad():
+        out = from_net(net(torch.from_numpy(to_net(hu)[:, None]))[:, 0].numpy())
+    np.savez_compressed(OUT / "reference.npz", inputs=hu.astype(np.float32), outputs=out.astype(np.float32))
+    print(f"wrote {OUT / 'model.onnx'} ({(OUT / 'model.onnx').stat().st_size} bytes)")
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "train"
+    if cmd == "train":
+        train()
+    elif cmd == "export":
+        export()
+    elif cmd == "evaluate":
+        from denoise_eval import evaluate
+
+        evaluate()
+    else:
+        raise SystemExit(f"unknown command {cmd!r}: train, export or evaluate")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
