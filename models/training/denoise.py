@@ -5,6 +5,7 @@ Usage (repository root, ``train`` extra)::
     nice python models/training/denoise.py train      # runs/ct-denoise/final.pt
     python models/training/denoise.py export          # models/ct-denoise/model.onnx + reference.npz
     python models/training/denoise.py evaluate        # noise and sharpness vs classical filters -> metrics.json
+    python models/training/denoise.py package         # manifest.toml (sha256) + MODEL_CARD.md from metrics.json
 
 Data: the shared real CT series ``pancreas-ct-philips-134`` and ``crc-chest-ct-ge-100`` (training), and
 ``totalseg-ct-j2k-20`` (held out: never used in training, only in ``evaluate``). No clean images exist,
@@ -159,6 +160,92 @@ def export() -> None:
         out = from_net(net(torch.from_numpy(to_net(hu)[:, None]))[:, 0].numpy())
     np.savez_compressed(OUT / "reference.npz", inputs=hu.astype(np.float32), outputs=out.astype(np.float32))
     print(f"wrote {OUT / 'model.onnx'} ({(OUT / 'model.onnx').stat().st_size} bytes)")
+    package()
+
+
+MANIFEST = """schema_version = 1
+id = "ct-denoise"
+name = "CT denoiser (self-supervised U-Net)"
+version = "1.0.0"
+file = "model.onnx"
+sha256 = "{sha256}"
+task = "image-to-image"
+intended_use = "Research only. A display aid, not for diagnosis or measurement."
+
+[applies_to]
+modalities = ["CT"]
+scope = "image"
+
+# HU -> (HU + 1000) / 2000 -> (x - 0.5) / 0.1 (= HU / 200); the viewer inverts both on the output.
+[[preprocess]]
+op = "scale"
+mode = "fixed"
+low = {low}
+high = {high}
+clip = false
+
+[[preprocess]]
+op = "normalize"
+mean = [{mean}]
+std = [{std}]
+
+# Any slice size: cut into fixed 128x128 tiles sharing 16 pixels (the network sees about 10 pixels around
+# each output pixel), blended.
+[input]
+name = "input"
+layout = "NCHW"
+shape = [-1, 1, -1, -1]
+dtype = "float32"
+tile = [128, 128]
+tile_overlap = 16
+
+[output]
+name = "denoised"
+"""
+
+
+def package() -> None:
+    import hashlib
+
+    digest = hashlib.sha256((OUT / "model.onnx").read_bytes()).hexdigest()
+    (OUT / "manifest.toml").write_text(MANIFEST.format(sha256=digest, low=LOW, high=HIGH, mean=MEAN, std=STD))
+    metrics = json.loads((OUT / "metrics.json").read_text()) if (OUT / "metrics.json").exists() else {}
+    metrics["training"] = json.loads((RUN / "train.json").read_text())
+    (OUT / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    prose = (HERE / "cards" / "ct-denoise.md").read_text()
+    (OUT / "MODEL_CARD.md").write_text(prose.replace("<!-- FIGURES -->", card_figures(metrics).rstrip()))
+    print(f"wrote {OUT / 'manifest.toml'} and MODEL_CARD.md")
+
+
+def card_figures(metrics: dict) -> str:
+    t = metrics["training"]
+    r = t["recipe"]
+    lines = [f"Training: {r['iterations']} iterations of {r['batch']} random {r['crop']}x{r['crop']} crops "
+             f"(at least half body), Adam lr {r['lr']} with cosine decay, consistency weight gamma "
+             f"{r['gamma']}, seed {r['seed']}, {t['train_seconds'] / 60:.1f} min on {r['threads']} CPU "
+             f"thread(s) of the shared build machine (torch {t['torch']}). Series: "
+             f"{', '.join(t['train_series'])}.", ""]
+    h = metrics.get("held_out")
+    if not h:
+        return "\n".join(lines + ["Not evaluated yet."]) + "\n"
+    lines += [f"### Held-out series `{h['series']}` ({h['slices']} slices; never used in training)", "",
+              f"Noise = SD of HU in the eroded liver ({h['liver_pixels']} pixels) and in fat "
+              f"({h['fat_pixels']} pixels); sharpness = 10-90 % width of the mean edge profile across the "
+              "liver boundary (pixels; smaller is sharper). Method: `models/training/denoise_eval.py`.", "",
+              "| image | liver SD (HU) | fat SD (HU) | liver mean (HU) | edge 10-90 % (px) |",
+              "|---|---|---|---|---|"]
+    for name, row in h["rows"].items():
+        bold = "**" if name == "ct-denoise" else ""
+        lines.append(f"| {bold}{name}{bold} | {row['liver_sd']:.1f} | {row['fat_sd']:.1f} | {row['liver_mean']:.1f} | "
+                     f"{row['edge_10_90_px']:.2f} |")
+    m = h.get("mean_filter_edge_at_equal_sd")
+    verdict = ("not comparable: the denoiser's liver SD lies outside the mean filter's range" if m is None else
+               f"the mean filter (interpolated between box sizes) at the denoiser's liver SD has an edge width of "
+               f"{m:.2f} px against the denoiser's {h['rows']['ct-denoise']['edge_10_90_px']:.2f} px: the denoiser "
+               + ("**is sharper at equal noise**." if h["beats_mean_filter_on_sharpness"] else
+                  "**is NOT sharper at equal noise** (it does not beat the mean filter)."))
+    lines += ["", "At equal noise reduction: " + verdict]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
@@ -167,6 +254,8 @@ def main(argv: list[str]) -> int:
         train()
     elif cmd == "export":
         export()
+    elif cmd == "package":
+        package()
     elif cmd == "evaluate":
         from denoise_eval import evaluate
 

@@ -331,6 +331,57 @@ def run_cv(model_id: str, folds: int = 5, threads: int | None = None) -> None:
     print(f"{model_id} CV: acc {summary['accuracy']['mean']:.4f} +- {summary['accuracy']['sd']:.4f}")
 
 
+def _folds(r: Recipe, folds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, fold index) of train+val pooled: stratified folds from the recipe's seed (the
+    same assignment as :func:`run_cv`)."""
+    xs, ys = zip(*(load_split(r, s) for s in ("train", "val")))
+    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    rng = np.random.default_rng(r.seed)
+    fold_of = np.empty(len(y_all), dtype=np.int64)
+    for c in range(len(r.labels)):
+        idx = rng.permutation(np.flatnonzero(y_all == c))
+        fold_of[idx] = np.arange(len(idx)) % folds
+    return x_all, y_all, fold_of
+
+
+def run_cv_fold(model_id: str, f: int, folds: int = 5) -> None:
+    """One fold of :func:`run_cv` in its own process (folds run in parallel on a loaded machine); its
+    out-of-fold probabilities go to ``runs/<id>/cv_fold<f>.npz``. ``--cv-merge`` combines them."""
+    r = RECIPES[model_id]
+    torch.set_num_threads(1)
+    t0 = time.time()
+    x_all, y_all, fold_of = _folds(r, folds)
+    ref = hist_reference(r)
+    tr, te = fold_of != f, fold_of == f
+    model, _ = fit(r, to_input(x_all[tr], ref), y_all[tr], r.cv_epochs, r.seed + f + 1)
+    p = predict(model, to_input(x_all[te], ref))
+    out = RUNS / model_id
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f"cv_fold{f}.npz", p=p, seconds=time.time() - t0)
+    print(f"fold {f}: acc {np.mean(p.argmax(1) == y_all[te]):.4f}; {time.time() - t0:.0f} s")
+
+
+def merge_cv_folds(model_id: str, folds: int = 5) -> None:
+    """Pool the per-fold out-of-fold predictions and declare the operating point (:func:`_declare_from_cv`)."""
+    r = RECIPES[model_id]
+    _, y_all, fold_of = _folds(r, folds)
+    oof = np.full((len(y_all), len(r.labels)), np.nan)
+    results, seconds = [], 0.0
+    for f in range(folds):
+        with np.load(RUNS / model_id / f"cv_fold{f}.npz") as z:
+            oof[fold_of == f] = z["p"]
+            seconds = max(seconds, float(z["seconds"]))
+        rep = classification_report(y_all[fold_of == f], oof[fold_of == f], r.labels)
+        results.append({"fold": f, "n": rep["n"], "accuracy": rep["accuracy"], "auc": rep["auc"], "ece": rep["ece"]})
+    summary = {"folds": folds, "folds_completed": folds, "epochs": r.cv_epochs, "members": 1, "per_fold": results,
+               "seconds": round(seconds, 1), "parallel_processes": folds}
+    for key in ("accuracy", "auc", "ece"):
+        v = np.array([x[key] for x in results])
+        summary[key] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1))}
+    _declare_from_cv(model_id, r, summary, y_all, oof, fold_of)
+    print(json.dumps(json.loads((RUNS / model_id / "cv.json").read_text()).get("operating_point"), indent=1))
+
+
 def _declare_from_cv(model_id: str, r: Recipe, summary: dict, y: np.ndarray, oof: np.ndarray,
                      fold_of: np.ndarray) -> None:
     """Write ``runs/<id>/cv.json`` and ``cv_oof.npz``; once every fold is done and the task is binary,
@@ -439,10 +490,16 @@ def main(argv: list[str]) -> int:
     g.add_argument("--cv", action="store_true", help="5-fold cross-validation on train+val")
     g.add_argument("--export", action="store_true", help="write model.onnx + reference.npz")
     g.add_argument("--test", metavar="VERSION", help="round 3: read the test split once for the candidate")
+    g.add_argument("--fold", type=int, metavar="F", help="one CV fold in this process (OOF saved)")
+    g.add_argument("--cv-merge", action="store_true", help="pool the --fold results, declare the threshold")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads for --cv (default: recipe)")
     args = ap.parse_args(argv)
     if args.cv:
         run_cv(args.model, threads=args.threads)
+    elif args.fold is not None:
+        run_cv_fold(args.model, args.fold)
+    elif args.cv_merge:
+        merge_cv_folds(args.model)
     elif args.test:
         run_test_round3(args.model, args.test)
     elif args.export:

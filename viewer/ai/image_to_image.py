@@ -2,8 +2,9 @@
 
 A slice of any size is cut into tiles of the manifest's fixed ``[input] tile`` shape (so a GPU provider
 never sees a new shape), neighbouring tiles sharing ``tile_overlap`` pixels; each output tile is weighted
-by a ramp that falls linearly to (almost) zero across the overlap, and the weighted sum divided by the
-summed weights, so tile seams do not show. A slice smaller than a tile is padded by reflection. The
+by a ramp that falls to (almost) zero across the overlap (:func:`blend_weights`), and the weighted sum is
+divided by the summed weights, so tile seams do not show. The overlap must cover the network's
+receptive field radius (twice that, for the outer half to be discarded). A slice smaller than a tile is padded by reflection. The
 manifest's preprocessing is affine (``scale`` fixed without clip, ``normalize``), and its inverse maps the
 network output back to modality units (HU for CT).
 
@@ -44,12 +45,21 @@ def affine_of(ops: Sequence[Op]) -> tuple[float, float]:
     return a, b
 
 
+# Weight of a tile's outermost pixels: not 0, so an image border (covered by one tile only) still gets a
+# value, but small enough that a neighbouring tile's interior answer wins wherever there is one.
+EDGE_WEIGHT = 1e-6
+
+
 def blend_weights(tile: tuple[int, int], overlap: int) -> np.ndarray:
-    """(rows, columns) weights: 1 inside, a linear ramp over ``overlap`` pixels at each edge (never 0)."""
+    """(rows, columns) weights: 1 inside; across the ``overlap`` pixels at each edge, ``EDGE_WEIGHT`` for
+    the outer half (where the network saw the tile's zero padding) and a linear ramp up to 1 over the
+    inner half. Neighbouring tiles share 2 x ``overlap`` pixels, so every seam pixel has one tile at
+    full weight and the other fading out."""
     def ramp(n: int) -> np.ndarray:
         w = np.ones(n, dtype=np.float64)
         if overlap > 0:
-            r = (np.arange(overlap) + 0.5) / overlap
+            half = overlap / 2.0
+            r = np.clip((np.arange(overlap) + 0.5 - half) / half, EDGE_WEIGHT, 1.0)
             w[:overlap] = np.minimum(w[:overlap], r)
             w[n - overlap:] = np.minimum(w[n - overlap:], r[::-1])
         return w
