@@ -248,6 +248,15 @@ def figures(metrics: dict) -> str:
                   + (f" Its {rcv['folds']}-fold CV ({rcv['epochs']} epochs, one seed per fold): accuracy "
                      f"{rcv['accuracy']['mean']:.4f} ± {rcv['accuracy']['sd']:.4f}." if rcv else "")]
     lines += _operating_point(metrics) + _calibration(metrics) + _appearance(metrics)
+    agree = metrics.get("class_map_agreement")
+    if agree:
+        lines += ["", "### Class-map agreement (`models/training/class_map_agreement.py`)", "",
+                  "Sliding windows every half window on TotalSegmentator's example CT; a window agrees when its "
+                  "centre lies in one of the 11 organs (reference segmentation) and it got that organ's label.", "",
+                  "| window | pixels | windows centred in an organ | agree | fraction |", "|---|---|---|---|---|"]
+        for mm, a in agree.items():
+            lines.append(f"| {mm} mm | {a['window_px'][0]} | {a['windows_in_organ']} | {a['agree']} | "
+                         f"{a['fraction']:.3f} |")
     real = metrics.get("real_ct")
     if real:
         lines += ["", "### Real CT (not MedMNIST)", "", real["summary"]]
