@@ -37,7 +37,8 @@ def _convolve_1d(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
 def mean_filter(x: np.ndarray, radius: int = 1) -> np.ndarray:
     """Box mean over the (2 radius + 1)^2 neighbourhood."""
     k = np.full(2 * radius + 1, 1.0 / (2 * radius + 1))
-    return _convolve_1d(_convolve_1d(np.asarray(x, np.float32), k, -1), k, -2)
+    out: np.ndarray = _convolve_1d(_convolve_1d(np.asarray(x, np.float32), k, -1), k, -2)
+    return out
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:

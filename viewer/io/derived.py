@@ -71,7 +71,7 @@ def write_derived_series(files: Sequence[str], values: np.ndarray, out_dir: str 
         if series_number is not None:
             ds.SeriesNumber = series_number
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(EXPLICIT_VR_LITTLE_ENDIAN)
         path = out / f"{k + 1:05d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         written.append(path)
