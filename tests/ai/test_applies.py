@@ -49,7 +49,7 @@ def test_scanner_synonyms_map_to_the_defined_terms() -> None:
 
 def test_a_chest_pa_radiograph_is_accepted_without_warning(tmp_path: Path, chest_cr: object) -> None:
     m = _cxr_model(tmp_path, **CHEST_ONLY)
-    assert chest_cr.metadata["body_part"] == "CHEST" and chest_cr.metadata["view_position"] == "PA"
+    assert chest_cr.info.body_part == "CHEST" and chest_cr.info.view_position == "PA"
     verdict = check(m, chest_cr)
     assert verdict.ok and verdict.warnings == ()
     assert applicability(m, chest_cr) == (True, "")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 
 def _corpus() -> list[Path]:

@@ -58,8 +58,8 @@ def test_infer_writes_a_derived_lossless_series(tmp_path: Path, data_dir: Path,
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     original = load_series(src)
     assert ds.SeriesInstanceUID != original.series_uid and ds.SeriesInstanceUID
-    assert ds.StudyInstanceUID == pydicom.dcmread(original.metadata["files"][8]).StudyInstanceUID
-    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == original.metadata["instance_uids"][8]
+    assert ds.StudyInstanceUID == pydicom.dcmread(original.info.files[8]).StudyInstanceUID
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == original.info.instance_uids[8]
     # lossless: the written pixels are the engine's output rounded to whole HU
     derived = load_series(tmp_path / "out")
     expected = run_tiled(ModelSession.get(load_manifest(FOLDER), "cpu"), original.array[8:10])

@@ -64,7 +64,7 @@ class Applicability:
 
 def check(manifest: Manifest, volume: Volume) -> Applicability:
     """Every ``applies_to`` constraint of ``manifest`` against ``volume``'s header (see the module doc)."""
-    at, name, md = manifest.applies_to, manifest.name, volume.metadata
+    at, name, info = manifest.applies_to, manifest.name, volume.info
 
     def refuse(fld: str, value: str, allowed: tuple[str, ...] | str) -> Applicability:
         want = allowed if isinstance(allowed, str) else ", ".join(allowed)
@@ -81,20 +81,20 @@ def check(manifest: Manifest, volume: Volume) -> Applicability:
         return Applicability(False, f"{name} does not take {kind} images", "SamplesPerPixel", str(c_in))
     warnings: list[str] = []
     if at.body_parts:
-        raw = str(md.get("body_part") or "").strip()
+        raw = info.body_part.strip()
         if not raw:
             warnings.append(f"BodyPartExamined is empty: {name} is meant for {', '.join(at.body_parts)} only; "
                             "check that this is one")
         elif canonical_body_part(raw) not in at.body_parts:
             return refuse("BodyPartExamined", raw, at.body_parts)
     if at.view_positions:
-        view = str(md.get("view_position") or "").strip().upper()
+        view = info.view_position.strip().upper()
         if not view:
             warnings.append(f"ViewPosition is empty: {name} is meant for {', '.join(at.view_positions)} views")
         elif view not in at.view_positions:
             return refuse("ViewPosition", view, at.view_positions)
     if at.photometric:
-        pi = str(md.get("photometric") or "").strip().upper()
+        pi = info.photometric.strip().upper()
         if pi and pi not in at.photometric:
             return refuse("PhotometricInterpretation", pi, at.photometric)
     if at.min_size is not None:

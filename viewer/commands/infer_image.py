@@ -41,12 +41,12 @@ def run_image_to_image(args: argparse.Namespace, session: Any, volume: Any, head
     summary: dict[str, Any] = {**header, "series_uid": volume.series_uid, "slices": len(idx),
                                "noise_before": _noise(volume.array[idx].astype("float32")), "noise_after": _noise(out)}
     if getattr(args, "out", None):
-        files = volume.metadata.get("files") or []
+        files = volume.info.files
         if len(files) != volume.shape[0] or len(set(files)) != len(files):
             print("error: the series is not one single-frame file per slice; cannot write it as DICOM",
                   file=sys.stderr)
             return 1
-        desc = (volume.metadata.get("series_description") or volume.modality or "series") + f" [{m.id}]"
+        desc = (volume.info.series_description or volume.modality or "series") + f" [{m.id}]"
         try:
             written = write_derived_series([files[k] for k in idx], out, args.out, description=desc,
                                            derivation=f"{m.title}: {m.intended_use}")
