@@ -37,8 +37,7 @@ def _convolve_1d(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
 def mean_filter(x: np.ndarray, radius: int = 1) -> np.ndarray:
     """Box mean over the (2 radius + 1)^2 neighbourhood."""
     k = np.full(2 * radius + 1, 1.0 / (2 * radius + 1))
-    out: np.ndarray = _convolve_1d(_convolve_1d(np.asarray(x, np.float32), k, -1), k, -2)
-    return out
+    return _convolve_1d(_convolve_1d(np.asarray(x, np.float32), k, -1), k, -2)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
@@ -46,7 +45,7 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     r = max(1, int(np.ceil(3.0 * sigma)))
     t = np.arange(-r, r + 1, dtype=np.float64)
     k = np.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
+    return np.asarray(k / k.sum(), dtype=np.float64)
 
 
 def gaussian_filter(x: np.ndarray, sigma: float = 1.0) -> np.ndarray:
