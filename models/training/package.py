@@ -195,7 +195,9 @@ def figures(metrics: dict) -> str:
         lines += [
             f"### {cv['folds']}-fold cross-validation on train+validation ({cv['epochs']} epochs, "
             f"{cv.get('members', 1)} seed per fold,",
-            "last epoch scored on the held-out fold; stratified folds, fixed seed; folds are split by image,",
+            ("its network (weights averaged over its last epochs) scored on the held-out fold; stratified folds, "
+             "fixed seed; folds are split by image," if metrics["recipe"].get("swa_epochs") else
+             "last epoch scored on the held-out fold; stratified folds, fixed seed; folds are split by image,"),
             "as MedMNIST gives no patient ids, so one patient's other crops may sit in the training folds)",
             "",
             *([f"**The CV folds trained {cv['epochs']} epochs, fewer than the final model's "

@@ -295,13 +295,7 @@ def run_cv(model_id: str, folds: int = 5, threads: int | None = None) -> None:
     r = RECIPES[model_id]
     torch.set_num_threads(threads or r.threads)
     t0 = time.time()
-    xs, ys = zip(*(load_split(r, s) for s in ("train", "val")))
-    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
-    rng = np.random.default_rng(r.seed)
-    fold_of = np.empty(len(y_all), dtype=np.int64)
-    for c in range(len(r.labels)):
-        idx = rng.permutation(np.flatnonzero(y_all == c))
-        fold_of[idx] = np.arange(len(idx)) % folds
+    x_all, y_all, fold_of = _folds(r, folds)
     results = []
     ref = hist_reference(r)
     oof = np.full((len(y_all), len(r.labels)), np.nan)
@@ -334,8 +328,8 @@ def run_cv(model_id: str, folds: int = 5, threads: int | None = None) -> None:
 
 
 def _folds(r: Recipe, folds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, labels, fold index) of train+val pooled: stratified folds from the recipe's seed (the
-    same assignment as :func:`run_cv`)."""
+    """(images, labels, fold index) of train+val pooled: stratified folds from the recipe's seed (used by
+    :func:`run_cv` and the per-fold processes alike)."""
     xs, ys = zip(*(load_split(r, s) for s in ("train", "val")))
     x_all, y_all = np.concatenate(xs), np.concatenate(ys)
     rng = np.random.default_rng(r.seed)

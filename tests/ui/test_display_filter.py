@@ -12,13 +12,18 @@ from viewer.core.windowing import window_to_uint8
 from viewer.ui.viewport import SliceViewport
 
 
-def test_median_filter_shown_then_removed(qtbot, data_dir: Path) -> None:
+def _viewport(qtbot, data_dir: Path, k: int) -> tuple[SliceViewport, object]:
     vp = SliceViewport()
     qtbot.addWidget(vp)
     vp.resize(400, 400)
     vp.show()
     vol = load_real(data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom")
-    vp.set_volume(vol, 10)
+    vp.set_volume(vol, k)
+    return vp, vol
+
+
+def test_median_filter_shown_then_removed(qtbot, data_dir: Path) -> None:
+    vp, vol = _viewport(qtbot, data_dir, 10)
     original = vp.displayed_image().copy()
     assert not any(line.startswith("filter:") for line in vp.overlay().bottom_left)
 
@@ -45,12 +50,7 @@ def test_the_shipped_denoiser_is_offered_and_drawn(qtbot, data_dir: Path) -> Non
 
     models = image_to_image_models()
     assert [m.manifest.id for m in models] == ["ct-denoise"]
-    vp = SliceViewport()
-    qtbot.addWidget(vp)
-    vp.resize(300, 300)
-    vp.show()
-    vol = load_real(data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom")
-    vp.set_volume(vol, 5)
+    vp, vol = _viewport(qtbot, data_dir, 5)
     vp.display_filter.set_filter(models[0])
     qtbot.waitUntil(lambda: vp.display_filter._result is not None, timeout=120000)  # a hang guard only
     want = run_tiled(ModelSession.get(models[0].manifest, "cpu"), vol.array[5:6])[0]
