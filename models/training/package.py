@@ -53,7 +53,7 @@ modalities = ["CT"]
 scope = "roi"
 # The sliding window of the class map. OrganAMNIST crops frame a whole organ (kidney, femoral head ~50 mm;
 # liver, lung ~150 mm); on TotalSegmentator's example CT the windows whose centre lies in an organ got its
-# label for 5% at 20 mm (the 28-pixel default), 14% at 60 mm, 31% at 80 and 100 mm: the map is coarse.
+# label for 6% at 20 mm, 14% at 60 mm, 30% at 80 and 100 mm (models/training/class_map_agreement.py): coarse.
 roi_size_mm = [80.0, 80.0]
 
 # OrganAMNIST crops are LiTS CT in an abdominal window (W 400 / L 50 HU), downsampled to 28x28.
