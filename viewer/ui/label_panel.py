@@ -11,6 +11,7 @@ events to it and redraws from the store.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from typing import TYPE_CHECKING, Any
 
@@ -454,6 +455,11 @@ class _ViewportKeys(QObject):
         return False
 
 
+def _volume_changed(panel: LabelPanel, view: Any, changes: frozenset[str]) -> None:
+    if "volume" in changes and view is panel.view:
+        panel.volume_changed()
+
+
 def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slice_scores: Any = None,
                        models: Any = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
@@ -495,8 +501,7 @@ def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slic
                 continue
             keeper.watch(view)
             view.installEventFilter(keys)
-            view.state.image.subscribe(lambda ch, v=view: panel.volume_changed()
-                                       if "volume" in ch and v is panel.view else None)
+            view.state.image.subscribe(functools.partial(_volume_changed, panel, view))
 
     def active(idx: int) -> None:
         wire()
