@@ -23,10 +23,11 @@ from viewer.ui.workers import Background
 
 
 class ModelFilter:
-    """An image-to-image model used as a display filter (hashable by model id and version)."""
+    """An image-to-image model used as a display filter (hashable by the model file's sha256). ``ai`` is
+    the :mod:`viewer.ai` module, injected by the application (ui never imports onnxruntime's layer)."""
 
-    def __init__(self, manifest: Any) -> None:
-        self.manifest = manifest
+    def __init__(self, manifest: Any, ai: Any) -> None:
+        self.manifest, self.ai = manifest, ai
         self.label = f"filter: {manifest.name} {manifest.version}"
 
     def __eq__(self, other: object) -> bool:
@@ -36,18 +37,14 @@ class ModelFilter:
         return hash(self.manifest.sha256)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        from viewer.ai.image_to_image import run_tiled
-        from viewer.ai.session import ModelSession
-
-        session = ModelSession.get(self.manifest, "auto")  # created once, in the worker
-        return run_tiled(session, np.asarray(x, dtype=np.float32)[None])[0]
+        session = self.ai.ModelSession.get(self.manifest, "auto")  # created once, in the worker
+        out: np.ndarray = self.ai.run_tiled(session, np.asarray(x, dtype=np.float32)[None])[0]
+        return out
 
 
-def image_to_image_models() -> list[ModelFilter]:
-    """The usable image-to-image models of the model folders (the registry is read once, on first use)."""
-    from viewer.ai import ModelRegistry
-
-    return [ModelFilter(e.manifest) for e in ModelRegistry(check_onnx=False).models()
+def image_to_image_models(ai: Any) -> list[ModelFilter]:
+    """The usable image-to-image models of the model folders (``ai``: the :mod:`viewer.ai` module)."""
+    return [ModelFilter(e.manifest, ai) for e in ai.ModelRegistry(check_onnx=False).models()
             if e.manifest is not None and e.manifest.task == "image-to-image"]
 
 
@@ -106,10 +103,21 @@ def build_filter_button(parent: QWidget, viewports: Any) -> QToolButton:
     button.setToolTip("Display filter (noise reduction for viewing; measurements use the original)")
     button.setMenu(menu)
     button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-    for f in (None, *PRESETS, *image_to_image_models()):
-        act = QAction("Off" if f is None else f.label.removeprefix("filter: "), parent, checkable=True)
-        act.setChecked(f is None)
-        act.triggered.connect(lambda _=False, choice=f: [vp.display_filter.set_filter(choice) for vp in viewports()])
-        group.addAction(act)
-        menu.addAction(act)
+    button.setProperty("filter_group", group)  # add_model_filters appends to the same exclusive group
+    for f in (None, *PRESETS):
+        _add_choice(button, f, viewports)
     return button
+
+
+def _add_choice(button: QToolButton, f: Any, viewports: Any) -> None:
+    act = QAction("Off" if f is None else f.label.removeprefix("filter: "), button, checkable=True)
+    act.setChecked(f is None)
+    act.triggered.connect(lambda _=False, choice=f: [vp.display_filter.set_filter(choice) for vp in viewports()])
+    button.property("filter_group").addAction(act)
+    button.menu().addAction(act)
+
+
+def add_model_filters(button: QToolButton, viewports: Any, ai: Any) -> None:
+    """Offer the image-to-image models (a denoiser) in the Filter menu; called where ``viewer.ai`` is at hand."""
+    for f in image_to_image_models(ai):
+        _add_choice(button, f, viewports)
