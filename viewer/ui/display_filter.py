@@ -12,6 +12,7 @@ output like any other filter.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ class DisplayFilterHook:
                 self._background = Background(max_threads=1)
             src = np.array(arr, dtype=np.float32)  # a copy: the worker must not see later edits
             self._background.submit("display-filter", lambda ctx: f.apply(src),
-                                    on_result=lambda out, k=key: self._done(k, out))
+                                    on_result=functools.partial(self._done, key))
         return arr
 
     def _done(self, key: tuple[Any, ...], out: np.ndarray) -> None:
