@@ -83,8 +83,14 @@ class DisplayFilterHook:
             if self._background is None:
                 self._background = Background(max_threads=1)
             src = np.array(arr, dtype=np.float32)  # a copy: the worker must not see later edits
-            self._background.submit("display-filter", lambda ctx: f.apply(src),
-                                    on_result=functools.partial(self._done, key))
+
+            def job(ctx: Any) -> np.ndarray:
+                return f.apply(src)
+
+            def delivered(out: Any) -> None:
+                self._done(key, out)
+
+            self._background.submit("display-filter", job, on_result=delivered)
         return arr
 
     def _done(self, key: tuple[Any, ...], out: np.ndarray) -> None:
