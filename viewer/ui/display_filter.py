@@ -12,7 +12,6 @@ output like any other filter.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
