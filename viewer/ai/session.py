@@ -182,6 +182,8 @@ class ModelSession:
 
     def input_hw(self) -> tuple[int, int] | None:
         """(rows, columns) the network receives, from the manifest's shape or its last resize."""
+        if self.manifest.input.tile is not None:  # image-to-image: always run at the tile shape
+            return self.manifest.input.tile
         h, w = self.manifest.input.shape[2:]
         if h != -1 and w != -1:
             return h, w
@@ -223,7 +225,8 @@ class ModelSession:
             if cached is None or cached[0].shape() != list(x.shape):
                 binding = self._session.io_binding()
                 k = len(self.manifest.output.labels)
-                out = ort.OrtValue.ortvalue_from_shape_and_type([n, k], np.float32, self._bind_device, 0)
+                shape = list(x.shape) if self.manifest.task == "image-to-image" else [n, k]
+                out = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, self._bind_device, 0)
                 # a private copy: on a CPU device the OrtValue wraps this memory, and update_inplace
                 # must never write into the caller's array
                 inp = ort.OrtValue.ortvalue_from_numpy(np.array(x, dtype=np.float32, copy=True), self._bind_device, 0)
@@ -248,6 +251,8 @@ class ModelSession:
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         if n == 0:
+            if self.manifest.task == "image-to-image":
+                return np.zeros(x.shape, dtype=np.float32)
             return np.zeros((0, len(self.manifest.output.labels)), dtype=np.float32)
         if n == 1 and self.manifest.input.shape[0] in (-1, 1):
             return self._run_exact(x)

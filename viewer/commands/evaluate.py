@@ -167,16 +167,24 @@ def evaluate(model: str | Path, dataset: Path, split: str = "test", *, device: s
     raw, ctx = dataset_to_model_units(images, manifest)
     session = ModelSession.get(manifest, device, batch_size=256)
     pred = classify(session, raw, context=ctx)
-    report = classification_report(labels, pred.probabilities, list(manifest.output.labels))
-    return {"model": manifest.id, "model_version": manifest.version, "dataset": str(dataset), "split": split,
-            "provider": pred.provider, **report}
+    names = list(manifest.output.labels)
+    report = classification_report(labels, pred.probabilities, names, threshold=manifest.output.threshold,
+                                   bias=manifest.output.bias)
+    out = {"model": manifest.id, "model_version": manifest.version, "dataset": str(dataset), "split": split,
+           "provider": pred.provider, "decision_rule": manifest.output.decision, **report}
+    if report["decision"] != "argmax":  # what the plain arg-max would have scored, for comparison
+        plain = classification_report(labels, pred.probabilities, names)
+        out["argmax"] = {k: plain[k] for k in ("accuracy", "balanced_accuracy", "confusion_matrix")}
+    return out
 
 
 def _text(r: dict[str, Any]) -> str:
     names = r["class_names"]
     width = max(len(n) for n in names)
     lines = [f"{r['model']} {r['model_version']} on {r['dataset']} [{r['split']}], n = {r['n']} ({r['provider']})",
-             f"accuracy  {r['accuracy']:.4f}",
+             f"decision  {r.get('decision_rule', 'most probable class')}",
+             f"accuracy  {r['accuracy']:.4f}" + (f"  (arg-max: {r['argmax']['accuracy']:.4f})" if "argmax" in r else ""),
+             f"balanced  {r['balanced_accuracy']:.4f}",
              f"AUC       {r['auc']:.4f}" if r["auc"] is not None else "AUC       n/a (the labels hold one class only)",
              f"ECE       {r['ece']:.4f}",
              "", f"{'class':<{width}}  support  recall  precision"]

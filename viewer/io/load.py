@@ -686,6 +686,9 @@ class SeriesLoader:
             study_date=str(ds.get("StudyDate", "") or ""),
             study_description=str(ds.get("StudyDescription", "") or ""),
             series_description=str(ds.get("SeriesDescription", "") or ""),
+            # what a model's applies_to is checked against (viewer.ai.applies)
+            body_part=str(ds.get("BodyPartExamined", "") or "").strip(),
+            view_position=str(ds.get("ViewPosition", "") or "").strip(),
             series_number=int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "") else None,
             slice_thickness=thickness or None, padding_value=self.padding_value(),
             pixel_spacing_source=self.layout.spacing_source,
