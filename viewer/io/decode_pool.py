@@ -117,6 +117,9 @@ def import_decoders() -> None:
     import pydicom.pixels  # noqa: F401
 
     import viewer.io.decode  # noqa: F401
+    from viewer.io.fastcodecs import available
+
+    available()  # imports imagecodecs
 
 
 def decode_chunk(paths: list[str]) -> list[np.ndarray]:
