@@ -56,7 +56,7 @@ def available() -> bool:
     return True
 
 
-def _decoder(uid: str, photometric: str, spp: int, bits: int) -> Callable[[bytes], np.ndarray] | None:
+def _decoder(uid: str, photometric: str, spp: int, bits: int) -> Callable[[bytes], Any] | None:
     """The imagecodecs function for frames of this kind, or None where it was not checked equal."""
     import imagecodecs
 
@@ -107,11 +107,10 @@ def decode_encapsulated(ds: Any, uid: str) -> np.ndarray | None:
         for k, data in enumerate(generate_frames(ds.PixelData, number_of_frames=nframes)):
             if k >= nframes:
                 return None
-            arr = np.asarray(decode(data))
-            if uid == RLE:
-                arr = _rle_layout(arr, rows, cols, spp, bits)
-                if arr is None:
-                    return None
+            raw = decode(data)
+            arr = _rle_layout(raw, rows, cols, spp, bits) if uid == RLE else np.asarray(raw)
+            if arr is None:
+                return None
             if arr.shape != ((rows, cols) if spp == 1 else (rows, cols, 3)):
                 return None
             if out is None:
