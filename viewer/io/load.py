@@ -528,6 +528,16 @@ class SeriesLoader:
         return self.layout.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
 
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
+        if out.dtype == np.float32:
+            # Non-integer rescale (PET, some MR/CT): stored values read into a scratch slice, then one
+            # float32 multiply-add into the volume, as the int16 path does in place.
+            scratch = np.empty(out.shape, dtype=np.int16)
+            if not read_pixels_fast(item.path, scratch, self.layout.explicit, item.offset, item.stamp):
+                return False
+            stored = fix_stored_bits(scratch.view(np.int16 if self.layout.signed else np.uint16),
+                                     self.layout.bits_stored, self.layout.signed)
+            rescale_into(out, stored, item.slope, item.intercept)
+            return True
         if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
             return False
         if not read_pixels_fast(item.path, out, self.layout.explicit, item.offset, item.stamp):
