@@ -22,7 +22,7 @@ from viewer.ui.cine import Cine
 from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
-from viewer.ui.workers import Background, IoServices, Preview, load_job
+from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
 
@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         slot.stack_key = key
         slot.loading = True
         slot.preview = None
+        slot.filling = None
         desc = getattr(stack, "description", "") or "(no description)"
         slot.set_title(f"{getattr(stack, 'modality', '')}  {desc}  — loading…")
         self.browser.select(key)
@@ -220,13 +221,50 @@ class MainWindow(QMainWindow):
             self.last_first_image_ms = (time.perf_counter() - started) * 1000.0
             self.first_image_shown.emit(idx)
 
-    def _on_preview(self, idx: int, preview: Preview) -> None:
+    def _on_preview(self, idx: int, preview: Preview | Filling) -> None:
         slot = self.grid.slots[idx]
+        if isinstance(preview, Filling):
+            self._on_filling(idx, preview)
+            return
         slot.preview = preview.volume
         slot.view.set_volume(preview.volume, 0)
         if preview.total > 1:
             slot.view.show_message(f"Loading {preview.total} images…")
         self._mark_first_image(idx)
+
+    def _on_filling(self, idx: int, filling: Filling) -> None:
+        """Scroll while decoding: the slot shows the volume being filled (from the slice on screen);
+        a slice not decoded yet is black with a "decoding" note until it arrives."""
+        slot = self.grid.slots[idx]
+        view = slot.view
+        if getattr(slot, "filling", None) is None or slot.filling.volume is not filling.volume:
+            preview = slot.preview
+            k = nearest_slice(filling.volume, slice_position(preview, 0)) if preview is not None else None
+            window = (view.center, view.width_hu) if preview is not None else None
+            slot.preview = None
+            view.set_volume(filling.volume, filling.volume.shape[0] // 2 if k is None else k)
+            if window is not None:
+                view.set_window(*window)
+            if not getattr(slot, "filling_hooked", False):
+                view.slice_changed.connect(lambda _k, i=idx: self._show_filling_state(i))
+                slot.filling_hooked = True
+        newly = filling.ready if getattr(slot, "filling", None) is None else filling.ready & ~slot.filling.ready
+        slot.filling = filling
+        if view.state.plane != "acquired" or newly[min(view.slice_index, len(newly) - 1)]:
+            view.state.notify("slice")  # the slice on screen (or an MPR plane through it) changed
+        self._show_filling_state(idx)
+
+    def _show_filling_state(self, idx: int) -> None:
+        slot = self.grid.slots[idx]
+        filling = getattr(slot, "filling", None)
+        if filling is None:
+            return
+        ready = filling.ready
+        k = slot.view.slice_index
+        if slot.view.state.plane == "acquired" and 0 <= k < len(ready) and not ready[k]:
+            slot.view.show_message(f"Slice {k + 1} is being decoded… ({int(ready.sum())}/{len(ready)} ready)")
+        else:
+            slot.view.clear_message()
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
         slot = self.grid.slots[idx]
@@ -237,12 +275,19 @@ class MainWindow(QMainWindow):
         slot = self.grid.slots[idx]
         slot.loading = False
         start = None
+        window = None
         preview = getattr(slot, "preview", None)
         if preview is not None:
             # Keep the slice the user already sees: the preview's position in the full volume.
             start = nearest_slice(volume, slice_position(preview, 0))
+        if getattr(slot, "filling", None) is not None:
+            # Scrolled while decoding: keep that slice and window.
+            start, window = slot.view.slice_index, (slot.view.center, slot.view.width_hu)
+            slot.filling = None
         slot.preview = None
         slot.show_volume(volume, start)  # also clears the "Loading" message
+        if window is not None:
+            slot.view.set_window(*window)
         stack = self.browser.stacks.get(key)
         desc = getattr(stack, "description", "") or "(no description)"
         z, y, x = volume.shape
@@ -257,6 +302,7 @@ class MainWindow(QMainWindow):
     def _on_load_failed(self, idx: int, key: str, message: str) -> None:
         slot = self.grid.slots[idx]
         slot.preview = None
+        slot.filling = None
         slot.show_error(message)
         slot.set_title("Cannot load this series")
         slot.title.setToolTip(message)
