@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "score a model on a labelled dataset or label file",
     "labels": "export or import labels (csv, json, seg, sr, nifti)",
     "screenshot": "render the viewer offscreen to a PNG",
+    "export": "write a losslessly re-encoded copy of a series (rle, jpeg-ls, j2k, htj2k, jpeg-lossless)",
 }
 
 
