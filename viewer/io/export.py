@@ -202,7 +202,7 @@ def encode_frame(frame: np.ndarray, codec: str, bits_stored: int, signed: bool) 
         if signed and bits_stored < 8 * frame.dtype.itemsize:
             # JPEG-LS cannot say "signed": readers sign-extend from the stream's precision, which
             # imagecodecs sets from the container; pydicom's encoder (pyjpegls) writes BitsStored.
-            from pydicom.pixels.encoders import JPEGLSLosslessEncoder
+            from pydicom.pixels.encoders.base import JPEGLSLosslessEncoder
 
             return bytes(JPEGLSLosslessEncoder.encode(
                 frame, encoding_plugin="pyjpegls", rows=frame.shape[0], columns=frame.shape[1],
@@ -210,9 +210,9 @@ def encode_frame(frame: np.ndarray, codec: str, bits_stored: int, signed: bool) 
                 pixel_representation=1, photometric_interpretation="MONOCHROME2", number_of_frames=1))
         return bytes(imagecodecs.jpegls_encode(unsigned, level=0))
     if codec == "jpeg-lossless":
-        colour = {"colorspace": "RGB", "outcolorspace": "RGB"} if frame.ndim == 3 else {}
-        return bytes(imagecodecs.jpeg8_encode(unsigned, lossless=True, predictor=1,
-                                              bitspersample=max(2, bits_stored), **colour))
+        space = "RGB" if frame.ndim == 3 else None  # no colour transform: it would not be lossless
+        return bytes(imagecodecs.jpeg8_encode(unsigned, lossless=True, predictor=1, colorspace=space,
+                                              outcolorspace=space, bitspersample=max(2, bits_stored)))
     if codec == "j2k":
         return bytes(imagecodecs.jpeg2k_encode(frame, level=0, codecformat="J2K", reversible=True,
                                                bitspersample=bits_stored, mct=False))
