@@ -33,6 +33,7 @@ class MainWindow(QMainWindow):
     first_image_shown = Signal(int)  # slot index: the preview or the volume is on screen
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
+    export_finished = Signal(str)  # the export's summary, or "failed: <reason>"
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None) -> None:
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
         self.act_open_dicomdir = QAction("Open &DICOMDIR…", self, triggered=self._ask_dicomdir)
         file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir])
+        self.act_export = QAction("&Export Series…", self, triggered=self._ask_export)
+        file_menu.addAction(self.act_export)
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
@@ -147,6 +150,45 @@ class MainWindow(QMainWindow):
     def _clear_recent(self) -> None:
         self.settings.clear_recent()
         self._fill_recent_menu()
+
+    def _ask_export(self) -> None:
+        slot = self.grid.slots[self.grid.active]
+        stack = self.browser.stacks.get(slot.stack_key or "") if getattr(slot, "stack_key", None) else None
+        if stack is None or self.io.export_series is None:
+            self.statusBar().showMessage("Export: load a series into the active viewport first")
+            return
+        from viewer.ui.export_dialog import ExportDialog
+
+        desc = getattr(stack, "description", "") or "(no description)"
+        dialog = ExportDialog(self, f"{getattr(stack, 'modality', '')}  {desc}  — {len(stack.files)} file(s)")
+        if dialog.exec():
+            self.export_stack(slot.stack_key, *dialog.choice())
+
+    def export_stack(self, key: str, out_dir: str, codec: str, deidentify: bool = False) -> int | None:
+        """Write a verified lossless copy of the browser's series ``key`` in the background; the status
+        bar shows progress and then the ratio and speed (or why it failed)."""
+        stack = self.browser.stacks.get(key)
+        export = self.io.export_series
+        if stack is None or export is None:
+            return None
+        files = list(stack.files)
+
+        def job(ctx: Any) -> object:
+            return export(files, out_dir, codec, deidentify=deidentify, progress=ctx.progress,
+                          cancel=ctx.cancelled)
+
+        def done(report: Any) -> None:
+            self.statusBar().showMessage("Export: " + report.summary())
+            self.export_finished.emit(report.summary())
+
+        def failed(message: str) -> None:
+            self.statusBar().showMessage("Export failed: " + message.splitlines()[0])
+            self.export_finished.emit("failed: " + message.splitlines()[0])
+
+        self.statusBar().showMessage(f"Exporting {len(files)} file(s) as {codec}…")
+        return self.background.submit(
+            "export", job, on_result=done, on_error=failed,
+            on_progress=lambda d, t: self.statusBar().showMessage(f"Exporting as {codec}: {d}/{t}"))
 
     def _ask_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")

@@ -267,6 +267,9 @@ class IoServices:
     load_series: Callable[..., Any]
     series_loader: Callable[..., Any] | None = None
     thumbnail: Callable[[list[str], int], Any] | None = None
+    #: ``export_series(files, out_dir, codec, *, deidentify, progress, cancel) -> report`` with a
+    #: ``summary()`` (``viewer.io.export``; the app adds the de-identification).
+    export_series: Callable[..., Any] | None = None
 
 
 @dataclass
