@@ -14,7 +14,8 @@ pydicom's and pydicom-data's test sets, and the dcm_qa transfer-syntax set again
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -39,13 +40,19 @@ FAST_SYNTAXES: dict[str, str] = {
 }
 
 #: Threads OpenJPEG may use for one JPEG 2000 frame. 1 in the loader's decoder processes (one process
-#: per core already); :func:`set_j2k_threads` raises it where one process decodes alone.
+#: per core already); :func:`j2k_threads` raises it where one process decodes alone.
 _J2K_THREADS = 1
 
 
-def set_j2k_threads(n: int) -> None:
+@contextmanager
+def j2k_threads(n: int) -> Iterator[None]:
+    """Let OpenJPEG use ``n`` threads per JPEG 2000 frame inside the ``with`` block (this process)."""
     global _J2K_THREADS
-    _J2K_THREADS = max(1, n)
+    before, _J2K_THREADS = _J2K_THREADS, max(1, n)
+    try:
+        yield
+    finally:
+        _J2K_THREADS = before
 
 
 def available() -> bool:

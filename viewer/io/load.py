@@ -533,7 +533,10 @@ class SeriesLoader:
                 decode_pool.drop_pool()
             except (OSError, RuntimeError):  # no child processes here (daemon, sandbox)
                 decode_pool.drop_pool()
-        return decode_pool.decode_file(path)
+        from viewer.io.fastcodecs import j2k_threads
+
+        with j2k_threads(os.cpu_count() or 1):  # one frame decoded alone: all cores on it
+            return decode_pool.decode_file(path)
 
     def _compressed(self) -> bool:
         return self.layout.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
@@ -759,7 +762,11 @@ class SeriesLoader:
             return volume()
 
         if not use_pool:
-            return decode_here(paths)
+            from viewer.io.fastcodecs import j2k_threads
+
+            # One decoding process: OpenJPEG may use every core for each JPEG 2000 frame.
+            with j2k_threads(ncpu if workers > 1 else 1):
+                return decode_here(paths)
         # Decoded slices travel back through a pipe as pickles at ~0.5 GB/s (measured: ~1 ms per 512x512
         # int16 slice, as long as decoding a JPEG-LS slice takes). With a shared-memory volume the
         # workers write each slice in place (pwrite) and return only when done.
