@@ -93,3 +93,17 @@ def test_dcm_qa_transfer_syntaxes_match_the_uncompressed_original(data_dir, name
         r, c = divmod(z, per_row)
         tile = fast[0, r * ty:(r + 1) * ty, c * tx:(c + 1) * tx]
         np.testing.assert_array_equal(tile, np.flipud(ref[:, :, z].T), err_msg=f"{name} slice {z}")
+
+
+def test_lossless_htj2k_through_openjph_equals_pydicom(data_dir, tmp_path):
+    """No HTJ2K file in the corpora: a copy of real CT slices written by the export (OpenJPH) is decoded
+    by the fast path (OpenJPH) and by pydicom (pylibjpeg-openjpeg, another implementation)."""
+    from viewer.io.export import export_series
+
+    files = sorted(str(f) for f in (data_dir / "ct" / "crc-chest-ct-ge-100").glob("*.dcm"))[:3]
+    report = export_series(files, str(tmp_path), "htj2k")
+    for path in report.written:
+        ds = pydicom.dcmread(path)
+        fast = decode_encapsulated(ds, str(ds.file_meta.TransferSyntaxUID))
+        assert fast is not None and FAST_SYNTAXES[str(ds.file_meta.TransferSyntaxUID)].endswith("(OpenJPH)")
+        np.testing.assert_array_equal(fast[0], pydicom.dcmread(path).pixel_array)
