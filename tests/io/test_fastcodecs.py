@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,30 +13,9 @@ pytest.importorskip("imagecodecs")
 from viewer.io.fastcodecs import FAST_SYNTAXES, decode_encapsulated  # noqa: E402
 
 
-def _compressed_corpus() -> list[Path]:
-    dirs = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store
+from tests.io.pydicom_corpus import corpus_files  # noqa: E402
 
-        dirs.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    out = []
-    for d in dirs:
-        for p in sorted(d.rglob("*")):
-            if not p.is_file() or p.suffix in (".py", ".txt", ".json", ".gz", ".bz2", ".md", ".pyc", ".zip"):
-                continue
-            try:
-                ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
-                uid = str(ds.file_meta.get("TransferSyntaxUID", ""))
-            except Exception:  # noqa: BLE001 - not DICOM: not part of this corpus
-                continue
-            if uid in FAST_SYNTAXES and "Rows" in ds and p.stat().st_size < 20_000_000:
-                out.append(p)
-    return out
-
-
-CORPUS = _compressed_corpus()
+CORPUS = corpus_files(lambda p, ds: str(ds.file_meta.get("TransferSyntaxUID", "")) in FAST_SYNTAXES)
 
 
 def _pydicom_or_none(ds):
