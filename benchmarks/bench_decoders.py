@@ -15,6 +15,8 @@ pancreas, made on first use; an HTJ2K copy is made with ``viewer.io.export``).
    volume): ours vs the same series with its integer rescale (int16), SimpleITK and pydicom.
 5. A list of files vs their folder (``find_stacks``).
 6. The first compressed series in a fresh process (imports, pool start, load): ours vs SimpleITK.
+7. Scroll while decoding (app mode, warm pool): ms from ``load()`` to the first slices handed out, to a
+   quarter and to half of the slices ready, and to the whole volume; SimpleITK's whole load for scale.
 """
 
 from __future__ import annotations
@@ -180,6 +182,33 @@ def cold(folder: Path, repeats: int) -> None:
     print(f"sitk {t_s:7.0f}  ours {t_o:7.0f}  ours/sitk {t_o / t_s:.2f}")
 
 
+def progressive(files: list[Path], repeats: int) -> None:
+    import statistics
+
+    from viewer.io.load import SeriesLoader
+
+    def once() -> list[float]:
+        loader = SeriesLoader([str(f) for f in files], decode_in_pool=True)
+        n, seen, marks = len(files), [0], []
+        t0 = time.perf_counter()
+
+        def on_slices(vol: np.ndarray, ks: list[int]) -> None:
+            seen[0] += len(ks)
+            now = (time.perf_counter() - t0) * 1e3
+            while len(marks) < 3 and seen[0] >= (1, n // 4, n // 2)[len(marks)]:
+                marks.append(now)
+
+        loader.load(on_slices=on_slices)
+        return marks + [(time.perf_counter() - t0) * 1e3]
+
+    runs = [once() for _ in range(repeats)]
+    med = [statistics.median(r[i] for r in runs) for i in range(4)]
+    t_s = median_time(lambda: bl.sitk_load(files[0].parent, files), repeats) * 1e3
+    print(f"\n## 7. scroll while decoding ({files[0].parent.name}, {len(files)} slices, app mode), ms after load()")
+    print(f"first slices {med[0]:7.0f}  1/4 ready {med[1]:7.0f}  1/2 ready {med[2]:7.0f}  all {med[3]:7.0f}   "
+          f"sitk whole load {t_s:7.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -197,6 +226,7 @@ def main() -> None:
     cine(args.repeats)
     float_rescale(data, args.repeats)
     file_list(data, args.repeats)
+    progressive(sets["jpeg-ll"], args.repeats)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 
