@@ -196,3 +196,20 @@ def test_12bit_packed_file_is_an_image_for_the_scanner(data_dir, tmp_path):
     ds.save_as(tmp_path / "packed.dcm")
     rec = read_header(str(tmp_path / "packed.dcm"))
     assert (rec.status, rec.reason) == ("image", "")
+
+
+def test_the_pool_starts_while_headers_are_read(data_dir):
+    """A compressed series starts the decoder processes in the loader's constructor (header pass), not
+    when load() needs them, so their spawn and imports overlap the header pass."""
+    from viewer.io import decode_pool
+
+    decode_pool.shutdown_pool()
+    files = sorted(str(f) for f in (data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir())
+    loader = SeriesLoader(files, decode_in_pool=True)
+    pool = decode_pool._POOL
+    assert pool is not None and decode_pool.pool_size() >= 1
+    loader.load()
+    assert decode_pool._POOL is pool  # load() used the prestarted pool
+    decode_pool.shutdown_pool()
+    SeriesLoader(files[:3])  # below POOL_MIN_FILES and not in the app's mode: no pool
+    assert decode_pool._POOL is None
