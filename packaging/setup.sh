@@ -21,6 +21,8 @@ apt_pkgs="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus
   libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 xvfb xauth fonts-dejavu-core"
 # dciodvfy (dicom3tools) independently validates the DICOM SEG/SR the tests export.
 case "$extras" in *test*) apt_pkgs="$apt_pkgs dicom3tools" ;; esac
+# packaging/install.sh's tests check the menu entry and the MIME type the way desktops read them.
+case "$extras" in *test*) apt_pkgs="$apt_pkgs desktop-file-utils shared-mime-info" ;; esac
 missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+import threading
 from typing import TYPE_CHECKING, Any
+
+from viewer.core.paths import RESOURCES
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from viewer.ui.main_window import MainWindow
     from viewer.ui.workers import IoServices
 
-STYLE = Path(__file__).resolve().parents[1] / "resources" / "style" / "dark.qss"
+STYLE = RESOURCES / "style" / "dark.qss"
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -32,6 +34,11 @@ def make_application(argv: list[str] | None = None) -> QApplication:
         app.setApplicationName("dicom-viewer")
         app.setOrganizationName("dicom-viewer")
         app.setStyle("Fusion")
+        # The icon of every window, and the .desktop entry the desktop matches them to (packaging/linux).
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(RESOURCES / "icons" / "dicom-viewer-256.png")))
+        app.setDesktopFileName("dicom-viewer")
         if STYLE.is_file():
             app.setStyleSheet(STYLE.read_text(encoding="utf-8"))
     # Volumes are (z, y, x): row-major keeps pyqtgraph from transposing every slice it draws.
@@ -88,7 +95,7 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process, export_series=export_series)
+                      thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers)
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,
@@ -103,6 +110,18 @@ def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: boo
         transform = Deidentifier(user_secret()).dataset
     return impl(files, out_dir, codec, transform=transform, rename=deidentify, progress=progress,
                 cancel=cancel)
+
+
+def shutdown_workers() -> None:
+    """End every worker process: the loader's decoder pool and the thumbnail decoder (window close, the
+    end of every command). Nothing is started here; the next use starts them again."""
+    global _DECODER
+    pool = sys.modules.get("viewer.io.decode_pool")
+    if pool is not None:
+        pool.shutdown_pool()
+    if _DECODER is not None:
+        decoder, _DECODER = _DECODER, None
+        decoder.shutdown(wait=True, cancel_futures=True)
 
 
 _DECODER: Any = None
@@ -129,11 +148,22 @@ def render_thumbnail(files: list[str], size: int) -> Any:
     return thumbnail_image(viewer.io.load_series(files), size)
 
 
+# Start-up order (run_app): the first image of the series opened from the command line comes before the
+# browser's thumbnails, whose decoder process (a Python start plus numpy/pydicom imports) would otherwise
+# share the two cores with that first load. Set once the first image is shown or its load failed; None
+# when nothing is held back (the screenshot command, tests). The wait has a limit, so a thumbnail is
+# never held back for good.
+_FIRST_IMAGE_DONE: threading.Event | None = None
+THUMBNAILS_WAIT_AT_MOST_S = 10.0
+
+
 def thumbnail_in_process(files: list[str], size: int) -> Any:
     """:func:`render_thumbnail` in the decoder process; the calling pool thread waits without the GIL."""
     global _DECODER
     from concurrent.futures.process import BrokenProcessPool
 
+    if _FIRST_IMAGE_DONE is not None:
+        _FIRST_IMAGE_DONE.wait(THUMBNAILS_WAIT_AT_MOST_S)
     try:
         return _decoder_pool().submit(render_thumbnail, list(files), int(size)).result()
     except BrokenProcessPool:
@@ -196,18 +226,40 @@ def run_app(argv: list[str]) -> int:
     if missing:
         print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
         return 2
+    global _FIRST_IMAGE_DONE
+    _FIRST_IMAGE_DONE = threading.Event()  # see thumbnail_in_process
     app = make_application()
+    from PySide6.QtCore import QTimer
+
     window = build_main_window(args.paths)
+    if os.environ.get("VIEWER_STARTUP_REPORT"):  # benchmarks/bench_startup.py: print start-up moments, quit
+        from viewer.ui.startup_probe import attach_startup_probe
+
+        attach_startup_probe(window, os.environ["VIEWER_STARTUP_REPORT"])
     from viewer.ui.label_panel import attach_label_panel
 
-    attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
+    labels = attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
     import viewer.ai  # handed to the AI dock: ui may not import it (onnxruntime stays inside viewer.ai)
     from viewer.ui.ai_panel import attach_ai_panel
+    from viewer.ui.label_panel import offer_ai_suggestions
 
-    attach_ai_panel(window, viewer.ai)
+    offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
     window.resize(1400, 900)
     window.show()
-    # Start the decoder processes now, off the UI thread, so the first compressed series does not pay
-    # their ~250 ms spawn.
-    window.background.submit("warm-decoders", lambda _ctx: warm_decoder_pool())
+    # Start the decoder processes off the UI thread, so a later compressed series does not pay their
+    # spawn; but only once the first image is on screen (or soon after start when there is none to wait
+    # for): spawning them with their imports costs seconds of CPU that the first load needs on 2 cores.
+    # A compressed first series starts the pool itself when it needs it.
+    def warm_once() -> None:
+        global _FIRST_IMAGE_DONE
+        if _FIRST_IMAGE_DONE is not None and not _FIRST_IMAGE_DONE.is_set():
+            _FIRST_IMAGE_DONE.set()
+            window.background.submit("warm-decoders", lambda _ctx: warm_decoder_pool())
+
+    if args.paths:
+        window.first_image_shown.connect(warm_once)
+        window.series_failed.connect(warm_once)
+        QTimer.singleShot(int(THUMBNAILS_WAIT_AT_MOST_S * 1000), warm_once)
+    else:
+        QTimer.singleShot(2000, warm_once)
     return int(app.exec())

@@ -11,6 +11,7 @@ import pytest
 from tests.ai.helpers import linear_model, mean_model, write_model_dir
 from viewer.ai import ModelSession, classify, load_manifest, preprocess
 from viewer.ai.preprocess import Context, parse_ops, run_ops
+from viewer.core.series_info import SeriesInfo, Window
 from viewer.core.windowing import apply_window
 
 
@@ -25,10 +26,8 @@ def test_window_fixed_and_from_dicom() -> None:
     # DICOM linear window: black at c - 0.5 - (w - 1)/2 = -160, white at +239
     np.testing.assert_allclose(got[0, 0, 0], [0.0, 0.0, 200.0 / 399.0, 1.0, 1.0], atol=1e-6)
     dicom = ops({"op": "window", "source": "dicom"})
-    ctx = Context.from_metadata({"window": [[40.0, 400.0], [300.0, 1500.0]]})
+    ctx = Context.of(SeriesInfo(windows=(Window(40.0, 400.0), Window(300.0, 1500.0))))
     np.testing.assert_array_equal(run_ops(dicom, hu, ctx), got)
-    ctx2 = Context.from_metadata({"window_center": ["40"], "window_width": [400]})
-    np.testing.assert_array_equal(run_ops(dicom, hu, ctx2), got)
     # no stored window: the modality default (CT soft tissue 40/400)
     np.testing.assert_array_equal(run_ops(dicom, hu, Context(modality="CT")), got)
 
@@ -39,7 +38,7 @@ def test_scale_minmax_fixed_and_invert_monochrome1() -> None:
     np.testing.assert_array_equal(got[:, 0, 0], [[0.0, 0.5, 1.0], [0.0, 0.0, 0.0]])
     fixed = ops({"op": "scale", "mode": "fixed", "low": 0.0, "high": 8.0}, {"op": "invert_monochrome1"})
     np.testing.assert_array_equal(run_ops(fixed, x)[0, 0, 0], [0.0, 0.625, 1.0])
-    mono1 = Context.from_metadata({"photometric_interpretation": "MONOCHROME1"})
+    mono1 = Context.of(SeriesInfo(photometric="MONOCHROME1"))
     np.testing.assert_array_equal(run_ops(fixed, x, mono1)[0, 0, 0], [1.0, 0.375, 0.0])
     unclipped = ops({"op": "scale", "mode": "fixed", "low": 0.0, "high": 8.0, "clip": False})
     np.testing.assert_array_equal(run_ops(unclipped, x)[0, 0, 0], [0.0, 0.625, 1.25])
@@ -98,12 +97,12 @@ def test_whole_chain_through_a_mean_network_is_exact(mean_session: ModelSession)
     np.testing.assert_allclose(preprocess(mean_session.manifest, hu).mean(axis=(1, 2, 3)), want, atol=1e-6)
 
 
-def test_preprocess_uses_the_volume_metadata(tmp_path: Path) -> None:
+def test_preprocess_uses_the_series_info(tmp_path: Path) -> None:
     w = np.full((4, 1), 1.0 / 4, dtype=np.float32)
     folder = write_model_dir(tmp_path / "m", lambda p: linear_model(p, w, np.zeros(1), (1, 2, 2)), labels=["x"],
                              shape=[-1, 1, 2, 2], activation="none",
                              preprocess=[{"op": "window", "source": "dicom"}, {"op": "invert_monochrome1"}])
     m = load_manifest(folder)
     img = np.array([[[0.0, 100.0], [100.0, 100.0]]], dtype=np.float32)
-    meta = {"window": [50.5, 101.0], "photometric_interpretation": "MONOCHROME1"}  # maps 0 -> 0, 100 -> 1
-    np.testing.assert_allclose(preprocess(m, img, volume_meta=meta)[0, 0], [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)
+    info = SeriesInfo(windows=(Window(50.5, 101.0),), photometric="MONOCHROME1")  # maps 0 -> 0, 100 -> 1
+    np.testing.assert_allclose(preprocess(m, img, info=info)[0, 0], [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)

@@ -47,7 +47,8 @@ def test_write_read_round_trip(totalseg, tmp_path: Path) -> None:  # type: ignor
     back, affine = read_label_map(out, volume.affine, volume.shape)
     assert np.array_equal(back, labels) and np.allclose(affine, volume.affine)
     img = nib.load(out)
-    assert nib.aff2axcodes(img.affine) == ("L", "P", "S")  # RAS world, axes along the DICOM rows/columns
+    # RAS world, axes along the DICOM rows/columns; slices in display order (Im 1 = the cranial end here).
+    assert nib.aff2axcodes(img.affine) == ("L", "P", "I" if volume.affine[2, 2] < 0 else "S")
     assert img.header.get_xyzt_units()[0] == "mm" and int(img.header["sform_code"]) == 1
     assert (tmp_path / "mask.nii.gz.labels.json").read_text() == '{"1": "spleen", "5": "liver"}'
     # Same voxels in the world as the reference file (which stores rows flipped).

@@ -5,6 +5,7 @@ import pytest
 
 from viewer.annotations.model import ImageKey, Roi
 from viewer.annotations.roi_geometry import roi_from_lps, roi_to_lps, slice_keys
+from viewer.core.series_info import SeriesInfo, SliceInfo
 from viewer.core.volume import Volume
 
 
@@ -36,12 +37,12 @@ def test_points_off_the_acquired_slices_are_refused() -> None:
 
 def test_slice_keys_use_1_based_dicom_frames() -> None:
     v = _volume()
-    v.metadata.update(study_uid="1.2", instance_uids=["1.2.3.9"] * 4, frames=[0, 1, 2, 3])
+    v.info = SeriesInfo(study_uid="1.2", slices=tuple(SliceInfo(sop_instance_uid="1.2.3.9", frame=f) for f in range(4)))
     keys = slice_keys(v)
     assert [k.frame for k in keys] == [1, 2, 3, 4] and keys[0] == ImageKey("1.2", "1.2.3", "1.2.3.9", 1)
-    v.metadata.update(frames=[None] * 4, instance_uids=[f"1.2.3.{z}" for z in range(4)])
+    v.info = SeriesInfo(study_uid="1.2", slices=tuple(SliceInfo(sop_instance_uid=f"1.2.3.{z}") for z in range(4)))
     assert slice_keys(v) == KEYS
-    v.metadata.update(instance_uids=[])
+    v.info = SeriesInfo(study_uid="1.2")
     with pytest.raises(ValueError, match="lists 0 instance UIDs for 4 slices"):
         slice_keys(v)
 

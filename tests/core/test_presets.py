@@ -25,3 +25,26 @@ def test_find_preset_by_loose_name():
 
 def test_unknown_modality_has_no_presets():
     assert window_presets("XA") == ()
+
+
+def test_a_missing_or_broken_presets_file_means_no_presets_not_a_crash(tmp_path, monkeypatch):
+    """An install without its resources (or a user's broken edit): preset keys do nothing, nothing raises."""
+    import pytest
+
+    import viewer.core.presets as presets
+    from tests.state.phantoms import ramp_volume
+    from viewer.state.image import ImageState
+
+    broken = tmp_path / "window_presets.toml"
+    broken.write_text("[[CT]\nname = ", encoding="utf-8")
+    assert window_presets("CT", tmp_path / "missing.toml") == ()
+    assert window_presets("CT", broken) == ()
+    monkeypatch.setattr(presets, "RESOURCES", tmp_path / "nowhere")
+    window_presets.cache_clear()
+    try:
+        img = ImageState(ramp_volume(window=[-100, 20]))
+        assert not img.apply_preset(2) and (img.center, img.width) == (-100, 20)
+        with pytest.raises(KeyError, match="no CT window preset named 'lung'"):
+            find_preset("lung")
+    finally:
+        window_presets.cache_clear()

@@ -72,10 +72,8 @@ def test_index_and_plain_scans_agree(corpus, scanned, db: Path) -> None:  # type
 
 
 def test_good_stacks_load_and_bad_ones_fail_clearly(corpus, scanned) -> None:  # type: ignore[no-untyped-def]
-    io = pytest.importorskip("viewer.io")
-    load_stack = getattr(io, "load_stack", None)
-    if load_stack is None:
-        pytest.skip("viewer.io.load_stack not built yet")
+    from viewer.io import LoadError, load_stack
+
     shapes = {"pancreas": (12, 512, 512), "crc": (10, 512, 512), "j2k": (8, 512, 512)}
     for name, files in corpus.good.items():
         stack = next(s for s in scanned.stacks if set(files) <= set(s.files))
@@ -86,7 +84,7 @@ def test_good_stacks_load_and_bad_ones_fail_clearly(corpus, scanned) -> None:  #
     (path,) = corpus.absurd_compressed
     stack = next((s for s in scanned.stacks if path in s.files), None)
     if stack is not None:
-        with pytest.raises(io.LoadError) as err:
+        with pytest.raises(LoadError) as err:
             load_stack(stack)
         assert "absurd_j2k.dcm" in str(err.value) or "65535" in str(err.value)
 

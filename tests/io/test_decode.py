@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 from viewer.io import LoadError  # noqa: E402
 from viewer.io.load import SeriesLoader  # noqa: E402

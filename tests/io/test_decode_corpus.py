@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 from tests.io.pydicom_corpus import corpus_files  # noqa: E402
 

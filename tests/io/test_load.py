@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 from viewer.io import LoadCancelled, LoadError, load_series  # noqa: E402
 from viewer.io.load import SeriesLoader  # noqa: E402
 
 
 def _naive(files):
-    """Independent reference: pydicom per file, sort by position along the normal, rescale."""
+    """Independent reference: pydicom per file, in InstanceNumber order (these series' InstanceNumbers run
+    with position, checked), rescale."""
     dss = [pydicom.dcmread(f) for f in files]
     iop = np.array(dss[0].ImageOrientationPatient, dtype=float)
     n = np.cross(iop[:3], iop[3:])
-    dss.sort(key=lambda d: float(np.dot(n, np.array(d.ImagePositionPatient, dtype=float))))
+    dss.sort(key=lambda d: int(d.InstanceNumber))
+    dist = np.diff([float(np.dot(n, np.array(d.ImagePositionPatient, dtype=float))) for d in dss])
+    assert (dist > 0).all() or (dist < 0).all()
     return np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in dss]), dss
 
 
@@ -81,15 +84,36 @@ def test_progress_first_slice_and_cancel(data_dir):
         loader.load(cancel=lambda: len(calls) > 3 or calls.append(1) is not None and False)
 
 
-def test_sort_ignores_file_names_and_instance_numbers(data_dir, tmp_path):
+def _z_order(vol):
+    return [float(p[2]) for p in vol.slice_positions]
+
+
+@pytest.mark.parametrize("numbers", ["with_position", "against_position", "shuffled"])
+def test_slice_order_follows_position_and_instance_number(data_dir, tmp_path, numbers):
+    """Slices sort along the normal whatever the file names; "Im 1" (slice 0) is the lowest
+    InstanceNumber when InstanceNumber runs with position, else the cranial end; the affine is exact."""
     src = sorted((data_dir / "ct" / "pancreas-ct-philips-134").glob("*.dcm"))[:6]
-    for i, f in enumerate(src):
-        ds = pydicom.dcmread(f)
-        ds.InstanceNumber = 100 - i
+    dss = [pydicom.dcmread(f) for f in src]
+    dss.sort(key=lambda d: float(d.ImagePositionPatient[2]))  # caudal -> cranial
+    new = {"with_position": [10, 11, 12, 13, 14, 15], "against_position": [15, 14, 13, 12, 11, 10],
+           "shuffled": [3, 1, 6, 2, 5, 4]}[numbers]
+    for i, ds in enumerate(dss):
+        ds.InstanceNumber = new[i]
         ds.save_as(tmp_path / f"z{(i * 7) % 6}.dcm")
     vol = load_series(tmp_path)
-    ref, _ = _naive(src)
+    zs = sorted(float(d.ImagePositionPatient[2]) for d in dss)
+    expected_z = zs if numbers == "with_position" else zs[::-1]  # shuffled: cranial (highest z) first
+    assert _z_order(vol) == pytest.approx(expected_z)
+    by_z = {float(d.ImagePositionPatient[2]): d for d in dss}
+    assert [s.instance_number for s in vol.info.slices] == [int(by_z[z].InstanceNumber) for z in expected_z]
+    ref = np.stack([by_z[z].pixel_array.astype(np.int16) * 1 + int(by_z[z].RescaleIntercept) for z in expected_z])
     np.testing.assert_array_equal(vol.array, ref)
+    for k in range(6):  # exact affine in display order
+        assert vol.voxel_to_patient(np.array([3.0, 5.0, k])) == pytest.approx(
+            np.array(by_z[expected_z[k]].ImagePositionPatient, dtype=float)
+            + 3 * np.array(by_z[expected_z[k]].ImageOrientationPatient[:3], dtype=float) * float(dss[0].PixelSpacing[1])
+            + 5 * np.array(by_z[expected_z[k]].ImageOrientationPatient[3:], dtype=float) * float(dss[0].PixelSpacing[0]))
+    assert vol.regular
 
 
 def test_missing_slice_warning_names_files(data_dir, tmp_path):
@@ -156,7 +180,7 @@ def test_bad_inputs_raise_load_error(tmp_path):
 
 def test_series_selection(data_dir):
     folder = data_dir / "dcm_qa" / "enh" / "In"
-    vol = load_series(folder, series=4)
+    vol = load_series(folder, series=1)
     assert vol.shape == (32, 64, 64)
     assert any("2 volumes" in w for w in vol.warnings)
     with pytest.raises(LoadError, match="out of range"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
 from viewer.io import rawread  # noqa: E402
 from viewer.io.index import Index  # noqa: E402

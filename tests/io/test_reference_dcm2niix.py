@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import require_tool
 
-nib = pytest.importorskip("nibabel")
+import nibabel as nib  # noqa: E402 - a hard dependency
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -129,10 +129,16 @@ def test_matches_dcm2niix(data_dir, dcm2niix_out, rel, name, how, vol_index):
     assert data.ndim == 3
     assert sorted(data.shape) == sorted(vol.shape), (data.shape, vol.shape)
 
+    _assert_same_voxels(vol, img.affine, data)
+
+
+def _assert_same_voxels(vol, nifti_affine, data):
+    """Every voxel centre of the NIfTI (3D ``data`` under ``nifti_affine``, RAS) is one of ours, with equal
+    values."""
     # dcm2niix index (a0, a1, a2) -> LPS -> our continuous index: an affine map M that must be a signed
     # axis permutation plus an integer shift. Its error is linear in the index, so checking the 8 corners
     # of the grid bounds the world-position error of every voxel centre.
-    nifti_lps = LPS_FROM_RAS @ img.affine
+    nifti_lps = LPS_FROM_RAS @ nifti_affine
     m = np.linalg.inv(vol.affine) @ nifti_lps
     perm = np.rint(m[:3, :3])
     shift = np.rint(m[:3, 3])
@@ -152,3 +158,43 @@ def test_matches_dcm2niix(data_dir, dcm2niix_out, rel, name, how, vol_index):
     index = [perm[axes[a], a] * np.arange(data.shape[a]) + shift[axes[a]] for a in range(3)]
     got = ours_ijk.transpose(axes)[np.ix_(*[ix.astype(int) for ix in index])].astype(np.float64)
     np.testing.assert_allclose(got, data, rtol=1e-5, atol=1e-3)
+
+
+# 4D series: (folder, how to pick our stack, NIfTI base names: one 4D file, or one 3D file per volume)
+CASES_4D = [
+    ("dcm_qa/enh/In", {"file": "6_1.dcm"}, ["Siemens_XA10"], 4),
+    ("dcm_qa/enh/In", {"file": "IM_0027_fMAP.dcm"}, ["Philips_B0_e1", "Philips_B0_e2"], 2),
+    ("dcm_qa/sag/In", {"description": "fmri_SagAP"}, ["2_fmri_SagAP"], 6),
+    ("dcm_qa/sag/In", {"description": "fmri_SagHF"}, ["3_fmri_SagHF"], 6),
+]
+
+
+@pytest.mark.parametrize("rel,how,names,count", CASES_4D, ids=[c[2][0] for c in CASES_4D])
+def test_every_volume_matches_dcm2niix(data_dir, dcm2niix_out, rel, how, names, count):
+    """Each volume of a 4D stack, loaded one at a time, has dcm2niix's geometry and values."""
+    from viewer.io.load import stack_loader
+
+    folder = data_dir / rel
+    stack = _our_stack(folder, how)
+    loader = stack_loader(stack)
+    assert loader.volumes == count
+    out = dcm2niix_out(folder)
+    import pydicom
+
+    ds0 = pydicom.dcmread(stack.files[0], stop_before_pixels=True)
+    number = int(ds0.SeriesNumber)
+    if len(names) == 1:
+        nii, _ = _pick_nifti(out, number, how.get("description"), None)
+        img = nib.load(str(nii))
+        assert img.shape[3] == count
+        frames = [(img.affine, np.asarray(img.get_fdata(dtype=np.float64))[..., v]) for v in range(count)]
+    else:  # dcm2niix writes one file per echo
+        frames = []
+        for e in range(1, count + 1):
+            nii, _ = _pick_nifti(out, number, how.get("description"), e)
+            img = nib.load(str(nii))
+            frames.append((img.affine, np.asarray(img.get_fdata(dtype=np.float64))))
+    for v, (affine, data) in enumerate(frames):
+        vol = loader.load(volume=v)
+        assert vol.volumes is not None and vol.volumes.index == v and vol.volumes.count == count
+        _assert_same_voxels(vol, affine, data)

@@ -50,14 +50,16 @@ def test_dcm_qa_series(data_dir: Path) -> None:
     assert [len(s.files) for s in ts.stacks] == [1] * 9
     assert all("SeriesNumber" in (s.split_reason or "") for s in ts.stacks)
     assert sizes("12bit/In") == [1, 1, 1]
-    # Enhanced multi-frame: 4 Siemens volumes (one file each) + 1 Philips 64-frame file.
+    # Enhanced multi-frame: 4 Siemens volumes (one file each: one 4D stack) + 1 Philips 64-frame file.
     enh = find_stacks(qa / "enh" / "In")
-    assert sorted(s.frames for s in enh.stacks) == [6, 6, 6, 6, 64]
-    # Sagittal: a 5-slice field map, and two 6-volume mosaic fMRI runs split by AcquisitionNumber.
+    assert sorted((len(s.files), s.frames) for s in enh.stacks) == [(1, 64), (4, 24)]
+    # Sagittal: a 5-slice field map, and two 6-volume mosaic fMRI runs: one 4D stack each (not one
+    # browser row per time point), the volumes told apart by AcquisitionNumber.
     sag = find_stacks(qa / "sag" / "In")
-    assert sorted(len(s.files) for s in sag.stacks) == [1] * 12 + [5]
-    fmri = [s for s in sag.stacks if len(s.files) == 1]
-    assert all("AcquisitionNumber" in (s.split_reason or "") for s in fmri)
+    assert sorted(len(s.files) for s in sag.stacks) == [5, 6, 6]
+    fmri = [s for s in sag.stacks if len(s.files) == 6]
+    assert all("AcquisitionNumber separates 6 volumes" in (s.split_reason or "") for s in fmri)
+    assert [s.volumes for s in fmri] == [6, 6] and all(s.split_label == "4D: 6 time points" for s in fmri)
     assert not any(s.warnings for s in sag.stacks)
 
 
@@ -85,7 +87,7 @@ def test_tree_groups_patient_study_series(data_dir: Path) -> None:
     jflab = next(p for p in tree if p["patient_id"] == "jflab")
     (study,) = jflab["studies"]
     assert sorted((s["description"], s["files"], len(s["stacks"])) for s in study["series"]) == [
-        ("fmri_SagAP", 6, 6), ("fmri_SagHF", 6, 6)]
+        ("fmri_SagAP", 6, 1), ("fmri_SagHF", 6, 1)]
     indices = [i for p in tree for st in p["studies"] for se in st["series"] for i in se["stacks"]]
     assert sorted(indices) == list(range(len(res.stacks)))
 

@@ -28,7 +28,7 @@ def test_scan_text_tree(data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_
     assert main(["scan", str(data_dir / "dcm_qa" / "sag" / "In"), str(tmp_path), "--no-index"]) == 0
     out = capsys.readouterr().out
     assert "Patient dtiferesh [jflab]" in out
-    assert "Series #3 MR fmri_SagHF: 6 files, 6 stacks" in out
+    assert "Series #3 MR fmri_SagHF: 6 files  uid=" in out
     assert "AcquisitionNumber separates 6 volumes" in out
     assert f"{tmp_path / 'empty.dcm'}: empty file (0 bytes)" in out
 

@@ -48,28 +48,41 @@ def test_orientation_noise_below_tolerance_does_not_split() -> None:
     assert len(parts) == 1
 
 
-def test_repeated_positions_split_by_echo_number() -> None:
+def test_repeated_positions_separated_by_echo_number_are_one_4d_stack() -> None:
     recs = [rec(10 * e + i, float(i), echo_number=str(e)) for e in (1, 2) for i in range(8)]
     parts = split_series(recs)
-    assert [len(p.records) for p in parts] == [8, 8]
-    assert all("EchoNumbers" in (p.reason or "") for p in parts)
-    assert {r.echo_number for r in parts[0].records} == {"1"}
+    assert [len(p.records) for p in parts] == [16]
+    assert parts[0].volumes == 2 and parts[0].label == "4D: 2 echoes"
+    assert "EchoNumbers separates 2 volumes" in (parts[0].reason or "")
 
 
-def test_repeats_no_tag_separates_give_a_warning() -> None:
-    recs = [rec(i, float(i % 4)) for i in range(8)]
+def test_repeated_positions_separated_by_series_number_split() -> None:
+    recs = [rec(10 * e + i, float(i), series_number=str(e)) for e in (1, 2) for i in range(8)]
     parts = split_series(recs)
+    assert [len(p.records) for p in parts] == [8, 8]
+    assert [p.label for p in parts] == ["SeriesNumber 1", "SeriesNumber 2"]
+
+
+def test_equal_repeats_no_tag_separates_are_4d() -> None:
+    parts = split_series([rec(i, float(i % 4)) for i in range(8)])
+    assert len(parts) == 1 and parts[0].volumes == 2 and not parts[0].warnings
+
+
+def test_unequal_repeats_no_tag_separates_give_a_warning() -> None:
+    parts = split_series([rec(i, float(min(i, 5))) for i in range(8)])
     assert len(parts) == 1 and parts[0].warnings and "repeat" in parts[0].warnings[0]
 
 
 def test_multiframe_files_and_images_without_position() -> None:
-    recs = [rec(1, 0.0, frames=30), rec(2, 0.0, frames=30)]
+    recs = [rec(1, 0.0, frames=30), rec(2, 0.0, frames=30), rec(3, 0.0, frames=20)]
     recs += [rec(10 + i, 0.0, position="", orientation="") for i in range(3)]
     parts = split_series(recs)
-    assert len(parts) == 5
-    assert all(len(p.records) == 1 for p in parts)
+    # The two 30-frame files are one stack (volumes of one acquisition), the 20-frame file its own.
+    assert sorted(len(p.records) for p in parts) == [1, 1, 1, 1, 2]
     assert "multi-frame" in (parts[0].reason or "")
     assert any("ImagePositionPatient" in (p.reason or "") for p in parts)
+    labels = [p.label for p in parts]
+    assert len(set(labels)) == len(labels), labels  # siblings never look alike
 
 
 def test_single_multiframe_file_has_no_reason() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from viewer.core.series_info import SeriesInfo
 from viewer.core.volume import Volume
 
 
@@ -16,14 +17,15 @@ def affine(spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), origin=(0.0, 0
     return a
 
 
-def ramp_volume(shape=(20, 64, 48), spacing=(0.8, 0.8, 2.5), modality="CT", **meta) -> Volume:
-    """int16 volume whose value at (k, j, i) is 100*k + j - i (distinct and easy to predict)."""
+def ramp_volume(shape=(20, 64, 48), spacing=(0.8, 0.8, 2.5), modality="CT", **info) -> Volume:
+    """int16 volume whose value at (k, j, i) is 100*k + j - i (distinct and easy to predict); ``info``:
+    SeriesInfo fields."""
     z, y, x = shape
     k, j, i = np.meshgrid(np.arange(z), np.arange(y), np.arange(x), indexing="ij")
     arr = (100 * k + j - i).astype(np.int16)
-    md = {"patient_name": "PHANTOM^RAMP", "study_date": "20240102", "series_description": "ramp"}
-    md.update(meta)
-    return Volume(arr, affine(spacing), modality=modality, series_uid="1.2.3", metadata=md)
+    fields = {"patient_name": "PHANTOM^RAMP", "study_date": "20240102", "series_description": "ramp"}
+    fields.update(info)
+    return Volume(arr, affine(spacing), modality=modality, series_uid="1.2.3", info=SeriesInfo(**fields))
 
 
 def sphere_volume(
@@ -41,4 +43,4 @@ def sphere_volume(
     d = (ijk - centre_ijk) @ aff[:3, :3].T
     inside = np.linalg.norm(d, axis=-1) <= radius_mm
     arr = np.where(inside, 1000, -1000).astype(np.int16)
-    return Volume(arr, aff, modality="CT", series_uid="1.2.4", metadata={"patient_name": "PHANTOM^SPHERE"})
+    return Volume(arr, aff, modality="CT", series_uid="1.2.4", info=SeriesInfo(patient_name="PHANTOM^SPHERE"))

@@ -3,15 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viewer.core.series_info import Window
 from tests.state.phantoms import ramp_volume, sphere_volume
 from viewer.core import measure
 from viewer.state import ImageState, Measurement, ViewState, file_window, opening_window
 
 
 def test_opening_window_prefers_the_file():
-    assert opening_window(ramp_volume(window=[[50.0, 350.0], [40, 80]])) == (50.0, 350.0)
-    assert opening_window(ramp_volume(window_center=[-600, 40], window_width=["1500", "400"])) == (-600.0, 1500.0)
-    assert file_window(ramp_volume(window=[10.0, 0.0])) is None  # width 0 is invalid
+    assert opening_window(ramp_volume(windows=(Window(50.0, 350.0), Window(40, 80)))) == (50.0, 350.0)
+    assert file_window(ramp_volume(windows=(Window(10.0, 0.0),))) is None  # width 0 is invalid
     assert opening_window(ramp_volume()) == (40.0, 400.0)  # CT default
     mr = ramp_volume(modality="MR")
     c, w = opening_window(mr)
@@ -19,8 +19,8 @@ def test_opening_window_prefers_the_file():
 
 
 def test_monochrome1_starts_inverted():
-    assert ImageState(ramp_volume(photometric_interpretation="MONOCHROME1")).invert is True
-    assert ImageState(ramp_volume(photometric_interpretation="MONOCHROME2")).invert is False
+    assert ImageState(ramp_volume(photometric="MONOCHROME1")).invert is True
+    assert ImageState(ramp_volume(photometric="MONOCHROME2")).invert is False
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_monochrome1_starts_inverted():
     [(1, 400, 40), (2, 1500, -600), (3, 150, 90), (4, 2500, 480), (5, 80, 40), (6, 350, 50), (7, 400, 50)],
 )
 def test_ct_preset_keys_give_the_published_values(key, width, center):
-    img = ImageState(ramp_volume(window=[-100, 20]))
+    img = ImageState(ramp_volume(windows=(Window(-100, 20),)))
     assert img.apply_preset(key)
     assert (img.width, img.center) == (width, center)
     assert img.apply_preset(0) and (img.center, img.width) == (-100, 20)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("onnxruntime")
+import onnxruntime  # noqa: E402,F401 - hard dependencies: missing, these tests fail
+import pytestqt  # noqa: E402,F401
 
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
@@ -46,6 +46,8 @@ def panel(qtbot, pancreas):
         pass
     p.set_viewport(vp)
     assert p.select_model("organ-ct")
+    # organ-ct is an ROI model: the whole-slice runs these tests exercise need the explicit override.
+    p.out_of_scope.setChecked(True)
     yield p
     p.background.cancel_all()
     p.background.wait_idle(20000)
@@ -127,7 +129,7 @@ def test_series_fills_plot_and_click_moves_viewport(qtbot, panel, pancreas):
     assert blocker.args == [target]
     assert panel.vp.slice_index == target
     # the series' result for the slice jumped to is drawn at once, without another run
-    assert panel.overlay.topk[0] == target and panel.overlay.topk[2] == "series"
+    assert panel.overlay.topk[0] == target and panel.overlay.topk[2] == "series — out of scope"
     np.testing.assert_array_equal(panel.overlay.topk[1].probabilities[0], pred.probabilities[target])
 
 
@@ -219,9 +221,74 @@ def test_cuda_fallback_message_shown(qtbot, pancreas):
         pass
     p.set_viewport(vp)
     assert p.select_model("organ-ct")
+    p.out_of_scope.setChecked(True)
     with qtbot.waitSignal(p.result_ready, timeout=30000):
         p.classify_slice()
     assert not p.warning.isHidden()
     assert "running on the CPU" in p.warning.text()
     assert "CPUExecutionProvider" in p.info.text()
     p.background.wait_idle(10000)
+
+
+def test_roi_model_runs_on_whole_slices_only_with_the_override(qtbot, panel):
+    panel.out_of_scope.setChecked(False)
+    assert panel.out_of_scope.isVisibleTo(panel)
+    assert not panel.btn_slice.isEnabled() and not panel.btn_series.isEnabled()
+    assert panel.btn_box.isEnabled() and panel.btn_map.isEnabled()  # its scope: boxes and class maps
+    got: list[str] = []
+    panel.result_ready.connect(lambda kind, _r: got.append(kind))
+    panel.classify_slice()
+    panel.classify_series()
+    panel.auto.setChecked(True)
+    qtbot.wait(400)
+    panel.background.wait_idle(20000)
+    qtbot.wait(50)
+    assert got == [] and "ROI model" in panel.status.text()
+    panel.auto.setChecked(False)
+    panel.out_of_scope.setChecked(True)
+    assert panel.btn_slice.isEnabled()
+    _wait(qtbot, panel, "slice", panel.classify_slice)
+    assert panel.overlay.topk[2] == "slice — out of scope"
+
+
+def test_classify_series_draws_on_the_viewed_slice_at_once(qtbot, panel, pancreas):
+    assert panel.overlay.topk is None
+    pred = _wait(qtbot, panel, "series", panel.classify_series)
+    k = panel.vp.slice_index
+    assert panel.overlay.topk is not None and panel.overlay.topk[0] == k
+    np.testing.assert_array_equal(panel.overlay.topk[1].probabilities[0], pred.probabilities[k])
+    assert "organ" in panel.overlay.text().lower() or pred.model_name in panel.overlay.text()
+    assert panel.status.text().startswith(f"{len(pred)} images classified")
+
+
+def test_results_live_per_series_and_follow_into_mpr_and_other_views(qtbot, panel, pancreas):
+    from viewer.ui.ai_overlay import AiOverlay
+    from viewer.ui.mpr import MprView
+
+    pred = _wait(qtbot, panel, "series", panel.classify_series)
+    assert panel.results.of(pancreas.series_uid).predictions is pred
+    k = panel.vp.slice_index
+    # MPR over the viewport's own image state: its axial plane shows the labels of the acquired slice.
+    mpr = MprView(panel.vp.state.image)
+    qtbot.addWidget(mpr)
+    mpr.resize(900, 400)
+    mpr.show()
+    axial = mpr.viewports["axial"]
+    overlay = AiOverlay(axial, panel.results)
+    axial.state.set_slice_at(panel.vp.state.point_to_lps(100, 100))
+    assert overlay.acquired_index() == k
+    overlay.sync()
+    assert overlay.labels_box.isVisibleTo(axial)
+    assert pred.top(1)[k][0][0] in overlay.text()
+    mpr.close_view()
+
+
+def test_status_lines_count_images_from_1_and_clear_on_series_change(qtbot, panel, pancreas):
+    cm = _wait(qtbot, panel, "classmap", panel.class_map)
+    assert panel.status.text().startswith("Class map of image 61:")  # slice index 60 is image 61
+    assert cm is not None
+    from tests.state.phantoms import ramp_volume
+
+    panel.vp.set_volume(ramp_volume())
+    assert panel.status.text() == ""
+    assert panel.plot.predictions is None

@@ -236,3 +236,123 @@ def test_mouse_drag_on_the_viewport_paints_with_the_brush(labelled_window, qtbot
     # Screen pixels are coarser than image pixels: the stroke's ends within a pixel or two.
     assert mask[256, 205:296].all() and not mask[270:].any() and not mask[:240].any()
     assert panel.undo() and not brush.editor.mask[40].any()
+
+
+def test_a_models_suggestion_is_offered_and_accepted_end_to_end(qtbot, tmp_path: Path, store, pancreas_dir: Path,
+                                                                io_services) -> None:
+    """The AI dock's result for the image shown becomes the labelling suggestion; Enter saves it with the
+    model as its source and the session moves on; the next image's suggestion comes from the series run."""
+    import viewer.ai
+    from viewer.ui.ai_panel import attach_ai_panel
+    from viewer.ui.label_panel import offer_ai_suggestions
+
+    window, panel = _window(qtbot, tmp_path, store, pancreas_dir, "suggest")
+    ai = attach_ai_panel(window, viewer.ai)
+    ai.device = "cpu"
+    offer_ai_suggestions(panel, ai)
+    qtbot.waitUntil(lambda: bool(ai.entries), timeout=30000)
+    panel.set_label_set("Abdominal organs")
+    panel.annotator_edit.setText("dr-test")
+    panel.annotator_edit.editingFinished.emit()
+    view = panel.view
+    view.set_slice(60)
+    panel.mode_box.setChecked(True)
+    assert ai.select_model("organ-ct")
+    ai.out_of_scope.setChecked(True)  # an ROI model on whole slices: the reader allowed it
+    with qtbot.waitSignal(ai.result_ready, timeout=60000):
+        ai.classify_series()
+    k = view.slice_index
+    pred = ai.results.of(view.volume.series_uid).predictions
+    top, p = pred.top(1)[k][0]
+    assert panel.suggestion is not None and panel.suggestion.label == top
+    assert f"{p:.0%}" in panel.suggestion_label.text()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    saved = store.get_label(panel.session.images[k], "Abdominal organs")
+    assert saved is not None and saved.label == top and saved.source == "model" and saved.model_id == "organ-ct"
+    # The session moved to the next unlabelled image, whose suggestion is already there.
+    assert view.slice_index != k
+    k2 = view.slice_index
+    assert panel.suggestion is not None and panel.suggestion.label == pred.top(1)[k2][0][0]
+    window.background.cancel_all()
+    ai.background.cancel_all()
+    ai.background.wait_idle(20000)
+
+
+def test_brush_outline_follows_the_cursor_at_the_brush_size(labelled_window, qtbot) -> None:
+    from PySide6.QtCore import QPoint
+
+    window, panel = labelled_window
+    brush, view = panel.brush, panel.view
+    brush.label_box.setCurrentText("abnormal")
+    vp = view.viewport()
+    qtbot.mouseMove(vp, QPoint(vp.width() // 2, vp.height() // 2))
+    assert not brush.outline.isVisible()  # tool off: no outline
+    brush.set_mode("brush")
+    brush.size_box.setValue(10)
+    qtbot.mouseMove(vp, QPoint(vp.width() // 2 + 40, vp.height() // 2 - 20))
+    qtbot.waitUntil(lambda: brush.outline.isVisible(), timeout=2000)
+    row, col = brush._cursor_rc
+    centre = brush.outline.rect().center()
+    here = view.slice_to_view(row, col)
+    assert abs(centre.x() - here.x()) < 1e-6 and abs(centre.y() - here.y()) < 1e-6
+    g = view.state.geometry
+    assert brush.outline.rect().width() == pytest.approx(2 * 10.5 * g.col_mm, rel=1e-6)
+    brush.change_size(5)  # ] : the outline grows with the brush
+    assert brush.outline.rect().width() == pytest.approx(2 * 15.5 * g.col_mm, rel=1e-6)
+    brush.set_mode("off")
+    assert not brush.outline.isVisible()
+
+
+def test_labels_export_from_the_file_menu_in_every_format(labelled_window, qtbot, tmp_path: Path, store) -> None:
+    """File ▸ Export Labels writes what the store holds for the shown series, de-identified on request."""
+    import csv
+    import json
+
+    import nibabel
+    import pydicom
+
+    from viewer.state.measurements import Measurement
+
+    window, panel = labelled_window
+    view = panel.view
+    view.set_slice(0)
+    panel.mode_box.setChecked(True)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_2)  # slice 0 "abnormal"
+    qtbot.keyClick(view, Qt.Key.Key_1)  # slice 1 "normal"
+    panel.mode_box.setChecked(False)
+    brush = panel.brush
+    brush.label_box.setCurrentText("abnormal")
+    brush.set_mode("brush")
+    brush.size_box.setValue(10)
+    view.set_slice(40)
+    brush.begin_stroke(200.0, 300.0)
+    brush.end_stroke()
+    brush.set_mode("off")
+    p0, p1 = view.state.point_to_lps(100, 100), view.state.point_to_lps(100, 160)
+    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=40))
+    qtbot.wait(50)
+    assert list(store.rois(series_uid=view.volume.series_uid)), panel.keeper.last_error
+    menu = panel.export.menu
+    assert menu in [a.menu() for a in window.file_menu.actions() if a.menu() is not None]
+    outs = {fmt: tmp_path / f"out.{fmt if fmt != 'nifti' else 'nii.gz'}" for fmt in ("csv", "json", "seg", "sr", "nifti")}
+    errors: list[str] = []
+    done: list[str] = []
+    panel.export.failed.connect(lambda fmt, message: errors.append(f"{fmt}: {message}"))
+    panel.export.exported.connect(lambda fmt, _path: done.append(fmt))
+    for fmt, out in outs.items():
+        panel.export.export(fmt, str(out), deidentify=fmt == "seg")
+        qtbot.waitUntil(lambda: bool(errors) or fmt in done, timeout=120000)
+        assert not errors and out.is_file(), (fmt, errors)
+    rows = list(csv.DictReader(outs["csv"].open()))
+    assert sorted(r["label"] for r in rows) == ["abnormal", "normal"]
+    assert len(json.loads(outs["json"].read_text())["labels"]) == 2
+    seg = pydicom.dcmread(outs["seg"])
+    assert seg.Modality == "SEG"
+    original = pydicom.dcmread(view.volume.info.slices[0].file, stop_before_pixels=True)
+    assert str(seg.get("PatientName", "")) != str(original.PatientName)  # de-identified
+    sr = pydicom.dcmread(outs["sr"])
+    assert sr.Modality == "SR"
+    mask = np.asarray(nibabel.load(str(outs["nifti"])).dataobj)
+    assert mask.sum() > 250  # the painted disc (radius 10: ~314 px)

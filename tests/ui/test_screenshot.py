@@ -63,3 +63,26 @@ def test_bad_arguments_say_what_is_wrong(screenshot_env: Path, crc_dir: Path, ca
 def test_missing_path_is_reported(screenshot_env: Path, capsys) -> None:
     assert main(["screenshot", "/no/such/dir", "--out", str(screenshot_env / "x.png")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _workers() -> list[object]:
+    import multiprocessing
+
+    return list(multiprocessing.active_children())
+
+
+def test_series_are_numbered_from_1_and_the_command_ends_its_worker_processes(screenshot_env: Path, ct_root: Path,
+                                                                             capsys) -> None:
+    """``--series 1`` is the first series the scan lists (one numbering: the browser, the overlay's images
+    and the command line count from 1); 0 is refused with the valid range. A J2K series is decoded by the
+    process pool; when the command returns (here in-process, as a script would call it) no worker is left."""
+    from viewer.io.series import find_stacks
+
+    stacks = find_stacks(str(ct_root)).stacks
+    j2k = next(i for i, s in enumerate(stacks, start=1) if len(s.files) == 20)
+    out = screenshot_env / "j2k.png"
+    before = {p.pid for p in _workers()}  # other tests' windows in this process may hold some
+    assert main(["screenshot", str(ct_root), "--out", str(out), "--series", str(j2k), "--size", "640x480"]) == 0
+    assert [p for p in _workers() if p.pid not in before] == []
+    assert main(["screenshot", str(ct_root), "--out", str(out), "--series", "0", "--size", "640x480"]) == 2
+    assert f"give a number 1..{len(stacks)} (counted from 1)" in capsys.readouterr().err

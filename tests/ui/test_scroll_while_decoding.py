@@ -25,7 +25,7 @@ def test_a_compressed_series_is_shown_while_it_fills(qtbot, main_window, data_di
     assert posts and posts[-1] == (20, 20)  # the last post says every slice is in
     assert [n for n, _ in posts] == sorted(n for n, _ in posts)
     slot = main_window.grid.slots[0]
-    assert slot.volume.shape[0] == 20 and getattr(slot, "filling", None) is None
+    assert slot.volume.shape[0] == 20 and main_window._filling.get(0) is None
     assert slot.view.overlay().message == ""
 
 
@@ -39,12 +39,12 @@ def test_not_decoded_slices_say_so_and_appear_when_ready(qtbot, main_window, crc
     from viewer.core.volume import Volume
 
     arr = np.zeros_like(full.array)
-    vol = Volume(arr, full.affine, full.modality, full.series_uid, dict(full.metadata))
+    vol = Volume(arr, full.affine, full.modality, full.series_uid, full.info)
     ready = np.zeros(arr.shape[0], dtype=bool)
     mid = arr.shape[0] // 2
     arr[mid - 5:mid + 5] = full.array[mid - 5:mid + 5]
     ready[mid - 5:mid + 5] = True
-    slot.loading = True
+    slot.model.start_loading(slot.stack_key)
     main_window._on_filling(0, Filling(vol, ready.copy()))
     view = slot.view
     assert view.volume is vol and view.slice_index == mid

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from viewer.core.series_info import Window
 from tests.state.phantoms import affine, ramp_volume
 from tests.ui.test_viewport_support import drag, hover, load_real, wheel, widget_pos
 from viewer.core.volume import Volume
@@ -75,7 +76,7 @@ def test_left_drag_changes_width_and_level_by_the_expected_amounts(vp, qtbot):
 
 
 def test_preset_keys_give_the_published_windows(vp, qtbot):
-    vol = ramp_volume(window=[300.0, 1000.0])
+    vol = ramp_volume(windows=(Window(300.0, 1000.0),))
     vp.set_volume(vol)
     assert (vp.state.image.center, vp.state.image.width) == (300.0, 1000.0)
     for key, (c, w) in ((Qt.Key.Key_2, (-600, 1500)), (Qt.Key.Key_4, (480, 2500)), (Qt.Key.Key_5, (40, 80)),
@@ -148,7 +149,7 @@ def test_value_and_patient_position_under_the_cursor(vp, qtbot):
 
 
 def test_monochrome1_is_inverted_and_colour_is_colour(vp):
-    vol = ramp_volume(modality="CR", photometric_interpretation="MONOCHROME1", window=[50, 100])
+    vol = ramp_volume(modality="CR", photometric="MONOCHROME1", windows=(Window(50, 100),))
     vp.set_volume(vol)
     assert np.array_equal(vp.displayed_image(), expected(vol, 0, 50, 100, invert=True))
     rgb = np.zeros((1, 8, 10, 3), np.uint8)

@@ -6,7 +6,7 @@ is created or a graph checked):
 - :func:`load_manifest` ``(folder_or_toml) -> Manifest``; :class:`ManifestError` (``.field``, ``.path``).
 - :class:`ModelRegistry` ``(dirs=None).models() -> [ModelEntry]``, ``.get(id) -> Manifest``;
   :func:`user_models_dir`; :func:`applicability` ``(manifest, volume) -> (ok, reason)``.
-- :func:`preprocess` ``(manifest, images, *, volume_meta=None, modality="") -> float32 NCHW``.
+- :func:`preprocess` ``(manifest, images, *, info=None, modality="") -> float32 NCHW``.
 - :class:`ModelSession` ``.get(manifest, device="auto"|"cuda"|"cpu", batch_size=None)``: cached session;
   ``.provider``, ``.device``, ``.message`` (why CUDA fell back), ``.batch_size``, ``.run(x)``.
 - :func:`classify` ``(session, images, context=, progress=, cancel=) -> Predictions``,
@@ -29,6 +29,7 @@ from viewer.ai.errors import Cancelled, ManifestError, ModelError
 from viewer.ai.manifest import Manifest, load_manifest
 from viewer.ai.preprocess import Context, run_ops
 from viewer.ai.registry import ModelEntry, ModelRegistry, applicability, user_models_dir
+from viewer.core.series_info import SeriesInfo
 
 if TYPE_CHECKING:
     from viewer.ai.runner import (ClassMap, LatestOnly, OcclusionMap, Predictions, classify, classify_box,
@@ -52,12 +53,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'viewer.ai' has no attribute {name!r}")
 
 
-def preprocess(manifest: Manifest, images: np.ndarray, *, volume_meta: dict[str, Any] | None = None,
+def preprocess(manifest: Manifest, images: np.ndarray, *, info: SeriesInfo | None = None,
                modality: str = "") -> np.ndarray:
     """Apply ``manifest``'s ``[[preprocess]]`` steps to ``images`` ((N, H, W) or (N, H, W, 3), modality
-    units) and return the float32 (N, C, H, W) batch the network takes. ``volume_meta`` is the series'
-    ``Volume.metadata`` (window, photometric interpretation)."""
-    return run_ops(manifest.preprocess, images, Context.from_metadata(volume_meta, modality))
+    units) and return the float32 (N, C, H, W) batch the network takes. ``info`` is the series'
+    ``Volume.info`` (window, photometric interpretation)."""
+    return run_ops(manifest.preprocess, images, Context.of(info, modality))
 
 
 __all__ = ["Cancelled", "ClassMap", "Context", "LatestOnly", "Manifest", "ManifestError", "ModelEntry",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from viewer.core.jobs import Cancelled as _Cancelled
+
 
 class ModelError(Exception):
     """A model cannot be used (bad manifest, missing or altered file, runtime cannot start it)."""
@@ -28,5 +30,5 @@ class ManifestError(ModelError):
         super().__init__(f"{where}{field}: {problem}")
 
 
-class Cancelled(Exception):
-    """Raised by long-running ai functions when their ``cancel`` callback returned True."""
+# Raised by long-running ai functions when their ``cancel`` callback returned True: the one Cancelled.
+Cancelled = _Cancelled

@@ -43,6 +43,7 @@ import numpy as np
 from viewer.ai.errors import ManifestError
 from viewer.core.crop import center_crop, center_square_bounds, crop_box
 from viewer.core.resize import INTERPOLATIONS, resize
+from viewer.core.series_info import SeriesInfo
 from viewer.core.windowing import default_window, window_bounds
 
 
@@ -73,46 +74,14 @@ class Context:
     modality: str = ""
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any] | None, modality: str = "") -> Context:
-        """Read the window and photometric interpretation the way ``io`` records them in Volume.metadata.
-
-        Accepted keys: ``window``/``windows`` (a (center, width) pair or a list of them),
-        ``window_center``/``window_width`` (numbers or lists; DICOM allows several values, the first
-        is used), ``photometric_interpretation``/``photometric``/``PhotometricInterpretation``.
-        """
-        md = dict(metadata or {})
-        return cls(window=_first_window(md), monochrome1=_photometric(md) == "MONOCHROME1",
-                   modality=modality or str(md.get("modality", "")))
-
-
-def _first(md: Mapping[str, Any], *keys: str) -> Any:
-    for k in keys:
-        v = md.get(k)
-        if v not in (None, "", [], ()):
-            return v
-    return None
-
-
-def _first_window(md: Mapping[str, Any]) -> tuple[float, float] | None:
-    try:
-        win = _first(md, "window", "windows", "file_window")
-        if win is not None:
-            pair = win[0] if isinstance(win[0], (list, tuple)) else win
-            c, w = float(pair[0]), float(pair[1])
-        else:
-            cs, ws = _first(md, "window_center", "WindowCenter"), _first(md, "window_width", "WindowWidth")
-            if cs is None or ws is None:
-                return None
-            c = float(cs[0] if isinstance(cs, (list, tuple)) else cs)
-            w = float(ws[0] if isinstance(ws, (list, tuple)) else ws)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return (c, w) if w > 0 and math.isfinite(c) and math.isfinite(w) else None
-
-
-def _photometric(md: Mapping[str, Any]) -> str:
-    pi = _first(md, "photometric_interpretation", "photometric", "PhotometricInterpretation")
-    return str(pi or "").strip().upper()
+    def of(cls, info: SeriesInfo | None, modality: str = "") -> Context:
+        """The context of a series from its typed description (``Volume.info``): the window it opens
+        with (:meth:`~viewer.core.series_info.SeriesInfo.series_window`) and MONOCHROME1."""
+        if info is None:
+            return cls(modality=modality)
+        win = info.series_window()
+        return cls(window=win.pair if win is not None else None, monochrome1=info.monochrome1,
+                   modality=modality or info.modality)
 
 
 # --- validation ------------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from pathlib import Path
 from viewer.ai.errors import ModelError
 from viewer.ai.manifest import MANIFEST_NAME, Manifest, load_manifest
 from viewer.ai.preprocess import output_channels
-from viewer.core.paths import platform_config_dir
+from viewer.core.paths import MODELS, platform_config_dir
 from viewer.core.volume import Volume
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+REPO_MODELS = MODELS  # the shipped models: the checkout's models/ or the installed package's copy
 
 
 def user_models_dir() -> Path:

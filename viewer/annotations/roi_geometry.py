@@ -19,21 +19,20 @@ from viewer.core.volume import Volume
 def slice_keys(volume: Volume) -> list[ImageKey]:
     """The :class:`ImageKey` of each z index of a volume loaded by ``viewer.io.load_series``.
 
-    Uses ``metadata`` "study_uid", "instance_uids" and "frames" (0-based frame index of a multi-frame
+    Uses ``info.study_uid`` and each slice's instance UID and frame (0-based frame index of a multi-frame
     file, None for a single-frame file); ImageKey.frame is the 1-based DICOM frame number.
 
     Raises
     ------
     ValueError
-        When the metadata lacks per-slice instance UIDs.
+        When the series description lacks per-slice instance UIDs.
     """
-    md = volume.metadata
-    uids = list(md.get("instance_uids") or [])
-    if len(uids) != volume.shape[0]:
-        raise ValueError(f"volume metadata lists {len(uids)} instance UIDs for {volume.shape[0]} slices")
-    frames = list(md.get("frames") or [None] * len(uids))
-    study = str(md.get("study_uid", "") or "")
-    return [ImageKey(study, volume.series_uid, str(u), 1 if f is None else int(f) + 1) for u, f in zip(uids, frames)]
+    slices = volume.info.slices
+    if len(slices) != volume.shape[0] or not all(s.sop_instance_uid for s in slices):
+        raise ValueError(f"the series lists {sum(bool(s.sop_instance_uid) for s in slices)} instance UIDs "
+                         f"for {volume.shape[0]} slices")
+    return [ImageKey(volume.info.study_uid, volume.series_uid, s.sop_instance_uid,
+                     1 if s.frame is None else s.frame + 1) for s in slices]
 
 
 def roi_from_lps(kind: str, points_lps: Sequence[Sequence[float]], volume: Volume, slice_keys: Sequence[ImageKey],

@@ -50,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def models_dir() -> Path:
-    """The ``models/`` folder shipped next to the ``viewer`` package."""
-    import viewer
+    """The shipped ``models/`` folder (the checkout's, or the installed package's copy)."""
+    from viewer.core.paths import MODELS
 
-    return Path(viewer.__file__).resolve().parents[1] / "models"
+    return MODELS
 
 
 def resolve_model(ref: str) -> Path:

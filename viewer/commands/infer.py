@@ -80,7 +80,7 @@ def _classify_volume(session: Any, volume: Any, args: argparse.Namespace) -> Any
 
 
 def _series_record(volume: Any, preds: Any, note: str | None) -> dict[str, Any]:
-    uids = volume.metadata.get("instance_uids") or []
+    uids = volume.info.instance_uids
     rows = []
     for i, k in enumerate(preds.indices):
         probs = preds.probabilities[i]
@@ -89,8 +89,8 @@ def _series_record(volume: Any, preds: Any, note: str | None) -> dict[str, Any]:
                      "label": preds.labels[top], "probability": round(float(probs[top]), 6),
                      "probabilities": {lab: round(float(v), 6) for lab, v in zip(preds.labels, probs)}})
     rec: dict[str, Any] = {"series_uid": volume.series_uid, "modality": volume.modality,
-                           "study_uid": volume.metadata.get("study_uid", ""),
-                           "series_description": volume.metadata.get("series_description", ""),
+                           "study_uid": volume.info.study_uid,
+                           "series_description": volume.info.series_description,
                            "shape": list(volume.shape), "predictions": rows}
     if note:
         rec["note"] = note

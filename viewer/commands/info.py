@@ -37,7 +37,30 @@ def describe(vol: Any) -> dict[str, Any]:
         "photometric": vol.metadata.get("photometric"),
         "padding_value": vol.metadata.get("padding_value"),
         "window": [vol.metadata.get("window_center"), vol.metadata.get("window_width")],
+        **slices_and_volumes(vol),
     }
+
+
+def slices_and_volumes(vol: Any) -> dict[str, Any]:
+    """``slices`` in display order (the file's ``instance_number``, 0 when absent, and ``position``, the
+    LPS mm of the slice's first voxel, null without one), ``regular`` (every slice where the affine puts
+    it) and, for a 4D series, ``volumes``: ``count``, ``kind`` (time, diffusion, echo, phase, image
+    type, stack), ``index`` of the volume described, and one object of per-volume fields each."""
+    import dataclasses
+
+    slices = vol.info.slices
+    numbers = [s.instance_number or 0 for s in slices] if len(slices) == vol.shape[0] else [0] * vol.shape[0]
+    pos = vol.slice_positions
+    out: dict[str, Any] = {
+        "slices": [{"instance_number": int(n), "position": [round(float(v), 6) for v in pos[k]]
+                    if pos is not None else None} for k, n in enumerate(numbers)],
+        "regular": bool(vol.regular),
+    }
+    axis = vol.volumes
+    if axis is not None:
+        out["volumes"] = {"count": axis.count, "kind": axis.kind, "index": axis.index,
+                          "items": [dataclasses.asdict(v) for v in axis.items]}
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,7 +112,7 @@ class _Series:
         if self._sources is None:
             import pydicom
 
-            files: list[str] = list(self.volume.metadata.get("files") or [])
+            files: list[str] = self.volume.info.files
             if len(set(files)) == len(files):
                 self._sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files], None
             else:

@@ -26,7 +26,9 @@ JSON schema (``--json``), one object::
       "stacks": [{                     # loadable stacks, in the order of find_stacks
         "index": int, "series_uid": str, "series_number": str, "modality": str, "description": str,
         "files": int, "frames": int, "rows": int, "columns": int, "image_type": str,
-        "split_reason": str | null, "warnings": [str], "first_file": str
+        "split_reason": str | null, "warnings": [str], "first_file": str,
+        "split_label": str | null,     # short text telling a split stack from its siblings
+        "volumes": int                 # volumes of a 4D stack as the scan sees them (1: 3D)
       }],
       "non_image": [{"path": str, "reason": str}],   # DICOM without pixel data (SR, RT, DICOMDIR ...)
       "bad_files": [{"path": str, "reason": str}],   # not loadable, with the reason
@@ -87,6 +89,7 @@ def to_json(result: Any, roots: list[str], index_path: str | None) -> dict[str, 
             "index": i, "series_uid": s.series_uid, "series_number": s.series_number, "modality": s.modality,
             "description": s.description, "files": len(s.files), "frames": s.frames, "rows": s.rows,
             "columns": s.columns, "image_type": s.image_type, "split_reason": s.split_reason,
+            "split_label": s.split_label, "volumes": s.volumes,
             "warnings": list(s.warnings), "first_file": s.files[0] if s.files else "",
         } for i, s in enumerate(result.stacks)],
         "non_image": [{"path": p, "reason": r} for p, r in result.non_image],
@@ -121,7 +124,7 @@ def print_tree(result: Any, out: Any = None) -> None:
                     frames = f", {s.frames} frames" if s.frames != len(s.files) else ""
                     pre = "      "
                     if n > 1:
-                        w(f"{pre}[{i}] stack: {len(s.files)} files{frames}, {s.columns}x{s.rows}"
+                        w(f"{pre}[{i}] stack {s.split_label or ''}: {len(s.files)} files{frames}, {s.columns}x{s.rows}"
                           + (f"  ({s.split_reason})" if s.split_reason else "") + "\n")
                         pre += "  "
                     else:

@@ -18,6 +18,10 @@ import os
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from viewer.state.services import SeriesSource
 
 WAIT_S = 180.0
 
@@ -25,8 +29,9 @@ WAIT_S = 180.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", nargs="+", help="folder, DICOM files or DICOMDIR")
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--series", help="series to show: SeriesInstanceUID or index in the browser "
-                        "(default: the series with the most images)")
+    parser.add_argument("--series", help="series to show: its SeriesInstanceUID, or its number N in the scan's "
+                        "order, counted from 1 as the viewer counts series and images (series 1 is the "
+                        "first `scan`/`info` lists; default: the series with the most images)")
     parser.add_argument("--slice", type=int, help="slice index k, 0-based along the sorted volume "
                         "(default: the middle slice)")
     group = parser.add_mutually_exclusive_group()
@@ -102,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
         if not browser.stacks:
             return _fail("no loadable DICOM series in " + ", ".join(args.path), 1)
         if args.series is not None:
-            key = _find_series(browser.stacks, args.series)
+            key = _find_series(browser.stacks, browser.scan_order, args.series)
             if key is None:
-                return _fail(f"no series {args.series!r}; there are {len(browser.stacks)} "
-                             "(give an index 0..N-1 or a SeriesInstanceUID)")
+                n = len(browser.scan_order)
+                return _fail(f"no series {args.series!r}; there are {n}: give a number 1..{n} (counted from 1) "
+                             "or a SeriesInstanceUID")
             window.load_stack(key, 0)
         _pump(app, lambda: state["loaded"] or state["error"] is not None, WAIT_S)
         _pump(app, lambda: not browser.is_busy(), WAIT_S)  # thumbnails, as a user would see them
@@ -149,11 +155,13 @@ def _draw_model(app: object, window: object, model_id: str) -> int:
     results: dict[str, object] = {}
     panel.result_ready.connect(lambda kind, r: results.__setitem__(kind, r))
     panel.failed.connect(lambda kind, m: results.__setitem__("error", f"{kind}: {m}"))
-    kinds = ["slice"]
-    panel.classify_slice()
+    # An ROI model draws its class map (its scope); a whole-image model its top-k labels of the slice.
     if panel.manifest().applies_to.scope == "roi":
-        kinds.append("classmap")
+        kinds = ["classmap"]
         panel.class_map()
+    else:
+        kinds = ["slice"]
+        panel.classify_slice()
     if not _pump(app, lambda: "error" in results or all(k in results for k in kinds), WAIT_S):
         return _fail(f"--model {model_id}: timed out running the model", 1)
     if "error" in results:
@@ -161,12 +169,13 @@ def _draw_model(app: object, window: object, model_id: str) -> int:
     return 0
 
 
-def _find_series(stacks: dict[str, object], wanted: str) -> str | None:
-    if wanted.isdigit() and wanted in stacks:
-        return wanted
+def _find_series(stacks: dict[str, SeriesSource], order: list[str], wanted: str) -> str | None:
+    """The browser key of series ``wanted``: a SeriesInstanceUID, or N (1-based) in the scan's order."""
     for key, stack in stacks.items():
-        if getattr(stack, "series_uid", None) == wanted:
+        if stack.series_uid == wanted:
             return key
+    if wanted.isdigit() and 1 <= int(wanted) <= len(order):
+        return order[int(wanted) - 1]
     return None
 
 

@@ -2,6 +2,7 @@
 
 Environment overrides (``$VIEWER_CONFIG_DIR``, ``$VIEWER_DATA_DIR``, ``$VIEWER_MODELS_DIR``,
 ``$VIEWER_CACHE_DIR``) are applied by the modules that own each kind of file; these are the defaults.
+The shipped files are listed in ``pyproject.toml`` (``[tool.dicom-viewer] shipped``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,23 @@ import sys
 from pathlib import Path
 
 APP_NAME = "dicom-viewer"
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def _shipped_root() -> Path:
+    """The folder holding the shipped ``resources/`` and ``models/``.
+
+    A wheel (and the frozen build) carries them inside the package as ``viewer/shipped/`` (setup.py's
+    build step copies them there from the repository's top level); a checkout or an editable install
+    keeps them at the repository's top level, next to ``viewer/``. Nothing is duplicated in git.
+    """
+    package = Path(__file__).resolve().parents[1]
+    inside = package / "shipped"
+    return inside if (inside / "resources").is_dir() else package.parent
+
+
+SHIPPED = _shipped_root()
+RESOURCES = SHIPPED / "resources"
+MODELS = SHIPPED / "models"
 
 
 def platform_config_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from viewer.core.paths import RESOURCES
 
-
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WindowPreset:
@@ -20,9 +21,18 @@ class WindowPreset:
 
 @lru_cache(maxsize=None)
 def window_presets(modality: str, path: Path | None = None) -> tuple[WindowPreset, ...]:
-    """Presets for ``modality`` in key order (key 1 is the first); empty when the modality has none."""
-    with open(path or RESOURCES / "window_presets.toml", "rb") as fh:
-        table = tomllib.load(fh)
+    """Presets for ``modality`` in key order (key 1 is the first); empty when the modality has none.
+
+    A missing or broken presets file leaves every modality without presets (the keys do nothing, and
+    the log says why) rather than crashing the key press that asked.
+    """
+    file = path or RESOURCES / "window_presets.toml"
+    try:
+        with open(file, "rb") as fh:
+            table = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        log.warning("no window presets: cannot read %s: %s", file, exc)
+        return ()
     return tuple(
         WindowPreset(str(e["name"]), float(e["center"]), float(e["width"])) for e in table.get(modality.upper(), [])
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from viewer.core.jobs import Cancelled
+
 
 class LoadError(Exception):
     """A series or file cannot be turned into a :class:`~viewer.core.volume.Volume`.
@@ -11,5 +13,5 @@ class LoadError(Exception):
     """
 
 
-class LoadCancelled(LoadError):
+class LoadCancelled(LoadError, Cancelled):
     """The caller's ``cancel()`` returned True; nothing is returned."""

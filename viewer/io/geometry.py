@@ -158,3 +158,39 @@ def planar_affine(pixel_spacing: Sequence[float] | None, orientation: ArrayLike 
     if position is not None:
         a[:3, 3] = np.asarray(position, dtype=np.float64)
     return a
+
+
+def display_reversed(distances: Sequence[float], instances: Sequence[int], normal: ArrayLike) -> bool:
+    """Whether slices sorted by ascending distance along ``normal`` are shown last-to-first.
+
+    The first image a PACS viewer shows ("Im 1") is the file with the lowest InstanceNumber when
+    InstanceNumber runs monotonically with position; otherwise the cranial end of an axial-ish stack,
+    else the end acquired first (the lower InstanceNumber of the two end slices); else ascending order.
+
+    Parameters
+    ----------
+    distances
+        Slice distances along the normal, ascending.
+    instances
+        InstanceNumber of each slice in the same order (0 when absent).
+    normal
+        The slice normal (LPS); +z is superior (cranial).
+    """
+    inst = np.asarray(instances, dtype=np.int64)
+    n = len(inst)
+    if n < 2:
+        return False
+    known = bool(np.all(inst != 0)) and len(set(inst.tolist())) == n
+    if known:
+        d = np.diff(inst)
+        # Several slices at one distance (4D volumes are sorted separately) still need a strict order.
+        if bool(np.all(d > 0)):
+            return False
+        if bool(np.all(d < 0)):
+            return True
+    nrm = np.asarray(normal, dtype=np.float64)
+    if abs(nrm[2]) >= max(abs(nrm[0]), abs(nrm[1])):
+        return bool(nrm[2] > 0)  # ascending runs towards +z (superior): show from the top
+    if inst[0] != inst[-1] and inst[0] != 0 and inst[-1] != 0:
+        return bool(inst[-1] < inst[0])
+    return False

@@ -19,10 +19,11 @@ the user scroll through what is decoded.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from viewer.core.series_info import SeriesInfo, SliceInfo, VolumeAxis, Window, span_windows, windows_from
 from viewer.core.volume import Volume
 from viewer.io import decode_pool
 from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreSpec, store_into
@@ -37,7 +39,7 @@ from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreS
 from viewer.io.decode_pool import shutdown_pool as shutdown_pool
 from viewer.io.decode_pool import warm_pool as warm_pool
 from viewer.io.errors import LoadCancelled, LoadError
-from viewer.io.geometry import planar_affine, stack_geometry
+from viewer.io.geometry import display_reversed, planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
 from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
@@ -69,6 +71,9 @@ class _Item:
     lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
     offset: int = -1                    # PixelData value offset from the index (-1: last element)
     stamp: tuple[int, int] | None = None  # (size, mtime_ns) the index record was made from
+    # Orders the slices that share a position into volumes (viewer.io.volumes): temporal position,
+    # echo number, acquisition number.
+    vkey: tuple[float, ...] = ()
 
     @property
     def name(self) -> str:
@@ -110,6 +115,10 @@ def _floats(v: Any) -> list[float] | None:
         return None
 
 
+def _vkey(temporal: Any, echo: Any, acquisition: Any) -> tuple[float, ...]:
+    return (_f(temporal, 0.0), _f(echo, 0.0), _f(acquisition, 0.0))
+
+
 def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | None) -> _Item | None:
     """An item from the scanner's :class:`~viewer.io.headers.HeaderRecord`, or None when the record
     cannot be trusted for this stack: the file changed since (size or mtime_ns), or the record's image
@@ -131,6 +140,7 @@ def _item_from_record(rec: HeaderRecord, path: str, lay: _Layout, nbytes: int | 
         return None
     item = _Item(path, None, np.array(pos), slope, intercept, rec.sop_uid, instance)
     item.stamp = (rec.size, rec.mtime_ns)
+    item.vkey = _vkey(rec.temporal_position, rec.echo_number, rec.acquisition_number)
     if nbytes is not None and rec.pixel_offset > 0 and rec.pixel_length == nbytes:
         item.fast, item.offset = True, rec.pixel_offset
     return item
@@ -159,10 +169,25 @@ def _item_from_dataset(ds: Any, path: str) -> _Item:
     item.intercept = _f(ds.get("RescaleIntercept"), 0.0)
     item.sop_uid = str(ds.get("SOPInstanceUID", "") or "")
     item.instance = int(_f(ds.get("InstanceNumber"), 0))
+    echo = _floats(ds.get("EchoNumbers"))
+    item.vkey = _vkey(ds.get("TemporalPositionIdentifier"), echo[0] if echo else None, ds.get("AcquisitionNumber"))
     seq = ds.get("ModalityLUTSequence")
     if seq:
         item.lut = seq[0]
     return item
+
+
+def _voi_windows(ds: Any, frame: int | None) -> tuple[Window, ...]:
+    """The VOI windows of one file, or of frame ``frame`` of a multi-frame file (FrameVOILUTSequence)."""
+    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    explain = ds.get("WindowCenterWidthExplanation")
+    if not centers:
+        voi = _frame_group(ds, frame or 0, "FrameVOILUTSequence")
+        if voi is not None:
+            centers, widths = _floats(voi.get("WindowCenter")), _floats(voi.get("WindowWidth"))
+            explain = voi.get("WindowCenterWidthExplanation")
+    names = [] if not explain else [str(explain)] if isinstance(explain, str) else [str(x) for x in explain]
+    return windows_from(centers, widths, names)
 
 
 def _frame_group(ds: Any, k: int, name: str) -> Any:
@@ -221,25 +246,23 @@ def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
     frames = int(_f(ds.get("NumberOfFrames"), 1))
     base = _item_from_dataset(ds, path)
     if frames <= 1:
-        info = mosaic_info(ds) if base.position is not None and lay.orientation else None
+        info = mosaic_info(ds) if lay.orientation else None
         if info is None:
+            if base.position is None:
+                # A one-frame enhanced object: its position is in the functional groups (PS3.3 C.7.6.16).
+                _frame_fields(ds, 0, base)
             return [base]
         items = []
         for t, p in enumerate(tile_positions(ds, info)):
             it = _Item(path, t, p, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
+            it.vkey = base.vkey
             items.append(it)
         return items
     items = []
     for k in range(frames):
         it = _Item(path, k, None, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
-        pos = _frame_group(ds, k, "PlanePositionSequence")
-        if pos is not None and _floats(pos.get("ImagePositionPatient")):
-            it.position = np.array(_floats(pos.get("ImagePositionPatient")))
-        # Enhanced objects carry rescale per frame (PS3.3 C.7.6.16.2.9); classic MF has it at top level.
-        trans = _frame_group(ds, k, "PixelValueTransformationSequence")
-        if trans is not None:
-            it.slope = _f(trans.get("RescaleSlope"), it.slope)
-            it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+        it.vkey = base.vkey
+        _frame_fields(ds, k, it)
         items.append(it)
     if all(it.position is None for it in items) and frames > 1:
         # Classic multi-frame (NM, US cine, XA): frames stacked along the normal with SpacingBetweenSlices.
@@ -251,6 +274,21 @@ def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
             for k, it in enumerate(items):
                 it.position = base.position + k * step * n
     return items
+
+
+def _frame_fields(ds: Any, k: int, it: _Item) -> None:
+    """Position, rescale and volume key of frame k from the functional groups, where present."""
+    pos = _frame_group(ds, k, "PlanePositionSequence")
+    if pos is not None and _floats(pos.get("ImagePositionPatient")):
+        it.position = np.array(_floats(pos.get("ImagePositionPatient")))
+    # Enhanced objects carry rescale per frame (PS3.3 C.7.6.16.2.9); classic MF has it at top level.
+    trans = _frame_group(ds, k, "PixelValueTransformationSequence")
+    if trans is not None:
+        it.slope = _f(trans.get("RescaleSlope"), it.slope)
+        it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+    content = _frame_group(ds, k, "FrameContentSequence")
+    if content is not None and content.get("TemporalPositionIndex") not in (None, ""):
+        it.vkey = (_f(content.get("TemporalPositionIndex"), 0.0),) + it.vkey[1:]
 
 
 class SeriesLoader:
@@ -308,12 +346,18 @@ class SeriesLoader:
         self._shared_ok = True
         first = read_header_dataset(files[0])
         self._first_ds = first
+        self._first_path = files[0]
+        self._info: SeriesInfo | None = None
         lay = self.layout = _layout_from(first, files[0])
-        from viewer.io.mosaic import mosaic_info
+        file_size = (lay.rows, lay.cols)  # of the stored image (a mosaic's tiles are smaller)
+        from viewer.io.mosaic import mosaic_info, unsplit_reason
 
-        self._mosaic = mosaic_info(first) if lay.orientation and "ImagePositionPatient" in first else None
+        self._mosaic = mosaic_info(first) if lay.orientation else None
         if self._mosaic is not None:
             lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
+        unsplit = unsplit_reason(first)
+        if unsplit is not None:
+            self.warnings.append(unsplit)
         self.warnings += lay.warnings
         has = fast_tags_present(first)
         # Byte-level headers for single-frame series whose data set is little endian (native or
@@ -359,9 +403,9 @@ class SeriesLoader:
                     items.append(it)
                 else:
                     ds = read_header_dataset(path)
-                    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (lay.rows, lay.cols):
+                    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != file_size:
                         self.warnings.append(f"{os.path.basename(path)}: size {ds.get('Rows')}x"
-                                             f"{ds.get('Columns')} differs from {lay.rows}x{lay.cols}; "
+                                             f"{ds.get('Columns')} differs from {file_size[0]}x{file_size[1]}; "
                                              "file left out")
                         continue
                     items += _expand(ds, path, lay)
@@ -376,62 +420,91 @@ class SeriesLoader:
     # -- geometry ---------------------------------------------------------------------------------
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
-        self.volumes = 1
         positioned = [it for it in items if it.position is not None]
         if lay.orientation and positioned:
             if len(positioned) < len(items):
                 left = [it.name for it in items if it.position is None]
                 self.warnings.append(f"{len(left)} slice(s) without ImagePositionPatient left out: "
                                      f"{', '.join(left[:5])}")
-            items = self._one_volume(positioned, lay.orientation)
+            from viewer.io.geometry import slice_normal
+            from viewer.io.volumes import group_volumes
+
+            normal = slice_normal(lay.orientation)
+            groups, warning = group_volumes(positioned, lambda it: float(it.position @ normal),
+                                            lambda it: (it.vkey, it.instance, it.path, it.frame or 0))
+            if warning:
+                self.warnings.append(warning)
             single_step = _f(ds.get("SpacingBetweenSlices"), 0.0) or _f(ds.get("SliceThickness"), 0.0) or None
-            geo = stack_geometry(np.array([it.position for it in items], dtype=np.float64), lay.orientation, lay.pixel_spacing or [1, 1],
-                                 names=[it.name for it in items], single_slice_step=single_step)
-            self.items = [items[i] for i in geo.order]
-            self.affine = geo.affine
-            self.warnings += geo.warnings
+            self._volume_items: list[list[_Item]] = []
+            self._affines: list[np.ndarray] = []
+            reverse: bool | None = None
+            for v, group in enumerate(groups):
+                geo = stack_geometry(np.array([it.position for it in group], dtype=np.float64), lay.orientation,
+                                     lay.pixel_spacing or [1, 1], names=[it.name for it in group],
+                                     single_slice_step=single_step)
+                ordered = [group[i] for i in geo.order]
+                affine = geo.affine
+                if reverse is None:
+                    # One display order for every volume, decided on the first (see display_reversed).
+                    reverse = display_reversed([float(it.position @ normal) for it in ordered],
+                                               [it.instance for it in ordered], normal)
+                    self.warnings += geo.warnings
+                if reverse and len(ordered) > 1:
+                    ordered.reverse()
+                    affine = _reversed_affine(affine, ordered)
+                self._volume_items.append(ordered)
+                self._affines.append(affine)
         else:
             # Radiographs, secondary captures: no 3D position. Keep file order (frames in order).
             if len(items) > 1:
                 self.warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices kept in file "
                                      "and frame order, slice step 1 mm")
-            self.items = items
-            self.affine = planar_affine(lay.pixel_spacing, lay.orientation,
-                                        items[0].position if items and items[0].position is not None
-                                        else None)
+            self._volume_items = [items]
+            self._affines = [planar_affine(lay.pixel_spacing, lay.orientation,
+                                           items[0].position if items and items[0].position is not None
+                                           else None)]
+        self.volumes = len(self._volume_items)
+        if self.volumes > 1:
+            self.warnings.append(f"4D: {self.volumes} volumes of {len(self._volume_items[0])} slices at the same "
+                                 "positions; one volume is loaded at a time")
+        self.volume_index = 0
+        self.items = self._volume_items[0]
+        self.affine = self._affines[0]
+        self._volume_axis: VolumeAxis | None = None
 
-    def _one_volume(self, items: list[_Item], orientation: list[float]) -> list[_Item]:
-        """Keep one slice per position: series holding several volumes (time points, echoes, image
-        types at the same positions) load their first volume, with a warning."""
-        from viewer.io.geometry import STEP_ABS_TOL_MM, slice_normal
+    def select_volume(self, index: int) -> None:
+        """Make volume ``index`` (0-based, of :attr:`volumes`) the one :meth:`load` and
+        :meth:`read_slice` read."""
+        if not 0 <= index < self.volumes:
+            raise LoadError(f"volume {index} out of range: the series has {self.volumes} volume(s)")
+        if index != self.volume_index:
+            self.volume_index = index
+            self.items = self._volume_items[index]
+            self.affine = self._affines[index]
+            self._info = None
+            self._choose_dtype()
 
-        normal = slice_normal(orientation)
-        pos = np.array([it.position for it in items], dtype=np.float64)
-        if len(items) < 2 or bool(np.all(np.diff(np.sort(pos @ normal)) >= STEP_ABS_TOL_MM)):
-            return items  # every position once (the common case), decided without a Python loop
-        dist = np.array([float(it.position @ normal) for it in items])  # type: ignore[operator,unused-ignore]
-        keys = [(round(d / STEP_ABS_TOL_MM), it.instance, it.path, it.frame or 0) for d, it in zip(dist, items)]
-        order = sorted(range(len(items)), key=lambda i: (dist[i], keys[i][1:]))
-        clusters: list[list[int]] = []
-        for i in order:
-            if clusters and abs(dist[i] - dist[clusters[-1][0]]) < STEP_ABS_TOL_MM:
-                clusters[-1].append(i)
-            else:
-                clusters.append([i])
-        if all(len(c) == 1 for c in clusters):
-            return items
-        sizes = {len(c) for c in clusters}
-        for c in clusters:
-            c.sort(key=lambda i: keys[i][1:])
-        if len(sizes) == 1:
-            self.volumes = sizes.pop()
-            self.warnings.append(f"the stack holds {self.volumes} volumes at the same {len(clusters)} "
-                                 "positions (time points, echoes or image types); loaded the first")
-        else:
-            dups = [items[c[1]].name for c in clusters if len(c) > 1]
-            self.warnings.append(f"{len(dups)} position(s) hold more than one slice ({', '.join(dups[:5])}); "
-                                 "kept the first at each position")
-        return [items[c[0]] for c in clusters]
+    @property
+    def volume_axis(self) -> VolumeAxis | None:
+        """The fourth dimension (meaning and per-volume fields), None for a 3D stack. Reads one header
+        per volume the first time it is asked for."""
+        if self.volumes < 2:
+            return None
+        if self._volume_axis is None:
+            from viewer.io.volumes import axis_kind, volume_info
+
+            infos = []
+            cache: dict[str, Any] = {self._first_path: self._first_ds}
+            for v, items in enumerate(self._volume_items):
+                it = items[len(items) // 2]
+                ds = cache.get(it.path)
+                if ds is None:
+                    ds = cache[it.path] = read_header_dataset(it.path)
+                # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
+                frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
+                infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
+            self._volume_axis = VolumeAxis(axis_kind(infos), tuple(infos))
+        return VolumeAxis(self._volume_axis.kind, self._volume_axis.items, self.volume_index)
 
     # -- values -----------------------------------------------------------------------------------
     def _choose_dtype(self) -> None:
@@ -471,45 +544,66 @@ class SeriesLoader:
         val = v * it.slope + it.intercept
         return int(val) if float(val).is_integer() else float(val)
 
-    def metadata(self) -> dict[str, Any]:
+    def series_info(self) -> SeriesInfo:
+        """The typed description of the series (cached): windows, per-slice files, numbers, positions.
+
+        VOI windows: those of the slice shown first (:attr:`first_index`); whether slices carry
+        different ones is read from every frame of a multi-frame file and, for single-frame series,
+        from five slices spread over the stack (first, quartiles, middle, last: five header reads).
+        """
+        if self._info is not None:
+            return self._info
         ds = self._first_ds
-        centers = _floats(ds.get("WindowCenter"))
-        widths = _floats(ds.get("WindowWidth"))
-        voi = _frame_group(ds, 0, "FrameVOILUTSequence")
-        if not centers and voi is not None:
-            centers, widths = _floats(voi.get("WindowCenter")), _floats(voi.get("WindowWidth"))
-        pairs = [[c, w] for c, w in zip(centers or [], widths or [])]
+        n = len(self.items)
+        headers: dict[str, Any] = {self._first_path: ds}
+        sampled = {0, n // 4, n // 2, (3 * n) // 4, n - 1, self.first_index} if n else set()
+        per_slice: list[Window | None] = []
+        shown: tuple[Window, ...] = ()
+        for k, it in enumerate(self.items):
+            head = headers.get(it.path)
+            if head is None and k in sampled:
+                try:
+                    head = headers[it.path] = read_header_dataset(it.path)
+                except Exception:  # noqa: BLE001 - a header read here only refines the window
+                    head = None
+            wins = _voi_windows(head, it.frame) if head is not None else ()
+            per_slice.append(wins[0] if wins else None)
+            if k == self.first_index:
+                shown = wins
+        if not shown:
+            shown = _voi_windows(ds, 0)
         name = ds.get("PatientName")
-        return {
-            "window_center": pairs[0][0] if pairs else None,
-            "window_width": pairs[0][1] if pairs else None,
-            "windows": pairs,
-            "window_explanations": [str(x) for x in (ds.get("WindowCenterWidthExplanation") or [])]
-            if isinstance(ds.get("WindowCenterWidthExplanation"), (list, tuple))
-            or hasattr(ds.get("WindowCenterWidthExplanation"), "__iter__")
-            and not isinstance(ds.get("WindowCenterWidthExplanation"), str)
-            else ([str(ds.WindowCenterWidthExplanation)] if ds.get("WindowCenterWidthExplanation") else []),
-            "photometric": self.layout.photometric,
-            "padding_value": self.padding_value(),
-            "patient_name": str(name) if name is not None else "",
-            "patient_id": str(ds.get("PatientID", "") or ""),
-            "study_date": str(ds.get("StudyDate", "") or ""),
-            "study_description": str(ds.get("StudyDescription", "") or ""),
-            "series_description": str(ds.get("SeriesDescription", "") or ""),
-            "series_number": int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "")
-            else None,
-            "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
-            "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
-            "instance_uids": [it.sop_uid for it in self.items],
-            "frames": [it.frame for it in self.items],
-            "files": [it.path for it in self.items],
-            "pixel_spacing_source": self.layout.spacing_source,
+        thickness = _f(ds.get("SliceThickness"), 0.0)
+        measures = _frame_group(ds, 0, "PixelMeasuresSequence")
+        if not thickness and measures is not None:
+            thickness = _f(measures.get("SliceThickness"), 0.0)
+        slices = tuple(SliceInfo(it.path, it.frame, it.sop_uid, it.instance or None,
+                                 tuple(float(v) for v in it.position) if it.position is not None else None,  # type: ignore[arg-type]
+                                 (float(it.slope), float(it.intercept)), per_slice[k])
+                       for k, it in enumerate(self.items))
+        self._info = SeriesInfo(
+            modality=self.modality, photometric=self.layout.photometric, windows=shown,
+            varying_window=span_windows(per_slice), slices=slices,
+            study_uid=str(ds.get("StudyInstanceUID", "") or ""), series_uid=self.series_uid,
+            frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+            sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
+            patient_name=str(name) if name is not None else "",
+            patient_id=str(ds.get("PatientID", "") or ""),
+            study_date=str(ds.get("StudyDate", "") or ""),
+            study_description=str(ds.get("StudyDescription", "") or ""),
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            series_number=int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "") else None,
+            slice_thickness=thickness or None, padding_value=self.padding_value(),
+            pixel_spacing_source=self.layout.spacing_source,
             # False for images without ImageOrientationPatient (CR/DX/US/SC): orientation letters would lie.
-            "orientation_known": self.layout.orientation is not None,
-            "transfer_syntax": self.layout.transfer_syntax,
-            "bits_stored": self.layout.bits_stored,
-            "volumes_in_stack": self.volumes,
-        }
+            orientation_known=self.layout.orientation is not None,
+            transfer_syntax=self.layout.transfer_syntax, bits_stored=self.layout.bits_stored,
+            volumes_in_stack=self.volumes, volumes=self.volume_axis)
+        return self._info
+
+    def metadata(self) -> dict[str, Any]:
+        """Deprecated: :meth:`series_info` as the old plain dict."""
+        return self.series_info().as_metadata()
 
     # -- pixels -----------------------------------------------------------------------------------
     def read_slice(self, k: int) -> np.ndarray:
@@ -585,11 +679,13 @@ class SeriesLoader:
 
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None,
-             on_slices: SlicesReady | None = None) -> Volume:
-        """Read all pixels into a new :class:`Volume`.
+             volume: int | None = None, on_slices: SlicesReady | None = None) -> Volume:
+        """Read all pixels of one volume into a new :class:`Volume`.
 
         Parameters
         ----------
+        volume
+            Which volume of a 4D stack (0-based; default: the selected one, see :meth:`select_volume`).
         progress
             progress(done, total) after each slice.
         cancel
@@ -608,6 +704,8 @@ class SeriesLoader:
             new array: every slice of an earlier one is then void.
         """
         self._on_slices = on_slices
+        if volume is not None:
+            self.select_volume(volume)
         while True:
             try:
                 return self._load(progress, cancel, first_slice, workers)
@@ -630,8 +728,7 @@ class SeriesLoader:
         if not fast:
             # All decoded: _load_slow allocates the volume (in shared memory when the pool fills it).
             arr = self._load_slow(None, slow, progress, cancel, first_slice, workers, done)
-            return Volume(array=arr, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                          metadata=self.metadata(), warnings=list(self.warnings))
+            return self._volume(arr)
         vol = self._new_volume()
         if fast and fast[0] == self.first_index:
             # The first slice alone, before anything else, so the caller can draw it at once.
@@ -707,8 +804,14 @@ class SeriesLoader:
         account()
         if slow:
             vol = self._load_slow(vol, slow, progress, cancel, first_slice, workers, done)
-        return Volume(array=vol, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                      metadata=self.metadata(), warnings=list(self.warnings))
+        return self._volume(vol)
+
+    def _volume(self, array: np.ndarray) -> Volume:
+        positions = ([it.position for it in self.items] if self.items and all(
+            it.position is not None for it in self.items) and self.layout.orientation else None)
+        return Volume(array=array, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
+                      info=self.series_info(), warnings=list(self.warnings),
+                      slice_positions=np.array(positions, dtype=np.float64) if positions else None)
 
     def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,
                    cancel: Cancel | None, first_slice: FirstSlice | None, workers: int | None,
@@ -871,26 +974,56 @@ def _steal_work(first: list[str], rest: list[list[str]], pool_only: bool, cancel
             fut.cancel()
 
 
+def _reversed_affine(affine: np.ndarray, ordered: Sequence[_Item]) -> np.ndarray:
+    """``affine`` of slices shown last-to-first: origin at the (new) first slice's own position, the
+    slice column from the first to the last position (exact, not a flipped mean)."""
+    out = affine.copy()
+    first, last = ordered[0].position, ordered[-1].position
+    assert first is not None and last is not None
+    out[:3, 3] = first
+    out[:3, 2] = (last - first) / (len(ordered) - 1)
+    return out
+
+
 def _mosaic_free(ds: Any) -> bool:
     return "MOSAIC" not in [str(v).upper() for v in (ds.get("ImageType") or [])]
 
 
 # -- public entry points ----------------------------------------------------------------------------
-def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
-               first_slice: FirstSlice | None = None) -> Volume:
-    """Load a :class:`viewer.io.series.Stack` (or a list of paths) into a :class:`Volume`.
-
-    ``progress(done, total)`` counts the header pass and then the pixel pass (each 0..total).
-    """
+def stack_loader(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
+                 decode_in_pool: bool = False) -> SeriesLoader:
+    """The :class:`SeriesLoader` (headers read, no pixels) of a Stack or a list of paths."""
     files = stack.files if hasattr(stack, "files") else list(stack)
     uid = getattr(stack, "series_uid", "") or ""
     # The scanner's records (Stack.records) spare the loader a second read of every header.
     records = getattr(stack, "records", None) or None
-    loader = SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel, records=records)
-    vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice)
+    return SeriesLoader(files, series_uid=uid, progress=progress, cancel=cancel, records=records,
+                        decode_in_pool=decode_in_pool)
+
+
+def load_stack(stack: Any, *, progress: Progress | None = None, cancel: Cancel | None = None,
+               first_slice: FirstSlice | None = None, volume: int = 0) -> Volume:
+    """Load a :class:`viewer.io.series.Stack` (or a list of paths) into a :class:`Volume`.
+
+    ``progress(done, total)`` counts the header pass and then the pixel pass (each 0..total).
+    ``volume``: which volume of a 4D stack (see :func:`load_series`).
+    """
+    loader = stack_loader(stack, progress=progress, cancel=cancel)
+    vol = loader.load(progress=progress, cancel=cancel, first_slice=first_slice, volume=volume)
     extra = list(getattr(stack, "warnings", []) or [])
     vol.warnings = extra + vol.warnings
     return vol
+
+
+def iter_volumes(stack: Any, *, cancel: Cancel | None = None) -> Iterator[Volume]:
+    """Every volume of a stack, one at a time (a 3D stack yields one): memory holds one volume, the
+    headers are read once. Each :class:`Volume`'s ``volumes.index`` says which it is."""
+    loader = stack_loader(stack, cancel=cancel)
+    extra = list(getattr(stack, "warnings", []) or [])
+    for v in range(loader.volumes):
+        vol = loader.load(cancel=cancel, volume=v)
+        vol.warnings = extra + vol.warnings
+        yield vol
 
 
 def select_stack(path_or_paths: Any, series: str | int | None = None, *, progress: Progress | None = None,
@@ -925,7 +1058,8 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
 
 
 def load_series(path_or_paths: Any, *, series: str | int | None = None, progress: Progress | None = None,
-                cancel: Cancel | None = None, first_slice: FirstSlice | None = None) -> Volume:
+                cancel: Cancel | None = None, first_slice: FirstSlice | None = None,
+                volume: int = 0) -> Volume:
     """Load one series from a folder, a file or a list of files.
 
     Parameters
@@ -937,14 +1071,27 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         None picks the largest stack (most slices/frames; the first one on a tie).
     progress, cancel, first_slice
         See :meth:`SeriesLoader.load`.
+    volume
+        For a 4D series (time points, diffusion directions, echoes, cardiac phases): which volume,
+        0-based. A 4D series gives one 3D :class:`Volume` per call, never a 4D array, so that everything
+        that shows or measures a volume works unchanged and memory holds one volume at a time; its
+        ``volumes`` (:class:`~viewer.core.volume.VolumeAxis`) names the fourth axis's meaning, every
+        volume's fields (b-value and direction, echo time, trigger time ...) and which one this is.
+        :func:`iter_volumes` yields all of them in turn; :class:`SeriesLoader` (``select_volume``,
+        ``load(volume=k)``) loads any without reading the headers again.
 
     Returns
     -------
     Volume
         ``array`` (z, y, x) in modality units (HU for CT): int16 when the values are integers that fit,
         else float32; colour as (z, y, x, 3) uint8. ``affine`` maps (i=column, j=row, k=slice, 1) to LPS
-        mm. ``metadata`` holds windows, photometric interpretation (MONOCHROME1 is NOT inverted),
-        padding value in modality units, patient/study/series text and per-slice instance UIDs.
+        mm. ``info`` (:class:`~viewer.core.series_info.SeriesInfo`) holds windows, photometric
+        interpretation (MONOCHROME1 is NOT inverted), padding value in modality units, patient/study/series
+        text and per slice its file, frame, instance UID and number, position and rescale, and for a
+        4D series ``info.volumes``. Slices are in display order: the lowest InstanceNumber first where
+        it runs with position (else the cranial / first-acquired end; see
+        :func:`viewer.io.geometry.display_reversed`); the affine is exact for that order.
+        ``slice_positions`` keeps each slice's own position.
 
     Raises
     ------
@@ -954,4 +1101,4 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
         ``cancel()`` returned True.
     """
     stack = select_stack(path_or_paths, series, cancel=cancel)
-    return load_stack(stack, progress=progress, cancel=cancel, first_slice=first_slice)
+    return load_stack(stack, progress=progress, cancel=cancel, first_slice=first_slice, volume=volume)

@@ -14,7 +14,8 @@ Beyond the contract:
   :func:`viewer.io.load.load_stack` hands to the loader so that headers are not read twice.
 - ``Stack`` also carries patient/study/series text (``patient_id``, ``patient_name``, ``study_uid``,
   ``study_date``, ``study_description``, ``series_number``, ``series_date``), ``rows``, ``columns``,
-  ``frames`` (total) and ``image_type``. Stacks are ordered patient -> study -> series number -> split.
+  ``frames`` (total), ``image_type``, ``split_label`` (what tells a split stack from its siblings) and
+  ``volumes`` (of a 4D stack). Stacks are ordered patient -> study -> series number -> split.
 - ``ScanResult.non_image``: (path, reason) for valid DICOM without pixel data (SR, RT, DICOMDIR ...):
   not bad, not loadable. ``cancelled``, ``files_total``, ``headers_read`` (files parsed in this call;
   the rest came from the index), ``warnings``, and ``tree()`` for the patient -> study -> series view.
@@ -66,6 +67,10 @@ class Stack:
     columns: int = 0
     frames: int = 0
     image_type: str = ""
+    #: Short text telling a split stack from its siblings (shown after the description), None if not split.
+    split_label: str | None = None
+    #: Volumes of a 4D stack as the scan sees them (repeated positions); the loader's count is final.
+    volumes: int = 1
     #: The scanner's record of each file, in ``files`` order: the loader reads geometry, rescale and the
     #: PixelData offset from them instead of parsing every header again (it checks size and mtime first).
     records: list[HeaderRecord] = field(default_factory=list, repr=False, compare=False)
@@ -410,7 +415,7 @@ def group_records(records: Iterable[HeaderRecord]
                 study_description=first.study_description, series_number=head.series_number,
                 series_date=first.series_date, rows=head.rows, columns=head.columns,
                 frames=sum(r.frames for r in part.records), image_type=head.image_type,
-                records=list(part.records))
+                split_label=part.label, volumes=part.volumes, records=list(part.records))
             keyed.append(((first.patient_name, first.patient_id, first.study_date, first.study_uid,
                            _num(first.series_number), first.series_uid, first.path, n), stack))
     keyed.sort(key=lambda t: t[0])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
 import numpy as np
 
 from viewer.core.presets import window_presets
@@ -15,46 +13,16 @@ from viewer.state.measurements import Measurement, compute
 from viewer.state.observable import Observable
 
 
-def _meta(volume: Volume, *keys: str) -> Any:
-    """The first of ``keys`` present (and not empty) in the volume's metadata, else None."""
-    for key in keys:
-        value = volume.metadata.get(key)
-        if value not in (None, "", [], ()):
-            return value
-    return None
-
-
 def file_window(volume: Volume) -> tuple[float, float] | None:
-    """The (center, width) stored in the file (VOI LUT Window Center/Width, first pair), if any.
-
-    Accepts ``metadata["window"]`` as (center, width) or a list of such pairs, or separate
-    ``window_center``/``window_width`` values (numbers or lists, DICOM allows several).
-    """
-    win = _meta(volume, "window", "windows")
-    if win is not None:
-        first = win[0] if isinstance(win[0], (list, tuple)) else win
-        try:
-            c, w = float(first[0]), float(first[1])
-        except (TypeError, ValueError, IndexError):
-            return None
-        return (c, w) if w > 0 else None
-    c = _meta(volume, "window_center", "WindowCenter")
-    w = _meta(volume, "window_width", "WindowWidth")
-    if c is None or w is None:
-        return None
-    c = c[0] if isinstance(c, (list, tuple)) else c
-    w = w[0] if isinstance(w, (list, tuple)) else w
-    try:
-        cf, wf = float(c), float(w)
-    except (TypeError, ValueError):
-        return None
-    return (cf, wf) if wf > 0 else None
+    """The (center, width) the files give the series (``SeriesInfo.series_window``), if any: the VOI
+    window of the slice shown first, or the one spanning the per-slice windows when those vary."""
+    win = volume.info.series_window()
+    return win.pair if win is not None else None
 
 
 def is_monochrome1(volume: Volume) -> bool:
     """True when the photometric interpretation says low values are white (MONOCHROME1)."""
-    pi = _meta(volume, "photometric_interpretation", "photometric", "PhotometricInterpretation")
-    return str(pi or "").upper().strip() == "MONOCHROME1"
+    return volume.info.monochrome1
 
 
 # Modalities whose images carry no Image Orientation (Patient) in practice: ultrasound, photographs,
@@ -65,12 +33,11 @@ _NO_ORIENTATION_MODALITIES = frozenset({"US", "XC", "SC", "OT", "ES", "GM", "SM"
 def orientation_known(volume: Volume) -> bool:
     """Whether the affine's directions come from the file (so orientation letters mean something).
 
-    ``metadata["orientation_known"]`` (bool) decides when the loader sets it; otherwise modalities
-    that normally lack Image Orientation (Patient) (US, XC, SC, ...) count as unknown.
+    ``info.orientation_known`` decides when the loader set it; otherwise (volumes made without a loader)
+    modalities that normally lack Image Orientation (Patient) (US, XC, SC, ...) count as unknown.
     """
-    flag = volume.metadata.get("orientation_known", volume.metadata.get("has_orientation"))
-    if isinstance(flag, bool):
-        return flag
+    if volume.info.orientation_known is not None:
+        return volume.info.orientation_known
     return volume.modality.upper() not in _NO_ORIENTATION_MODALITIES
 
 
@@ -114,8 +81,11 @@ class ImageState(Observable):
         if volume is not None:
             self.set_volume(volume)
 
-    def set_volume(self, volume: Volume | None) -> None:
+    def set_volume(self, volume: Volume | None, *, keep_display: bool = False) -> None:
         """Show ``volume`` with its opening window, MONOCHROME1 inverted, crosshair at its centre.
+
+        ``keep_display``: the volume refines the one shown (a whole series replacing its one-slice
+        preview): the window, inversion, crosshair and measurements stay as the reader set them.
 
         A volume whose affine is unusable (zero pixel spacing, no orientation) is shown through a
         repaired copy (``viewer.core.reslice.repair_affine``) whose ``warnings`` say so.
@@ -124,6 +94,13 @@ class ImageState(Observable):
             fixed, warning = repair_affine(volume.affine)
             if warning is not None:
                 volume = dataclasses.replace(volume, affine=fixed, warnings=[*volume.warnings, warning])
+        if keep_display and volume is not None and self.volume is not None:
+            with self.batch():
+                self.volume = volume
+                for m in self.measurements:
+                    compute(m, volume)
+                self.notify("volume", "refined", "measurements")
+            return
         with self.batch():
             self.volume = volume
             self.measurements = []
@@ -135,6 +112,21 @@ class ImageState(Observable):
             else:
                 self.crosshair = None
             self.notify("volume", "window", "invert", "crosshair", "measurements")
+
+    def swap_volume(self, volume: Volume) -> None:
+        """Show another volume of the same 4D series in place: window, invert, crosshair, measurements
+        and (in the views) slice, zoom and pan stay as the reader set them; only the pixels change."""
+        if self.volume is None:
+            self.set_volume(volume)
+            return
+        fixed, warning = repair_affine(volume.affine)
+        if warning is not None:
+            volume = dataclasses.replace(volume, affine=fixed, warnings=[*volume.warnings, warning])
+        with self.batch():
+            self.volume = volume
+            for m in self.measurements:
+                compute(m, volume)  # the same places, this volume's values
+            self.notify("pixels", "measurements")
 
     # -- window -------------------------------------------------------------------------------------
     def set_window(self, center: float, width: float) -> None:

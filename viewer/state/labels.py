@@ -33,7 +33,7 @@ def session_images(volume: Volume, label_set: LabelSet) -> list[ImageKey]:
         When the volume lacks per-slice instance UIDs (see :func:`slice_keys`).
     """
     if label_set.scope == "series":
-        return [ImageKey.series(str(volume.metadata.get("study_uid", "") or ""), volume.series_uid)]
+        return [ImageKey.series(volume.info.study_uid, volume.series_uid)]
     return slice_keys(volume)
 
 

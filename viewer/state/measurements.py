@@ -13,7 +13,7 @@ import numpy as np
 
 from viewer.core import measure
 from viewer.core.reslice import ResampledGeometry, SliceGeometry, plane_geometry
-from viewer.core.volume import Volume
+from viewer.core.volume import Volume, regular_grid
 
 KINDS: tuple[str, ...] = ("distance", "angle", "rect", "ellipse")
 _ids = itertools.count(1)
@@ -83,6 +83,8 @@ def compute(measurement: Measurement, volume: Volume, value_unit: str = "") -> M
     elif measurement.kind == "angle":
         measurement.value = measure.angle_deg(pts[0], pts[1], pts[2])
     elif measurement.kind in ("rect", "ellipse"):
+        if measurement.plane != "acquired":
+            volume = regular_grid(volume)  # the grid the reformat shows (ViewState.plane_volume)
         geom = plane_geometry(volume.shape, volume.affine, measurement.plane)
         (r0, c0), (r1, c1) = (slice_coords(volume, geom, (p[0], p[1], p[2])) for p in pts[:2])
         image = geom.extract(volume.array, measurement.slice_index)

@@ -6,7 +6,7 @@ import numpy as np
 
 from viewer.core.orientation import DisplayTransform
 from viewer.core.reslice import PLANES, ResampledGeometry, SliceGeometry, plane_geometry
-from viewer.core.volume import Volume
+from viewer.core.volume import Volume, regular_grid
 from viewer.state.image import ImageState
 from viewer.state.observable import Observable
 
@@ -51,19 +51,32 @@ class ViewState(Observable):
         self._geometry: SliceGeometry | ResampledGeometry | None = None
         self._geometry_key: tuple[int, str] | None = None
         self._slice_cache: tuple[tuple[int, int], np.ndarray] | None = None
-        self.image.subscribe(self._image_changed)
+        self._unsubscribe_image = self.image.subscribe(self._image_changed)
         if self.image.volume is not None:
             self._reset_slice()
+
+    def detach(self) -> None:
+        """Stop following the image state (an MPR plane closed while its image state lives on)."""
+        self._unsubscribe_image()
+        self._slice_cache = None
 
     # -- derived ------------------------------------------------------------------------------------
     @property
     def volume(self) -> Volume | None:
         return self.image.volume
 
+    def plane_volume(self) -> Volume | None:
+        """The volume this plane cuts: the loaded one, or for a reformat of slices that one affine cannot
+        describe (interleaved, overlapping, uneven), its resampling onto an even grid (cached)."""
+        vol = self.image.volume
+        if vol is None or self.plane == "acquired":
+            return vol
+        return regular_grid(vol)  # the volume itself when regular; cached on the volume otherwise
+
     @property
     def geometry(self) -> SliceGeometry | ResampledGeometry | None:
         """The current plane's geometry (cached per volume and plane)."""
-        vol = self.image.volume
+        vol = self.plane_volume()
         if vol is None:
             return None
         key = (id(vol), self.plane)
@@ -81,7 +94,7 @@ class ViewState(Observable):
     def slice_array(self) -> np.ndarray | None:
         """The current slice in modality units, as stored for the plane (before flips), a view."""
         g = self.geometry
-        vol = self.image.volume
+        vol = self.plane_volume()
         if g is None or vol is None:
             return None
         if not g.resampled:
@@ -94,7 +107,7 @@ class ViewState(Observable):
 
     def slice_position_mm(self, index: int | None = None) -> float:
         """Position of a slice (default the current) along the plane's patient axis, mm (LPS sign)."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             return 0.0
         idx = self.slice_index if index is None else index
@@ -104,7 +117,7 @@ class ViewState(Observable):
 
     def point_to_lps(self, row: float, col: float, index: int | None = None) -> np.ndarray:
         """LPS mm of 2D slice (row, col) on slice ``index`` (default the current)."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             raise RuntimeError("no volume")
         idx = self.slice_index if index is None else index
@@ -112,18 +125,38 @@ class ViewState(Observable):
 
     def lps_to_point(self, lps: np.ndarray) -> tuple[float, float, float]:
         """(slice index, row, col), continuous, of an LPS point (mm) in this plane."""
-        g, vol = self.geometry, self.image.volume
+        g, vol = self.geometry, self.plane_volume()
         if g is None or vol is None:
             raise RuntimeError("no volume")
         return g.from_voxel(vol.patient_to_voxel(np.asarray(lps, dtype=np.float64)))
 
     # -- changes ------------------------------------------------------------------------------------
     def _image_changed(self, changes: frozenset[str]) -> None:
-        if "volume" in changes:
+        if "pixels" in changes:
+            # Another volume of a 4D series: same grid, so slice, zoom and pan stay; cached cuts go.
+            self._geometry_key = None
+            self._slice_cache = None
+            self.notify("slice")
+        if "refined" in changes:
+            # The same series, more of it (the whole volume after its preview): the reader's zoom, pan
+            # and flips stay; the owner places the slice (:meth:`refine`).
+            self._geometry_key = None
+            self._slice_cache = None
+            self.notify("slice", "reset")
+        elif "volume" in changes:
             self._geometry_key = None
             with self.batch():
                 self._reset_slice()
                 self.reset_view()
+                # "reset": the slice moved because the volume changed, not because the reader scrolled
+                # (linked views do not follow it).
+                self.notify("reset")
+
+    def refine(self, slice_index: int) -> None:
+        """After a refining volume: show ``slice_index`` without counting it as the reader's scroll."""
+        n = self.slice_count
+        self.slice_index = int(np.clip(slice_index, 0, max(n - 1, 0)))
+        self.notify("slice", "reset")
 
     def _reset_slice(self) -> None:
         n = self.slice_count

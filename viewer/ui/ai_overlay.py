@@ -23,6 +23,8 @@ import shiboken6
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QLabel
 
+from viewer.state.ai_results import AiResults
+
 # Distinct, colour-blind-friendlier hues (Okabe-Ito first, then Tableau); index = class index.
 PALETTE = np.array([
     (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
@@ -90,9 +92,12 @@ class AiOverlay(QObject):
     ImageItems in the viewport's view box), ``labels_box`` / ``legend_box`` (QLabels over the viewport).
     """
 
-    def __init__(self, viewport: Any) -> None:
+    def __init__(self, viewport: Any, results: AiResults | None = None) -> None:
         super().__init__(viewport)
         self.vp = viewport
+        # The application's results per series: what this viewport shows when it has drawn nothing of its
+        # own for the slice (another viewport's run, a reloaded series, an MPR plane through the slice).
+        self.results = results
         self.opacity = 0.45
         self.topk: tuple[int, Any, str] | None = None  # (slice, Predictions of one image, what)
         self.class_map: tuple[int, Any] | None = None
@@ -121,6 +126,8 @@ class AiOverlay(QObject):
         self._unsub = [viewport.state.subscribe(self._state_changed),
                        viewport.state.image.subscribe(self._image_changed)]
         viewport.vb.sigResized.connect(lambda *_: self._place_boxes())
+        if results is not None:
+            self._unsub.append(results.subscribe(lambda _c: self.sync()))
 
     # -- results ----------------------------------------------------------------------------------------
     def set_topk(self, k: int, predictions: Any, what: str = "slice") -> None:
@@ -152,6 +159,30 @@ class AiOverlay(QObject):
         st = self.vp.state
         return entry is not None and st.volume is not None and st.plane == "acquired" and st.slice_index == entry[0]
 
+    def acquired_index(self) -> int | None:
+        """The acquired slice k this view shows: its own index on the acquired plane; on a reformat parallel
+        to the acquisition (MPR's axial plane of an axial series), the acquired slice through it; else None."""
+        st = self.vp.state
+        vol, g = st.volume, st.geometry
+        if vol is None or g is None:
+            return None
+        if st.plane == "acquired":
+            return int(st.slice_index)
+        normal = np.asarray(g.normal, dtype=np.float64)
+        k_axis = vol.affine[:3, 2] / max(float(np.linalg.norm(vol.affine[:3, 2])), 1e-9)
+        if abs(float(normal @ k_axis)) < 0.999:
+            return None
+        rows, cols = g.shape
+        k = float(vol.patient_to_voxel(st.point_to_lps((rows - 1) / 2, (cols - 1) / 2))[2])
+        return int(round(k)) if -0.5 <= k <= vol.shape[0] - 0.5 else None
+
+    def _from_results(self) -> tuple[int | None, Any]:
+        """(acquired k, the series' SeriesAi) when results are observed and a series is shown."""
+        vol = self.vp.state.volume
+        if self.results is None or vol is None:
+            return None, None
+        return self.acquired_index(), self.results.of(vol.series_uid)
+
     def _state_changed(self, changes: frozenset[str]) -> None:
         if changes & {"view", "plane"}:
             self.sync()
@@ -171,8 +202,14 @@ class AiOverlay(QObject):
         transform = self.vp.state.transform
         rect = self._image_rect()
         legend: list[str] = []
-        if self._shown(self.class_map):
-            cm = self.class_map[1]  # type: ignore[index]
+        k_acq, series = self._from_results()
+        acquired = self.vp.state.plane == "acquired"
+        class_map = self.class_map[1] if self._shown(self.class_map) else (  # type: ignore[index]
+            series.class_maps.get(k_acq) if series is not None and acquired else None)
+        occlusion = self.occlusion[1] if self._shown(self.occlusion) else (  # type: ignore[index]
+            series.occlusions.get(k_acq) if series is not None and acquired else None)
+        if class_map is not None:
+            cm = class_map
             values = self.vp.state.slice_array()
             labels = cm.label_image(values.shape[:2])
             mask = class_map_mask(values, self.vp.volume.modality or "")
@@ -184,8 +221,8 @@ class AiOverlay(QObject):
             legend.append(self._legend_table(labels[mask], cm.labels))
         else:
             self.map_item.setVisible(False)
-        if self._shown(self.occlusion):
-            occ = self.occlusion[1]  # type: ignore[index]
+        if occlusion is not None:
+            occ = occlusion
             # a little more opaque than the class map: the heat fades to transparent by itself
             rgba = heat_rgba(occ.heatmap, min(1.0, self.opacity + 0.3))
             self.heat_item.setImage(np.ascontiguousarray(transform.apply(rgba)), autoLevels=False, levels=(0, 255))
@@ -208,8 +245,13 @@ class AiOverlay(QObject):
             self.box_item.setVisible(True)
         else:
             self.box_item.setVisible(False)
-        if self._shown(self.topk):
-            _k, pred, what = self.topk  # type: ignore[misc]
+        topk = self.topk if self._shown(self.topk) else None
+        if topk is None and series is not None and k_acq is not None:
+            row = series.slice_predictions(k_acq)
+            if row is not None:
+                topk = (k_acq, row, "series")
+        if topk is not None:
+            _k, pred, what = topk
             lines = [f"<b>{html.escape(model_tag(pred))}</b> <span style='color:#aaa'>({html.escape(what)})</span>"]
             for label, p in pred.top(self.k)[0]:
                 lines.append(f"{p * 100:5.1f}%&nbsp;&nbsp;{html.escape(label)}")

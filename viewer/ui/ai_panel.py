@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,10 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from viewer.state.ai_results import AiResults
+
+if TYPE_CHECKING:
+    from viewer.ui.main_window import MainWindow
 from viewer.ui.ai_overlay import AiOverlay
 from viewer.ui.ai_plot import AiProbabilityPlot
 from viewer.ui.workers import Background, JobContext
@@ -53,9 +57,11 @@ class AiPanel(QWidget):
     series_cancelled = Signal()
 
     def __init__(self, ai: Any, background: Background | None = None, registry: Any = None, device: str = "auto",
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, results: AiResults | None = None) -> None:
         super().__init__(parent)
         self.ai = ai
+        # Results per series, observed by every viewport's overlay (and MPR): the application model's.
+        self.results = results if results is not None else AiResults()
         # A private pool: a whole-series run must not wait behind (or hold up) the shell's loads.
         self.background = background or Background(max_threads=2, parent=self)
         self.registry = registry
@@ -89,6 +95,11 @@ class AiPanel(QWidget):
         self.btn_occ = QPushButton("Occlusion heatmap", self)
         self.btn_clear = QPushButton("Clear", self)
         self.auto = QCheckBox("Classify the shown slice automatically", self)
+        # ROI models were trained on boxes (a crop of an organ), not on whole slices: run on a whole slice
+        # only when the reader says so, and label the result as out of scope.
+        self.out_of_scope = QCheckBox("Allow ROI models on whole slices (out of scope)", self)
+        self.out_of_scope.setToolTip("An ROI model was trained on crops: on a whole slice its answer is outside "
+                                     "its intended use. Boxes and class maps are its scope.")
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
@@ -117,6 +128,7 @@ class AiPanel(QWidget):
         lay.addWidget(self.warning)
         lay.addLayout(grid)
         lay.addWidget(self.auto)
+        lay.addWidget(self.out_of_scope)
         lay.addLayout(op)
         lay.addLayout(prog)
         lay.addWidget(self.status)
@@ -135,6 +147,7 @@ class AiPanel(QWidget):
         self.btn_clear.clicked.connect(self.clear)
         self.btn_cancel.clicked.connect(self.cancel_series)
         self.auto.toggled.connect(self._auto_toggled)
+        self.out_of_scope.toggled.connect(lambda _on: self._update_info())
         self.opacity.valueChanged.connect(lambda v: self.overlay is not None and self.overlay.set_opacity(v / 100.0))
         self.plot.slice_clicked.connect(lambda k: self.vp is not None and self.vp.set_slice(k))
         self._update_info()
@@ -219,9 +232,13 @@ class AiPanel(QWidget):
     def _update_info(self, provider: str | None = None) -> None:
         m = self.manifest()
         ready = m is not None and self.vp is not None and self.vp.volume is not None
-        for b in (self.btn_slice, self.btn_series, self.btn_box, self.btn_occ):
+        for b in (self.btn_box, self.btn_occ):
             b.setEnabled(ready)
+        whole = ready and self._whole_slice_allowed(m)
+        self.btn_slice.setEnabled(whole)
+        self.btn_series.setEnabled(whole)
         self.btn_map.setEnabled(ready and m.applies_to.scope == "roi")
+        self.out_of_scope.setVisible(m is not None and m.applies_to.scope == "roi")
         if m is None:
             if self.entries:
                 shown = self.vp is not None and self.vp.volume is not None
@@ -230,6 +247,25 @@ class AiPanel(QWidget):
         prov = provider or getattr(self, "_provider", {}).get(m.id, "not started yet")
         self.info.setText(f"<b>{html.escape(m.name)}</b> v{html.escape(m.version)} ({html.escape(m.applies_to.scope)})"
                           f"<br>{html.escape(m.intended_use)}<br>Provider: {html.escape(prov)}")
+
+    def _whole_slice_allowed(self, m: Any) -> bool:
+        return m is not None and (m.applies_to.scope != "roi" or self.out_of_scope.isChecked())
+
+    def _scope_note(self, m: Any) -> str:
+        """What the overlay says about a whole-slice result: "(out of scope)" for an ROI model."""
+        return " — out of scope" if m.applies_to.scope == "roi" else ""
+
+    def _refuse_whole_slice(self, m: Any) -> bool:
+        """True (and says why) when ``m`` may not run on whole slices."""
+        if self._whole_slice_allowed(m):
+            return False
+        self.status.setText(f"{m.name} is an ROI model: draw a box or run a class map (whole slices are outside "
+                            "its scope unless you allow them below)")
+        return True
+
+    def _series_uid(self) -> str:
+        vol = self.vp.volume if self.vp is not None else None
+        return vol.series_uid if vol is not None else ""
 
     def _session_started(self, session: Any) -> None:
         if not hasattr(self, "_provider"):
@@ -260,22 +296,33 @@ class AiPanel(QWidget):
         if vp is not None:
             ov = self._overlays.get(id(vp))
             if ov is None:
-                ov = AiOverlay(vp)
+                ov = AiOverlay(vp, self.results)
                 ov.set_opacity(self.opacity.value() / 100.0)
                 self._overlays[id(vp)] = ov
             self.overlay = ov
             vp.slice_changed.connect(self._on_slice)
             self._unsub.append(vp.state.image.subscribe(self._on_image))
-        self.plot.clear_predictions()
+        self._show_series_results()
         self._fill_models()
 
     def _on_image(self, changes: frozenset[str]) -> None:
-        if "volume" in changes:
+        if "volume" in changes and "refined" not in changes:
+            # Another series: its runs stop, the status of the last one goes, its own results (if any) show.
             for ch in ("ai:slice", "ai:series", "ai:box", "ai:map", "ai:occlusion"):
                 self.background.cancel(ch)
             self._end_progress()
-            self.plot.clear_predictions()
+            self.status.setText("")
+            self._show_series_results()
             self._fill_models()
+
+    def _show_series_results(self) -> None:
+        """The plot shows the shown series' per-slice predictions (from the results), else nothing."""
+        pred = self.results.of(self._series_uid()).predictions if self.vp is not None else None
+        if pred is not None and pred.indices is not None and len(pred) > 1:
+            self.plot.set_predictions(pred)
+            self.plot.set_current(self.vp.slice_index)
+        else:
+            self.plot.clear_predictions()
 
     def _on_slice(self, k: int) -> None:
         self.plot.set_current(k)
@@ -296,7 +343,8 @@ class AiPanel(QWidget):
             i = int(rows[0])
             one = dataclasses.replace(pred, probabilities=pred.probabilities[i:i + 1], scores=pred.scores[i:i + 1],
                                       indices=np.array([k]))
-            self.overlay.set_topk(k, one, "series")
+            m = next((e.manifest for e in self.entries if e.manifest is not None and e.manifest.id == pred.model_id), None)
+            self.overlay.set_topk(k, one, "series" + (self._scope_note(m) if m is not None else ""))
 
     def _auto_toggled(self, on: bool) -> None:
         if on:
@@ -325,6 +373,8 @@ class AiPanel(QWidget):
             self.status.setText("Slice classification runs on the acquired plane; switch the view back to it")
             return
         m, vol, k = ready
+        if self._refuse_whole_slice(m):
+            return
         device, ai = self.device, self.ai
 
         def job(ctx: JobContext) -> object:
@@ -336,7 +386,8 @@ class AiPanel(QWidget):
             s, pred = result
             self._session_started(s)
             if self.overlay is not None:
-                self.overlay.set_topk(k, pred, "slice")
+                self.overlay.set_topk(k, pred, "slice" + self._scope_note(m))
+            self.results.set_predictions(vol.series_uid, pred)
             self.result_ready.emit("slice", pred)
 
         self.background.submit("ai:slice", job, on_result=done, on_error=lambda msg: self._fail("slice", msg))
@@ -347,6 +398,8 @@ class AiPanel(QWidget):
         if ready is None:
             return
         m, vol, _k = ready
+        if self._refuse_whole_slice(m):
+            return
         device, ai = self.device, self.ai
 
         def job(ctx: JobContext) -> object:
@@ -356,9 +409,13 @@ class AiPanel(QWidget):
         def done(result: Any) -> None:
             s, pred = result
             self._session_started(s)
+            self.results.set_predictions(vol.series_uid, pred)
             self.plot.set_predictions(pred)
             self.plot.set_current(self.vp.slice_index if self.vp is not None else None)
-            self.status.setText(f"{len(pred)} slices classified with {m.name} v{m.version}")
+            # The slice the reader looks at shows its labels at once, not after the next scroll.
+            if self.vp is not None and self.vp.volume is vol:
+                self._show_series_row(self.vp.slice_index)
+            self.status.setText(f"{len(pred)} images classified with {m.name} v{m.version}{self._scope_note(m)}")
             self.result_ready.emit("series", pred)
 
         self._start_progress("Classifying the series")
@@ -396,6 +453,7 @@ class AiPanel(QWidget):
             self._session_started(s)
             if self.overlay is not None:
                 self.overlay.set_topk(k, pred, f"box {box[3] - box[1]}×{box[2] - box[0]} px")
+            self.results.add_box(vol.series_uid, k, box, pred)
             self.result_ready.emit("box", pred)
 
         self.background.submit("ai:box", job, on_result=done, on_error=lambda msg: self._fail("box", msg))
@@ -417,7 +475,8 @@ class AiPanel(QWidget):
             self._session_started(s)
             if self.overlay is not None:
                 self.overlay.set_class_map(k, cm)
-            self.status.setText(f"Class map of slice {k}: {len(cm.rows)}×{len(cm.cols)} windows of "
+            self.results.set_class_map(vol.series_uid, k, cm)
+            self.status.setText(f"Class map of image {k + 1}: {len(cm.rows)}×{len(cm.cols)} windows of "
                                 f"{cm.window[0]}×{cm.window[1]} px")
             self.result_ready.emit("classmap", cm)
 
@@ -436,7 +495,7 @@ class AiPanel(QWidget):
 
         def job(ctx: JobContext) -> object:
             s = ai.ModelSession.get(m, device)
-            ctx_pre = ai.Context.from_metadata(vol.metadata, vol.modality)  # window, MONOCHROME1
+            ctx_pre = ai.Context.of(vol.info, vol.modality)  # window, MONOCHROME1
             return s, ai.occlusion_map(s, vol.array[k], context=ctx_pre, progress=ctx.progress,
                                     cancel=ctx.cancelled)
 
@@ -445,7 +504,8 @@ class AiPanel(QWidget):
             self._session_started(s)
             if self.overlay is not None:
                 self.overlay.set_occlusion(k, occ)
-            self.status.setText(f"Occlusion heatmap of slice {k} for {occ.label} "
+            self.results.set_occlusion(vol.series_uid, k, occ)
+            self.status.setText(f"Occlusion heatmap of image {k + 1} for {occ.label} "
                                 f"(patch {occ.patch[0]}×{occ.patch[1]} px)")
             self.result_ready.emit("occlusion", occ)
 
@@ -459,6 +519,8 @@ class AiPanel(QWidget):
             self.background.cancel(ch)
         if self.overlay is not None:
             self.overlay.clear()
+        if self.vp is not None and self.vp.volume is not None:
+            self.results.clear(self._series_uid())
         self.plot.clear_predictions()
 
     def _start_progress(self, text: str) -> None:
@@ -548,17 +610,14 @@ class _BoxFilter(QObject):
         return False
 
 
-def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
+def attach_ai_panel(window: MainWindow, ai: Any) -> AiPanel:
     """Add the AI dock to the main window (right side, under Measurements) with a View-menu toggle; the
-    panel follows the active viewport."""
-    panel = AiPanel(ai, parent=window)
-    dock = QDockWidget("AI", window)
-    dock.setObjectName("aiDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    panel follows the active viewport and keeps its results in the window's workspace (per series)."""
+    panel = AiPanel(ai, parent=window, results=window.workspace.ai)
+    dock = window.add_panel("AI", "aiDock", panel)
     # The plot needs width and the model list height; the measurements list above can do with less. Other
     # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
-    above = getattr(window, "measurements_dock", None)
+    above = window.measurements_dock
     tall = [d for d in window.findChildren(QDockWidget) if d is not dock and d is not above
             and window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
     if tall:
@@ -575,10 +634,6 @@ def attach_ai_panel(window: Any, ai: Any) -> AiPanel:
     arrange()
     QTimer.singleShot(0, arrange)
     window.ai_panel, window.ai_dock = panel, dock
-    for menu_action in window.menuBar().actions():
-        if menu_action.text().replace("&", "") == "View":
-            menu_action.menu().addAction(dock.toggleViewAction())
-            break
 
     def follow(idx: int) -> None:
         panel.set_viewport(window.grid.slots[idx].view)

@@ -18,6 +18,8 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from viewer.state.services import ScanResultLike, SeriesSource
+from viewer.state.workspace import Workspace
 from viewer.ui.layouts import STACK_MIME
 from viewer.ui.workers import Background, IoServices, scan_job, thumbnail_job
 
@@ -39,27 +41,16 @@ def _format_date(value: Any) -> str:
     return f"{s[:4]}-{s[4:6]}-{s[6:8]}" if len(s) == 8 and s.isdigit() else s
 
 
-def stack_info(stack: Any) -> dict[str, str]:
-    """Patient/study/series text of a ``find_stacks`` Stack, tolerant of what the scanner records."""
-
-    def get(*names: str) -> str:
-        for n in names:
-            v = getattr(stack, n, None)
-            if v not in (None, ""):
-                return _text(v)
-            md = getattr(stack, "info", None) or getattr(stack, "metadata", None)
-            if isinstance(md, dict) and md.get(n) not in (None, ""):
-                return _text(md[n])
-        return ""
-
+def stack_info(stack: SeriesSource) -> dict[str, str]:
+    """Patient/study/series text of a scanned stack, trimmed, dates as YYYY-MM-DD."""
     return {
-        "patient_id": get("patient_id"),
-        "patient_name": get("patient_name"),
-        "study_uid": get("study_uid", "study_instance_uid"),
-        "study_date": _format_date(get("study_date")),
-        "study_description": get("study_description"),
-        "series_number": get("series_number"),
-        "series_date": _format_date(get("series_date", "study_date")),
+        "patient_id": _text(stack.patient_id),
+        "patient_name": _text(stack.patient_name),
+        "study_uid": _text(stack.study_uid),
+        "study_date": _format_date(stack.study_date),
+        "study_description": _text(stack.study_description),
+        "series_number": _text(stack.series_number),
+        "series_date": _format_date(stack.series_date or stack.study_date),
     }
 
 
@@ -111,7 +102,13 @@ class StudyBrowser(QWidget):
     scan_finished = Signal(int, int)  # number of series, number of bad files
     thumbnails_finished = Signal()
 
-    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None) -> None:
+    @property
+    def stacks(self) -> dict[str, SeriesSource]:
+        """The scanned series by key (the workspace's)."""
+        return self.workspace.series
+
+    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None, *,
+                 workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.background = background
         self.io = io
@@ -131,7 +128,9 @@ class StudyBrowser(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.tree, 1)
         self._set_busy(False)
-        self.stacks: dict[str, Any] = {}
+        # The series live in the application model; the tree shows them.
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.scan_order: list[str] = []
         self.bad_files: list[tuple[str, str]] = []
         self.items: dict[str, QTreeWidgetItem] = {}
         self._key_counter = 0  # stack keys stay unique when early-listed stacks are removed
@@ -147,7 +146,7 @@ class StudyBrowser(QWidget):
         """Index ``paths`` (folders, files or a DICOMDIR) in the background; returns the request id."""
         self.background.cancel("thumb")
         self.tree.clear()
-        self.stacks.clear()
+        self.workspace.clear_series()
         self.items.clear()
         self._patients.clear()
         self._studies.clear()
@@ -180,7 +179,7 @@ class StudyBrowser(QWidget):
         self.progress.setValue(done)
         self.progress.setFormat(f"{done}/{total} files")
 
-    def _on_stack_found(self, stack: Any) -> None:
+    def _on_stack_found(self, stack: SeriesSource) -> None:
         self._add_stack(stack)
 
     def _on_scan_error(self, message: str) -> None:
@@ -188,20 +187,24 @@ class StudyBrowser(QWidget):
         self.status.setText("Indexing failed: " + message.splitlines()[0])
         self.scan_finished.emit(len(self.stacks), len(self.bad_files))
 
-    def _on_scan_result(self, result: Any) -> None:
-        final = {id(s) for s in getattr(result, "stacks", [])}
+    def _on_scan_result(self, result: ScanResultLike) -> None:
+        final = {id(s) for s in result.stacks}
         for key, stack in list(self.stacks.items()):
             if id(stack) not in final:  # listed early, then regrouped (a series spread over folders)
                 self._remove_stack(key)
         known = {id(s) for s in self.stacks.values()}
-        for stack in getattr(result, "stacks", []):
+        for stack in result.stacks:
             if id(stack) not in known:
                 self._add_stack(stack)
-        self.bad_files = list(getattr(result, "bad_files", []))
+        by_id = {id(s): k for k, s in self.stacks.items()}
+        # The scan's order: series N (1-based, as `screenshot --series N` and `info` list them) is
+        # scan_order[N - 1].
+        self.scan_order = [by_id[id(s)] for s in result.stacks if id(s) in by_id]
+        self.bad_files = list(result.bad_files)
         if self.bad_files:
             self._add_file_list("Files not loaded", self.bad_files,
                                 "Files that are not loadable DICOM images; hover a file for the reason")
-        non_image = list(getattr(result, "non_image", []) or [])
+        non_image = list(result.non_image)
         if non_image:
             self._add_file_list("DICOM without images", non_image,
                                 "Valid DICOM objects with no pixel data (reports, RT, DICOMDIR, ...)")
@@ -209,14 +212,16 @@ class StudyBrowser(QWidget):
         self.status.setText(f"{n} series" + (f", {bad} files not loadable" if bad else "")
                             + " in " + ", ".join(self.paths))
         self.progress.setRange(0, 0)
+        # scan_finished first: the window queues the series it opens before the thumbnails, so that load
+        # gets a pool thread even when there are more series (thumbnails) than threads.
+        self.scan_finished.emit(n, bad)
         self._queue_thumbnails()
         if not self._pending_thumbs:
             self._set_busy(False)
-        self.scan_finished.emit(n, bad)
 
     # -- tree -----------------------------------------------------------------------------------------------
     def _remove_stack(self, key: str) -> None:
-        del self.stacks[key]
+        self.workspace.remove_series(key)
         item = self.items.pop(key)
         parent = item.parent()
         parent.removeChild(item)
@@ -231,10 +236,10 @@ class StudyBrowser(QWidget):
              else self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(parent)))
             parent = grand
 
-    def _add_stack(self, stack: Any) -> None:
+    def _add_stack(self, stack: SeriesSource) -> None:
         self._key_counter += 1
         key = str(self._key_counter)
-        self.stacks[key] = stack
+        self.workspace.add_series(key, stack)
         info = stack_info(stack)
         pkey = info["patient_id"] + "\x00" + info["patient_name"]
         patient = self._patients.get(pkey)
@@ -253,19 +258,22 @@ class StudyBrowser(QWidget):
             study.setFirstColumnSpanned(True)
             self._studies[skey] = study
             study.setExpanded(True)
-        files = list(getattr(stack, "files", []))
-        desc = _text(getattr(stack, "description", "")) or "(no description)"
+        files = list(stack.files)
+        desc = _text(stack.description) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
+        label = getattr(stack, "split_label", None)
+        if label:
+            desc = f"{desc} [{label}]"  # split stacks of one series must not look alike
         if info["series_date"] and info["series_date"] != info["study_date"]:
             desc = f"{desc}\n{info['series_date']}"
-        item = QTreeWidgetItem(study, [desc, _text(getattr(stack, "modality", "")), str(len(files))])
+        item = QTreeWidgetItem(study, [desc, _text(stack.modality), str(len(files))])
         item.setData(0, KEY_ROLE, key)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
         item.setTextAlignment(IMAGES_COL, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        tips = [f"{len(files)} images", f"Series UID {getattr(stack, 'series_uid', '') or '(none)'}"]
-        problems = [str(w) for w in getattr(stack, "warnings", []) or []]
-        reason = getattr(stack, "split_reason", None)
+        tips = [f"{len(files)} images", f"Series UID {stack.series_uid or '(none)'}"]
+        problems = [str(w) for w in stack.warnings]
+        reason = stack.split_reason
         if reason:
             problems.append(f"split: {reason}")
         if problems:
@@ -315,7 +323,7 @@ class StudyBrowser(QWidget):
     def _queue_thumbnails(self) -> None:
         self._pending_thumbs = 0
         for key, stack in self.stacks.items():
-            files = list(getattr(stack, "files", []))
+            files = list(stack.files)
             if not files:
                 continue
             self._pending_thumbs += 1

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg  # type: ignore[import-untyped]
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QPushButton, QSlider, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QPushButton,
+                               QSlider, QSpinBox, QWidget)
 
 from viewer.annotations.roi_geometry import slice_keys
 from viewer.annotations.session import MaskEditor
@@ -48,6 +48,11 @@ class BrushControls(QWidget):
         self.overlay.setZValue(10)
         self._cursor_rc: tuple[float, float] | None = None
         self._dragging = False
+        # The brush's footprint under the cursor: where the next dab lands, at its true size.
+        self.outline = QGraphicsEllipseItem()
+        self.outline.setPen(pg.mkPen((255, 255, 255, 220), width=1.5, cosmetic=True))
+        self.outline.setZValue(11)
+        self.outline.setVisible(False)
 
         self.label_box = QComboBox(self)
         self.mode_buttons = QButtonGroup(self)
@@ -85,6 +90,7 @@ class BrushControls(QWidget):
         panel.labels_changed.connect(self.redraw)
         self.label_box.currentTextChanged.connect(lambda _t: self._reset_editor())
         self.mode_buttons.idToggled.connect(lambda _i, _on: self._mode_changed())
+        self.size_box.valueChanged.connect(lambda _v: self.update_outline())
         self.opacity_slider.valueChanged.connect(lambda _v: self.redraw())
         self.fill_button.clicked.connect(lambda: self.fill_holes())
         self.copy_button.clicked.connect(lambda: self.copy_to_next())
@@ -115,6 +121,7 @@ class BrushControls(QWidget):
             self._view = view
             if view is not None:
                 view.vb.addItem(self.overlay, ignoreBounds=True)
+                view.vb.addItem(self.outline, ignoreBounds=True)
                 view.viewport().installEventFilter(self)
                 view.installEventFilter(self)
                 view.slice_changed.connect(self._slice_changed)
@@ -132,6 +139,7 @@ class BrushControls(QWidget):
     def _detach(self, view: Any) -> None:
         try:
             view.vb.removeItem(self.overlay)
+            view.vb.removeItem(self.outline)
             view.viewport().removeEventFilter(self)
             view.removeEventFilter(self)
             view.slice_changed.disconnect(self._slice_changed)
@@ -166,6 +174,24 @@ class BrushControls(QWidget):
         if self.mode != "off" and view is not None and view.state.plane != "acquired":
             view.set_plane("acquired")
         self.redraw()
+        self.update_outline()
+
+    def update_outline(self) -> None:
+        """Draw the brush (or eraser) disc under the cursor: centre and radius in image pixels, on screen in
+        display mm (so a 10 px brush on 0.7 mm pixels is a 7 mm circle, as painted)."""
+        view = self._view
+        rc = self._cursor_rc
+        if view is None or rc is None or self.mode == "off" or view.volume is None or view.state.geometry is None:
+            self.outline.setVisible(False)
+            return
+        r = self.radius + 0.5  # the dab covers whole pixels whose centres lie within the radius
+        a = view.slice_to_view(rc[0] - r, rc[1] - r)
+        b = view.slice_to_view(rc[0] + r, rc[1] + r)
+        self.outline.setRect(QRectF(a, b).normalized())
+        dashed = self.mode == "eraser"
+        self.outline.setPen(pg.mkPen((255, 255, 255, 220), width=1.5, cosmetic=True,
+                                     style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
+        self.outline.setVisible(True)
 
     def _slice_changed(self, _i: int) -> None:
         self.redraw()
@@ -235,6 +261,7 @@ class BrushControls(QWidget):
 
     def change_size(self, delta: int) -> None:
         self.size_box.setValue(self.size_box.value() + delta)
+        self.update_outline()
 
     # -- drawing --------------------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -274,8 +301,12 @@ class BrushControls(QWidget):
             if ev.button() == Qt.MouseButton.LeftButton:
                 self.begin_stroke(*self._rc(ev.position()))
                 return True
+        elif t == QEvent.Type.Leave:
+            self._cursor_rc = None
+            self.update_outline()
         elif t == QEvent.Type.MouseMove and isinstance(ev, QMouseEvent):
             self._cursor_rc = self._rc(ev.position())
+            self.update_outline()
             if self._dragging:
                 self.stroke_to(*self._cursor_rc)
                 return True

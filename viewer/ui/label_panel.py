@@ -12,7 +12,7 @@ events to it and redraws from the store.
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent
@@ -22,8 +22,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, Q
 from viewer.annotations.labelsets import LabelSet, available_label_sets
 from viewer.annotations.model import Suggestion
 from viewer.annotations.session import LabelingSession
+from viewer.ai.results import Predictions
 from viewer.annotations.store import LabelStore
 from viewer.state.labels import measurement_to_roi, roi_to_measurement, session_images
+
+if TYPE_CHECKING:
+    from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.main_window import MainWindow
 
 
 def default_annotator() -> str:
@@ -39,6 +44,7 @@ class LabelPanel(QWidget):
 
     session_changed = Signal()  # a new session (series, set or annotator changed)
     labels_changed = Signal()  # a label was set, accepted, undone...
+    view_slice_changed = Signal(int)  # the labelled view moved to another slice (its suggestion dropped)
 
     def __init__(self, store: LabelStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +59,7 @@ class LabelPanel(QWidget):
         self.dock: Any = None
         self.eval_dock: Any = None
         self.keeper: Any = None
+        self.export: Any = None  # File ▸ Export Labels (viewer.ui.label_export)
         self.sets, errors = available_label_sets()
         # Series-scope sets need a study list, not a slice stack; this panel labels slices.
         self.set_box = QComboBox(self)
@@ -195,6 +202,7 @@ class LabelPanel(QWidget):
         self._follow_view()
         self.suggestion = None  # a suggestion belongs to the image it was made for
         self._refresh()
+        self.view_slice_changed.emit(self.view.slice_index)
 
     # -- actions ------------------------------------------------------------------------------------------
     def press_key(self, key: str) -> bool:
@@ -446,7 +454,7 @@ class _ViewportKeys(QObject):
         return False
 
 
-def attach_label_panel(window: Any, store: LabelStore | None = None, slice_scores: Any = None,
+def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slice_scores: Any = None,
                        models: Any = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
     View-menu toggles for them, and measurement persistence for its viewports.
@@ -466,23 +474,15 @@ def attach_label_panel(window: Any, store: LabelStore | None = None, slice_score
     lay.setContentsMargins(0, 0, 0, 0)
     lay.addWidget(panel, 1)
     lay.addWidget(panel.brush)
-    dock = QDockWidget("Labels", window)
-    dock.setObjectName("labelsDock")
-    dock.setWidget(box)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    dock = window.add_panel("Labels", "labelsDock", box)
     panel.eval_panel = EvalPanel(panel, window, slice_scores, models, background=window.background)
-    eval_dock = QDockWidget("Evaluation", window)
-    eval_dock.setObjectName("evaluationDock")
-    eval_dock.setWidget(panel.eval_panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, eval_dock)
+    eval_dock = window.add_panel("Evaluation", "evaluationDock", panel.eval_panel)
     window.tabifyDockWidget(dock, eval_dock)
     dock.raise_()
     panel.dock, panel.eval_dock = dock, eval_dock
+    from viewer.ui.label_export import LabelExport
 
-    view_menu = next((a.menu() for a in window.menuBar().actions() if a.text() == "&View"), None)
-    if view_menu is not None:
-        view_menu.addAction(dock.toggleViewAction())
-        view_menu.addAction(eval_dock.toggleViewAction())
+    panel.export = LabelExport(window, panel)
 
     keeper = MeasurementKeeper(store, lambda: panel.annotator_edit.text().strip() or default_annotator(), window)
     panel.keeper = keeper
@@ -510,4 +510,39 @@ def attach_label_panel(window: Any, store: LabelStore | None = None, slice_score
     return panel
 
 
-__all__ = ["LabelPanel", "MeasurementKeeper", "attach_label_panel", "default_annotator"]
+def offer_ai_suggestions(labels: LabelPanel, ai: AiPanel) -> None:
+    """Wire the AI dock's results into labelling: in labelling mode, the model's top label for the image
+    shown is offered as the suggestion (Enter accepts it, saved with source "model"; Backspace rejects).
+
+    Offered when a slice, series or box result arrives for the image shown, and when the reader (or the
+    labelling session) moves to an image the series' results already cover.
+    """
+
+    def offer(k: int, pred: Predictions | None) -> None:
+        if pred is None or not labels.labeling or labels.view is None or labels.view.slice_index != k:
+            return
+        label, probability = pred.top(1)[0][0]
+        labels.offer_suggestion(label, probability, pred.model_id, pred.model_version)
+
+    def from_results() -> None:
+        view = labels.view
+        if view is None or view.volume is None or view.state.plane != "acquired":
+            return
+        k = view.slice_index
+        offer(k, ai.results.of(view.volume.series_uid).slice_predictions(k))
+
+    def result(kind: str, pred: object) -> None:
+        if kind == "box" and isinstance(pred, Predictions) and labels.view is not None:
+            offer(labels.view.slice_index, pred)
+        elif kind in ("slice", "series"):
+            from_results()
+
+    ai.result_ready.connect(result)
+    # After the session moved the view (its own slice handler ran first and dropped the old suggestion).
+    labels.labels_changed.connect(from_results)
+    labels.session_changed.connect(from_results)
+    labels.mode_box.toggled.connect(lambda _on: from_results())
+    labels.view_slice_changed.connect(lambda _k: from_results())
+
+
+__all__ = ["LabelPanel", "MeasurementKeeper", "attach_label_panel", "default_annotator", "offer_ai_suggestions"]

@@ -14,102 +14,129 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+import shiboken6
+from PySide6.QtCore import QEvent, QMimeData, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from viewer.core.volume import Volume
+from viewer.state.workspace import (LAYOUTS, ViewportModel, Workspace, frame_of_reference, nearest_slice,
+                                    slice_position)
+from viewer.ui.mpr import MprView
 from viewer.ui.viewport import SliceViewport
 
+ACTIVE_COLOUR = "#3d8bfd"
+IDLE_COLOUR = "#333333"
+ACTIVE_BORDER_PX = 2
+
 STACK_MIME = "application/x-dicom-viewer-stack"
-LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+# Re-exported: the geometry of linked scrolling lives in the application model.
+__all__ = ["LAYOUTS", "STACK_MIME", "ViewportGrid", "ViewportSlot", "frame_of_reference", "nearest_slice",
+           "slice_position"]
 
 
-def frame_of_reference(volume: Volume | None) -> str:
-    """The key that decides which series scroll together: FrameOfReferenceUID ("" when unknown).
-
-    When the loader recorded no FrameOfReferenceUID, series of the same StudyInstanceUID are treated as
-    one frame of reference (the series of one CT study share the table coordinates); series without
-    either never link.
-    """
-    if volume is None:
-        return ""
-    md = volume.metadata or {}
-    if md.get("frame_of_reference_uid"):
-        return "for:" + str(md["frame_of_reference_uid"])
-    if md.get("study_uid"):
-        return "study:" + str(md["study_uid"])
-    return ""
-
-
-def slice_position(volume: Volume, k: int) -> np.ndarray:
-    """Patient LPS mm of the centre of slice ``k`` of ``volume``."""
-    z, y, x = volume.shape
-    return volume.voxel_to_patient(np.array([(x - 1) / 2.0, (y - 1) / 2.0, float(k)]))
-
-
-def nearest_slice(volume: Volume, lps: np.ndarray) -> int | None:
-    """Index of the slice of ``volume`` nearest to patient point ``lps`` (mm) along its slice normal.
-
-    None when the point lies more than half a slice step outside the volume: a linked view whose series
-    does not cover that position keeps its slice rather than pretending to show it.
-    """
-    k = float(volume.patient_to_voxel(np.asarray(lps, dtype=np.float64))[2])
-    n = volume.shape[0]
-    if k < -0.5 or k > n - 0.5:
-        return None
-    return int(min(max(round(k), 0), n - 1))
-
-
-def make_slice_view(parent: QWidget | None = None) -> SliceViewport:
+def make_slice_view(model: ViewportModel, parent: QWidget | None = None) -> SliceViewport:
     """The slice view a slot shows (windowing, overlays, tools and measurements live there)."""
-    return SliceViewport(parent=parent)
+    return SliceViewport(state=model.view, parent=parent)
 
 
 class ViewportSlot(QWidget):
-    """One cell of the grid: title, slice view, and a drop target for series from the browser."""
+    """One cell of the grid: title, slice view, and a drop target for series from the browser.
+
+    It draws its :class:`~viewer.state.workspace.ViewportModel` (series, status, volume, error); the
+    model, not the widget, holds those facts.
+    """
 
     stack_dropped = Signal(int, str)  # slot index, stack key
     activated = Signal(int)
 
-    def __init__(self, index: int, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewportModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.index = index
+        self.model = model
+        self.index = model.index
         self.setAcceptDrops(True)
         self.title = QLabel("Drop or double-click a series")
         self.title.setObjectName("viewportTitle")
-        self.view = make_slice_view(self)
+        self.view = make_slice_view(model, self)
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(1, 1, 1, 1)
+        lay.setContentsMargins(ACTIVE_BORDER_PX, ACTIVE_BORDER_PX, ACTIVE_BORDER_PX, ACTIVE_BORDER_PX)
         lay.setSpacing(0)
         lay.addWidget(self.title)
         lay.addWidget(self.view, 1)
-        self.stack_key: str | None = None
-        self.volume: Volume | None = None
-        self.preview: Volume | None = None
-        self.loading = False
-        self.error: str | None = None
-        self.set_active(False)
+        self._active = False
+        self._unsubscribe = model.subscribe(self._model_changed)
+        # A click anywhere in the view (tools, scrolling) makes this the active viewport.
+        self.view.installEventFilter(self)
+        self.view.viewport().installEventFilter(self)
+
+    # The model's facts, read where the old widget attributes were.
+    @property
+    def stack_key(self) -> str | None:
+        return self.model.series_key
+
+    @property
+    def volume(self) -> Volume | None:
+        return self.model.volume
+
+    @property
+    def preview(self) -> Volume | None:
+        return self.model.preview
+
+    @property
+    def loading(self) -> bool:
+        return self.model.busy
+
+    @property
+    def error(self) -> str | None:
+        return self.model.error
+
+    @property
+    def active(self) -> bool:
+        return self._active
 
     def set_active(self, active: bool) -> None:
-        self.setProperty("active", active)
-        self.setStyleSheet("ViewportSlot { border: 1px solid %s; }" % ("#3d8bfd" if active else "#333"))
+        """Outline the active viewport (a 2 px accent frame drawn in :meth:`paintEvent`)."""
+        if active != self._active:
+            self._active = active
+            self.setProperty("active", active)
+            self.update()
+
+    def paintEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(ev)
+        painter = QPainter(self)
+        pen = QPen(QColor(ACTIVE_COLOUR if self._active else IDLE_COLOUR))
+        pen.setWidth(ACTIVE_BORDER_PX)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.setPen(pen)
+        half = ACTIVE_BORDER_PX / 2
+        painter.drawRect(QRectF(half, half, self.width() - ACTIVE_BORDER_PX, self.height() - ACTIVE_BORDER_PX))
+        painter.end()
 
     def set_title(self, text: str) -> None:
         self.title.setText(text)
 
+    def _model_changed(self, changes: frozenset[str]) -> None:
+        if not shiboken6.isValid(self):
+            return
+        m = self.model
+        if "status" in changes:
+            if m.status == "preview" and m.preview_total > 1:
+                self.view.show_message(f"Loading {m.preview_total} images…")
+            elif m.status == "loaded":
+                self.view.clear_message()
+            elif m.status == "failed" and m.error is not None:
+                self.view.show_message("Cannot load this series:\n" + m.error.splitlines()[0][:300])
+
     def show_volume(self, volume: Volume, slice_index: int | None = None) -> None:
-        self.volume = volume
-        self.error = None
-        self.view.set_volume(volume, slice_index)
+        self.model.show_volume(volume, self.model.series_key, slice_index)
 
     def show_error(self, text: str) -> None:
-        self.error = text
-        self.loading = False
-        self.volume = None
-        self.view.set_volume(None)
-        self.view.show_message("Cannot load this series:\n" + text.splitlines()[0][:300])
+        self.model.fail(text)
+
+    def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 - Qt override
+        if ev.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel, QEvent.Type.FocusIn):
+            self.activated.emit(self.index)
+        return False
 
     def mousePressEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         self.activated.emit(self.index)
@@ -128,50 +155,98 @@ class ViewportSlot(QWidget):
 
 
 class ViewportGrid(QWidget):
-    """The central area: 1x1, 1x2 or 2x2 slots (or an MPR view), one of them active, linked scrolling."""
+    """The central area: 1x1, 1x2 or 2x2 slots (or an MPR view), one of them active, linked scrolling.
+
+    It draws the :class:`~viewer.state.workspace.Workspace`'s layout, active viewport and viewports; the
+    workspace decides linked scrolling. The MPR view shares the active viewport's image state (volume,
+    window, measurements), opens at its current slice and is deleted when the layout changes again.
+    """
 
     layout_changed = Signal(str)
     active_changed = Signal(int)
     stack_dropped = Signal(int, str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, workspace: Workspace | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.slots = [ViewportSlot(i, self) for i in range(4)]
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.slots = [ViewportSlot(vp, self) for vp in self.workspace.viewports]
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
-        self.active = 0
-        self.linked = True
         self.layout_name = ""
-        self.mpr: QWidget | None = None
-        self._syncing = False
+        self.mpr: MprView | None = None
         for slot in self.slots:
             slot.activated.connect(self.set_active)
             slot.stack_dropped.connect(self.stack_dropped)
-            slot.view.slice_changed.connect(lambda k, s=slot: self._on_slice_changed(s, k))
+        self._unsubscribe = self.workspace.subscribe(self._workspace_changed)
         self.set_layout("1x1")
 
     @property
+    def active(self) -> int:
+        return self.workspace.active
+
+    @property
+    def linked(self) -> bool:
+        return self.workspace.linked
+
+    @linked.setter
+    def linked(self, on: bool) -> None:
+        self.workspace.set_linked(on)
+
+    @property
     def visible_slots(self) -> list[ViewportSlot]:
-        rows, cols = LAYOUTS.get(self.layout_name, (1, 1))
-        return self.slots[: rows * cols] if self.layout_name in LAYOUTS else []
+        return [self.slots[vp.index] for vp in self.workspace.visible]
+
+    @property
+    def active_slot(self) -> ViewportSlot:
+        return self.slots[self.workspace.active]
 
     def set_layout(self, name: str) -> None:
         """Show ``name``: "1x1", "1x2", "2x2" or "mpr" (the MPR view of the active slot's volume)."""
-        if name not in LAYOUTS and name != "mpr":
-            raise ValueError(f"unknown layout {name!r}; known: {', '.join([*LAYOUTS, 'mpr'])}")
+        self.workspace.set_layout(name)
+
+    def set_active(self, index: int) -> None:
+        if index != self.workspace.active:
+            self.workspace.set_active(index)
+        else:
+            self._show_active()
+
+    def next_free_slot(self) -> int:
+        return self.workspace.next_free_viewport()
+
+    def focus_active(self) -> None:
+        """Give the keyboard to the active viewport (number keys, Enter, Backspace act where one looks)."""
+        target = self.mpr if self.mpr is not None and self.layout_name == "mpr" else self.active_slot.view
+        if target is not None:
+            target.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # -- workspace -> widgets ---------------------------------------------------------------------------
+    def _workspace_changed(self, changes: frozenset[str]) -> None:
+        if not shiboken6.isValid(self):
+            return
+        if "layout" in changes and self.workspace.layout != self.layout_name:
+            self._show_layout(self.workspace.layout)
+        if "active" in changes or "layout" in changes:
+            self._show_active()
+
+    def _show_active(self) -> None:
+        several = len(self.workspace.visible) > 1
+        for slot in self.slots:
+            slot.set_active(several and slot.index == self.workspace.active)
+        self.active_changed.emit(self.workspace.active)
+
+    def _show_layout(self, name: str) -> None:
         while self._grid.count():
             self._grid.takeAt(0)
         # Widgets outside the layout would still paint at (0, 0): hide every slot, show the used ones.
         for slot in self.slots:
             slot.hide()
-        if self.mpr is not None:
-            self.mpr.hide()
+        self._close_mpr()
         if name == "mpr":
             for i in range(2):
                 self._grid.setRowStretch(i, 1 if i == 0 else 0)
                 self._grid.setColumnStretch(i, 1 if i == 0 else 0)
-            self.mpr = self._make_mpr(self.slots[self.active].volume)
+            self.mpr = self._make_mpr(self.workspace.active_viewport)
             self._grid.addWidget(self.mpr, 0, 0)
             self.mpr.show()
         else:
@@ -183,48 +258,32 @@ class ViewportGrid(QWidget):
             for i in range(rows * cols):
                 self._grid.addWidget(self.slots[i], i // cols, i % cols)
                 self.slots[i].show()
-            if self.active >= rows * cols:
-                self.set_active(0)
         self.layout_name = name
         self.layout_changed.emit(name)
 
-    def _make_mpr(self, volume: Volume | None) -> QWidget:
+    def _make_mpr(self, model: ViewportModel) -> MprView:
+        """Three planes over the active viewport's own image state: same volume, window, measurements;
+        the crosshair starts at the centre of the slice the reader is on."""
         from viewer.ui.mpr import MprView
 
-        view = MprView()
-        if volume is not None:
-            view.set_volume(volume)
-        return view
+        view = model.view
+        if view.volume is not None and view.geometry is not None:
+            rows, cols = view.geometry.shape
+            model.image.set_crosshair(view.point_to_lps((rows - 1) / 2, (cols - 1) / 2))
+        return MprView(model.image, parent=self)
 
-    def set_active(self, index: int) -> None:
-        self.active = index
-        for slot in self.slots:
-            slot.set_active(slot.index == index and len(self.visible_slots) > 1)
-        self.active_changed.emit(index)
-
-    def next_free_slot(self) -> int:
-        """The active slot in 1x1, else the first visible empty slot, else the active one."""
-        visible = self.visible_slots
-        if len(visible) > 1:
-            for slot in visible:
-                if slot.volume is None and not slot.loading:
-                    return slot.index
-        return self.active
-
-    def _on_slice_changed(self, source: ViewportSlot, k: int) -> None:
-        if self._syncing or not self.linked or source.volume is None:
+    def _close_mpr(self) -> None:
+        """Delete the MPR view (its planes, resampled slices and subscriptions) and put the acquired view
+        of the viewport at the crosshair the reader moved to."""
+        if self.mpr is None:
             return
-        for_uid = frame_of_reference(source.volume)
-        if not for_uid:
-            return
-        point = slice_position(source.volume, k)
-        self._syncing = True
-        try:
-            for slot in self.visible_slots:
-                if slot is source or slot.volume is None or frame_of_reference(slot.volume) != for_uid:
-                    continue
-                target = nearest_slice(slot.volume, point)
-                if target is not None:
-                    slot.view.set_slice(target)
-        finally:
-            self._syncing = False
+        mpr, self.mpr = self.mpr, None
+        image = mpr.image
+        mpr.close_view()
+        mpr.hide()
+        self._grid.removeWidget(mpr)
+        mpr.setParent(None)
+        mpr.deleteLater()
+        for vp in self.workspace.viewports:
+            if vp.image is image and image.crosshair is not None and vp.view.geometry is not None:
+                vp.view.set_slice_at(image.crosshair)

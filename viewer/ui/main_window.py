@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSpinBox, QWidget
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
+                               QMainWindow, QMenu, QPlainTextEdit, QSpinBox, QTextEdit, QToolBar, QToolButton,
+                               QWidget)
 
+from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
-from viewer.ui.layouts import LAYOUTS, ViewportGrid, nearest_slice, slice_position
+from viewer.state.workspace import Workspace, nearest_slice, slice_position
+from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
+from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
+CLOSE_WAIT_MS = 30000
+# Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
+KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -36,21 +46,31 @@ class MainWindow(QMainWindow):
     export_finished = Signal(str)  # the export's summary, or "failed: <reason>"
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.io = io
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.background = background or Background(parent=self)
         self.settings = settings or Settings()
-        self.grid = ViewportGrid(self)
+        # The application model: series, viewports, AI results. Widgets below draw it.
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.grid = ViewportGrid(self.workspace, self)
         self.setCentralWidget(self.grid)
-        self.browser = StudyBrowser(self.background, io, self)
+        self.browser = StudyBrowser(self.background, io, self, workspace=self.workspace)
         self.measure_panel = MeasurePanel(self)
         self.cine = Cine(self)
         self.cine.set_fps(self.settings.cine_fps())
         self.auto_open = True
         self._load_started: dict[int, float] = {}
+        self._load_reference: dict[int, int] = {}
+        self._filling: dict[int, Filling] = {}  # slot -> the volume being decoded there (scroll while decoding)
+        self._filling_hooked: set[int] = set()
+        # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
+        self._tool_unsubscribe: Callable[[], None] | None = None
+        self.label_panel: QWidget | None = None
+        self.ai_panel: QWidget | None = None
+        self.ai_dock: QDockWidget | None = None
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -67,6 +87,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([left, right], [360, 220], Qt.Orientation.Horizontal)
 
         self._build_actions()
+        self._set_smooth(self.act_smooth.isChecked())
         self.browser.series_activated.connect(lambda key: self.load_stack(key))
         self.browser.scan_finished.connect(self._on_scan_finished)
         self.grid.stack_dropped.connect(lambda idx, key: self.load_stack(key, idx))
@@ -74,10 +95,13 @@ class MainWindow(QMainWindow):
         self.grid.layout_changed.connect(self._on_layout_changed)
         self.statusBar().showMessage("Ready")
         self._on_active_changed(self.grid.active)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
 
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
                                        triggered=self._ask_folder)
         self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
@@ -88,9 +112,11 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
+        # Panels add their File actions (labels export) above this separator.
+        self.file_menu_end = file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
 
-        view_menu = self.menuBar().addMenu("&View")
+        view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.layout_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for name, label, key in (("1x1", "1×1", "Ctrl+1"), ("1x2", "1×2", "Ctrl+2"), ("2x2", "2×2", "Ctrl+4"),
@@ -104,7 +130,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.act_link = QAction("&Link Scrolling", self, checkable=True, checked=True,
                                 toolTip="Scroll series of the same frame of reference together, by position")
-        self.act_link.toggled.connect(lambda on: setattr(self.grid, "linked", on))
+        self.act_link.toggled.connect(self.workspace.set_linked)
         view_menu.addAction(self.act_link)
         view_menu.addSeparator()
         view_menu.addAction(self.studies_dock.toggleViewAction())
@@ -126,6 +152,9 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_link)
         tb.addSeparator()
         tb.addAction(self.act_cine)
+        tb.addSeparator()
+        self._build_reading_tools(tb, view_menu)
+        tb.addSeparator()
         self.fps_box = QSpinBox(self)
         self.fps_box.setRange(1, 60)
         self.fps_box.setSuffix(" fps")
@@ -134,6 +163,75 @@ class MainWindow(QMainWindow):
         self.fps_box.valueChanged.connect(self._set_fps)
         tb.addWidget(self.fps_box)
         self.layout_actions[self.grid.layout_name].setChecked(True)
+
+    def _build_reading_tools(self, tb: QToolBar, view_menu: QMenu) -> None:
+        """W/L presets and the mouse tools on the toolbar (the keys do the same), and image smoothing."""
+        self.presets_menu = QMenu("Window presets", self)
+        self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
+        self.presets_button = QToolButton(self)
+        self.presets_button.setText("W/L")
+        self.presets_button.setToolTip("Window presets of the active series' modality (keys 1-9; 0: the file's)")
+        self.presets_button.setMenu(self.presets_menu)
+        self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        tb.addWidget(self.presets_button)
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, label, key in (("window", "W/L", "W"), ("pan", "Pan", ""), ("zoom", "Zoom", ""),
+                                 ("distance", "Distance", "D"), ("angle", "Angle", "A"),
+                                 ("rect", "Rectangle ROI", "Q"), ("ellipse", "Ellipse ROI", "O")):
+            act = QAction(label, self, checkable=True)
+            act.setToolTip(f"{label} tool ({key})" if key else f"{label} tool")
+            act.triggered.connect(lambda _=False, t=tool: self._use_tool(t))
+            group.addAction(act)
+            tb.addAction(act)
+            self.tool_actions[tool] = act
+        self.tool_actions["window"].setChecked(True)
+        view_menu.addSeparator()
+        self.act_smooth = QAction("&Smooth When Zoomed", self, checkable=True, checked=self.settings.smooth(),
+                                  toolTip="Bilinear interpolation of the image when magnified")
+        self.act_smooth.toggled.connect(self._set_smooth)
+        view_menu.addAction(self.act_smooth)
+
+    def _fill_presets_menu(self) -> None:
+        from viewer.core.presets import window_presets
+
+        self.presets_menu.clear()
+        view = self.grid.active_slot.view
+        vol = view.volume
+        file_action = self.presets_menu.addAction("0  File / default", lambda: self._preset(0))
+        file_action.setEnabled(vol is not None)
+        for i, p in enumerate(window_presets(vol.modality if vol is not None else ""), start=1):
+            self.presets_menu.addAction(f"{i}  {p.name}  (W {p.width:.0f} L {p.center:.0f})",
+                                        lambda n=i: self._preset(n))
+
+    def _preset(self, number: int) -> None:
+        self.grid.active_slot.view.run_action(f"preset:{number}")
+        self.grid.focus_active()
+
+    def _use_tool(self, tool: str) -> None:
+        self.grid.active_slot.view.run_action(f"tool:{tool}")
+        self.grid.focus_active()
+
+    def _tool_changed(self, changes: frozenset[str]) -> None:
+        if "tool" in changes:
+            act = self.tool_actions.get(self.grid.active_slot.view.state.tool)
+            if act is not None:
+                act.setChecked(True)
+
+    def _set_smooth(self, on: bool) -> None:
+        self.settings.set_smooth(on)
+        for slot in self.grid.slots:
+            slot.view.set_smooth(on)
+
+    def add_panel(self, title: str, object_name: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Dock ``widget`` as panel ``title`` with its show/hide toggle in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(object_name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -226,7 +324,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
         if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(getattr(self.browser.stacks[k], "files", [])))
+            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -238,20 +336,20 @@ class MainWindow(QMainWindow):
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
         slot = self.grid.slots[idx]
+        # The viewport the reader was on: a series loading elsewhere joins its position (when linked),
+        # never the reverse.
+        self._load_reference[idx] = self.grid.active
         self.grid.set_active(idx)
-        slot.stack_key = key
-        slot.loading = True
-        slot.preview = None
-        slot.filling = None
-        desc = getattr(stack, "description", "") or "(no description)"
-        slot.set_title(f"{getattr(stack, 'modality', '')}  {desc}  — loading…")
+        slot.model.start_loading(key)
+        self._filling.pop(idx, None)
+        desc = stack.description or "(no description)"
+        slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
-        files = list(getattr(stack, "files", []))
+        files = list(stack.files)
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=getattr(stack, "series_uid", "") or "",
-                                    warnings=list(getattr(stack, "warnings", []) or []),
-                                    records=getattr(stack, "records", None) or None),
+            f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
+                                    warnings=list(stack.warnings), records=stack.records or None),
             on_partial=lambda p, i=idx: self._on_preview(i, p),
             on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
             on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
@@ -264,77 +362,72 @@ class MainWindow(QMainWindow):
             self.first_image_shown.emit(idx)
 
     def _on_preview(self, idx: int, preview: Preview | Filling) -> None:
-        slot = self.grid.slots[idx]
         if isinstance(preview, Filling):
             self._on_filling(idx, preview)
             return
-        slot.preview = preview.volume
-        slot.view.set_volume(preview.volume, 0)
-        if preview.total > 1:
-            slot.view.show_message(f"Loading {preview.total} images…")
+        self.grid.slots[idx].model.show_preview(preview.volume, preview.total)
         self._mark_first_image(idx)
 
     def _on_filling(self, idx: int, filling: Filling) -> None:
-        """Scroll while decoding: the slot shows the volume being filled (from the slice on screen);
-        a slice not decoded yet is black with a "decoding" note until it arrives."""
-        slot = self.grid.slots[idx]
-        view = slot.view
-        if getattr(slot, "filling", None) is None or slot.filling.volume is not filling.volume:
-            preview = slot.preview
-            k = nearest_slice(filling.volume, slice_position(preview, 0)) if preview is not None else None
-            window = (view.center, view.width_hu) if preview is not None else None
-            slot.preview = None
-            view.set_volume(filling.volume, filling.volume.shape[0] // 2 if k is None else k)
-            if window is not None:
-                view.set_window(*window)
-            if not getattr(slot, "filling_hooked", False):
+        """Scroll while decoding: the viewport shows the volume being filled in place of the preview
+        (same slice, window and zoom); a slice not decoded yet is black with a note until it arrives."""
+        model = self.grid.slots[idx].model
+        view = self.grid.slots[idx].view
+        previous = self._filling.get(idx)
+        if previous is None or previous.volume is not filling.volume:
+            shown = model.preview
+            if shown is None:
+                model.show_preview(filling.volume, filling.volume.shape[0])
+                model.view.refine(filling.volume.shape[0] // 2)
+                self._mark_first_image(idx)
+            else:
+                start = nearest_slice(filling.volume, slice_position(shown, 0))
+                model.preview = filling.volume  # finish() refines it in place, as it does a preview
+                model.image.set_volume(filling.volume, keep_display=True)
+                model.view.refine(start if start is not None else filling.volume.shape[0] // 2)
+            if idx not in self._filling_hooked:
                 view.slice_changed.connect(lambda _k, i=idx: self._show_filling_state(i))
-                slot.filling_hooked = True
-        newly = filling.ready if getattr(slot, "filling", None) is None else filling.ready & ~slot.filling.ready
-        slot.filling = filling
+                self._filling_hooked.add(idx)
+            previous = None
+        newly = filling.ready if previous is None else filling.ready & ~previous.ready
+        self._filling[idx] = filling
         if view.state.plane != "acquired" or newly[min(view.slice_index, len(newly) - 1)]:
-            view.state.notify("slice")  # the slice on screen (or an MPR plane through it) changed
+            view.state.notify("slice")  # the slice on screen (or a reformat through it) changed
         self._show_filling_state(idx)
 
     def _show_filling_state(self, idx: int) -> None:
-        slot = self.grid.slots[idx]
-        filling = getattr(slot, "filling", None)
+        filling = self._filling.get(idx)
         if filling is None:
             return
-        ready = filling.ready
-        k = slot.view.slice_index
-        if slot.view.state.plane == "acquired" and 0 <= k < len(ready) and not ready[k]:
-            slot.view.show_message(f"Slice {k + 1} is being decoded… ({int(ready.sum())}/{len(ready)} ready)")
+        view = self.grid.slots[idx].view
+        ready, k = filling.ready, view.slice_index
+        if view.state.plane == "acquired" and 0 <= k < len(ready) and not ready[k]:
+            view.show_message(f"Slice {k + 1} is being decoded… ({int(ready.sum())}/{len(ready)} ready)")
         else:
-            slot.view.clear_message()
+            view.clear_message()
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
         slot = self.grid.slots[idx]
         base = slot.title.text().split("  — ")[0]
         slot.set_title(f"{base}  — loading {done}/{total}")
 
-    def _on_loaded(self, idx: int, key: str, volume: Any) -> None:
+    def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
-        slot.loading = False
-        start = None
-        window = None
-        preview = getattr(slot, "preview", None)
-        if preview is not None:
-            # Keep the slice the user already sees: the preview's position in the full volume.
-            start = nearest_slice(volume, slice_position(preview, 0))
-        if getattr(slot, "filling", None) is not None:
-            # Scrolled while decoding: keep that slice and window.
-            start, window = slot.view.slice_index, (slot.view.center, slot.view.width_hu)
-            slot.filling = None
-        slot.preview = None
-        slot.show_volume(volume, start)  # also clears the "Loading" message
-        if window is not None:
-            slot.view.set_window(*window)
+        # Scrolled while it decoded: the reader stays on that slice.
+        scrolled = slot.view.slice_index if self._filling.pop(idx, None) is not None else None
+        # Refines the preview in place: same slice, window and zoom the reader sees.
+        slot.model.finish(volume)
+        if scrolled is not None:
+            slot.model.view.refine(scrolled)
+        reference = self._load_reference.pop(idx, None)
+        if reference is not None and reference != idx:
+            self.workspace.align_to(slot.model, self.workspace.viewports[reference])
         stack = self.browser.stacks.get(key)
-        desc = getattr(stack, "description", "") or "(no description)"
+        attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
+        desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
         slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
-        tips = list(getattr(volume, "warnings", []) or [])
+        tips = list(volume.warnings)
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
         if idx == self.grid.active:
@@ -343,9 +436,9 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, idx: int, key: str, message: str) -> None:
         slot = self.grid.slots[idx]
-        slot.preview = None
-        slot.filling = None
-        slot.show_error(message)
+        slot.model.fail(message)
+        self._filling.pop(idx, None)
+        self._load_reference.pop(idx, None)
         slot.set_title("Cannot load this series")
         slot.title.setToolTip(message)
         self.browser.mark_error(key, message.splitlines()[0])
@@ -366,6 +459,12 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        if self._tool_unsubscribe is not None:
+            self._tool_unsubscribe()
+        self._tool_unsubscribe = view.state.subscribe(self._tool_changed)
+        self._tool_changed(frozenset({"tool"}))
+        if self.grid.layout_name != "mpr" and not view.hasFocus() and self.isActiveWindow():
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
         self.cine.set_target(view)
         self.measure_panel.set_view(view)
 
@@ -378,6 +477,21 @@ class MainWindow(QMainWindow):
     def _set_fps(self, fps: int) -> None:
         self.cine.set_fps(fps)
         self.settings.set_cine_fps(fps)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """A click on a dock's button, list or tree hands the keyboard back to the active viewport, so
+        number keys, Enter and Backspace act where the reader looks. Text fields, spin boxes and combo
+        boxes keep it (the user is typing), and so does keyboard navigation into a dock (Tab)."""
+        if not shiboken6.isValid(self) or new is None or QApplication.mouseButtons() == Qt.MouseButton.NoButton:
+            return
+        if isinstance(new, KEEP_FOCUS_WIDGETS) or new.window() is not self:
+            return
+        parent: QWidget | None = new
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None:
+            # After the click is delivered: the widget clicked still gets its release and its signal.
+            QTimer.singleShot(0, self.grid.focus_active)
 
     # -- drag and drop of files/folders -------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
@@ -393,6 +507,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.cine.stop()
         self.background.cancel_all()
-        self.background.wait_idle(3000)
+        # Cancelled jobs stop at their next check; one inside a decode finishes it first. Wait for them:
+        # a job still running after the pools were shut down would start a decoder process again.
+        self.background.wait_idle(CLOSE_WAIT_MS)
+        if self.io.shutdown is not None:
+            self.io.shutdown()  # decoder processes end with the window, not at interpreter exit
         super().closeEvent(ev)
 

@@ -1,4 +1,5 @@
-"""The measurement panel: lists the measurements of the active viewport; Delete removes one.
+"""The measurement panel: lists the measurements of the active viewport with the image they are on;
+a click goes to that image, Delete removes one.
 
 Measurements are the ui-view engineer's plain dataclasses in ``viewer.state``; the panel reads them from
 the active slice view through ``measurements()`` (list) and removes them with ``remove_measurement(m)``
@@ -9,9 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+
+def where(m: Any) -> str:
+    """The image a measurement is on, numbered from 1 as the overlay shows it ("Im 31", "cor Im 12")."""
+    plane = "" if m.plane == "acquired" else f"{m.plane[:3]} "
+    return f"{plane}Im {m.slice_index + 1}"
 
 
 def describe(m: Any) -> str:
@@ -32,6 +40,8 @@ class MeasurePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.list = QListWidget(self)
+        self.list.itemClicked.connect(self._jump)
+        self.list.itemActivated.connect(self._jump)
         self.delete_button = QPushButton("Delete", self)
         self.delete_button.clicked.connect(self.delete_selected)
         lay = QVBoxLayout(self)
@@ -65,12 +75,25 @@ class MeasurePanel(QWidget):
             return
         self._items = list(view.measurements())
         for m in self._items:
-            self.list.addItem(QListWidgetItem(describe(m)))
+            self.list.addItem(QListWidgetItem(f"{where(m)}  {describe(m)}"))
         if not self._items:
             hint = QListWidgetItem("No measurements on this series")
             hint.setFlags(Qt.ItemFlag.NoItemFlags)
             self.list.addItem(hint)
         self.delete_button.setEnabled(bool(self._items))
+
+    def _jump(self, item: QListWidgetItem) -> None:
+        """Show the image the clicked measurement was drawn on (by its position, in whatever plane the
+        view shows now), and keep the list where it is."""
+        row = self.list.row(item)
+        if self.view is None or not (0 <= row < len(self._items)):
+            return
+        m = self._items[row]
+        state = self.view.state
+        if m.plane == state.plane:
+            state.set_slice(m.slice_index)
+        else:
+            state.set_slice_at(np.mean(np.asarray(m.points, dtype=np.float64), axis=0))
 
     def delete_selected(self) -> None:
         row = self.list.currentRow()

@@ -50,6 +50,15 @@ class MprView(QWidget):
         self._unsubscribe = self.image.subscribe(self._image_changed)
         self._following = False
 
+    def close_view(self) -> None:
+        """Stop observing the shared image state (it may outlive this view: the viewport's own)."""
+        self._unsubscribe()
+        for vp in self.viewports.values():
+            vp.close_view()
+
+    def setFocus(self, *args: Any) -> None:  # noqa: N802 - Qt override: the axial plane takes the keys
+        self.viewports[MPR_PLANES[0]].setFocus(*args)
+
     def set_volume(self, volume: Volume | None) -> None:
         for vp in self.viewports.values():
             vp.clear_message()

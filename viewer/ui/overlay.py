@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 from viewer.core.orientation import direction_letters, opposite_letters
+from viewer.core.volume import Volume
 from viewer.state.image import orientation_known
 from viewer.state.view import ViewState
 
@@ -45,6 +46,23 @@ class OverlayContent:
     message: str = ""
 
 
+def volume_label(vol: Volume) -> str:
+    """The 4D line: which volume of how many, and what sets it apart (b-value, echo time, phase ...)."""
+    axis = vol.volumes
+    assert axis is not None
+    info = axis.items[axis.index]
+    detail = ""
+    if axis.kind == "diffusion" and info.b_value is not None:
+        detail = f"b={info.b_value:g}"
+    elif axis.kind == "echo" and info.echo_time is not None:
+        detail = f"TE {info.echo_time:g} ms"
+    elif axis.kind == "phase" and info.trigger_time is not None:
+        detail = f"trigger {info.trigger_time:g} ms"
+    elif axis.kind == "image type" and info.image_type:
+        detail = info.image_type
+    return f"{axis.kind} {axis.index + 1}/{axis.count}" + (f"  {detail}" if detail else "")
+
+
 def _fmt_date(text: str) -> str:
     t = str(text)
     return f"{t[:4]}-{t[4:6]}-{t[6:8]}" if len(t) == 8 and t.isdigit() else t
@@ -67,31 +85,42 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
     g = state.geometry
     if vol is None or g is None:
         return out
-    md = vol.metadata
-    name = md.get("patient_name") or md.get("PatientName") or ""
-    pid = md.get("patient_id") or md.get("PatientID") or ""
+    info = vol.info
     # Anonymised data often repeat one string as name and ID: once is enough.
-    out.top_left = [s for s in dict.fromkeys((str(name), str(pid))) if s]
+    out.top_left = [s for s in dict.fromkeys((info.patient_name, info.patient_id)) if s]
     if vol.warnings:
         # The first loader/geometry warning, short: the full list belongs in the browser's tooltip.
         first = str(vol.warnings[-1] if "geometry unusable" in str(vol.warnings[-1]) else vol.warnings[0])
         more = f" (+{len(vol.warnings) - 1})" if len(vol.warnings) > 1 else ""
         out.top_left.append("⚠ " + (first if len(first) <= 60 else first[:57] + "...") + more)
-    study_date = md.get("study_date") or md.get("StudyDate") or ""
-    study = md.get("study_description") or md.get("StudyDescription") or ""
-    out.top_right = [s for s in (_fmt_date(study_date), str(study)) if s]
-    series = md.get("series_description") or md.get("SeriesDescription") or ""
-    number = md.get("series_number") or md.get("SeriesNumber") or ""
-    series_line = " ".join(s for s in (f"Se {number}" if number != "" else "", str(series)) if s)
+    out.top_right = [s for s in (_fmt_date(info.study_date), info.study_description) if s]
+    number = info.series_number
+    series_line = " ".join(s for s in (f"Se {number}" if number is not None else "", info.series_description) if s)
     out.top_right.append(series_line or vol.modality)
     plane = f"{g.plane} " if g.plane != "acquired" else ""
-    out.bottom_left = [f"{plane}Im {state.slice_index + 1}/{g.count}  {state.slice_position_mm():.1f} mm"]
+    image_line = f"{plane}Im {state.slice_index + 1}/{g.count}"
+    if g.plane == "acquired" and len(info.slices) == vol.shape[0]:
+        # The file's own InstanceNumber, when it is not the image number shown (gaps, a subset, a
+        # series numbered from elsewhere): the number a PACS report or a colleague quotes.
+        number = info.instance_number(state.slice_index)
+        if number is not None and number != state.slice_index + 1:
+            image_line += f" (Inst {number})"
+    out.bottom_left = [f"{image_line}  {state.slice_position_mm():.1f} mm"]
+    if vol.volumes is not None:
+        out.bottom_left.append(volume_label(vol))
     # On its own line: narrow MPR views must not run it into the window text on the right.
     if g.resampled:
         out.bottom_left.append(f"resampled: grid {g.obliquity_deg:.0f}° oblique")
     elif g.plane != "acquired" and g.obliquity_deg > 1.0:
         out.bottom_left.append(f"acquired grid, {g.obliquity_deg:.0f}° oblique")
     out.bottom_left.append(f"{g.col_mm:.2f} x {g.row_mm:.2f} mm")
+    # Slice thickness (nominal, from the file) and spacing (between slice centres, from the geometry):
+    # a 5 mm slice every 2.5 mm overlaps; readers need both to judge partial volume.
+    spacing = _slice_spacing(state)
+    thick = info.slice_thickness if g.plane == "acquired" else None
+    parts = ([f"Thk {thick:.3g} mm"] if thick else []) + ([f"Sp {spacing:.3g} mm"] if spacing else [])
+    if parts and g.count > 1:
+        out.bottom_left.append("  ".join(parts))
     if cursor is not None:
         x, y, z = (float(v) for v in cursor.lps)
         unit = " HU" if vol.modality.upper() == "CT" else ""
@@ -113,6 +142,15 @@ def overlay_text(state: ViewState, cursor: Cursor | None = None, screen_mm_per_p
         out.bottom_right = [f"W {w:.0f}  L {c:.0f}" + ("  inv" if state.image.invert else ""), f"Zoom {state.zoom * 100:.0f}%"]
     out.left, out.right, out.top, out.bottom = orientation_letters(state)
     return out
+
+
+def _slice_spacing(state: ViewState) -> float | None:
+    """Distance in mm between the centres of neighbouring slices of the current plane."""
+    g = state.geometry
+    if g is None or g.count < 2:
+        return None
+    k = min(state.slice_index, g.count - 2)
+    return abs(state.slice_position_mm(k + 1) - state.slice_position_mm(k))
 
 
 def nice_length(max_mm: float) -> float:

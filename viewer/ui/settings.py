@@ -47,3 +47,11 @@ class Settings:
 
     def set_cine_fps(self, fps: int) -> None:
         self.q.setValue("cine/fps", int(fps))
+
+    def smooth(self) -> bool:
+        """Bilinear smoothing of magnified images (default on, as in OHIF/Weasis)."""
+        value = self.q.value("view/smooth", True)
+        return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no")
+
+    def set_smooth(self, on: bool) -> None:
+        self.q.setValue("view/smooth", bool(on))

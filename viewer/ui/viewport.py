@@ -120,6 +120,15 @@ class SliceImageItem(pg.ImageItem):
     def __init__(self) -> None:
         super().__init__(axisOrder="row-major")
         self._argb: np.ndarray | None = None
+        # Bilinear interpolation when the image is magnified on screen (one image pixel > one screen
+        # pixel); minified or 1:1 images are drawn as they are (nearest), which is also the fast path.
+        self.smooth = True
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        if self.smooth:
+            scale = p.transform().m11() ** 2 + p.transform().m12() ** 2
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale > 1.0)
+        super().paint(p, *args)
 
     def set_slice_image(self, shown: np.ndarray, argb: np.ndarray) -> None:
         self._argb = np.ascontiguousarray(argb, dtype=np.uint32)
@@ -188,6 +197,9 @@ class SliceViewport(pg.GraphicsView):
         self._lut = WindowLut()
         self._message = ""
         self._cursor: Cursor | None = None
+        # Where the mouse rests (scene coordinates): the readout follows scrolling, cine, window and
+        # volume changes under a still mouse, not only mouse moves.
+        self._hover: QPointF | None = None
         self._overlay = OverlayContent()
         self._drag_state: dict[str, Any] = {}
         self._display_rect = QRectF(0, 0, 1, 1)
@@ -237,6 +249,11 @@ class SliceViewport(pg.GraphicsView):
     def set_window(self, center: float, width: float) -> None:
         """Set the window in modality units (HU for CT)."""
         self.state.image.set_window(center, width)
+
+    def set_smooth(self, on: bool) -> None:
+        """Bilinear smoothing of the magnified image (a display option; the pixels in state are untouched)."""
+        self.image_item.smooth = bool(on)
+        self.viewport().update()
 
     def set_plane(self, plane: str) -> None:
         """Show "acquired", "axial", "coronal" or "sagittal"."""
@@ -316,7 +333,10 @@ class SliceViewport(pg.GraphicsView):
             self.slice_changed.emit(self.state.slice_index)
         self.measure_layer.sync()
         self._update_crosshair()
-        self._refresh_overlay()
+        if self._hover is not None and changes & {"slice", "view", "plane"}:
+            self._update_cursor(self._hover, hovering=False)  # refreshes the overlay too
+        else:
+            self._refresh_overlay()
 
     def _image_changed(self, changes: frozenset[str]) -> None:
         if not shiboken6.isValid(self):
@@ -324,7 +344,7 @@ class SliceViewport(pg.GraphicsView):
         if "volume" in changes:
             # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
             self._cursor = None
-        if changes & {"window", "invert", "volume"}:
+        if changes & {"window", "invert", "volume", "pixels"}:
             self._render_image()
             self.window_changed.emit(self.state.image.center, self.state.image.width)
         if "measurements" in changes:
@@ -332,7 +352,10 @@ class SliceViewport(pg.GraphicsView):
             self.measurements_changed.emit()
         if "crosshair" in changes:
             self._update_crosshair()
-        self._refresh_overlay()
+        if self._hover is not None and changes & {"volume", "window", "invert"}:
+            self._update_cursor(self._hover, hovering=False)
+        else:
+            self._refresh_overlay()
 
     def _full_update(self) -> None:
         self._render_image()
@@ -509,19 +532,25 @@ class SliceViewport(pg.GraphicsView):
 
     def mouseMoveEvent(self, ev: Any) -> None:  # noqa: N802
         super().mouseMoveEvent(ev)
-        self._update_cursor(self.mapToScene(ev.position().toPoint()))
+        self._hover = self.mapToScene(ev.position().toPoint())
+        self._update_cursor(self._hover)
 
     def leaveEvent(self, ev: Any) -> None:  # noqa: N802
         super().leaveEvent(ev)
+        self._hover = None
         self._cursor = None
         self.cursor_moved.emit(None)
         self._refresh_overlay()
 
-    def _update_cursor(self, scene_pos: QPointF) -> None:
+    def _update_cursor(self, scene_pos: QPointF, hovering: bool = True) -> None:
+        """The readout (LPS point, pixel, value) under ``scene_pos``; ``hovering``: the mouse moved there
+        (measurement handles react), else the image moved under a still mouse."""
         st = self.state
         g = st.geometry
         arr = st.slice_array()
         if g is None or arr is None:
+            self._cursor = None
+            self._refresh_overlay()
             return
         row, col = self.scene_to_slice(scene_pos)
         r, c = int(round(row)), int(round(col))
@@ -530,13 +559,20 @@ class SliceViewport(pg.GraphicsView):
             v = arr[r, c]
             value = tuple(float(x) for x in v) if arr.ndim == 3 else float(v)
         self._cursor = Cursor(st.point_to_lps(row, col), r, c, value)
-        self.measure_layer.hover(scene_pos)
+        if hovering:
+            self.measure_layer.hover(scene_pos)
         self.cursor_moved.emit(self._cursor)
         self._refresh_overlay()
 
-    def closeEvent(self, ev: Any) -> None:  # noqa: N802
+    def close_view(self) -> None:
+        """Stop observing state (which may outlive this widget: a viewport's image state shown in MPR)."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self._unsubscribe = []
+        self.state.detach()
+
+    def closeEvent(self, ev: Any) -> None:  # noqa: N802
+        self.close_view()
         super().closeEvent(ev)
 
 

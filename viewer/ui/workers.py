@@ -19,25 +19,30 @@ collection off and collects on the main thread.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+# One Cancelled for every layer (io's LoadCancelled and the AI runner's are this class).
+from viewer.core.jobs import Cancelled as Cancelled
+from viewer.core.jobs import Job, JobContext
+from viewer.core.volume import Volume
+# Re-exported: the composition root builds it.
+from viewer.state.services import IoServices as IoServices
 
 # Progress is throttled in the worker: a scan of 10,000 files must not post 10,000 events to the UI.
 PROGRESS_INTERVAL_S = 0.03
 
 
-class Cancelled(Exception):
-    """Raised inside a job (by ``ctx.check()``) when its request was cancelled or superseded."""
-
-
-class JobContext:
-    """What a job function may call from its pool thread."""
+class PoolJobContext:
+    """The :class:`~viewer.core.jobs.JobContext` of a job on the pool: safe to call from its thread."""
 
     def __init__(self, request_id: int, signals: _Signals) -> None:
         self.request_id = request_id
@@ -80,7 +85,7 @@ class _Signals(QObject):
 
 
 class _Task(QRunnable):
-    def __init__(self, fn: Callable[[JobContext], object], ctx: JobContext, signals: _Signals) -> None:
+    def __init__(self, fn: Job, ctx: PoolJobContext, signals: _Signals) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._fn = fn
@@ -111,7 +116,7 @@ class _Task(QRunnable):
 @dataclass
 class _Request:
     channel: str
-    ctx: JobContext
+    ctx: PoolJobContext
     on_result: Callable[[Any], None] | None
     on_error: Callable[[str], None] | None
     on_progress: Callable[[int, int], None] | None
@@ -152,7 +157,7 @@ class Background(QObject):
         self._signals.done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
 
     # -- public -------------------------------------------------------------------------------------------
-    def submit(self, channel: str, fn: Callable[[JobContext], object], *,
+    def submit(self, channel: str, fn: Job, *,
                on_result: Callable[[Any], None] | None = None,
                on_error: Callable[[str], None] | None = None,
                on_progress: Callable[[int, int], None] | None = None,
@@ -169,7 +174,7 @@ class Background(QObject):
         rid = self._next_id
         if replace:
             self.cancel(channel)
-        ctx = JobContext(rid, self._signals)
+        ctx = PoolJobContext(rid, self._signals)
         self._requests[rid] = _Request(channel, ctx, on_result, on_error, on_progress, on_partial, on_done)
         if replace:
             self._current[channel] = rid
@@ -252,31 +257,11 @@ class Background(QObject):
 # composition root (viewer.app) hands the io functions in as an IoServices.
 
 
-@dataclass(frozen=True)
-class IoServices:
-    """The io functions the shell calls, injected by ``viewer.app``.
-
-    ``find_stacks(paths, *, progress, cancel[, on_stack]) -> ScanResult`` and
-    ``load_series(paths, *, progress=None, cancel=None) -> Volume`` as in ``viewer.io``;
-    ``series_loader(files, *, series_uid, progress, cancel[, records])`` is ``viewer.io.load.SeriesLoader``: headers
-    and geometry first, then ``load(progress=, cancel=, first_slice=)`` decodes the middle slice first.
-    ``thumbnail(files, size) -> uint8 array`` renders a thumbnail (in a separate process in the app).
-    """
-
-    find_stacks: Callable[..., Any]
-    load_series: Callable[..., Any]
-    series_loader: Callable[..., Any] | None = None
-    thumbnail: Callable[[list[str], int], Any] | None = None
-    #: ``export_series(files, out_dir, codec, *, deidentify, progress, cancel) -> report`` with a
-    #: ``summary()`` (``viewer.io.export``; the app adds the de-identification).
-    export_series: Callable[..., Any] | None = None
-
-
 @dataclass
 class Preview:
     """The first slice of a series being loaded: a one-slice volume, shown before the rest arrives."""
 
-    volume: Any  # viewer.core.volume.Volume with one slice, its affine placed at that slice
+    volume: Volume  # one slice, its affine placed at that slice
     index: int  # the slice's index k in the whole volume (-1 when unknown)
     total: int  # slices (or files) in the whole series
 
@@ -287,26 +272,20 @@ class Filling:
     others are zeros). Posted when the loader hands out the array and then as slices arrive (at most
     every :data:`FILLING_INTERVAL_S`); ``ready`` is a copy, the volume's array is the one being filled."""
 
-    volume: Any  # viewer.core.volume.Volume whose array the loader is filling
-    ready: Any  # numpy bool array, one per slice
+    volume: Volume  # the volume whose array the loader is filling
+    ready: np.ndarray  # bool, one per slice
 
 
 #: Seconds between two Filling posts of one load (the viewport re-renders on each).
 FILLING_INTERVAL_S = 0.05
 
 
-def scan_job(io: IoServices, paths: list[str]) -> Callable[[JobContext], object]:
+def scan_job(io: IoServices, paths: list[str]) -> Job:
     """A job that indexes ``paths`` with ``viewer.io.series.find_stacks``, reporting progress."""
 
     def job(ctx: JobContext) -> object:
-        import inspect
-
-        find_stacks = io.find_stacks
-        kwargs: dict[str, Any] = {}
-        params = inspect.signature(find_stacks).parameters
-        if "on_stack" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            kwargs["on_stack"] = ctx.partial  # series appear in the browser as the scanner finds them
-        return find_stacks(paths, progress=ctx.progress, cancel=ctx.cancelled, **kwargs)
+        # Series appear in the browser as the scanner finds them (on_stack).
+        return io.find_stacks(paths, progress=ctx.progress, cancel=ctx.cancelled, on_stack=ctx.partial)
 
     return job
 
@@ -322,7 +301,7 @@ def middle_file(files: list[str]) -> str:
 
 
 def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
-             warnings: list[str] | None = None, records: Any = None) -> Callable[[JobContext], object]:
+             warnings: list[str] | None = None, records: Sequence[Any] | None = None) -> Job:
     """A job that loads a stack of ``files`` into a Volume, posting a one-slice :class:`Preview` first.
 
     With ``io.series_loader`` the headers and geometry are read first and the middle slice is decoded
@@ -335,20 +314,17 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
     def job(ctx: JobContext) -> object:
         if io.series_loader is None:
             return _load_two_steps(io, files, ctx)
-        import numpy as np
-
-        from viewer.core.volume import Volume
-
-        extra = {"records": records} if records is not None else {}
         loader = io.series_loader(list(files), series_uid=series_uid, progress=ctx.progress,
-                                  cancel=ctx.cancelled, **extra)
-        metadata = loader.metadata()
+                                  cancel=ctx.cancelled, records=records)
+        info = loader.series_info()
         total = int(loader.shape[0])
 
         def first_slice(k: int, values: np.ndarray) -> None:
             affine = np.array(loader.affine, dtype=np.float64)
             affine[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, float(k)]) + affine[:3, 3]
-            one = Volume(np.array(values)[None], affine, loader.modality, loader.series_uid, dict(metadata))
+            # The preview's one slice keeps the series' windows (opening window, per-slice span).
+            one = Volume(np.array(values)[None], affine, loader.modality, loader.series_uid,
+                         dataclasses.replace(info, slices=info.slices[k:k + 1]))
             ctx.partial(Preview(one, int(k), total))
 
         ctx.check()
@@ -358,15 +334,12 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
         k = int(loader.first_index)
         first_slice(k, loader.read_slice(k))
         ctx.check()
-        import inspect
-        import time
-
         filling: list[Any] = []  # [volume, ready mask, time of the last post]
 
         def on_slices(arr: np.ndarray, ks: list[int]) -> None:
             if not filling or filling[0].array is not arr:
                 vol = Volume(arr, np.array(loader.affine, dtype=np.float64), loader.modality, loader.series_uid,
-                             dict(metadata))
+                             info)
                 filling[:] = [vol, np.zeros(arr.shape[0], dtype=bool), 0.0]
             filling[1][ks] = True
             now = time.perf_counter()
@@ -374,9 +347,8 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
                 filling[2] = now
                 ctx.partial(Filling(filling[0], filling[1].copy()))
 
-        extra_load = {"on_slices": on_slices} if total > 1 and "on_slices" in inspect.signature(
-            loader.load).parameters else {}
-        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled, **extra_load)
+        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled,
+                             on_slices=on_slices if total > 1 else None)
         volume.warnings = list(warnings or []) + list(volume.warnings)
         return volume
 
@@ -395,23 +367,21 @@ def _load_two_steps(io: IoServices, files: list[str], ctx: JobContext) -> object
     return io.load_series(list(files), progress=ctx.progress, cancel=ctx.cancelled)
 
 
-def file_window(volume: Any) -> tuple[float, float]:
+def file_window(volume: Volume) -> tuple[float, float]:
     """(center, width) to open ``volume`` with: the file's VOI window, else the modality default."""
     from viewer.state.image import opening_window
 
     return opening_window(volume)
 
 
-def is_monochrome1(volume: Any) -> bool:
+def is_monochrome1(volume: Volume) -> bool:
     from viewer.state.image import is_monochrome1 as impl
 
     return impl(volume)
 
 
-def thumbnail_image(volume: Any, size: int) -> Any:
+def thumbnail_image(volume: Volume, size: int) -> np.ndarray:
     """The middle slice of ``volume`` as a windowed uint8 (h, w) or (h, w, 3) array of about ``size`` px."""
-    import numpy as np
-
     from viewer.core.windowing import window_to_uint8
 
     img = volume.array[volume.array.shape[0] // 2]
@@ -423,7 +393,7 @@ def thumbnail_image(volume: Any, size: int) -> Any:
     return window_to_uint8(img, c, w, invert=is_monochrome1(volume))
 
 
-def thumbnail_job(io: IoServices, files: list[str], size: int = 96) -> Callable[[JobContext], object]:
+def thumbnail_job(io: IoServices, files: list[str], size: int = 96) -> Job:
     """A job that makes a windowed uint8 thumbnail (h, w) or (h, w, 3) of the middle slice of ``files``.
 
     With ``io.thumbnail`` the decoding runs in a separate process: compressed decoders hold the GIL for

@@ -1,0 +1,87 @@
+"""The batch pieces without a cluster: sources, model shipping, the results writer and resume keys."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyarrow")
+
+
+def test_sources_path_list_and_pacs_refused(tmp_path: Path, data_dir: Path) -> None:
+    from viewer.batch.sources import SourceError, expand_sources, scan_sources
+
+    ct = data_dir / "ct" / "crc-chest-ct-ge-100"
+    (tmp_path / "sub").mkdir()
+    listing = tmp_path / "sub" / "cohort.txt"
+    # relative paths are relative to the list's folder, not to the working directory
+    listing.write_text(f"# a comment\n\n  {os.path.relpath(ct, tmp_path / 'sub')}  \n{ct}\n")
+    assert expand_sources([str(listing)]) == [os.path.abspath(ct)] * 2
+    scan = scan_sources([str(ct)], index=str(tmp_path / "index.sqlite"))
+    (unit,) = scan.units
+    assert unit.key == unit.series_uid and len(unit.files) == 100 and len(unit.records) == 100
+    again = scan_sources([str(ct)], index=str(tmp_path / "index.sqlite"))
+    assert again.headers_read == 0 and again.units[0].key == unit.key  # the index: no header read twice
+    with pytest.raises(SourceError, match="not supported yet"):
+        expand_sources(["dimse://ORTHANC@127.0.0.1:4242"])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert expand_sources([str(empty)]) == [str(empty)]  # not a path list: left to the scanner as a file
+
+
+def test_model_files_shipped_to_a_worker_without_the_folder(tmp_path: Path) -> None:
+    from viewer.batch import models
+    from viewer.batch.models import ModelSpec, RunOptions, materialise, resolve_models, session_for
+
+    (m,) = resolve_models(["pneumonia-cxr"])
+    # as a remote worker sees it: the driver's folder does not exist here
+    spec = ModelSpec(m.id, m.version, m.sha256, str(tmp_path / "not-on-this-machine"))
+    models._manifests.pop(m.sha256, None)
+    materialise(spec, m.manifest_path.read_bytes(), m.model_path.read_bytes(), str(tmp_path / "worker"))
+    shipped = models.manifest_for(spec)
+    assert shipped.folder.is_relative_to(tmp_path / "worker")
+    assert hashlib.sha256(shipped.model_path.read_bytes()).hexdigest() == m.sha256
+    session = session_for(spec, RunOptions(device="cpu"))
+    assert session.manifest.id == "pneumonia-cxr" and session is session_for(spec, RunOptions(device="cpu"))
+    models._manifests.pop(m.sha256, None)
+    # a folder holding other weights under the same id is refused, not used
+    bad = ModelSpec(m.id, m.version, "0" * 64, str(m.folder))
+    with pytest.raises(ValueError, match="sha256"):
+        models.manifest_for(bad)
+
+
+def test_writer_parts_are_atomic_and_resume_keys_skip_lost(tmp_path: Path) -> None:
+    from viewer.batch.models import ModelSpec
+    from viewer.batch.results import ResultsWriter, finished_keys, read_results, rows_of
+    from viewer.batch.work import ModelRows, UnitResult
+
+    out = tmp_path / "r.parquet"
+    out.mkdir()
+    (out / ".part-1-dead.parquet.tmp").write_bytes(b"half a chunk of a killed job")
+    spec = ModelSpec("m", "1", "a" * 64, "/models/m")
+    w = ResultsWriter(out, chunk_rows=3)
+    assert not (out / ".part-1-dead.parquet.tmp").exists()
+    ok = UnitResult("u1", "1.2.3", "1.2", "CT", "/d", 2, ["1.2.3.1", "1.2.3.2"], [1, 1], 0.01,
+                    [ModelRows(spec, "ok", provider="CPUExecutionProvider", labels=("a", "b"),
+                               slices=np.array([0, 1], np.int32),
+                               probabilities=np.array([[0.9, 0.1], [0.2, 0.8]], np.float32), infer_s=0.02)], "h:1")
+    failed = UnitResult("u2", "1.2.4", "1.2", "MR", "/e", 0, [], [], 0.0,
+                        [ModelRows(spec, "failed", "not applicable: MR")], "")
+    lost = UnitResult("u3", "1.2.5", "1.2", "CT", "/f", 0, [], [], 0.0, [ModelRows(spec, "lost", "workers died")], "")
+    w.add(rows_of(ok, forced=False, job_id="j"))
+    assert w.parts_written == 0 and not list(out.glob("*.parquet"))  # 2 rows < chunk: nothing on disk yet
+    w.add(rows_of(failed, forced=False, job_id="j"))
+    assert w.parts_written == 1 and w.pending_rows == 0
+    w.add(rows_of(lost, forced=False, job_id="j"))
+    w.close()
+    t = read_results(out).to_pydict()
+    assert t["status"] == ["ok", "ok", "failed", "lost"] and t["label"] == ["a", "b", None, None]
+    assert t["probability"][0] == pytest.approx(0.9) and t["probabilities"][1] == pytest.approx([0.2, 0.8])
+    assert t["sop_instance_uid"][:2] == ["1.2.3.1", "1.2.3.2"] and t["reason"][2] == "not applicable: MR"
+    assert finished_keys(out) == {("u1", "a" * 64), ("u2", "a" * 64)}  # lost: retried on --resume
+    with pytest.raises(ValueError, match="not a results folder"):
+        ResultsWriter(out / sorted(p.name for p in out.glob("*.parquet"))[0])

@@ -1,0 +1,194 @@
+"""The results of a batch job: a folder of Parquet part files, one row per slice and model.
+
+``RESULTS.parquet/`` is a Parquet *dataset* folder (as Dask, Spark and pyarrow write them): every part
+file is complete on its own, written to a hidden temporary name, synced and renamed into place, so a job
+killed at any moment leaves only whole parts (readers skip names starting with ``.`` or ``_``), and
+loses at most the chunk not yet written. ``pyarrow.parquet.read_table(folder)``, ``pandas.read_parquet``,
+DuckDB (``'RESULTS.parquet/*.parquet'``) and :func:`read_results` read it whole.
+
+Columns (:data:`SCHEMA`): ``unit_key`` (the series' key, see :class:`viewer.batch.sources.Unit`),
+``series_instance_uid``, ``study_instance_uid``, ``modality``, ``folder``; the model (``model_id``,
+``model_version``, ``model_sha256`` of its ONNX file), ``provider``; ``status`` (``ok``; ``failed`` with
+``reason``: a series that does not load or a model that does not apply; ``lost``: workers kept dying on it,
+retried by ``--resume``); per slice ``slice`` (z index, 0-based, display order), ``sop_instance_uid``,
+``frame`` (1-based), ``label`` (top class), ``probability`` (its probability) and ``probabilities`` (every
+class, in ``class_names`` order); ``forced`` (the job ran with ``--force``) and ``forced_reason`` (why the
+model did not apply to this series, when ``--force`` ran it anyway); ``n_slices``, timings ``load_ms``
+(the series) and ``infer_ms`` (this model on it), ``worker`` (host:pid), ``finished_at`` (UTC), ``job_id``.
+A ``failed`` or ``lost`` row has no slice columns.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from viewer.batch.work import UnitResult
+
+OK, FAILED, LOST = "ok", "failed", "lost"
+# (name, arrow type name) in file order; types are built in schema() so pyarrow is imported lazily.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("unit_key", "string"), ("series_instance_uid", "string"), ("study_instance_uid", "string"),
+    ("modality", "string"), ("folder", "string"), ("model_id", "string"), ("model_version", "string"),
+    ("model_sha256", "string"), ("provider", "string"), ("status", "string"), ("reason", "string"),
+    ("slice", "int32"), ("sop_instance_uid", "string"), ("frame", "int32"), ("label", "string"),
+    ("probability", "float32"), ("class_names", "list<string>"), ("probabilities", "list<float32>"),
+    ("forced", "bool"), ("forced_reason", "string"), ("n_slices", "int32"), ("load_ms", "float32"),
+    ("infer_ms", "float32"), ("worker", "string"), ("finished_at", "timestamp"), ("job_id", "string"),
+)
+
+
+def schema() -> Any:
+    """The results' ``pyarrow.Schema``."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int32": pa.int32(), "float32": pa.float32(), "bool": pa.bool_(),
+             "list<string>": pa.list_(pa.string()), "list<float32>": pa.list_(pa.float32()),
+             "timestamp": pa.timestamp("ms", tz="UTC")}
+    return pa.schema([(name, types[t]) for name, t in COLUMNS])
+
+
+def rows_of(res: UnitResult, *, forced: bool, job_id: str) -> dict[str, list[Any]]:
+    """The columns (name -> values) of one unit's rows: per slice of each ``ok`` model, one row for a
+    ``failed`` or ``lost`` one."""
+    cols: dict[str, list[Any]] = {name: [] for name, _ in COLUMNS}
+    now = int(time.time() * 1000)
+
+    def add(mr: Any, status: str, reason: str, k: int | None, probs: Any) -> None:
+        top = int(probs.argmax()) if probs is not None else None
+        values = {
+            "unit_key": res.key, "series_instance_uid": res.series_uid, "study_instance_uid": res.study_uid,
+            "modality": res.modality, "folder": res.folder, "model_id": mr.model.id,
+            "model_version": mr.model.version, "model_sha256": mr.model.sha256, "provider": mr.provider,
+            "status": status, "reason": reason, "slice": k,
+            "sop_instance_uid": res.sop_uids[k] if k is not None and k < len(res.sop_uids) else None,
+            "frame": res.frames[k] if k is not None and k < len(res.frames) else None,
+            "label": mr.labels[top] if top is not None else None,
+            "probability": float(probs[top]) if top is not None else None,
+            "class_names": list(mr.labels) if probs is not None else None,
+            "probabilities": probs.tolist() if probs is not None else None,
+            "forced": forced, "forced_reason": mr.forced_reason, "n_slices": res.n_slices,
+            "load_ms": res.load_s * 1000.0, "infer_ms": mr.infer_s * 1000.0, "worker": res.worker,
+            "finished_at": now, "job_id": job_id,
+        }
+        for name, v in values.items():
+            cols[name].append(v)
+
+    for mr in res.models:
+        if mr.status != OK:
+            add(mr, mr.status, mr.reason, None, None)
+        else:
+            for i, k in enumerate(mr.slices):
+                add(mr, OK, "", int(k), mr.probabilities[i])
+    return cols
+
+
+class ResultsWriter:
+    """Appends rows to a results folder in atomic part files (see module doc).
+
+    A chunk is written when it holds ``chunk_rows`` rows or is ``flush_s`` seconds old (checked on
+    :meth:`add`), and by :meth:`flush`/:meth:`close`. Memory stays at one chunk, whatever the job's size.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], *, chunk_rows: int = 20000, flush_s: float = 10.0) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"{self.folder} exists and is not a results folder")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".part-*.tmp"):
+            stale.unlink(missing_ok=True)  # a chunk a killed job was writing: never complete
+        self.chunk_rows = chunk_rows
+        self.flush_s = flush_s
+        self._cols: dict[str, list[Any]] = {name: [] for name, _ in COLUMNS}
+        self._rows = 0
+        self._since = time.monotonic()
+        self.parts_written = 0
+        self.rows_written = 0
+
+    def add(self, cols: dict[str, list[Any]]) -> None:
+        for name, values in cols.items():
+            self._cols[name].extend(values)
+        self._rows += len(cols["unit_key"])
+        if self._rows >= self.chunk_rows or time.monotonic() - self._since >= self.flush_s:
+            self.flush()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._rows
+
+    def flush(self) -> None:
+        """Write the rows held so far as one part file (nothing when there are none)."""
+        self._since = time.monotonic()
+        if not self._rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(self._cols, schema=schema())
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.folder / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.folder / name)
+        _fsync_dir(self.folder)
+        self.parts_written += 1
+        self.rows_written += self._rows
+        self._cols = {name: [] for name, _ in COLUMNS}
+        self._rows = 0
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable once the folder's entry is on disk (POSIX); not possible on Windows.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def part_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The complete part files of a results folder, oldest first."""
+    return sorted(p for p in Path(folder).glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def read_results(folder: str | os.PathLike[str], columns: Iterable[str] | None = None) -> Any:
+    """Every row of a results folder (or of one Parquet file) as a ``pyarrow.Table``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(folder)
+    if path.is_file():
+        return pq.read_table(path, columns=list(columns) if columns else None)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no results at {path}")
+    parts = part_files(path)
+    cols = list(columns) if columns else None
+    if not parts:
+        return schema().empty_table() if cols is None else schema().empty_table().select(cols)
+    return pa.concat_tables(pq.read_table(p, columns=cols) for p in parts)
+
+
+def finished_keys(folder: str | os.PathLike[str]) -> set[tuple[str, str]]:
+    """(unit_key, model_sha256) pairs already in the results with a final status (``ok`` or ``failed``):
+    what ``--resume`` skips. ``lost`` rows are retried."""
+    if not Path(folder).exists():
+        return set()
+    t = read_results(folder, ["unit_key", "model_sha256", "status"])
+    keys = t.column("unit_key").to_pylist()
+    shas = t.column("model_sha256").to_pylist()
+    status = t.column("status").to_pylist()
+    return {(k, s) for k, s, st in zip(keys, shas, status) if st != LOST}

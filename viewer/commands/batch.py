@@ -1,0 +1,229 @@
+"""``python -m viewer batch infer|evaluate``: run models over an archive on Dask; score the results.
+
+``batch infer SOURCE... --model ID [--model ID2] --out RESULTS.parquet [--scheduler ADDRESS | --workers N]
+[--resume] [--force] [--json] [--csv FILE]``: every series under the SOURCEs (folders, files, DICOMDIRs,
+text files listing paths) through every model, one Dask task per series, on a local cluster of worker
+processes (default: one per core) or on the cluster at ``--scheduler``. Results go to the Parquet folder
+``--out`` chunk by chunk (see :mod:`viewer.batch.results`). A live progress bar (rich) on a terminal; a
+summary at the end (``--json``: as JSON on stdout).
+
+``batch evaluate RESULTS --labels LABELS.csv [--model ID] [--json]``: accuracy, AUC, confusion matrix, per
+class, and the disagreements (see :mod:`viewer.batch.evaluate`).
+
+Exit status of ``infer``: 0 every series done (failures recorded are not errors of the job: see the
+summary), 1 the job could not run (no model, no scheduler, results folder already used), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from viewer.commands.evaluate import _text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="batch_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("infer", help="run models over every series of an archive (Dask)",
+                       description="Run models over every series of an archive on a Dask cluster; "
+                       "one Parquet row per slice and model.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="a folder, DICOM file, DICOMDIR, or a text file listing paths (one per line)")
+    p.add_argument("--model", action="append", required=True, metavar="ID", help="model id (repeatable)")
+    p.add_argument("--out", required=True, metavar="RESULTS.parquet",
+                   help="results folder of Parquet part files (created; see --resume)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use the Dask cluster at ADDRESS (tcp://host:8786) instead of a local one")
+    where.add_argument("--workers", type=int, metavar="N", help="local cluster: N worker processes (default: cores)")
+    p.add_argument("--resume", action="store_true", help="continue a job: skip series already in --out")
+    p.add_argument("--force", action="store_true",
+                   help="run a model on series outside its declared scope (recorded in every row)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--csv", metavar="FILE", help="also write every result row to this CSV file")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="where workers run the models (default auto: CUDA when the worker has it)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="ONNX Runtime threads per session (default 1: the cluster parallelises over series)")
+    p.add_argument("--batch", type=int, default=None, metavar="N", help="images per network run")
+    p.add_argument("--models-dir", action="append", metavar="DIR",
+                   help="look for models here (repeatable; default: models/ and the user models folder)")
+    p.add_argument("--chunk-rows", type=int, default=20000, metavar="N",
+                   help="rows per results part file (also written every 10 s); a killed job loses at most one chunk")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not on a terminal)")
+
+    e = sub.add_parser("evaluate", help="score batch results against labels",
+                       description="Accuracy, AUC, confusion matrix, per class and disagreements of batch "
+                       "results against a labels CSV.")
+    e.add_argument("results", metavar="RESULTS", help="a batch results folder (or one of its Parquet files)")
+    e.add_argument("--labels", required=True, metavar="LABELS.csv",
+                   help="CSV with a label column and sop_instance_uid (per slice) or series_instance_uid "
+                   "(per series) columns; the viewer's label export works as is")
+    e.add_argument("--model", metavar="ID", help="score only this model (default: each model in the results)")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_command == "evaluate":
+        return _evaluate(args)
+    return _infer(args)
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from viewer.ai.errors import ModelError
+    from viewer.batch.job import connect, local_cluster, run_job
+    from viewer.batch.models import RunOptions, resolve_models
+    from viewer.batch.sources import SourceError, scan_sources
+
+    err = sys.stderr
+    try:
+        manifests = resolve_models(args.model, args.models_dir)
+        scan = scan_sources(args.sources)
+    except (ModelError, SourceError) as exc:
+        print(f"batch infer: {exc}", file=err)
+        return 1
+    if scan.bad_files:
+        path, reason = scan.bad_files[0]
+        print(f"{len(scan.bad_files)} file(s) are not loadable DICOM images and were left out (first: {path}: "
+              f"{reason})", file=err)
+    for m in manifests:
+        if m.applies_to.scope == "roi":
+            print(f"note: {m.id} is trained on regions (scope roi); whole slices are classified", file=err)
+    opts = RunOptions(device=args.device, threads=args.threads, batch_size=args.batch, force=args.force)
+    cluster = None
+    try:
+        if args.scheduler:
+            client = connect(args.scheduler)
+        else:
+            cluster = local_cluster(args.workers)
+            client = cluster.get_client()
+    except (OSError, TimeoutError) as exc:
+        print(f"batch infer: cannot reach the Dask scheduler {args.scheduler}: {exc}", file=err)
+        return 1
+    try:
+        link = str(getattr(client, "dashboard_link", "") or "")
+        if link:
+            print(f"Dask dashboard: {link}", file=err)
+        bar = _progress_bar(not args.no_progress and err.isatty())
+        try:
+            summary = run_job(client, scan.units, manifests, args.out, opts=opts, resume=args.resume,
+                              on_progress=bar.update if bar else None, chunk_rows=max(1, args.chunk_rows))
+        finally:
+            if bar:
+                bar.stop()
+    except ValueError as exc:
+        print(f"batch infer: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every finished chunk is in {args.out}; continue with --resume", file=err)
+        return 130
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if args.csv:
+        from viewer.batch.export import write_csv
+        from viewer.batch.results import read_results
+
+        write_csv(read_results(args.out), args.csv)
+    doc = _summary_doc(summary, scan, manifests, args)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_summary(doc)
+    return 0
+
+
+class _Bar:
+    """rich's progress bar for a job: series done/total, slices/s, failures, elapsed and ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._progress = Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[rate]:.0f} slices/s"),
+                                  TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
+                                  TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+        self._task: Any = None
+        self._progress.start()
+
+    def update(self, p: Any) -> None:
+        total = p.series_total - p.series_skipped
+        if self._task is None:
+            self._task = self._progress.add_task("batch", total=total, rate=0.0, failed=0)
+        self._progress.update(self._task, completed=p.series_done, rate=p.slices_per_s, failed=p.series_failed)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _progress_bar(enabled: bool) -> _Bar | None:
+    return _Bar() if enabled else None
+
+
+def _summary_doc(summary: Any, scan: Any, manifests: Any, args: argparse.Namespace) -> dict[str, Any]:
+    p = summary.progress
+    return {
+        "out": summary.out, "models": [{"id": m.id, "version": m.version, "sha256": m.sha256} for m in manifests],
+        "forced": bool(args.force), "scheduler": args.scheduler or "local", "workers": summary.workers,
+        "threads": summary.threads, "dashboard": summary.dashboard,
+        "series_total": p.series_total, "series_done": p.series_done, "series_skipped": p.series_skipped,
+        "series_failed": p.series_failed, "slices": p.slices, "seconds": round(p.elapsed_s, 3),
+        "slices_per_s": round(p.slices_per_s, 1), "rows_written": summary.rows_written,
+        "parts_written": summary.parts_written, "engine_setup_s": summary.engine_setup_s,
+        "failures": summary.failures,
+        "files_not_loadable": [{"path": path, "reason": reason} for path, reason in scan.bad_files],
+    }
+
+
+def _print_summary(doc: dict[str, Any]) -> None:
+    print(f"{doc['series_done']} series done ({doc['series_skipped']} done before), {doc['series_failed']} failed, "
+          f"{doc['slices']} slices in {doc['seconds']:.1f} s ({doc['slices_per_s']:.0f} slices/s) on "
+          f"{doc['workers']} worker(s); {doc['rows_written']} rows written to {doc['out']}")
+    # Grouped by reason: a cohort's 5,000 MR series that a CT model skips are one line, not 5,000.
+    groups: dict[str, list[dict[str, str]]] = {}
+    for f in doc["failures"]:
+        groups.setdefault(f"{f['status']}: {f['reason']}", []).append(f)
+    for reason, fs in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:15]:
+        first = fs[0]
+        where = f"{first['series_instance_uid'] or '(no UID)'} in {first['folder']}"
+        print(f"  {len(fs)} series, {reason} (e.g. {where})" if len(fs) > 1 else f"  {reason} ({where})")
+    if len(groups) > 15:
+        print(f"  ... and {len(groups) - 15} other reasons (--json lists every series; the results hold each reason)")
+    if doc["files_not_loadable"]:
+        print(f"{len(doc['files_not_loadable'])} file(s) were not loadable DICOM images (--json lists them)")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from viewer.batch.evaluate import evaluate_results
+
+    try:
+        reports = evaluate_results(args.results, args.labels, model=args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"batch evaluate: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump({"results": args.results, "labels": args.labels, "reports": reports}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n\n".join(text_report(r) for r in reports))
+    return 0
+
+
+def text_report(r: dict[str, Any]) -> str:
+    """Plain text: ``evaluate``'s report, the label counts and the disagreements."""
+    lines = [_text(r | {"dataset": r["labels"], "split": "labels", "provider": "batch results"}),
+             "", f"{r['slice_labels']} slice and {r['series_labels']} series labels matched; "
+             f"{r['skipped_labels']} of classes the model lacks, {r['unmatched']} of images not in the results",
+             f"disagreements ({len(r['disagreements'])}):"]
+    for d in r["disagreements"]:
+        where = (f"slice {d['slice']} sop={d['sop_instance_uid']} frame={d['frame']}" if d["sop_instance_uid"]
+                 else "series")
+        lines.append(f"  {d['series_instance_uid']} {where}: label {d['label']}, model {d['predicted']} "
+                     f"({d['probability']:.3f})")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""The services the application model and the widgets use, as Protocols: scanning, loading, thumbnails.
+
+The implementations live below (``viewer.io``: ``find_stacks``, ``SeriesLoader``, ``load_series``) and are
+handed in by the composition root (``viewer.app.io_services``) as an :class:`IoServices`; ``ui`` never
+imports ``io`` (pydicom stays there) and never guesses a function's arguments: each Protocol states them.
+Cancellation is :class:`viewer.core.jobs.Cancelled` everywhere; jobs run on a
+:class:`viewer.core.jobs.Executor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from viewer.core.jobs import CancelCheck, Progress
+from viewer.core.series_info import SeriesInfo
+from viewer.core.volume import Volume
+
+
+class SeriesSource(Protocol):
+    """One loadable stack the scanner found (``viewer.io.series.Stack``): what the browser lists."""
+
+    series_uid: str
+    files: list[str]
+    modality: str
+    description: str
+    warnings: list[str]
+    split_reason: str | None
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    study_date: str
+    study_description: str
+    series_number: str
+    series_date: str
+    # The scanner's header records of ``files`` (``viewer.io.headers.HeaderRecord``), opaque above io.
+    records: Sequence[Any]
+
+
+class ScanResultLike(Protocol):
+    """What a scan returns (``viewer.io.series.ScanResult``)."""
+
+    @property
+    def stacks(self) -> Sequence[SeriesSource]: ...
+
+    bad_files: list[tuple[str, str]]
+    non_image: list[tuple[str, str]]
+    cancelled: bool
+
+
+class Scanner(Protocol):
+    def __call__(self, paths: list[str], *, progress: Progress | None = ..., cancel: CancelCheck | None = ...,
+                 on_stack: Callable[[Any], None] | None = ...) -> ScanResultLike: ...
+
+
+class SeriesLoaderLike(Protocol):
+    """Headers and geometry of a stack read; pixels on :meth:`load` (``viewer.io.load.SeriesLoader``)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    affine: np.ndarray
+    modality: str
+    series_uid: str
+    first_index: int
+
+    def series_info(self) -> SeriesInfo: ...
+
+    def read_slice(self, k: int) -> np.ndarray: ...
+
+    def load(self, *, progress: Progress | None = ..., cancel: CancelCheck | None = ...,
+             on_slices: Callable[[np.ndarray, list[int]], None] | None = ...) -> Volume:
+        """``on_slices(volume_array, ks)``: slices ks of the array being filled hold their values (scroll
+        while decoding); a new array means the load started over."""
+        ...
+
+
+class LoaderFactory(Protocol):
+    def __call__(self, files: list[str], *, series_uid: str = ..., progress: Progress | None = ...,
+                 cancel: CancelCheck | None = ..., records: Sequence[Any] | None = ...) -> SeriesLoaderLike: ...
+
+
+class SeriesLoad(Protocol):
+    def __call__(self, paths: list[str], *, progress: Progress | None = ...,
+                 cancel: CancelCheck | None = ...) -> Volume: ...
+
+
+Thumbnailer = Callable[[list[str], int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class IoServices:
+    """The io functions the application runs in the background, injected by ``viewer.app``.
+
+    ``find_stacks`` scans folders/files/DICOMDIRs (``on_stack`` hands each stack over as it is found);
+    ``load_series`` loads files into a Volume; ``series_loader`` reads headers and geometry first, then
+    decodes the middle slice before the rest (a preview at once); ``thumbnail(files, size)`` renders a
+    windowed uint8 thumbnail (in a separate process in the app).
+    """
+
+    find_stacks: Scanner
+    load_series: SeriesLoad
+    series_loader: LoaderFactory | None = None
+    thumbnail: Thumbnailer | None = None
+    # Ends every worker process the services started (decoder pools); called when the window closes.
+    shutdown: Callable[[], None] | None = None
+    # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
+    # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
+    export_series: Callable[..., Any] | None = None
