@@ -295,12 +295,16 @@ def prestart_pool(size: int) -> None:
     """Start ``size`` decoder processes and their imports without waiting for them (the loader calls it
     as soon as it knows a series is compressed, so the spawn overlaps its header pass)."""
     global _PRESTARTED
+    import multiprocessing
+
     if _POOL is not None and _POOL_SIZE >= min(max(1, size), MAX_WORKERS):
         return
+    if multiprocessing.current_process().daemon:
+        return  # a daemonic process (a cluster worker) may not have children: the loader decodes here
     try:
         pool = get_pool(size)
         _PRESTARTED = [pool.submit(import_decoders) for _ in range(_POOL_SIZE)]
-    except (BrokenProcessPool, OSError, RuntimeError):
+    except Exception:  # noqa: BLE001 - no child processes here (sandbox): load() decodes in this process
         drop_pool()
 
 
