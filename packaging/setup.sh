@@ -23,12 +23,23 @@ apt_pkgs="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus
 case "$extras" in *test*) apt_pkgs="$apt_pkgs dicom3tools" ;; esac
 # packaging/install.sh's tests check the menu entry and the MIME type the way desktops read them.
 case "$extras" in *test*) apt_pkgs="$apt_pkgs desktop-file-utils shared-mime-info" ;; esac
+# orthanc + orthanc-dicomweb: the real PACS the PACS tests query and retrieve from; dcmtk: the independent
+# DIMSE peer (storescu, dcmqrscp).
+case "$extras" in *test*) apt_pkgs="$apt_pkgs orthanc orthanc-dicomweb dcmtk" ;; esac
 missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
+# The PACS tests start their own Orthanc in a private network namespace; the package's system service
+# (listening on every interface) is not wanted on a test machine.
+case "$extras" in *test*)
+  if command -v systemctl >/dev/null && systemctl is-enabled orthanc >/dev/null 2>&1; then
+    S=""; [ "$(id -u)" = 0 ] || S="sudo"
+    $S systemctl disable --now orthanc >/dev/null 2>&1 || true
+  fi ;;
+esac
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -29,8 +29,19 @@ HANG_WATCHDOG_S = float(os.environ.get("VIEWER_HANG_WATCHDOG_S", "900"))
 _watchdog_out = None
 
 
+#: Why this test process is not in a private network namespace (None: it is). The PACS tests need one.
+NETNS_ERROR: str | None = "not tried"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    global _watchdog_out
+    global _watchdog_out, NETNS_ERROR
+    # The PACS tests run real servers (Orthanc listens on every interface): first of all, before any
+    # thread starts (a namespace is per thread, inherited by later threads and child processes), move the
+    # test process into a private network namespace where only loopback exists. Nothing else in the suite
+    # uses the network beyond loopback.
+    from tests.netns import enter_private_netns
+
+    NETNS_ERROR = enter_private_netns()
     # A duplicate of the terminal's stderr, taken before tests run: pytest captures fd 2 during each test,
     # and a process that is ended by the watchdog never prints what was captured.
     _watchdog_out = os.fdopen(os.dup(sys.stderr.fileno()), "w")

@@ -95,7 +95,8 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers)
+                      thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers,
+                      read_derived=read_derived)
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,
@@ -110,6 +111,15 @@ def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: boo
         transform = Deidentifier(user_secret()).dataset
     return impl(files, out_dir, codec, transform=transform, rename=deidentify, progress=progress,
                 cancel=cancel)
+
+
+
+
+def read_derived(path: str) -> Any:
+    """A DICOM SEG or SR file as an overlay record (highdicom stays below ui)."""
+    from viewer.annotations.derived import read_derived as impl
+
+    return impl(path)
 
 
 def shutdown_workers() -> None:
@@ -195,6 +205,33 @@ def build_main_window(paths: list[str] | None = None, *, settings_file: str | No
     return window
 
 
+def pacs_services() -> Any:
+    """The PACS dock's network functions (viewer.io.pacs), resolved when called."""
+    from viewer.ui.pacs_dialog import PacsServices
+
+    def nodes() -> list[tuple[str, str]]:
+        from viewer.io.pacs.nodes import load_nodes, node_label
+
+        return [(node_label(n), n.name or n.url) for n in load_nodes()]
+
+    def find(node_text: str, ae: str, fields: dict[str, str], cancel: Any) -> Any:
+        from viewer.io.pacs import dimse, parse_node, web
+        from viewer.io.pacs.nodes import DimseNode
+        from viewer.io.pacs.query import Query
+
+        node, q = parse_node(node_text), Query(**fields)
+        return dimse.find(node, q, ae, cancel=cancel) if isinstance(node, DimseNode) else web.find(node, q, cancel=cancel)
+
+    def retrieve(node_text: str, ae: str, port: int, study_uid: str, series_uids: list[str] | None,
+                 **kwargs: Any) -> Any:
+        from viewer.io.pacs import parse_node
+        from viewer.io.pacs.retrieve import retrieve as impl
+
+        return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, **kwargs)
+
+    return PacsServices(nodes=nodes, find=find, retrieve=retrieve)
+
+
 def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:
     """(len(zs), classes) probabilities of a model on slices ``zs`` of a volume (the evaluation dock's runner)."""
     from viewer.ai.runner import classify_slices
@@ -217,12 +254,47 @@ def warm_decoder_pool() -> None:
     warm_pool()
 
 
+def open_when_painted(window: MainWindow, paths: list[str]) -> None:
+    """Open ``paths`` once the window has painted itself (at the latest after a second).
+
+    Started earlier, the scan's pool thread (pydicom's import, header parsing) shares the GIL with the
+    main thread while it builds and paints the window, and the window comes up later; the scan then
+    waits only for that first paint.
+    """
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    app = QApplication.instance()
+
+    class FirstPaint(QObject):
+        done = False
+
+        def open(self) -> None:
+            if not self.done:
+                self.done = True
+                app.removeEventFilter(self)  # type: ignore[union-attr]
+                window.open_paths(paths)
+
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+            if (not self.done and event.type() == QEvent.Type.Paint and isinstance(obj, QWidget)
+                    and obj.window() is window):
+                QTimer.singleShot(0, self.open)  # after this paint (and the rest of this frame's) is done
+            return False
+
+    opener = FirstPaint(window)
+    app.installEventFilter(opener)  # type: ignore[union-attr]
+    QTimer.singleShot(1000, opener.open)
+
+
 def run_app(argv: list[str]) -> int:
     """Run the desktop application; ``argv`` holds the paths to open (folders, files, a DICOMDIR)."""
     parser = argparse.ArgumentParser(prog="dicom-viewer", description="DICOM viewer with embedded AI.")
     parser.add_argument("paths", nargs="*", help="folders, DICOM files or a DICOMDIR to open")
+    parser.add_argument("--results", metavar="RESULTS.parquet",
+                        help="batch inference results (python -m viewer batch infer): mark series with their stored "
+                        "labels and show stored predictions without re-running")
     args = parser.parse_args(argv)
-    missing = [p for p in args.paths if not os.path.exists(p)]
+    missing = [p for p in args.paths + ([args.results] if args.results else []) if not os.path.exists(p)]
     if missing:
         print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
         return 2
@@ -231,7 +303,7 @@ def run_app(argv: list[str]) -> int:
     app = make_application()
     from PySide6.QtCore import QTimer
 
-    window = build_main_window(args.paths)
+    window = build_main_window()  # args.paths are opened once the window is on screen (open_when_painted)
     if os.environ.get("VIEWER_STARTUP_REPORT"):  # benchmarks/bench_startup.py: print start-up moments, quit
         from viewer.ui.startup_probe import attach_startup_probe
 
@@ -244,8 +316,23 @@ def run_app(argv: list[str]) -> int:
     from viewer.ui.label_panel import offer_ai_suggestions
 
     offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
+    from viewer.ui.pacs_dialog import attach_pacs_dock
+
+    attach_pacs_dock(window, pacs_services())
+    if args.results:
+        from viewer.ui.batch_results import attach_batch_results
+
+        try:
+            from viewer.batch.stored import read_stored
+        except ImportError as exc:  # the desktop build leaves the batch stack (pyarrow) out: say so, open anyway
+            window.statusBar().showMessage(f"Cannot read batch results: this build has no batch support ({exc}); "
+                                           "pip install dicom-viewer for it")
+        else:
+            attach_batch_results(window, args.results, read_stored)
     window.resize(1400, 900)
     window.show()
+    if args.paths:
+        open_when_painted(window, args.paths)
     # Start the decoder processes off the UI thread, so a later compressed series does not pay their
     # spawn; but only once the first image is on screen (or soon after start when there is none to wait
     # for): spawning them with their imports costs seconds of CPU that the first load needs on 2 cores.

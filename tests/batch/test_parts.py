@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("pyarrow")
 
 
-def test_sources_path_list_and_pacs_refused(tmp_path: Path, data_dir: Path) -> None:
-    from viewer.batch.sources import SourceError, expand_sources, scan_sources
+def test_sources_path_list_and_pacs_query(tmp_path: Path, data_dir: Path) -> None:
+    from viewer.batch.sources import SourceError, expand_sources, parse_query, scan_sources
 
     ct = data_dir / "ct" / "crc-chest-ct-ge-100"
     (tmp_path / "sub").mkdir()
@@ -26,8 +26,12 @@ def test_sources_path_list_and_pacs_refused(tmp_path: Path, data_dir: Path) -> N
     assert unit.key == unit.series_uid and len(unit.files) == 100 and len(unit.records) == 100
     again = scan_sources([str(ct)], index=str(tmp_path / "index.sqlite"))
     assert again.headers_read == 0 and again.units[0].key == unit.key  # the index: no header read twice
-    with pytest.raises(SourceError, match="not supported yet"):
+    with pytest.raises(SourceError, match="needs --query"):
         expand_sources(["dimse://ORTHANC@127.0.0.1:4242"])
+    assert parse_query("modality=CT study-date=20240101-20241231") == {"modality": "CT",
+                                                                      "study_date": "20240101-20241231"}
+    with pytest.raises(SourceError, match="key=value"):
+        parse_query("modality CT")
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     assert expand_sources([str(empty)]) == [str(empty)]  # not a path list: left to the scanner as a file
@@ -41,7 +45,8 @@ def test_model_files_shipped_to_a_worker_without_the_folder(tmp_path: Path) -> N
     # as a remote worker sees it: the driver's folder does not exist here
     spec = ModelSpec(m.id, m.version, m.sha256, str(tmp_path / "not-on-this-machine"))
     models._manifests.pop(m.sha256, None)
-    materialise(spec, m.manifest_path.read_bytes(), m.model_path.read_bytes(), str(tmp_path / "worker"))
+    materialise(spec, {m.file: m.model_path.read_bytes(), "manifest.toml": m.manifest_path.read_bytes()},
+                str(tmp_path / "worker"))
     shipped = models.manifest_for(spec)
     assert shipped.folder.is_relative_to(tmp_path / "worker")
     assert hashlib.sha256(shipped.model_path.read_bytes()).hexdigest() == m.sha256
@@ -85,3 +90,18 @@ def test_writer_parts_are_atomic_and_resume_keys_skip_lost(tmp_path: Path) -> No
     assert finished_keys(out) == {("u1", "a" * 64), ("u2", "a" * 64)}  # lost: retried on --resume
     with pytest.raises(ValueError, match="not a results folder"):
         ResultsWriter(out / sorted(p.name for p in out.glob("*.parquet"))[0])
+
+
+def test_infer_without_series_or_with_a_pacs_source_says_why(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from viewer.cli import main
+
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    out = tmp_path / "r.parquet"
+    assert main(["batch", "infer", str(tmp_path), "--model", "organ-ct", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no loadable DICOM series" in err and "notes.txt" in err and not out.exists()
+    assert main(["batch", "infer", "dimse://PACS@127.0.0.1:104", "--model", "organ-ct", "--out", str(out)]) == 1
+    assert "a PACS source needs --query" in capsys.readouterr().err
+    assert main(["batch", "infer", str(tmp_path), "--model", "no-such-model", "--out", str(out)]) == 1
+    assert "no model 'no-such-model'" in capsys.readouterr().err

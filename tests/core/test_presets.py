@@ -32,7 +32,9 @@ def test_a_missing_or_broken_presets_file_means_no_presets_not_a_crash(tmp_path,
     import pytest
 
     import viewer.core.presets as presets
+    from viewer.core.series_info import Window
     from tests.state.phantoms import ramp_volume
+    from viewer.core.series_info import Window
     from viewer.state.image import ImageState
 
     broken = tmp_path / "window_presets.toml"
@@ -42,7 +44,7 @@ def test_a_missing_or_broken_presets_file_means_no_presets_not_a_crash(tmp_path,
     monkeypatch.setattr(presets, "RESOURCES", tmp_path / "nowhere")
     window_presets.cache_clear()
     try:
-        img = ImageState(ramp_volume(window=[-100, 20]))
+        img = ImageState(ramp_volume(windows=(Window(-100, 20),)))
         assert not img.apply_preset(2) and (img.center, img.width) == (-100, 20)
         with pytest.raises(KeyError, match="no CT window preset named 'lung'"):
             find_preset("lung")

@@ -85,6 +85,19 @@ def test_one_frame_enhanced_ct_uses_its_per_frame_position(data_dir: Path, tmp_p
     assert int(enh.array.min()) < -500  # rescale from the functional groups (HU), not stored values
 
 
+def test_enhanced_frames_of_another_orientation_are_left_out_with_a_warning(data_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    dss = _ct(data_dir, 5)
+    for i, ds in enumerate(dss):
+        e = _enhanced_one_frame(ds)
+        if i >= 3:  # a sagittal frame in the axial series
+            e.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+        _save(e, tmp_path / f"{i}.dcm")
+    vol = load_series(tmp_path)
+    assert vol.shape[0] == 3
+    assert any("another orientation" in w and "3.dcm" in w and "4.dcm" in w for w in vol.warnings), vol.warnings
+
+
 # -- UIH-style mosaic --------------------------------------------------------------------------------
 def _uih_mosaic(data_dir: Path, count: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """A UIH-style mosaic of the first ``count`` slices of a real Siemens fMRI volume: tiles ceil(sqrt)
@@ -177,7 +190,7 @@ def test_multi_echo_series_is_one_stack_with_an_echo_axis(data_dir: Path, tmp_pa
                 ds.PixelData = (ds.pixel_array // 2).astype(ds.pixel_array.dtype).tobytes()
             _save(ds, tmp_path / f"e{echo}_{i}.dcm")
     (stack,) = find_stacks(tmp_path).stacks
-    assert stack.volumes == 2 and stack.split_label == "4D: 2 echoes"
+    assert stack.volumes == 2 and stack.split_label == "4D: 2 echoes (EchoNumbers)"
     loader = stack_loader(stack)
     v1, v2 = loader.load(volume=0), loader.load(volume=1)
     assert v1.volumes is not None and v1.volumes.kind == "echo"
@@ -268,3 +281,16 @@ def test_split_by_image_type_gives_distinct_labels(data_dir: Path, tmp_path: Pat
     labels = [s.split_label for s in stacks]
     assert len(set(labels)) == 2 and all(lbl and "ImageType" in lbl for lbl in labels), labels
     assert all("ImageType differs" in (s.split_reason or "") for s in stacks)
+
+
+def test_iter_volumes_yields_each_volume_once(data_dir: Path) -> None:
+    from viewer.io import iter_volumes
+
+    folder = data_dir / "dcm_qa" / "sag" / "In" / "2_fmri_SagAP"
+    (stack,) = find_stacks(folder).stacks
+    vols = list(iter_volumes(stack))
+    assert [v.volumes.index for v in vols if v.volumes is not None] == list(range(6))
+    assert all(v.volumes is not None and v.volumes.kind == "time" for v in vols)
+    for v, vol in enumerate(vols):
+        np.testing.assert_array_equal(vol.array, load_series(folder, volume=v).array)
+    assert not np.array_equal(vols[0].array, vols[5].array)

@@ -29,7 +29,7 @@ def test_scan_text_tree(data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_
     out = capsys.readouterr().out
     assert "Patient dtiferesh [jflab]" in out
     assert "Series #3 MR fmri_SagHF: 6 files  uid=" in out
-    assert "AcquisitionNumber separates 6 volumes" in out
+    assert "4D: 6 time points (AcquisitionNumber)" in out
     assert f"{tmp_path / 'empty.dcm'}: empty file (0 bytes)" in out
 
 

@@ -52,8 +52,8 @@ def test_repeated_positions_separated_by_echo_number_are_one_4d_stack() -> None:
     recs = [rec(10 * e + i, float(i), echo_number=str(e)) for e in (1, 2) for i in range(8)]
     parts = split_series(recs)
     assert [len(p.records) for p in parts] == [16]
-    assert parts[0].volumes == 2 and parts[0].label == "4D: 2 echoes"
-    assert "EchoNumbers separates 2 volumes" in (parts[0].reason or "")
+    assert parts[0].volumes == 2 and parts[0].label == "4D: 2 echoes (EchoNumbers)"
+    assert parts[0].reason is None  # nothing split off: no mark in the browser
 
 
 def test_repeated_positions_separated_by_series_number_split() -> None:
@@ -79,7 +79,9 @@ def test_multiframe_files_and_images_without_position() -> None:
     parts = split_series(recs)
     # The two 30-frame files are one stack (volumes of one acquisition), the 20-frame file its own.
     assert sorted(len(p.records) for p in parts) == [1, 1, 1, 1, 2]
-    assert "multi-frame" in (parts[0].reason or "")
+    joined = next(p for p in parts if len(p.records) == 2)
+    assert joined.reason is None and joined.label == "2 x 30 frames"
+    assert "multi-frame" in (next(p for p in parts if p.records[0].frames == 20).reason or "")
     assert any("ImagePositionPatient" in (p.reason or "") for p in parts)
     labels = [p.label for p in parts]
     assert len(set(labels)) == len(labels), labels  # siblings never look alike
@@ -88,3 +90,11 @@ def test_multiframe_files_and_images_without_position() -> None:
 def test_single_multiframe_file_has_no_reason() -> None:
     parts = split_series([rec(1, 0.0, frames=64)])
     assert len(parts) == 1 and parts[0].reason is None
+
+
+def test_fmri_time_points_by_temporal_position_are_one_4d_stack() -> None:
+    """fMRI numbered by TemporalPositionIdentifier: one stack of 156 volumes, not 156 stacks."""
+    recs = [rec(1000 * t + i, 3.0 * i, temporal_position=str(t + 1), acquisition_number="1")
+            for t in range(156) for i in range(4)]
+    (part,) = split_series(recs)
+    assert part.volumes == 156 and part.label == "4D: 156 time points (TemporalPositionIdentifier)"

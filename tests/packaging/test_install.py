@@ -87,6 +87,16 @@ def test_the_installed_package_is_the_wheels_with_its_data(installed: dict[str, 
     assert seen["models"] == sorted(p.parent.name for p in (REPO / "models").glob("*/manifest.toml"))
 
 
+def test_the_wheel_carries_exactly_the_shipped_files(installed: dict[str, Path]) -> None:
+    import zipfile
+
+    from tests.packaging.test_spec import shipped_files
+
+    with zipfile.ZipFile(installed["wheel"]) as whl:
+        inside = {n[len("viewer/shipped/"):] for n in whl.namelist() if n.startswith("viewer/shipped/")}
+    assert inside == shipped_files()
+
+
 def test_version_comes_from_the_installed_metadata(installed: dict[str, Path]) -> None:
     import viewer
 

@@ -280,18 +280,27 @@ def test_a_models_suggestion_is_offered_and_accepted_end_to_end(qtbot, tmp_path:
 
 
 def test_brush_outline_follows_the_cursor_at_the_brush_size(labelled_window, qtbot) -> None:
-    from PySide6.QtCore import QPoint
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
 
     window, panel = labelled_window
     brush, view = panel.brush, panel.view
     brush.label_box.setCurrentText("abnormal")
     vp = view.viewport()
-    qtbot.mouseMove(vp, QPoint(vp.width() // 2, vp.height() // 2))
+
+    def move(x: int, y: int) -> None:  # a real mouse-move event to the viewport (no window focus needed)
+        pos = QPointF(x, y)
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, pos, vp.mapToGlobal(pos),
+                                               Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
+                                               Qt.KeyboardModifier.NoModifier))
+
+    move(vp.width() // 2, vp.height() // 2)
     assert not brush.outline.isVisible()  # tool off: no outline
     brush.set_mode("brush")
     brush.size_box.setValue(10)
-    qtbot.mouseMove(vp, QPoint(vp.width() // 2 + 40, vp.height() // 2 - 20))
-    qtbot.waitUntil(lambda: brush.outline.isVisible(), timeout=2000)
+    move(vp.width() // 2 + 40, vp.height() // 2 - 20)
+    assert brush.outline.isVisible()
     row, col = brush._cursor_rc
     centre = brush.outline.rect().center()
     here = view.slice_to_view(row, col)

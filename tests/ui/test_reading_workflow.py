@@ -155,6 +155,7 @@ def test_mpr_opens_where_the_reader_is_shares_window_and_measurements_and_is_fre
     z30 = slice_position(slot.volume, 30)[2]
     assert abs(axial.state.slice_position_mm() - z30) <= slot.volume.spacing[2] / 2 + 1e-6
     assert m in axial.measurements()
+    assert m.id in axial.measure_layer.items  # drawn on the axial plane, not only listed
     # The reader moves in MPR; back in 1x1 the viewport is at that position, the measurement still there.
     axial.state.set_slice(axial.state.slice_index + 10)
     main_window.set_layout("1x1")
@@ -172,7 +173,7 @@ def test_mpr_opens_where_the_reader_is_shares_window_and_measurements_and_is_fre
     for _ in range(50):
         main_window.set_layout("mpr")
         main_window.set_layout("1x1")
-    assert live_mprs() == baseline == 0
+    assert live_mprs() == 0 and baseline <= 1  # the first one may wait for its deferred delete
     assert len(slot.model.image._subscribers) == subscribers
 
 
@@ -256,3 +257,24 @@ def test_measurement_list_names_the_image_and_jumps_to_it(qtbot, main_window, cr
     qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert view.slice_index == 30
     qtbot.waitUntil(lambda: QApplication.focusWidget() is view, timeout=2000)  # keys back to the image
+
+
+def test_reopening_a_series_uses_the_cached_volume(qtbot, main_window, ct_root: Path) -> None:
+    open_and_wait(qtbot, main_window, [ct_root], load=False)
+    stacks = main_window.browser.stacks
+    crc = next(k for k, s in stacks.items() if len(s.files) == 100)
+    j2k = next(k for k, s in stacks.items() if len(s.files) == 20)
+    _load(qtbot, main_window, crc, 0)
+    slot = main_window.grid.slots[0]
+    first = slot.volume
+    _load(qtbot, main_window, j2k, 0)
+    assert slot.volume is not first
+    submitted: list[str] = []
+    original = main_window.background.submit
+    main_window.background.submit = lambda channel, *a, **k: submitted.append(channel) or original(channel, *a, **k)
+    try:
+        _load(qtbot, main_window, crc, 0)  # back to the first series: no decode, the same volume
+    finally:
+        main_window.background.submit = original
+    assert slot.volume is first and not [c for c in submitted if c.startswith("load:")]
+    assert main_window.workspace.cache.hits >= 1

@@ -5,7 +5,9 @@ with the project's header index (:mod:`viewer.batch.sources`), submits one task 
 cluster (a local one by default, worker processes), and writes what comes back in chunks
 (:mod:`viewer.batch.results`). A task (:func:`viewer.batch.work.infer_unit`) loads the series, runs every
 requested model with an ONNX Runtime session kept per worker process (:mod:`viewer.batch.models`), and
-returns its rows. ``batch evaluate`` scores a results folder against labels (:mod:`viewer.batch.evaluate`).
+returns its rows. ``batch evaluate`` scores a results folder against labels (:mod:`viewer.batch.evaluate`);
+:mod:`viewer.batch.export` writes it as CSV; :mod:`viewer.batch.stored` reads it back per series for the
+viewer (``dicom-viewer PATH --results RESULTS.parquet``).
 
 Layer: above ``io``, ``ai`` and ``annotations``, beside ``state``; no Qt. dask and pyarrow are imported
 lazily (inside functions), so ``python -m viewer --help`` stays fast.

@@ -95,39 +95,31 @@ def _score(rows: Any, names: list[str], slice_labels: dict[tuple[str, int], str]
     cols = rows.select(["model_id", "model_version", "model_sha256", "series_instance_uid", "sop_instance_uid",
                         "frame", "slice", "folder", "probabilities"]).to_pydict()
     probs = np.asarray(cols["probabilities"], dtype=np.float64)
-    y_true: list[int] = []
-    scores: list[np.ndarray] = []
-    where: list[dict[str, Any]] = []
-    skipped = 0
-    matched_slices = matched_series = 0
+    # (label, scores, where) of every label that names an image of the results
+    matches: list[tuple[str, np.ndarray, dict[str, Any]]] = []
     index = {(s, f): i for i, (s, f) in enumerate(zip(cols["sop_instance_uid"], cols["frame"]))}
     for key, label in slice_labels.items():
         i = index.get(key)
-        if i is None:
-            continue
-        matched_slices += 1
-        if label not in names:
-            skipped += 1
-            continue
-        y_true.append(names.index(label))
-        scores.append(probs[i])
-        where.append({"series_instance_uid": cols["series_instance_uid"][i], "sop_instance_uid": key[0],
-                      "frame": key[1], "slice": cols["slice"][i], "folder": cols["folder"][i]})
+        if i is not None:
+            matches.append((label, probs[i], {"series_instance_uid": cols["series_instance_uid"][i],
+                                              "sop_instance_uid": key[0], "frame": key[1], "slice": cols["slice"][i],
+                                              "folder": cols["folder"][i]}))
+    matched_slices = len(matches)
     by_series: dict[str, list[int]] = {}
     for i, uid in enumerate(cols["series_instance_uid"]):
         by_series.setdefault(uid, []).append(i)
     for uid, label in series_labels.items():
         idx = by_series.get(uid)
-        if not idx:
-            continue
-        matched_series += 1
-        if label not in names:
-            skipped += 1
-            continue
-        y_true.append(names.index(label))
-        scores.append(probs[idx].mean(axis=0))
-        where.append({"series_instance_uid": uid, "sop_instance_uid": None, "frame": None, "slice": None,
-                      "folder": cols["folder"][idx[0]]})
+        if idx:
+            matches.append((label, probs[idx].mean(axis=0), {"series_instance_uid": uid, "sop_instance_uid": None,
+                                                             "frame": None, "slice": None,
+                                                             "folder": cols["folder"][idx[0]]}))
+    matched_series = len(matches) - matched_slices
+    scored = [m for m in matches if m[0] in names]
+    skipped = len(matches) - len(scored)
+    y_true = [names.index(label) for label, _, _ in scored]
+    scores = [score for _, score, _ in scored]
+    where = [w for _, _, w in scored]
     n_labels = len(slice_labels) + len(series_labels)
     head = {"model": cols["model_id"][0], "model_version": cols["model_version"][0],
             "model_sha256": cols["model_sha256"][0]}

@@ -75,7 +75,7 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = THREA
 
     n = workers or default_threads()
     address = "127.0.0.1:0" if dashboard and _has_bokeh() else None
-    return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,  # type: ignore[no-untyped-call]
+    return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                         dashboard_address=address, host="127.0.0.1", silence_logs=logging.ERROR)
 
 
@@ -89,7 +89,7 @@ def connect(address: str, timeout_s: float = 30.0) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``)."""
     from distributed import Client
 
-    return Client(address, timeout=timeout_s)  # type: ignore[no-untyped-call]
+    return Client(address, timeout=timeout_s)
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
@@ -137,7 +137,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     if on_progress is not None:
         on_progress(prog)
     client.register_plugin(ShipModels(manifests, opts))
-    pending = as_completed()  # type: ignore[no-untyped-call]
+    pending = as_completed()
     in_flight: dict[str, tuple[Unit, list[Any]]] = {}
     threads = _threads(client)
     n_submitted = 0
@@ -149,7 +149,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             fut = client.submit(infer_unit, unit, need, opts, key=f"viewer-batch-{job_id}-{n_submitted}", pure=False)
             n_submitted += 1
             in_flight[fut.key] = (unit, need)
-            pending.add(fut)  # type: ignore[no-untyped-call]
+            pending.add(fut)
 
     try:
         refill()

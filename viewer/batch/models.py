@@ -89,9 +89,10 @@ def session_for(spec: ModelSpec, opts: RunOptions) -> ModelSession:
     return ModelSession.get(manifest_for(spec), opts.device, batch_size=opts.batch_size, threads=opts.threads)
 
 
-def materialise(spec: ModelSpec, manifest_bytes: bytes, onnx_bytes: bytes, local_dir: str) -> None:
+def materialise(spec: ModelSpec, files: dict[str, bytes], local_dir: str) -> None:
     """Make ``spec`` loadable in this process: the driver's folder if it is here with the same hash, else
-    the shipped bytes written (atomically) under ``local_dir``."""
+    the shipped ``files`` (name -> bytes: the ONNX file, then ``manifest.toml``) written atomically into a
+    folder under ``local_dir``."""
     try:
         m = load_manifest(spec.folder)
         if m.sha256 == spec.sha256:
@@ -102,24 +103,13 @@ def materialise(spec: ModelSpec, manifest_bytes: bytes, onnx_bytes: bytes, local
         pass
     folder = Path(local_dir) / "viewer-models" / f"{spec.id}-{spec.sha256[:16]}"
     folder.mkdir(parents=True, exist_ok=True)
-    probe = load_manifest_bytes_name(manifest_bytes)
-    for name, data in ((probe, onnx_bytes), (MANIFEST_NAME, manifest_bytes)):
+    for name, data in files.items():
         tmp = folder / f".{name}.{os.getpid()}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, folder / name)
-    m = load_manifest(folder)
+    m = load_manifest(folder)  # verifies the SHA-256 of what arrived
     with _lock:
         _manifests[spec.sha256] = m
-
-
-def load_manifest_bytes_name(manifest_bytes: bytes) -> str:
-    """The ONNX file name (``file``) a manifest's bytes declare."""
-    import tomllib
-
-    name = tomllib.loads(manifest_bytes.decode("utf-8")).get("file", "model.onnx")
-    if not isinstance(name, str) or os.sep in name or name.startswith("."):
-        raise ValueError(f"manifest names an unusable model file {name!r}")
-    return name
 
 
 def warm(specs: Sequence[ModelSpec], opts: RunOptions) -> float:
@@ -133,19 +123,21 @@ def warm(specs: Sequence[ModelSpec], opts: RunOptions) -> float:
     return dt
 
 
-class ShipModels(WorkerPlugin):
+class ShipModels(WorkerPlugin):  # type: ignore[misc]  # distributed is not followed by mypy
     """Carries the models' files to every worker and warms their sessions there (see module doc)."""
 
     name = "viewer-batch-models"
 
     def __init__(self, manifests: Sequence[Manifest], opts: RunOptions) -> None:
-        self.payload = [(spec_of(m), m.manifest_path.read_bytes(), m.model_path.read_bytes()) for m in manifests]
+        # the manifest last: a folder with a manifest always has its ONNX file (manifest.file is a bare name)
+        self.payload = [(spec_of(m), {m.file: m.model_path.read_bytes(), MANIFEST_NAME: m.manifest_path.read_bytes()})
+                        for m in manifests]
         self.opts = opts
 
     def setup(self, worker: Any) -> None:
         global setup_seconds
         t0 = time.perf_counter()
-        for spec, manifest_bytes, onnx_bytes in self.payload:
-            materialise(spec, manifest_bytes, onnx_bytes, str(worker.local_directory))
+        for spec, files in self.payload:
+            materialise(spec, files, str(worker.local_directory))
         setup_seconds += time.perf_counter() - t0
-        warm([spec for spec, _, _ in self.payload], self.opts)
+        warm([spec for spec, _ in self.payload], self.opts)

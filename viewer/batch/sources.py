@@ -5,8 +5,11 @@ one per line (blank lines and lines starting with ``#`` ignored; relative paths 
 file's folder). Scanning uses the project's scanner and its SQLite header index
 (:func:`viewer.io.series.find_stacks` with ``index``), so a re-run or a resumed job reads no header twice.
 
-PACS sources (``dimse://AE@host:port``, DICOMweb ``http(s)://`` URLs) are refused with a clear message
-until the PACS client lands on main.
+A PACS node (``dimse://AE@host:port`` or a DICOMweb ``http(s)://`` base URL) with a query
+(``--query 'modality=CT study-date=20240101-20241231'``) is searched at series level with the project's
+PACS client (:mod:`viewer.io.pacs`), and the matching series are retrieved into its local store (C-GET or
+C-MOVE; WADO-RS), which skips what is already there; the retrieved folders are then scanned like any
+folder. A series that cannot be retrieved is listed with its reason among the files left out.
 """
 
 from __future__ import annotations
@@ -61,20 +64,90 @@ class Scan:
     warnings: list[str]
 
 
-def expand_sources(sources: Sequence[str]) -> list[str]:
-    """The paths named by ``sources``, path-list files replaced by the paths they list.
+#: --query keys -> viewer.io.pacs.query.Query fields
+QUERY_KEYS = {"modality": "modality", "study-date": "study_date", "patient-id": "patient_id",
+              "patient-name": "patient_name", "accession": "accession", "description": "description",
+              "study-uid": "study_uid"}
+
+
+@dataclass(frozen=True)
+class PacsOptions:
+    """How PACS sources are searched and retrieved: ``query`` text (``key=value`` pairs), our AE title, the
+    port of our storage SCP for C-MOVE, the local store folder (None: the default store)."""
+
+    query: str = ""
+    ae_title: str = "DICOMVIEWER"
+    port: int = 11112
+    store: str | None = None
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """``'modality=CT study-date=20240101-20241231'`` -> Query fields; SourceError names a bad pair."""
+    import shlex
+
+    fields: dict[str, str] = {}
+    for pair in shlex.split(text):
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip().lower() not in QUERY_KEYS:
+            raise SourceError(f"--query {pair!r}: use key=value with keys {', '.join(QUERY_KEYS)}")
+        fields[QUERY_KEYS[key.strip().lower()]] = value.strip()
+    return fields
+
+
+def retrieve_from_pacs(source: str, pacs: PacsOptions, bad: list[tuple[str, str]]) -> list[str]:
+    """Search ``source`` (a PACS node) at series level with ``pacs.query``, retrieve the matches into the
+    local store and return their folders; series that fail are appended to ``bad`` with the reason."""
+    from viewer.io.pacs import DimseNode, PacsError, parse_node
+    from viewer.io.pacs import dimse, web
+    from viewer.io.pacs.query import Query
+    from viewer.io.pacs.retrieve import retrieve
+    from viewer.io.pacs.store import LocalStore
+
+    if not pacs.query.strip():
+        raise SourceError(f"{source}: a PACS source needs --query (e.g. 'modality=CT study-date=20240101-20241231')")
+    try:
+        node = parse_node(source)
+        q = Query(level="series", **parse_query(pacs.query))
+        matches = list(dimse.find(node, q, pacs.ae_title) if isinstance(node, DimseNode) else web.find(node, q))
+    except PacsError as exc:
+        raise SourceError(f"{source}: {exc}") from None
+    by_study: dict[str, dict[str, str]] = {}
+    for m in matches:
+        if m.series_uid and (not q.modality or m.modality.upper() == q.modality.upper()):
+            by_study.setdefault(m.study_uid, {})[m.series_uid] = m.modality
+    store = LocalStore(pacs.store) if pacs.store else LocalStore()
+    folders: list[str] = []
+    for study_uid, series in by_study.items():
+        try:
+            result = retrieve(node, study_uid, list(series), ae_title=pacs.ae_title, port=pacs.port, store=store,
+                              modalities=series)
+        except PacsError as exc:
+            bad.append((f"{source} study {study_uid}", f"not retrieved: {exc}"))
+            continue
+        for sr in result.series:
+            if sr.error or not sr.complete:
+                bad.append((f"{source} series {sr.series_uid}", f"retrieved {sr.stored + sr.skipped} of {sr.total} "
+                            f"instances: {sr.error or '; '.join(sr.problems) or 'incomplete'}"))
+            if sr.stored + sr.skipped:
+                folders.append(str(sr.folder))
+    return folders
+
+
+def expand_sources(sources: Sequence[str], pacs: PacsOptions | None = None,
+                   bad: list[tuple[str, str]] | None = None) -> list[str]:
+    """The paths named by ``sources``: path-list files replaced by the paths they list, PACS nodes by the
+    folders of the series retrieved from them (see module doc; failures appended to ``bad``).
 
     Raises
     ------
     SourceError
-        A PACS source (not yet supported), or a path list naming nothing.
+        A PACS source without a query or that cannot be searched, or a path list naming nothing.
     """
     out: list[str] = []
     for s in sources:
         if s.lower().startswith(PACS_PREFIXES):
-            raise SourceError(f"{s}: PACS sources (dimse://, DICOMweb) are not supported yet by batch infer: the "
-                              "PACS client is not on this branch; retrieve the studies into a folder first "
-                              "(python -m viewer pacs get ...) and give the folder")
+            out.extend(retrieve_from_pacs(s, pacs or PacsOptions(), bad if bad is not None else []))
+            continue
         if os.path.isfile(s) and _is_path_list(s):
             listed = read_path_list(s)
             if not listed:
@@ -116,14 +189,18 @@ def read_path_list(path: str) -> list[str]:
                 if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def scan_sources(sources: Sequence[str], *, index: Any = True,
+def scan_sources(sources: Sequence[str], *, index: Any = True, pacs: PacsOptions | None = None,
                  progress: Callable[[int, int], None] | None = None) -> Scan:
     """Scan ``sources`` (see module doc) into units, with the header index ``index`` (True = the default
     cache file; see :func:`viewer.io.series.find_stacks`)."""
     from viewer.io.series import find_stacks
 
-    paths = expand_sources(sources)
+    not_retrieved: list[tuple[str, str]] = []
+    paths = expand_sources(sources, pacs, not_retrieved)
+    if not paths:
+        return Scan([], not_retrieved, 0, 0, [])
     result = find_stacks(paths, index=index, progress=progress)
+    result.bad_files[:0] = not_retrieved
     per_uid: dict[str, int] = {}
     for s in result.stacks:
         per_uid[s.series_uid] = per_uid.get(s.series_uid, 0) + 1

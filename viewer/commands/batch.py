@@ -2,7 +2,7 @@
 
 ``batch infer SOURCE... --model ID [--model ID2] --out RESULTS.parquet [--scheduler ADDRESS | --workers N]
 [--resume] [--force] [--json] [--csv FILE]``: every series under the SOURCEs (folders, files, DICOMDIRs,
-text files listing paths) through every model, one Dask task per series, on a local cluster of worker
+text files listing paths, PACS nodes with ``--query``) through every model, one Dask task per series, on a local cluster of worker
 processes (default: one per core) or on the cluster at ``--scheduler``. Results go to the Parquet folder
 ``--out`` chunk by chunk (see :mod:`viewer.batch.results`). A live progress bar (rich) on a terminal; a
 summary at the end (``--json``: as JSON on stdout).
@@ -11,7 +11,8 @@ summary at the end (``--json``: as JSON on stdout).
 class, and the disagreements (see :mod:`viewer.batch.evaluate`).
 
 Exit status of ``infer``: 0 every series done (failures recorded are not errors of the job: see the
-summary), 1 the job could not run (no model, no scheduler, results folder already used), 130 interrupted.
+summary), 1 the job could not run (no model, no series, no scheduler, results folder already used), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Run models over every series of an archive on a Dask cluster; "
                        "one Parquet row per slice and model.")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="a folder, DICOM file, DICOMDIR, or a text file listing paths (one per line)")
+                   help="a folder, DICOM file, DICOMDIR, a text file listing paths (one per line), or a PACS node "
+                   "(dimse://AE@host:port, DICOMweb URL) with --query")
     p.add_argument("--model", action="append", required=True, metavar="ID", help="model id (repeatable)")
     p.add_argument("--out", required=True, metavar="RESULTS.parquet",
                    help="results folder of Parquet part files (created; see --resume)")
@@ -38,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="use the Dask cluster at ADDRESS (tcp://host:8786) instead of a local one")
     where.add_argument("--workers", type=int, metavar="N", help="local cluster: N worker processes (default: cores)")
+    p.add_argument("--query", default="", metavar="'KEY=VALUE ...'",
+                   help="with a PACS SOURCE (dimse://AE@host:port or a DICOMweb URL): the series to retrieve and "
+                   "run, e.g. 'modality=CT study-date=20240101-20241231' (keys: modality, study-date, patient-id, "
+                   "patient-name, accession, description, study-uid)")
+    p.add_argument("--ae", default="DICOMVIEWER", help="our AE title towards a PACS (default DICOMVIEWER)")
+    p.add_argument("--port", type=int, default=11112, help="our C-MOVE destination port (default 11112)")
     p.add_argument("--resume", action="store_true", help="continue a job: skip series already in --out")
     p.add_argument("--force", action="store_true",
                    help="run a model on series outside its declared scope (recorded in every row)")
@@ -66,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import viewer.batch  # noqa: F401 - Dask and its stack
+    except ImportError as exc:
+        # The desktop build (packaging/dicom-viewer.spec) leaves the cluster stack out.
+        print(f"batch: this build has no batch support ({exc}); run it from a Python install of the package "
+              "(pip install dicom-viewer)", file=sys.stderr)
+        return 2
     if args.batch_command == "evaluate":
         return _evaluate(args)
     return _infer(args)
@@ -75,14 +90,19 @@ def _infer(args: argparse.Namespace) -> int:
     from viewer.ai.errors import ModelError
     from viewer.batch.job import connect, local_cluster, run_job
     from viewer.batch.models import RunOptions, resolve_models
-    from viewer.batch.sources import SourceError, scan_sources
+    from viewer.batch.sources import PacsOptions, SourceError, scan_sources
 
     err = sys.stderr
     try:
         manifests = resolve_models(args.model, args.models_dir)
-        scan = scan_sources(args.sources)
+        scan = scan_sources(args.sources, pacs=PacsOptions(args.query, args.ae, args.port))
     except (ModelError, SourceError) as exc:
         print(f"batch infer: {exc}", file=err)
+        return 1
+    if not scan.units:
+        print(f"batch infer: no loadable DICOM series in {', '.join(args.sources)}"
+              + (f" ({len(scan.bad_files)} file(s) not loadable; first: {scan.bad_files[0][0]}: {scan.bad_files[0][1]})"
+                 if scan.bad_files else ""), file=err)
         return 1
     if scan.bad_files:
         path, reason = scan.bad_files[0]

@@ -124,11 +124,13 @@ def print_tree(result: Any, out: Any = None) -> None:
                     frames = f", {s.frames} frames" if s.frames != len(s.files) else ""
                     pre = "      "
                     if n > 1:
-                        w(f"{pre}[{i}] stack {s.split_label or ''}: {len(s.files)} files{frames}, {s.columns}x{s.rows}"
+                        w(f"{pre}[{i}] stack" + (f" [{s.split_label}]" if s.split_label else "")
+                          + f": {len(s.files)} files{frames}, {s.columns}x{s.rows}"
                           + (f"  ({s.split_reason})" if s.split_reason else "") + "\n")
                         pre += "  "
                     else:
                         w(f"{pre}[{i}] {s.columns}x{s.rows}{frames}"
+                          + (f"  [{s.split_label}]" if s.split_label else "")
                           + (f"  ({s.split_reason})" if s.split_reason else "") + "\n")
                     for warn in s.warnings:
                         w(f"{pre}warning: {warn}\n")

@@ -68,29 +68,38 @@ class Executor(Protocol):
     def wait_idle(self, timeout_ms: int = -1) -> bool: ...
 
 
-class SyncJobContext:
-    """A :class:`JobContext` whose calls go straight to the callbacks (same thread)."""
+class CancelFlag:
+    """The cancellation part of a job context, safe from any thread: set once, polled by the job."""
 
-    def __init__(self, request_id: int, on_progress: Callable[[int, int], None] | None = None,
-                 on_partial: Callable[[Any], None] | None = None) -> None:
-        self._id = request_id
-        self._on_progress = on_progress
-        self._on_partial = on_partial
+    def __init__(self) -> None:
         self._cancel = threading.Event()
-
-    @property
-    def request_id(self) -> int:
-        return self._id
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def cancelled(self) -> bool:
+        """True once the request was cancelled or superseded (cooperative: the job checks it)."""
         return self._cancel.is_set()
 
     def check(self) -> None:
+        """Raise :class:`Cancelled` if the request was cancelled."""
         if self._cancel.is_set():
             raise Cancelled()
+
+
+class SyncJobContext(CancelFlag):
+    """A :class:`JobContext` whose calls go straight to the callbacks (same thread)."""
+
+    def __init__(self, request_id: int, on_progress: Callable[[int, int], None] | None = None,
+                 on_partial: Callable[[Any], None] | None = None) -> None:
+        super().__init__()
+        self._id = request_id
+        self._on_progress = on_progress
+        self._on_partial = on_partial
+
+    @property
+    def request_id(self) -> int:
+        return self._id
 
     def progress(self, done: int, total: int) -> None:
         if self._on_progress is not None:

@@ -124,8 +124,9 @@ def stack_geometry(positions: ArrayLike, orientation: ArrayLike,
                            for i in bad[:5])
         more = f" (and {bad.size - 5} more)" if bad.size > 5 else ""
         kind = "missing slices" if np.any(steps[bad] > typical + tol) else "uneven spacing"
-        warnings.append(f"{kind}: the usual step is {typical:.3f} mm but {detail}{more}; the volume "
-                        f"uses the mean step {along:.3f} mm, so positions between these files are off")
+        warnings.append(f"{kind}: the usual step is {typical:.3f} mm but {detail}{more}; every slice keeps "
+                        f"its own position (the affine's mean step {along:.3f} mm is not used to place "
+                        "slices) and reformats are resampled onto an even grid")
 
     lateral = vec - along * normal
     lat = float(np.linalg.norm(lateral))

@@ -19,6 +19,7 @@ the user scroll through what is decoded.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -74,6 +75,8 @@ class _Item:
     # Orders the slices that share a position into volumes (viewer.io.volumes): temporal position,
     # echo number, acquisition number.
     vkey: tuple[float, ...] = ()
+    # The frame's own ImageOrientationPatient when the functional groups give one (None: the layout's).
+    orientation: tuple[float, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -239,21 +242,42 @@ def _layout_from(ds: Any, path: str) -> _Layout:
     return lay
 
 
-def _expand(ds: Any, path: str, lay: _Layout) -> list[_Item]:
-    """Slices held by one file: itself, its frames (enhanced multi-frame) or its mosaic tiles."""
-    from viewer.io.mosaic import mosaic_info, tile_positions
+def _mosaic_key(ds: Any) -> tuple[Any, ...]:
+    """What makes two mosaic files tile alike: the same stored size, position and orientation (the time
+    points of one acquisition); their tiles then lie at the same places."""
+    return (ds.get("Rows"), ds.get("Columns"), str(ds.get("ImagePositionPatient")),
+            str(ds.get("ImageOrientationPatient")), str(ds.get("Manufacturer")))
+
+
+def _expand(ds: Any, path: str, lay: _Layout,
+            mosaics: dict[tuple[Any, ...], np.ndarray | None] | None = None) -> list[_Item]:
+    """Slices held by one file: itself, its frames (enhanced multi-frame) or its mosaic tiles.
+
+    ``mosaics`` remembers the tile positions (None: not a mosaic) of files already expanded, by
+    :func:`_mosaic_key`, so that the CSA header of every time point is not parsed again (~15 ms each).
+    """
+    from viewer.io.mosaic import is_mosaic, mosaic_info, tile_positions
 
     frames = int(_f(ds.get("NumberOfFrames"), 1))
     base = _item_from_dataset(ds, path)
     if frames <= 1:
-        info = mosaic_info(ds) if lay.orientation else None
-        if info is None:
+        positions: np.ndarray | None = None
+        if lay.orientation and is_mosaic(ds):
+            key = _mosaic_key(ds) if ds.get((0x0065, 0x1050)) is None else None  # UIH: positions per file
+            if mosaics is not None and key is not None and key in mosaics:
+                positions = mosaics[key]
+            else:
+                info = mosaic_info(ds)
+                positions = tile_positions(ds, info) if info is not None else None
+                if mosaics is not None and key is not None:
+                    mosaics[key] = positions
+        if positions is None:
             if base.position is None:
                 # A one-frame enhanced object: its position is in the functional groups (PS3.3 C.7.6.16).
                 _frame_fields(ds, 0, base)
             return [base]
         items = []
-        for t, p in enumerate(tile_positions(ds, info)):
+        for t, p in enumerate(positions):
             it = _Item(path, t, p, base.slope, base.intercept, base.sop_uid, base.instance, lut=base.lut)
             it.vkey = base.vkey
             items.append(it)
@@ -286,9 +310,42 @@ def _frame_fields(ds: Any, k: int, it: _Item) -> None:
     if trans is not None:
         it.slope = _f(trans.get("RescaleSlope"), it.slope)
         it.intercept = _f(trans.get("RescaleIntercept"), it.intercept)
+    orient = _frame_group(ds, k, "PlaneOrientationSequence")
+    iop = _floats(orient.get("ImageOrientationPatient")) if orient is not None else None
+    if iop and len(iop) == 6:
+        it.orientation = tuple(iop)
     content = _frame_group(ds, k, "FrameContentSequence")
     if content is not None and content.get("TemporalPositionIndex") not in (None, ""):
         it.vkey = (_f(content.get("TemporalPositionIndex"), 0.0),) + it.vkey[1:]
+
+
+def _mosaic_items_from_record(rec: HeaderRecord | None, path: str, first: Any,
+                              tiles0: list[_Item]) -> list[_Item] | None:
+    """The tiles of a further time point of a mosaic series from the scanner's record, without parsing
+    the file: same stored size, transfer syntax, orientation and position as the first mosaic (so its
+    tiles lie where the first one's do), and the file unchanged since the scan. None otherwise."""
+    if rec is None or rec.status != "image" or rec.frames != 1 or "MOSAIC" not in rec.image_type.upper():
+        return None
+    try:
+        same = ((rec.rows, rec.columns) == (int(first.Rows), int(first.Columns))
+                and rec.transfer_syntax == str(first.file_meta.get("TransferSyntaxUID", ""))
+                and np.allclose(rec.floats("position") or (), [float(v) for v in first.ImagePositionPatient], atol=1e-4)
+                and np.allclose(rec.floats("orientation") or (), [float(v) for v in first.ImageOrientationPatient],
+                                atol=1e-6))
+        st = os.stat(path)
+        slope = float(rec.rescale_slope) if rec.rescale_slope else 1.0
+        intercept = float(rec.rescale_intercept) if rec.rescale_intercept else 0.0
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if not same or (st.st_size, st.st_mtime_ns) != (rec.size, rec.mtime_ns) or tiles0[0].lut is not None:
+        return None
+    vkey = _vkey(rec.temporal_position, rec.echo_number, rec.acquisition_number)
+    out = []
+    for t in tiles0:
+        it = _Item(path, t.frame, t.position, slope, intercept, rec.sop_uid, int(_f(rec.instance_number, 0)))
+        it.vkey = vkey
+        out.append(it)
+    return out
 
 
 class SeriesLoader:
@@ -355,7 +412,7 @@ class SeriesLoader:
         self._mosaic = mosaic_info(first) if lay.orientation else None
         if self._mosaic is not None:
             lay.rows, lay.cols = self._mosaic.rows, self._mosaic.cols
-        unsplit = unsplit_reason(first)
+        unsplit = unsplit_reason(first) if self._mosaic is None else None
         if unsplit is not None:
             self.warnings.append(unsplit)
         self.warnings += lay.warnings
@@ -377,11 +434,12 @@ class SeriesLoader:
         items: list[_Item] = []
         nbytes = lay.rows * lay.cols * 2 if self._fast else None
         total = len(files)
+        mosaics: dict[tuple[Any, ...], np.ndarray | None] = {}
         for n, path in enumerate(files):
             if cancel is not None and cancel():
                 raise LoadCancelled("loading cancelled while reading headers")
             if n == 0:
-                its = _expand(first, path, lay)
+                its = _expand(first, path, lay, mosaics)
                 if self._fast_hdr:
                     check = _header_item(recs.get(path), path, lay, nbytes, has)
                     pos0 = its[0].position
@@ -395,12 +453,17 @@ class SeriesLoader:
                     if its[0].fast and check is not None:
                         its[0].offset, its[0].stamp = check.offset, check.stamp
                 items += its
+                tiles0 = its if self._mosaic is not None else None
             else:
                 it = None
                 if self._fast_hdr:
                     it = _header_item(recs.get(path), path, lay, nbytes, has)
+                tiles = (_mosaic_items_from_record(recs.get(path), path, first, tiles0)
+                         if tiles0 is not None else None)
                 if it is not None:
                     items.append(it)
+                elif tiles is not None:
+                    items += tiles
                 else:
                     ds = read_header_dataset(path)
                     if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != file_size:
@@ -408,7 +471,7 @@ class SeriesLoader:
                                              f"{ds.get('Columns')} differs from {file_size[0]}x{file_size[1]}; "
                                              "file left out")
                         continue
-                    items += _expand(ds, path, lay)
+                    items += _expand(ds, path, lay, mosaics)
             if progress is not None:
                 progress(n + 1, total)
         self.series_uid = series_uid or str(first.get("SeriesInstanceUID", "") or "")
@@ -420,6 +483,18 @@ class SeriesLoader:
     # -- geometry ---------------------------------------------------------------------------------
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
+        if lay.orientation:
+            # Frames of another orientation (multi-frame files of one series joined into one stack, or a
+            # survey's three planes in one file) cannot share this stack's grid.
+            ref = np.asarray(lay.orientation)
+            other = [it for it in items if it.orientation is not None
+                     and float(np.max(np.abs(np.asarray(it.orientation) - ref))) > 1e-4]
+            if other:
+                names = sorted({os.path.basename(it.path) for it in other})
+                self.warnings.append(f"{len(other)} frame(s) have another orientation than the first and are left "
+                                     f"out: {', '.join(names[:5])}")
+                gone = {id(it) for it in other}
+                items = [it for it in items if id(it) not in gone]
         positioned = [it for it in items if it.position is not None]
         if lay.orientation and positioned:
             if len(positioned) < len(items):
@@ -464,9 +539,6 @@ class SeriesLoader:
                                            items[0].position if items and items[0].position is not None
                                            else None)]
         self.volumes = len(self._volume_items)
-        if self.volumes > 1:
-            self.warnings.append(f"4D: {self.volumes} volumes of {len(self._volume_items[0])} slices at the same "
-                                 "positions; one volume is loaded at a time")
         self.volume_index = 0
         self.items = self._volume_items[0]
         self.affine = self._affines[0]
@@ -491,7 +563,7 @@ class SeriesLoader:
         if self.volumes < 2:
             return None
         if self._volume_axis is None:
-            from viewer.io.volumes import axis_kind, volume_info
+            from viewer.io.volumes import axis_kind, read_volume_header, volume_info
 
             infos = []
             cache: dict[str, Any] = {self._first_path: self._first_ds}
@@ -499,7 +571,7 @@ class SeriesLoader:
                 it = items[len(items) // 2]
                 ds = cache.get(it.path)
                 if ds is None:
-                    ds = cache[it.path] = read_header_dataset(it.path)
+                    ds = cache[it.path] = read_volume_header(it.path)
                 # The functional groups of this slice's frame (frame 0 of a one-frame or mosaic file).
                 frame = it.frame if it.frame is not None and int(_f(ds.get("NumberOfFrames"), 1)) > 1 else 0
                 infos.append(volume_info(v, ds, functools.partial(_frame_group, ds, frame)))
@@ -598,7 +670,7 @@ class SeriesLoader:
             # False for images without ImageOrientationPatient (CR/DX/US/SC): orientation letters would lie.
             orientation_known=self.layout.orientation is not None,
             transfer_syntax=self.layout.transfer_syntax, bits_stored=self.layout.bits_stored,
-            volumes_in_stack=self.volumes, volumes=self.volume_axis)
+            volumes_in_stack=self.volumes)
         return self._info
 
     def metadata(self) -> dict[str, Any]:
@@ -809,8 +881,13 @@ class SeriesLoader:
     def _volume(self, array: np.ndarray) -> Volume:
         positions = ([it.position for it in self.items] if self.items and all(
             it.position is not None for it in self.items) and self.layout.orientation else None)
+        # The fourth axis joins the description only here: its per-volume header reads must not delay
+        # the preview slice (series_info() alone serves that).
+        info = self.series_info()
+        if self.volumes > 1:
+            info = dataclasses.replace(info, volumes=self.volume_axis)
         return Volume(array=array, affine=self.affine, modality=self.modality, series_uid=self.series_uid,
-                      info=self.series_info(), warnings=list(self.warnings),
+                      info=info, warnings=list(self.warnings),
                       slice_positions=np.array(positions, dtype=np.float64) if positions else None)
 
     def _load_slow(self, vol: np.ndarray | None, ks: list[int], progress: Progress | None,

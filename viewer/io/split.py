@@ -11,7 +11,8 @@ A "series" as the user sees it (one SeriesInstanceUID) is not always one volume.
 3. when positions repeat inside a stack, the first of AcquisitionNumber, EchoNumbers,
    TemporalPositionIdentifier that separates the repeats into volumes without repeats makes the stack 4D
    (``volumes`` > 1: fMRI time points, Siemens mosaics one file per time point, multi-echo): one stack,
-   not one per volume. SeriesNumber separating them (one UID reused for copies) splits into stacks.
+   not one per volume, labelled "4D: 6 time points (AcquisitionNumber)" (no split reason: nothing was
+   split off). SeriesNumber separating them (one UID reused for copies) splits into stacks.
    Repeats that no tag separates but that occur equally often at every position are 4D as well. A tag
    that varies but does not separate volumes (a CT with one AcquisitionNumber per slice) does neither;
 4. images without ImagePositionPatient (projection radiographs) are one stack each.
@@ -97,7 +98,7 @@ def split_series(records: Sequence[HeaderRecord]) -> list[Part]:
     many = len(same) + (1 if single else 0) > 1
     for recs in same.values():
         if len(recs) > 1:
-            reason = [f"{len(recs)} multi-frame files of {recs[0].frames} frames each: one stack"]
+            reason = []  # files joined, nothing split off: the label says it
         else:
             reason = [f"multi-frame file ({recs[0].frames} frames): one stack per file"] if many else []
         parts.append(Part(recs, reason, labels=[f"{len(recs)} x {recs[0].frames} frames" if len(recs) > 1
@@ -215,11 +216,10 @@ def _split_repeats(part: Part) -> list[Part]:
             buckets.setdefault(getattr(r, attr), []).append(r)
         if len(buckets) > 1 and not any(_has_repeats(b, pos) for b in buckets.values()):
             if attr != "series_number":
+                # Not a split: one 4D stack, which its label says (a reason would mark it as odd).
                 meaning = _VOLUME_MEANING[attr]
-                return [Part(recs, part.reasons + [f"4D: slice positions repeat and {tag} separates "
-                                                   f"{len(buckets)} volumes ({meaning}); one stack"],
-                             list(part.warnings), part.labels + [f"4D: {len(buckets)} {meaning}"],
-                             volumes=len(buckets))]
+                return [Part(recs, list(part.reasons), list(part.warnings),
+                             part.labels + [f"4D: {len(buckets)} {meaning} ({tag})"], volumes=len(buckets))]
             ordered = sorted(buckets.items(), key=lambda kv: _num_key(kv[0]))
             return [Part(b, part.reasons + [f"slice positions repeat; {tag} separates {len(buckets)} volumes; "
                                             f"this stack: {tag} {v or '(empty)'}"], list(part.warnings),
@@ -231,9 +231,8 @@ def _split_repeats(part: Part) -> list[Part]:
         counts[pos[id(r)]] = counts.get(pos[id(r)], 0) + 1
     if len(set(counts.values())) == 1:
         volumes = len(recs) // n_unique
-        return [Part(recs, part.reasons + [f"4D: every one of the {n_unique} slice positions holds {volumes} "
-                                           "images and no tag says why; one stack of volumes in "
-                                           "InstanceNumber order"], list(part.warnings),
+        # Every position holds the same number of images and no tag says why: volumes in InstanceNumber order.
+        return [Part(recs, list(part.reasons), list(part.warnings),
                      part.labels + [f"4D: {volumes} volumes"], volumes=volumes)]
     part.warnings.append(f"{len(recs) - n_unique} of {len(recs)} files repeat a slice position already "
                          "taken and no tag (AcquisitionNumber, EchoNumbers, TemporalPositionIdentifier, "

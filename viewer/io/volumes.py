@@ -61,6 +61,28 @@ def group_volumes(items: Sequence[T], distance: Callable[[T], float],
     return [[items[c[0]] for c in clusters]], warning
 
 
+#: What :func:`volume_info` reads of a single-frame file (one per volume): parsing only these keeps the
+#: per-volume pass cheap for a 156-volume fMRI. Enhanced files are read whole (their groups are needed).
+VOLUME_KEYWORDS = ("Manufacturer", "DiffusionBValue", "DiffusionGradientOrientation", "EchoTime", "EchoNumbers",
+                   "TriggerTime", "TemporalPositionIdentifier", "AcquisitionTime", "AcquisitionDateTime",
+                   "ContentTime", "AcquisitionNumber", "ImageType", "NumberOfFrames")
+#: The vendors' private b-value / direction tags and their private creators.
+VOLUME_PRIVATE_TAGS = (0x0019100C, 0x0019100E, 0x00431039, 0x20011003, 0x200510B0, 0x200510B1, 0x200510B2,
+                       0x00651037, 0x00190010, 0x00430010, 0x20010010, 0x20050010, 0x00650010)
+
+
+def read_volume_header(path: str) -> Any:
+    """The attributes :func:`volume_info` needs of ``path`` (the whole header for multi-frame files)."""
+    import pydicom
+    from pydicom.datadict import tag_for_keyword
+
+    tags = [int(tag_for_keyword(k) or 0) for k in VOLUME_KEYWORDS] + list(VOLUME_PRIVATE_TAGS)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+    if int(_num(ds.get("NumberOfFrames")) or 1) > 1:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return ds
+
+
 def _num(v: Any) -> float | None:
     try:
         if v is None or v == "":
@@ -85,7 +107,14 @@ def _private(ds: Any, group: int, element: int) -> Any:
         return None
     value = elem.value
     if isinstance(value, bytes):
-        # Private tags read as UN (implicit VR) arrive as bytes: decimal strings on every vendor here.
+        # Private tags read as UN (implicit VR) arrive as bytes: three little-endian doubles (Siemens
+        # DiffusionGradientDirection, FD) or decimal strings (the b-values of every vendor here).
+        if len(value) == 24 and elem.VR in ("UN", "FD", "OB"):
+            import struct
+
+            vals = struct.unpack("<3d", value)
+            if all(abs(v) <= 1.5 for v in vals):
+                return list(vals)
         try:
             text = value.decode("ascii", "replace").strip(" \x00")
             parts = [p for p in text.split("\\") if p]

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.jobs import CancelCheck, Progress
 from viewer.core.series_info import SeriesInfo
 from viewer.core.volume import Volume
@@ -29,6 +30,8 @@ class SeriesSource(Protocol):
     description: str
     warnings: list[str]
     split_reason: str | None
+    split_label: str | None  # what tells a split stack from its siblings, or "4D: 6 time points"
+    volumes: int  # volumes of a 4D stack as the scan sees them (1: 3D)
     patient_id: str
     patient_name: str
     study_uid: str
@@ -72,6 +75,7 @@ class SeriesLoaderLike(Protocol):
     def read_slice(self, k: int) -> np.ndarray: ...
 
     def load(self, *, progress: Progress | None = ..., cancel: CancelCheck | None = ...,
+             volume: int | None = ...,
              on_slices: Callable[[np.ndarray, list[int]], None] | None = ...) -> Volume:
         """``on_slices(volume_array, ks)``: slices ks of the array being filled hold their values (scroll
         while decoding); a new array means the load started over."""
@@ -85,7 +89,7 @@ class LoaderFactory(Protocol):
 
 class SeriesLoad(Protocol):
     def __call__(self, paths: list[str], *, progress: Progress | None = ...,
-                 cancel: CancelCheck | None = ...) -> Volume: ...
+                 cancel: CancelCheck | None = ..., volume: int = ...) -> Volume: ...
 
 
 Thumbnailer = Callable[[list[str], int], np.ndarray]
@@ -105,6 +109,8 @@ class IoServices:
     load_series: SeriesLoad
     series_loader: LoaderFactory | None = None
     thumbnail: Thumbnailer | None = None
+    # Reads a DICOM SEG or SR file into an overlay record (viewer.annotations.derived.read_derived).
+    read_derived: Callable[[str], DerivedOverlay] | None = None
     # Ends every worker process the services started (decoder pools); called when the window closes.
     shutdown: Callable[[], None] | None = None
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with

@@ -22,12 +22,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.state.ai_results import AiResults
 from viewer.state.image import ImageState
 from viewer.state.observable import Observable
 from viewer.state.services import SeriesSource
 from viewer.state.view import ViewState
+from viewer.state.volume_cache import VolumeCache
 
 STATUSES = ("empty", "loading", "preview", "loaded", "failed")
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
@@ -215,11 +217,20 @@ class Workspace(Observable):
         self.layout = "1x1"
         self.linked = True
         self.ai = AiResults()
+        # SEG and SR objects the reader opened: drawn over the series they reference.
+        self.derived: list[DerivedOverlay] = []
+        # Loaded volumes by series (LRU, bounded by memory): reopening a series does not decode it again.
+        self.cache = VolumeCache()
         self._syncing = False
         for vp in self.viewports:
             vp.view.subscribe(functools.partial(self._slice_changed, vp))
 
     # -- series -------------------------------------------------------------------------------------
+    @staticmethod
+    def cache_key(source: SeriesSource) -> tuple[str, tuple[str, ...]]:
+        """What identifies a loaded series for the cache: its UID and exactly its files."""
+        return source.series_uid, tuple(source.files)
+
     def add_series(self, key: str, source: SeriesSource) -> None:
         self.series[key] = source
         self.notify("series")
@@ -231,6 +242,14 @@ class Workspace(Observable):
     def clear_series(self) -> None:
         self.series.clear()
         self.notify("series")
+
+    def add_derived(self, overlay: DerivedOverlay) -> None:
+        """Show ``overlay`` over its series (replacing an earlier read of the same file)."""
+        self.derived = [o for o in self.derived if o.path != overlay.path] + [overlay]
+        self.notify("derived")
+
+    def derived_for(self, volume: Volume | None) -> list[DerivedOverlay]:
+        return [] if volume is None else [o for o in self.derived if o.applies_to(volume.info)]
 
     # -- viewports ------------------------------------------------------------------------------------
     @property

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from viewer.ui.main_window import MainWindow
 from viewer.ui.ai_overlay import AiOverlay
 from viewer.ui.ai_plot import AiProbabilityPlot
-from viewer.ui.workers import Background, JobContext
+from viewer.core.jobs import JobContext
+from viewer.ui.workers import Background
 
 DEBOUNCE_MS = 150
 ROLE_ID = Qt.ItemDataRole.UserRole

@@ -8,6 +8,7 @@ with its key; dragging it carries the key as :data:`viewer.ui.layouts.STACK_MIME
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pathlib import Path
@@ -224,13 +225,14 @@ class StudyBrowser(QWidget):
         self.workspace.remove_series(key)
         item = self.items.pop(key)
         parent = item.parent()
-        parent.removeChild(item)
-        for level in (self._studies, self._patients):  # drop a study, then a patient, left empty
+        if parent is not None:
+            parent.removeChild(item)
+        levels: tuple[dict[Any, QTreeWidgetItem], ...] = (self._studies, self._patients)
+        for level in levels:  # drop a study, then a patient, left empty
             if parent is None or parent.childCount():
                 break
-            for k, v in list(level.items()):
-                if v is parent:
-                    del level[k]
+            for k in [k for k, v in level.items() if v is parent]:
+                del level[k]
             grand = parent.parent()
             (grand.removeChild(parent) if grand is not None
              else self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(parent)))
@@ -262,9 +264,8 @@ class StudyBrowser(QWidget):
         desc = _text(stack.description) or "(no description)"
         if info["series_number"]:
             desc = f"#{info['series_number']} {desc}"
-        label = getattr(stack, "split_label", None)
-        if label:
-            desc = f"{desc} [{label}]"  # split stacks of one series must not look alike
+        if stack.split_label:
+            desc = f"{desc} [{stack.split_label}]"  # split stacks of one series must not look alike
         if info["series_date"] and info["series_date"] != info["study_date"]:
             desc = f"{desc}\n{info['series_date']}"
         item = QTreeWidgetItem(study, [desc, _text(stack.modality), str(len(files))])
@@ -329,8 +330,8 @@ class StudyBrowser(QWidget):
             self._pending_thumbs += 1
             self.background.submit(
                 "thumb", thumbnail_job(self.io, files, THUMB_SIZE), replace=False,
-                on_result=lambda img, k=key: self._set_thumbnail(k, img),
-                on_error=lambda msg, k=key: self._thumb_failed(k, msg),
+                on_result=functools.partial(self._set_thumbnail, key),
+                on_error=functools.partial(self._thumb_failed, key),
                 on_done=self._thumb_done)
 
     def _set_thumbnail(self, key: str, img: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg  # type: ignore[import-untyped]
+import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QPushButton,
@@ -286,7 +286,8 @@ class BrushControls(QWidget):
     # -- events on the viewport -----------------------------------------------------------------------------
     def _rc(self, pos: QPointF) -> tuple[float, float]:
         view = self._view
-        return view.scene_to_slice(view.mapToScene(pos.toPoint()))
+        row, col = view.scene_to_slice(view.mapToScene(pos.toPoint()))
+        return float(row), float(col)
 
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 (Qt override)
         view = self._view

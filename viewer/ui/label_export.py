@@ -9,6 +9,7 @@ series shown, whatever else lies in its folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -68,7 +69,7 @@ class LabelExport(QObject):
         self.menu = QMenu("Export &Labels", window)
         self.actions: dict[str, QAction] = {}
         for fmt, (text, _flt, _suffix) in FORMATS.items():
-            act = self.menu.addAction(text, lambda f=fmt: self.ask(f))
+            act = self.menu.addAction(text, functools.partial(self.ask, fmt))
             self.actions[fmt] = act
         self.menu.addSeparator()
         self.act_deid = self.menu.addAction("&De-identify Exports")

@@ -11,6 +11,7 @@ events to it and redraws from the store.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from typing import TYPE_CHECKING, Any
 
@@ -382,7 +383,8 @@ class MeasurementKeeper(QObject):
         # One callback for both: a new volume also empties the measurement list, which must not read as
         # "the user deleted them all".
         if "volume" in changes:
-            self._rois[id(view)] = {}
+            if "refined" not in changes:  # a refined volume keeps its measurements (restore skips them)
+                self._rois[id(view)] = {}
             if view.volume is not None:
                 self.restore(view)
         elif "measurements" in changes:
@@ -398,10 +400,13 @@ class MeasurementKeeper(QObject):
         except ValueError:
             return 0
         known = self._rois.setdefault(id(view), {})
+        drawn = {roi_id for roi_id, _ in known.values()}
         n = 0
         self._restoring = True
         try:
             for roi in self.store.rois(series_uid=vol.series_uid):
+                if roi.roi_id in drawn:
+                    continue
                 m = roi_to_measurement(roi, vol, keys)
                 if m is None:
                     continue
@@ -454,6 +459,11 @@ class _ViewportKeys(QObject):
         return False
 
 
+def _volume_changed(panel: LabelPanel, view: Any, changes: frozenset[str]) -> None:
+    if "volume" in changes and view is panel.view:
+        panel.volume_changed()
+
+
 def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slice_scores: Any = None,
                        models: Any = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
@@ -495,8 +505,7 @@ def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slic
                 continue
             keeper.watch(view)
             view.installEventFilter(keys)
-            view.state.image.subscribe(lambda ch, v=view: panel.volume_changed()
-                                       if "volume" in ch and v is panel.view else None)
+            view.state.image.subscribe(functools.partial(_volume_changed, panel, view))
 
     def active(idx: int) -> None:
         wire()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from viewer.core.volume import Volume
 from viewer.state.workspace import (LAYOUTS, ViewportModel, Workspace, frame_of_reference, nearest_slice,
                                     slice_position)
+from viewer.ui.derived_layer import DerivedLayer
 from viewer.ui.mpr import MprView
 from viewer.ui.viewport import SliceViewport
 
@@ -65,6 +66,7 @@ class ViewportSlot(QWidget):
         lay.addWidget(self.view, 1)
         self._active = False
         self._unsubscribe = model.subscribe(self._model_changed)
+        self.derived: DerivedLayer | None = None  # SEG/SR drawn over this slot's series (set by the grid)
         # A click anywhere in the view (tools, scrolling) makes this the active viewport.
         self.view.installEventFilter(self)
         self.view.viewport().installEventFilter(self)
@@ -178,6 +180,7 @@ class ViewportGrid(QWidget):
         for slot in self.slots:
             slot.activated.connect(self.set_active)
             slot.stack_dropped.connect(self.stack_dropped)
+            slot.derived = DerivedLayer(slot.view, self.workspace)
         self._unsubscribe = self.workspace.subscribe(self._workspace_changed)
         self.set_layout("1x1")
 
@@ -206,10 +209,9 @@ class ViewportGrid(QWidget):
         self.workspace.set_layout(name)
 
     def set_active(self, index: int) -> None:
+        # Every click and wheel event in a view lands here: only a change of viewport does anything.
         if index != self.workspace.active:
             self.workspace.set_active(index)
-        else:
-            self._show_active()
 
     def next_free_slot(self) -> int:
         return self.workspace.next_free_viewport()

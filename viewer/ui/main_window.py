@@ -8,6 +8,7 @@ the whole volume replaces it when loaded, and an error is shown in the viewport 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockW
                                QMainWindow, QMenu, QPlainTextEdit, QSpinBox, QTextEdit, QToolBar, QToolButton,
                                QWidget)
 
+from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
@@ -33,6 +35,7 @@ from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
 CLOSE_WAIT_MS = 30000
+DERIVED_MODALITIES = ("SEG", "SR")
 # Widgets that keep the keyboard when clicked in a dock: the user is typing or stepping a value.
 KEEP_FOCUS_WIDGETS = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit)
 
@@ -44,6 +47,7 @@ class MainWindow(QMainWindow):
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
     export_finished = Signal(str)  # the export's summary, or "failed: <reason>"
+    derived_opened = Signal(object)  # a DerivedOverlay (SEG/SR) now kept in the workspace
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None, *, workspace: Workspace | None = None) -> None:
@@ -66,6 +70,7 @@ class MainWindow(QMainWindow):
         self._load_reference: dict[int, int] = {}
         self._filling: dict[int, Filling] = {}  # slot -> the volume being decoded there (scroll while decoding)
         self._filling_hooked: set[int] = set()
+        self._titles: dict[int, str] = {}  # viewport -> title of what load_files loads there
         # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
         self._tool_unsubscribe: Callable[[], None] | None = None
         self.label_panel: QWidget | None = None
@@ -102,19 +107,21 @@ class MainWindow(QMainWindow):
     # -- actions ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
         file_menu = self.file_menu = self.menuBar().addMenu("&File")
-        self.act_open_folder = QAction("Open &Folder…", self, shortcut=QKeySequence.StandardKey.Open,
-                                       triggered=self._ask_folder)
-        self.act_open_files = QAction("Open F&iles…", self, triggered=self._ask_files)
-        self.act_open_dicomdir = QAction("Open &DICOMDIR…", self, triggered=self._ask_dicomdir)
-        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir])
-        self.act_export = QAction("&Export Series…", self, triggered=self._ask_export)
+        self.act_open_folder = self._action("Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
+        self.act_open_files = self._action("Open F&iles…", self._ask_files)
+        self.act_open_dicomdir = self._action("Open &DICOMDIR…", self._ask_dicomdir)
+        self.act_open_derived = self._action("Open Segmentation or &Report (SEG/SR)…", self._ask_derived)
+        self.act_open_derived.setToolTip("Draw a DICOM SEG or SR over the series it references")
+        file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir,
+                              self.act_open_derived])
+        self.act_export = self._action("&Export Series…", self._ask_export)
         file_menu.addAction(self.act_export)
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
         # Panels add their File actions (labels export) above this separator.
         self.file_menu_end = file_menu.addSeparator()
-        file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
 
         view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.layout_actions: dict[str, QAction] = {}
@@ -164,12 +171,20 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.fps_box)
         self.layout_actions[self.grid.layout_name].setChecked(True)
 
+    def _action(self, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _checked=False: slot())
+        return act
+
     def _build_reading_tools(self, tb: QToolBar, view_menu: QMenu) -> None:
         """W/L presets and the mouse tools on the toolbar (the keys do the same), and image smoothing."""
         self.presets_menu = QMenu("Window presets", self)
         self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
         self.presets_button = QToolButton(self)
-        self.presets_button.setText("W/L")
+        self.presets_button.setText("Presets")
         self.presets_button.setToolTip("Window presets of the active series' modality (keys 1-9; 0: the file's)")
         self.presets_button.setMenu(self.presets_menu)
         self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -202,7 +217,7 @@ class MainWindow(QMainWindow):
         file_action.setEnabled(vol is not None)
         for i, p in enumerate(window_presets(vol.modality if vol is not None else ""), start=1):
             self.presets_menu.addAction(f"{i}  {p.name}  (W {p.width:.0f} L {p.center:.0f})",
-                                        lambda n=i: self._preset(n))
+                                        functools.partial(self._preset, i))
 
     def _preset(self, number: int) -> None:
         self.grid.active_slot.view.run_action(f"preset:{number}")
@@ -237,7 +252,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = self.settings.recent_folders()
         for path in recent:
-            self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
+            self.recent_menu.addAction(path, functools.partial(self.open_paths, [path]))
         if not recent:
             act = self.recent_menu.addAction("(none)")
             act.setEnabled(False)
@@ -298,6 +313,34 @@ class MainWindow(QMainWindow):
         if paths:
             self.open_paths(paths)
 
+    def _ask_derived(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open DICOM SEG or SR", "", "DICOM (*.dcm *);;All (*)")
+        if path:
+            self.open_derived(path)
+
+    def open_derived(self, path: str) -> int | None:
+        """Read a DICOM SEG or SR in the background and draw it over the series it references (now, in
+        every viewport showing that series, or when that series is opened later)."""
+        read = self.io.read_derived
+        if read is None:
+            return None
+
+        def done(overlay: object) -> None:
+            assert isinstance(overlay, DerivedOverlay)
+            self.workspace.add_derived(overlay)
+            shown = [vp.index + 1 for vp in self.workspace.viewports if vp.shown is not None
+                     and overlay.applies_to(vp.shown.info)]
+            what = f"{overlay.kind} “{overlay.description}”"
+            where = f"viewport{'s' if len(shown) > 1 else ''} {', '.join(map(str, shown))}"
+            self.statusBar().showMessage(f"{what} shown over {where}" if shown else
+                                         f"{what} kept: open the series it references to see it")
+            self.derived_opened.emit(overlay)
+
+        return self.background.submit(
+            f"derived:{path}", lambda _ctx: read(path), on_result=done,
+            on_error=lambda m: self.statusBar().showMessage("Cannot show " + Path(path).name + ": "
+                                                            + m.splitlines()[0]))
+
     def _ask_dicomdir(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;All (*)")
         if path:
@@ -322,9 +365,13 @@ class MainWindow(QMainWindow):
 
     def _on_scan_finished(self, n_series: int, n_bad: int) -> None:
         self.statusBar().showMessage(f"{n_series} series found" + (f", {n_bad} files not loadable" if n_bad else ""))
-        if self.auto_open and n_series and all(s.volume is None and not s.loading for s in self.grid.slots):
+        images = [k for k, s in self.browser.stacks.items() if s.modality not in DERIVED_MODALITIES]
+        for key, stack in self.browser.stacks.items():
+            if stack.modality in DERIVED_MODALITIES and stack.files:
+                self.open_derived(stack.files[0])  # segmentations found with the study: drawn over it
+        if self.auto_open and images and all(s.volume is None and not s.loading for s in self.grid.slots):
             # Like Weasis opening a study from the command line: show the largest series straight away.
-            key = max(self.browser.stacks, key=lambda k: len(self.browser.stacks[k].files))
+            key = max(images, key=lambda k: len(self.browser.stacks[k].files))
             self.load_stack(key, 0)
 
     def load_stack(self, key: str, slot_index: int | None = None) -> int | None:
@@ -332,6 +379,9 @@ class MainWindow(QMainWindow):
         stack = self.browser.stacks.get(key)
         if stack is None:
             return None
+        if stack.modality in DERIVED_MODALITIES and stack.files:
+            # A segmentation is drawn over its source series, not shown as an image of its own.
+            return self.open_derived(stack.files[0])
         if self.grid.layout_name == "mpr":
             self.set_layout("1x1")
         idx = self.grid.next_free_slot() if slot_index is None else slot_index
@@ -346,14 +396,33 @@ class MainWindow(QMainWindow):
         slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
         self._load_started[idx] = time.perf_counter()
-        files = list(stack.files)
+        cached = self.workspace.cache.get(self.workspace.cache_key(stack))
+        if cached is not None:
+            self.background.cancel(f"load:{idx}")  # a load still running here is superseded
+            self._on_loaded(idx, key, cached)  # decoded before: shown at once
+            return None
+        return self._submit_load(idx, key, load_job(self.io, list(stack.files), series_uid=stack.series_uid,
+                                                    warnings=list(stack.warnings), records=stack.records or None))
+
+    def _submit_load(self, idx: int, key: str, job: Any) -> int:
         return self.background.submit(
-            f"load:{idx}", load_job(self.io, files, series_uid=stack.series_uid,
-                                    warnings=list(stack.warnings), records=stack.records or None),
-            on_partial=lambda p, i=idx: self._on_preview(i, p),
-            on_result=lambda v, i=idx, k=key: self._on_loaded(i, k, v),
-            on_error=lambda m, i=idx, k=key: self._on_load_failed(i, k, m),
-            on_progress=lambda d, t, i=idx: self._on_load_progress(i, d, t))
+            f"load:{idx}", job,
+            on_partial=functools.partial(self._on_preview, idx),
+            on_result=functools.partial(self._on_loaded, idx, key),
+            on_error=functools.partial(self._on_load_failed, idx, key),
+            on_progress=functools.partial(self._on_load_progress, idx))
+
+    def load_files(self, files: list[str], slot_index: int, *, title: str, series_uid: str = "") -> int:
+        """Load ``files`` of one series that is not in the browser (a PACS retrieve, possibly still
+        arriving) into viewport ``slot_index``: preview first, then the volume, titled ``title``."""
+        self._load_reference[slot_index] = self.grid.active
+        self.grid.set_active(slot_index)
+        slot = self.grid.slots[slot_index]
+        slot.model.start_loading(series_uid)
+        slot.set_title(f"{title}  — loading…")
+        self._titles[slot_index] = title
+        self._load_started[slot_index] = time.perf_counter()
+        return self._submit_load(slot_index, "", load_job(self.io, list(files), series_uid=series_uid))
 
     def _mark_first_image(self, idx: int) -> None:
         started = self._load_started.pop(idx, None)
@@ -392,7 +461,9 @@ class MainWindow(QMainWindow):
         newly = filling.ready if previous is None else filling.ready & ~previous.ready
         self._filling[idx] = filling
         if view.state.plane != "acquired" or newly[min(view.slice_index, len(newly) - 1)]:
-            view.state.notify("slice")  # the slice on screen (or a reformat through it) changed
+            # The slice on screen (or a reformat through it) got its values: redraw. "reset": not the
+            # reader's scroll, so linked viewports do not follow.
+            view.state.notify("slice", "reset")
         self._show_filling_state(idx)
 
     def _show_filling_state(self, idx: int) -> None:
@@ -413,6 +484,9 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, idx: int, key: str, volume: Volume) -> None:
         slot = self.grid.slots[idx]
+        stack = self.browser.stacks.get(key)
+        if stack is not None:
+            self.workspace.cache.put(self.workspace.cache_key(stack), volume)
         # Scrolled while it decoded: the reader stays on that slice.
         scrolled = slot.view.slice_index if self._filling.pop(idx, None) is not None else None
         # Refines the preview in place: same slice, window and zoom the reader sees.
@@ -422,11 +496,11 @@ class MainWindow(QMainWindow):
         reference = self._load_reference.pop(idx, None)
         if reference is not None and reference != idx:
             self.workspace.align_to(slot.model, self.workspace.viewports[reference])
-        stack = self.browser.stacks.get(key)
         attach_volume_bar(slot, self.background, self.io, stack, volume)  # 4D: volume slider and cine
         desc = (stack.description if stack is not None else "") or "(no description)"
         z, y, x = volume.shape
-        slot.set_title(f"{volume.modality}  {desc}  — {z}×{y}×{x}")
+        head = self._titles.pop(idx, None) if stack is None else None  # load_files' own title
+        slot.set_title(f"{head or f'{volume.modality}  {desc}'}  — {z}×{y}×{x}")
         tips = list(volume.warnings)
         slot.title.setToolTip("\n".join(tips))
         self._mark_first_image(idx)
@@ -459,6 +533,9 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view
+        key = self.workspace.viewports[idx].series_key
+        if key is not None and key in self.browser.stacks:
+            self.browser.select(key)  # the browser marks the series the reader is on
         if self._tool_unsubscribe is not None:
             self._tool_unsubscribe()
         self._tool_unsubscribe = view.state.subscribe(self._tool_changed)

@@ -39,8 +39,15 @@ class MeasureLayer:
 
     # -- state -> items -----------------------------------------------------------------------------
     def _on_this_slice(self, m: Measurement) -> bool:
+        """Drawn here when every point lies on the slice shown (within half a slice): a measurement made on
+        the acquired slices shows on MPR's parallel plane through them and back, not only where drawn."""
         st = self.vp.state
-        return m.plane == st.plane and m.slice_index == st.slice_index
+        if m.plane == st.plane:
+            return m.slice_index == st.slice_index
+        try:
+            return all(abs(st.lps_to_point(np.asarray(p))[0] - st.slice_index) <= 0.5 for p in m.points)
+        except RuntimeError:
+            return False
 
     def sync(self) -> None:
         """Rebuild the ROI items from state (cheap: a handful of items per slice)."""

@@ -14,6 +14,7 @@ with the LPS point as a numpy array.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ class MprView(QWidget):
             vp = SliceViewport(ViewState(self.image, plane), bindings=Bindings.mpr(), show_crosshair=True)
             self.viewports[plane] = vp
             splitter.addWidget(vp)
-            vp.state.subscribe(lambda changes, vp=vp: self._plane_scrolled(vp, changes))
+            vp.state.subscribe(functools.partial(self._plane_scrolled, vp))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)

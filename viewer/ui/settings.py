@@ -20,7 +20,7 @@ class Settings:
         value = self.q.value("recent/folders", [])
         if isinstance(value, str):  # QSettings returns a lone string for a one-item list
             value = [value]
-        return [str(v) for v in (value or []) if v]
+        return [str(v) for v in (value if isinstance(value, (list, tuple)) else []) if v]
 
     def add_recent_folder(self, path: str) -> list[str]:
         recent = [p for p in self.recent_folders() if p != path]
@@ -41,7 +41,7 @@ class Settings:
 
     def cine_fps(self) -> int:
         try:
-            return int(self.q.value("cine/fps", 10))
+            return int(str(self.q.value("cine/fps", 10)))
         except (TypeError, ValueError):
             return 10
 

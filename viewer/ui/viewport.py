@@ -109,6 +109,9 @@ def colour_to_uint8(values: np.ndarray, invert: bool) -> np.ndarray:
     return 255 - values if invert else values
 
 
+SMOOTH_FROM = 2.0
+
+
 class SliceImageItem(pg.ImageItem):
     """An ImageItem drawn from an opaque RGB32 buffer the viewport fills itself.
 
@@ -120,14 +123,16 @@ class SliceImageItem(pg.ImageItem):
     def __init__(self) -> None:
         super().__init__(axisOrder="row-major")
         self._argb: np.ndarray | None = None
-        # Bilinear interpolation when the image is magnified on screen (one image pixel > one screen
-        # pixel); minified or 1:1 images are drawn as they are (nearest), which is also the fast path.
+        # Bilinear interpolation when the image is magnified on screen, from SMOOTH_FROM screen pixels per
+        # image pixel (where nearest-neighbour blocks show); below that the image is drawn as it is
+        # (nearest), which is also the fast path of every redraw at fit size (benchmarks/bench_redraw.py).
         self.smooth = True
 
     def paint(self, p: QPainter, *args: Any) -> None:
         if self.smooth:
-            scale = p.transform().m11() ** 2 + p.transform().m12() ** 2
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale > 1.0)
+            t = p.transform()
+            scale = max(t.m11() ** 2 + t.m12() ** 2, t.m21() ** 2 + t.m22() ** 2) ** 0.5
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale >= SMOOTH_FROM)
         super().paint(p, *args)
 
     def set_slice_image(self, shown: np.ndarray, argb: np.ndarray) -> None:
@@ -280,7 +285,8 @@ class SliceViewport(pg.GraphicsView):
 
     def displayed_image(self) -> np.ndarray | None:
         """The uint8 array the image item draws (rows down, cols right, after flips/rotation)."""
-        return self.image_item.image
+        image: np.ndarray | None = self.image_item.image
+        return image
 
     def overlay(self) -> OverlayContent:
         """The overlay texts and letters as currently shown."""

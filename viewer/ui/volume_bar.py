@@ -19,7 +19,12 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
+from viewer.core.jobs import JobContext
 from viewer.core.volume import Volume
+from viewer.state.services import IoServices, SeriesLoaderLike, SeriesSource
+from viewer.ui.layouts import ViewportSlot
+from viewer.ui.viewport import SliceViewport
+from viewer.ui.workers import Background
 
 #: Loaded volumes kept for the slider and cine (the shown one is never evicted).
 MAX_CACHE_BYTES = 512 * 1024 * 1024
@@ -32,7 +37,7 @@ class VolumeBar(QWidget):
 
     volume_shown = Signal(int)
 
-    def __init__(self, background: Any, io: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, background: Background, io: IoServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.background = background
         self.io = io
@@ -53,9 +58,9 @@ class VolumeBar(QWidget):
         self.timer.timeout.connect(self._cine_step)
         self.play.toggled.connect(self.set_cine)
         self.slider.valueChanged.connect(self.request)
-        self.view: Any = None
-        self.stack: Any = None
-        self.loader: Any = None
+        self.view: SliceViewport | None = None
+        self.stack: SeriesSource | None = None
+        self.loader: SeriesLoaderLike | None = None
         self.cache: OrderedDict[int, Volume] = OrderedDict()
         self.shown: Volume | None = None
         self.current = 0
@@ -66,10 +71,10 @@ class VolumeBar(QWidget):
         self.hide()
 
     # -- attaching ------------------------------------------------------------------------------------
-    def attach(self, view: Any, stack: Any, volume: Volume) -> None:
+    def attach(self, view: SliceViewport, stack: SeriesSource | None, volume: Volume) -> None:
         """Follow ``view``, which shows ``volume`` of ``stack`` (hidden when ``volume`` is 3D)."""
         self.detach()
-        if volume.volumes is None or volume.volumes.count < 2:
+        if volume.volumes is None or volume.volumes.count < 2 or stack is None:
             return
         # The view may hold a repaired copy of ``volume`` (ImageState.set_volume): follow what it shows.
         self.view, self.stack, self.shown = view, stack, view.volume
@@ -111,16 +116,17 @@ class VolumeBar(QWidget):
         self._start(index)
 
     def _start(self, index: int) -> None:
+        stack, loader, make = self.stack, self.loader, self.io.series_loader
+        if stack is None or (loader is None and make is None):
+            return
         self.busy = True
-        stack, loader, io = self.stack, self.loader, self.io
 
-        def job(ctx: Any) -> object:
+        def job(ctx: JobContext) -> object:
             lo = loader
             if lo is None:
-                records = getattr(stack, "records", None) or None
-                extra = {"records": records} if records is not None else {}
-                lo = io.series_loader(list(stack.files), series_uid=getattr(stack, "series_uid", "") or "",
-                                      cancel=ctx.cancelled, **extra)
+                assert stack is not None and make is not None
+                lo = make(list(stack.files), series_uid=stack.series_uid, cancel=ctx.cancelled,
+                          records=list(stack.records) or None)
             ctx.check()
             return lo, index, lo.load(volume=index, cancel=ctx.cancelled)
 
@@ -195,7 +201,8 @@ class VolumeBar(QWidget):
         self.request(nxt)
 
 
-def attach_volume_bar(slot: QWidget, background: Any, io: Any, stack: Any, volume: Volume) -> VolumeBar | None:
+def attach_volume_bar(slot: ViewportSlot, background: Background, io: IoServices, stack: SeriesSource | None,
+                      volume: Volume) -> VolumeBar | None:
     """Give ``slot`` (a viewport cell with ``view`` and a vertical layout) a :class:`VolumeBar` following
     ``volume`` of ``stack``; an existing bar is reused, and hidden for a 3D volume."""
     bar: VolumeBar | None = slot.findChild(VolumeBar)
@@ -206,5 +213,5 @@ def attach_volume_bar(slot: QWidget, background: Any, io: Any, stack: Any, volum
         layout = slot.layout()
         if isinstance(layout, QVBoxLayout):
             layout.addWidget(bar)
-    bar.attach(slot.view, stack, volume)  # type: ignore[attr-defined]
+    bar.attach(slot.view, stack, volume)
     return bar

@@ -20,7 +20,6 @@ collection off and collects on the main thread.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 # One Cancelled for every layer (io's LoadCancelled and the AI runner's are this class).
 from viewer.core.jobs import Cancelled as Cancelled
-from viewer.core.jobs import Job, JobContext
+from viewer.core.jobs import CancelFlag, Job, JobContext
 from viewer.core.volume import Volume
 # Re-exported: the composition root builds it.
 from viewer.state.services import IoServices as IoServices
@@ -41,26 +40,14 @@ from viewer.state.services import IoServices as IoServices
 PROGRESS_INTERVAL_S = 0.03
 
 
-class PoolJobContext:
+class PoolJobContext(CancelFlag):
     """The :class:`~viewer.core.jobs.JobContext` of a job on the pool: safe to call from its thread."""
 
     def __init__(self, request_id: int, signals: _Signals) -> None:
+        super().__init__()
         self.request_id = request_id
         self._signals = signals
-        self._cancel = threading.Event()
         self._last_progress = 0.0
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def cancelled(self) -> bool:
-        """True once the request was cancelled or superseded (cooperative: the job checks it)."""
-        return self._cancel.is_set()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` if the request was cancelled."""
-        if self._cancel.is_set():
-            raise Cancelled()
 
     def progress(self, done: int, total: int) -> None:
         """Report ``done`` of ``total`` units; throttled, the final call always goes through."""

@@ -1,0 +1,252 @@
+"""PACS retrieve and query speed against a real Orthanc on loopback, as ratios against baselines in one run.
+
+Run (root: it moves itself into a private network namespace, where only loopback exists, like the tests):
+``python benchmarks/bench_pacs.py [--repeats 3] [--studies 1000]``
+
+Retrieve of the 134-slice CT (``ct/pancreas-ct-philips-134``) from one Orthanc (DICOM + DICOMweb):
+  ours C-GET / C-MOVE / WADO-RS  ``viewer.io.pacs.retrieve.retrieve`` into a fresh folder: every instance
+          checked, written to a temp file, fsynced, renamed, the folder fsynced, the files indexed
+  DCMTK getscu / movescu (``-od`` a fresh folder; movescu is its own storage SCP); no fsync
+  dicomweb-client loop: ``iter_series`` + ``save_as`` each instance, no fsync
+Open to first image: the PACS dock's "Open" in the offscreen main window -> ``first_image_shown``, and
+  to the whole volume on screen (``series_loaded`` of the final load); same window, warm.
+Query of a PACS holding ``--studies`` studies (one small CT instance each, made from pydicom's CT_small
+  with new UIDs): time to the first match and to the last, C-FIND (ours, pynetdicom) and QIDO-RS (ours,
+  pages of 100), against DCMTK findscu's whole answer.
+Targets (product.md): retrieve >= 1.0x DCMTK; first image < 300 ms; whole series >= 0.9x the retrieve
+throughput; first query results < 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, data_root, machine
+
+from tests.netns import enter_private_netns
+
+AE = "DICOMVIEWER"
+
+
+def timed(fn: Any, repeats: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def fresh(base: Path, name: str) -> Path:
+    d = base / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--studies", type=int, default=1000)
+    args = ap.parse_args()
+    why = enter_private_netns()
+    if why:
+        sys.exit(f"bench_pacs: {why}")
+    from tests.pacs.orthanc import Orthanc, free_port
+    from viewer.io.pacs import dimse, parse_node, web
+    from viewer.io.pacs.query import Query
+    from viewer.io.pacs.retrieve import retrieve
+    from viewer.io.pacs.store import LocalStore
+
+    print(machine())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pacs-"))
+    files = sorted((data_root() / "ct/pancreas-ct-philips-134").glob("*.dcm"))
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    scp_port = free_port()
+    o = Orthanc(tmp / "orthanc", {AE: scp_port}).start()
+    try:
+        o.upload(files)
+        import pydicom
+
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+        dnode, wnode = parse_node(o.dimse), parse_node(o.dicomweb)
+        host = ["127.0.0.1", str(o.dicom_port)]
+        keys = ["-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}", "-k",
+                f"SeriesInstanceUID={series}"]
+
+        def ours(node: Any, method: str | None) -> Any:
+            def run() -> Any:
+                d = fresh(tmp, "ours")
+                r = retrieve(node, study, [series], ae_title=AE, port=scp_port, method=method,
+                             store=LocalStore(d, index=d / "index.sqlite"))
+                assert r.ok and r.series[0].stored == 134, r.to_json()
+                return r
+            return run
+
+        def getscu() -> None:
+            d = fresh(tmp, "dcmtk")
+            subprocess.run(["getscu", "-aet", AE, "-aec", "ORTHANC", "-S", *keys, "-od", str(d), *host], check=True,
+                           capture_output=True)
+            assert len(list(d.iterdir())) == 134
+
+        def movescu() -> None:
+            d = fresh(tmp, "dcmtk")
+            subprocess.run(["movescu", "-aet", AE, "-aem", AE, "-aec", "ORTHANC", "--port", str(scp_port), "-S",
+                            *keys, "-od", str(d), *host], check=True, capture_output=True)
+            assert len(list(d.iterdir())) == 134
+
+        def dicomweb_loop() -> None:
+            d = fresh(tmp, "dwc")
+            c = web.client(wnode)
+            n = 0
+            for inst in c.iter_series(study, series):
+                inst.save_as(d / f"{inst.SOPInstanceUID}.dcm", enforce_file_format=True)
+                n += 1
+            assert n == 134
+
+        rows = []
+        for name, fn, base in [
+            ("DCMTK getscu", getscu, None), ("ours C-GET", ours(dnode, "get"), "DCMTK getscu"),
+            ("DCMTK movescu", movescu, None), ("ours C-MOVE", ours(dnode, "move"), "DCMTK movescu"),
+            ("dicomweb-client loop", dicomweb_loop, None), ("ours WADO-RS", ours(wnode, None), "dicomweb-client loop"),
+        ]:
+            fn()  # warm (Orthanc's cache, our imports)
+            t, _ = timed(fn, args.repeats)
+            rows.append((name, t, base))
+        times = {n: t for n, t, _ in rows}
+        print(f"\nRetrieve 134 instances ({mb:.1f} MB), median of {args.repeats}:")
+        print("| method | s | instances/s | MB/s | vs baseline (throughput) |\n|---|---|---|---|---|")
+        for name, t, base in rows:
+            ratio = f"{times[base] / t:.2f}x {base}" if base else "baseline"
+            print(f"| {name} | {t:.2f} | {134 / t:.0f} | {mb / t:.1f} | {ratio} |")
+
+        first_image(o, study, series, scp_port, tmp, times["ours C-GET"], mb)
+    finally:
+        o.stop()
+    query_bench(tmp, args.studies, args.repeats)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def first_image(o: Any, study: str, series: str, scp_port: int, tmp: Path, get_s: float, mb: float) -> None:
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["VIEWER_DATA_DIR"] = str(tmp / "gui-data")
+    os.environ["VIEWER_CACHE_DIR"] = str(tmp / "gui-cache")
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from viewer.app import build_main_window, pacs_services
+    from viewer.ui.pacs_dialog import attach_pacs_dock
+
+    window = build_main_window(settings_file=str(tmp / "settings.ini"))
+    attach_pacs_dock(window, pacs_services())
+    window.resize(1400, 900)
+    window.show()
+    panel = window.pacs_panel
+    panel.node.setEditText(o.dimse)
+    panel.port.setValue(scp_port)
+
+    def wait(signal: Any) -> None:
+        loop = QEventLoop()
+        signal.connect(loop.quit)
+        QTimer.singleShot(120000, loop.quit)
+        loop.exec()
+        signal.disconnect(loop.quit)
+
+    firsts, wholes = [], []
+    for _ in range(3):
+        shutil.rmtree(tmp / "gui-data", ignore_errors=True)
+        t0 = time.perf_counter()
+        marks: dict[str, float] = {}
+        window.first_image_shown.connect(lambda _i: marks.setdefault("first", time.perf_counter()))
+        panel.retrieve(study, series, open_it=True)
+        wait(window.first_image_shown)
+        while "whole" not in marks:
+            wait(window.series_loaded)
+            v = window.grid.slots[window.grid.active].view.volume
+            if v is not None and v.shape[0] == 134:
+                marks["whole"] = time.perf_counter()
+        window.first_image_shown.disconnect()
+        firsts.append(marks["first"] - t0)
+        wholes.append(marks["whole"] - t0)
+    f, w = statistics.median(firsts), statistics.median(wholes)
+    print(f"\nOpen on a remote series (PACS dock, C-GET), median of 3: first image {f * 1000:.0f} ms "
+          f"(target < 300 ms); whole series on screen {w:.2f} s = {mb / w:.1f} MB/s = "
+          f"{get_s / w:.2f}x the C-GET retrieve alone (target >= 0.9x)")
+    window.close()
+
+
+def query_bench(tmp: Path, n: int, repeats: int) -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from tests.pacs.orthanc import Orthanc
+    from viewer.io.pacs import dimse, parse_node, web
+    from viewer.io.pacs.query import Query
+
+    o = Orthanc(tmp / "orthanc-1000", {AE: 104}).start()
+    try:
+        base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        t = time.perf_counter()
+
+        def upload(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                base.StudyInstanceUID, base.SeriesInstanceUID = generate_uid(), generate_uid()
+                base.SOPInstanceUID = generate_uid()
+                base.PatientName = f"BENCH^PATIENT{i:04d}"
+                base.PatientID = f"B{i:04d}"
+                base.StudyDate = f"2020{1 + i % 12:02d}{1 + i % 28:02d}"
+                from io import BytesIO
+
+                buf = BytesIO()
+                base.save_as(buf, enforce_file_format=True)
+                o.rest("/instances", buf.getvalue())
+
+        upload(0, n)
+        print(f"\nQuery of a {n}-study PACS (loaded in {time.perf_counter() - t:.0f} s), median of {repeats}:")
+        dnode, wnode = parse_node(o.dimse), parse_node(o.dicomweb)
+
+        def first_and_all(it_fn: Any) -> tuple[float, float, int]:
+            t0 = time.perf_counter()
+            first, count = None, 0
+            for _m in it_fn():
+                count += 1
+                if first is None:
+                    first = time.perf_counter() - t0
+            return first or 0.0, time.perf_counter() - t0, count
+
+        def findscu() -> None:
+            subprocess.run(["findscu", "-aet", AE, "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                            "-k", "PatientName=BENCH*", "-k", "StudyInstanceUID", "-k", "StudyDate", "-k", "PatientID",
+                            "127.0.0.1", str(o.dicom_port)], check=True, capture_output=True)
+
+        findscu()
+        f_all, _ = timed(findscu, repeats)
+        q = Query(patient_name="BENCH*")
+        for name, fn in (("ours C-FIND", lambda: dimse.find(dnode, q, AE)), ("ours QIDO-RS", lambda: web.find(wnode, q))):
+            first_and_all(fn)
+            res = [first_and_all(fn) for _ in range(repeats)]
+            first = statistics.median(r[0] for r in res)
+            whole = statistics.median(r[1] for r in res)
+            assert all(r[2] == n for r in res), res
+            print(f"  {name}: first match {first * 1000:.0f} ms (target < 200 ms), all {n} in {whole:.2f} s; "
+                  f"DCMTK findscu all {f_all:.2f} s -> first match at {first / f_all:.2f}x of findscu's whole answer")
+    finally:
+        o.stop()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

@@ -1,0 +1,607 @@
+"""DIMSE on pynetdicom: associate with plain errors, C-ECHO, C-FIND, C-GET, C-MOVE, C-STORE, storage SCP.
+
+Failures become :class:`PacsError` with a message a user can act on: the association was rejected (with
+the reason, e.g. "called AE title not recognised", and the titles involved), nothing listens at the
+port, no route to the host, no answer within the timeout, the TLS handshake failed. The classification
+runs only after a failure (a plain TCP, then TLS, probe), so a good association costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from viewer.io.pacs.errors import PacsCancelled, PacsError
+from viewer.io.pacs.nodes import DimseNode, check_ae
+from viewer.io.pacs.query import SERIES_KEYS, STUDY_KEYS, Match, Query, match_from_dataset, study_filters
+
+log = logging.getLogger(__name__)
+
+#: A C-STORE sink: takes the received Part 10 bytes; returns normally when stored, raises PacsError when
+#: the instance is refused (its message is kept and a failure status answered).
+Sink = Callable[[bytes], None]
+
+# C-STORE statuses we answer (PS3.4 B.2.3): success, refused (out of resources), cannot understand.
+STATUS_OK = 0x0000
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_CANNOT_UNDERSTAND = 0xC000
+
+
+def _tls_context(node: DimseNode) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=node.tls_ca or None)
+    if node.tls_cert:
+        ctx.load_cert_chain(node.tls_cert, node.tls_key or None)
+    return ctx
+
+
+def _where(node: DimseNode) -> str:
+    return f"{node.called_ae}@{node.host}:{node.port}"
+
+
+def diagnose(node: DimseNode) -> str:
+    """Why an association to ``node`` could not start, in words, from a fresh TCP (and TLS) connection."""
+    try:
+        sock = socket.create_connection((node.host, node.port), timeout=node.timeout_s)
+    except socket.gaierror as exc:
+        return f"unknown host {node.host!r} ({exc.strerror})"
+    except ConnectionRefusedError:
+        return f"nothing is listening at {node.host}:{node.port} (connection refused)"
+    except TimeoutError:
+        return f"no answer from {node.host}:{node.port} within {node.timeout_s:g} s (timeout)"
+    except OSError as exc:
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to {node.host} ({exc.strerror})"
+        return f"cannot connect to {node.host}:{node.port}: {exc.strerror or exc}"
+    try:
+        if node.tls:
+            try:
+                with _tls_context(node).wrap_socket(sock, server_hostname=node.host):
+                    pass
+            except (ssl.SSLError, ConnectionError, OSError) as exc:
+                return f"TLS handshake with {node.host}:{node.port} failed: {exc}"
+    finally:
+        sock.close()
+    return (f"{node.host}:{node.port} accepts connections but no DICOM association started within "
+            f"{node.timeout_s:g} s (not a DICOM port, or the peer is too slow or dropped us)")
+
+
+def quiet_identifiers() -> None:
+    """pynetdicom logs every request and response identifier (patient names, IDs) at INFO level, and
+    formats them for that even when nobody listens (half the time of a 1,000-study C-FIND): no PHI in
+    logs, and no formatting."""
+    from pynetdicom import _config
+
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+
+
+def _new_ae(node: DimseNode, ae_title: str) -> Any:
+    from pynetdicom import AE
+
+    quiet_identifiers()
+    ae = AE(ae_title=check_ae(node.calling_ae or ae_title, "our AE title"))
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = node.timeout_s
+    ae.connection_timeout = node.timeout_s
+    return ae
+
+
+def associate(node: DimseNode, ae_title: str, ae: Any, *, ext_neg: list[Any] | None = None,
+              handlers: list[Any] | None = None) -> Any:
+    """An established association with ``node`` for the contexts already requested on ``ae``."""
+    from pynetdicom import evt
+
+    rejection: dict[str, str] = {}
+
+    def on_acse(event: Any) -> None:
+        prim = event.primitive
+        if getattr(prim, "result", None) == 0:
+            rejection["accepted"] = "yes"
+        elif getattr(prim, "result", None) in (1, 2):
+            rejection["reason"] = prim.reason_str
+            rejection["result"] = prim.result_str
+
+    def on_pdu(event: Any) -> None:
+        if type(event.pdu).__name__ == "A_ABORT_RQ":
+            event.assoc._peer_aborted = True  # read by _lost: the peer, not the network, ended it
+
+    tls_args = (_tls_context(node), node.host) if node.tls else None
+    assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext_neg,
+                         evt_handlers=[*(handlers or []), (evt.EVT_ACSE_RECV, on_acse),
+                                                         (evt.EVT_PDU_RECV, on_pdu)], tls_args=tls_args)
+    if assoc.is_established:
+        return assoc
+    calling = ae.ae_title
+    if assoc.is_rejected:
+        reason = rejection.get("reason", "no reason given")
+        raise PacsError(f"{_where(node)} rejected the association ({rejection.get('result', 'rejected')}): "
+                        f"{reason} (we called {node.called_ae!r} as {calling!r})")
+    if rejection.get("accepted"):
+        # Accepted, then aborted: usually none of our presentation contexts was accepted.
+        raise PacsError(f"{_where(node)} accepted none of the services we asked for (as {calling!r})")
+    raise PacsError(f"cannot associate with {_where(node)}: {diagnose(node)}")
+
+
+def _lost(assoc: Any, node: DimseNode, op: str, waited_s: float | None = None) -> str:
+    """Why a DIMSE exchange ended without a final status, in words. ``waited_s``: since the last message."""
+    if getattr(assoc, "_peer_aborted", False) and not getattr(assoc, "_we_aborted", False):
+        return (f"{_where(node)} aborted the association on our {op} (we are {assoc.ae.ae_title!r}): a PACS "
+                f"does this when it does not know our AE title or our address; add them to its DICOM nodes")
+    early = waited_s is not None and waited_s < 0.9 * node.timeout_s
+    if assoc.is_aborted or not assoc.is_established or early:
+        return f"{_where(node)}: the connection was lost during the {op} (server stopped or network broke)"
+    return f"{_where(node)}: no answer to the {op} within {node.timeout_s:g} s (timeout)"
+
+
+def echo(node: DimseNode, ae_title: str) -> float:
+    """C-ECHO; returns the round-trip in seconds. PacsError says what is wrong."""
+    import time
+
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(Verification)
+    t0 = time.perf_counter()
+    assoc = associate(node, ae_title, ae)
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    if not status or "Status" not in status:
+        raise PacsError(f"{_where(node)} did not answer the C-ECHO within {node.timeout_s:g} s")
+    if status.Status != STATUS_OK:
+        raise PacsError(f"{_where(node)} answered the C-ECHO with status 0x{status.Status:04X}")
+    return time.perf_counter() - t0
+
+
+def _identifier(level: str, keys: tuple[str, ...], values: dict[str, str]) -> Any:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for k in keys:
+        setattr(ds, k, "")
+    for k, v in values.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def _find(assoc: Any, node: DimseNode, ds: Any, level: str, cancel: Callable[[], bool] | None) -> Iterator[Match]:
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND  # type: ignore
+
+    responses = assoc.send_c_find(ds, FIND)
+    for status, identifier in responses:
+        if cancel is not None and cancel():
+            assoc.abort()
+            raise PacsCancelled("query cancelled")
+        if not status or "Status" not in status:
+            raise PacsError(_lost(assoc, node, "C-FIND"))
+        code = int(status.Status)
+        if code in (0xFF00, 0xFF01):
+            if identifier is not None:
+                yield match_from_dataset(identifier, level.lower())
+        elif code == STATUS_OK:
+            return
+        elif code == 0xFE00:
+            raise PacsCancelled("query cancelled")
+        else:
+            comment = status.get("ErrorComment", "")
+            raise PacsError(f"{_where(node)} refused the query: status 0x{code:04X}"
+                            + (f" ({comment})" if comment else ""))
+
+
+def find(node: DimseNode, query: Query, ae_title: str, *, cancel: Callable[[], bool] | None = None
+         ) -> Iterator[Match]:
+    """C-FIND (Study Root); yields matches as they arrive. Series level queries each matching study."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND  # type: ignore
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(FIND)
+    assoc = associate(node, ae_title, ae)
+    try:
+        if query.level == "study":
+            yield from _find(assoc, node, _identifier("STUDY", STUDY_KEYS, study_filters(query)), "STUDY", cancel)
+            return
+        if query.study_uid:
+            studies = [query.study_uid]
+        else:
+            studies = [m.study_uid for m in _find(assoc, node, _identifier("STUDY", STUDY_KEYS,
+                                                                            study_filters(query)), "STUDY", cancel)]
+        for uid in studies:
+            values = {"StudyInstanceUID": uid}
+            if query.modality:
+                values["Modality"] = query.modality
+            if query.description:
+                values["SeriesDescription"] = query.description
+            yield from _find(assoc, node, _identifier("SERIES", SERIES_KEYS, values), "SERIES", cancel)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def list_instances(node: DimseNode, ae_title: str, study_uid: str, series_uid: str) -> dict[str, str]:
+    """SOP Instance UID -> SOP Class UID ("" when the PACS does not say) of a series (C-FIND, IMAGE level)."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND  # type: ignore
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(FIND)
+    assoc = associate(node, ae_title, ae)
+    ds = _identifier("IMAGE", ("SOPInstanceUID", "SOPClassUID"),
+                     {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})
+    out: dict[str, str] = {}
+    try:
+        for status, identifier in assoc.send_c_find(ds, FIND):
+            if not status or "Status" not in status:
+                raise PacsError(_lost(assoc, node, "C-FIND"))
+            if int(status.Status) in (0xFF00, 0xFF01) and identifier is not None:
+                uid = str(identifier.get("SOPInstanceUID", ""))
+                if uid:
+                    out[uid] = str(identifier.get("SOPClassUID", "") or "")
+            elif int(status.Status) != STATUS_OK:
+                raise PacsError(f"{_where(node)} refused the instance query: status 0x{int(status.Status):04X}")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return out
+
+
+def _retrieve_identifier(study_uid: str, series_uid: str, sop_uids: list[str] | None) -> Any:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    if sop_uids:
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.SOPInstanceUID = sop_uids  # list matching (PS3.4 C.2.2.2.2): only the missing ones
+    else:
+        ds.QueryRetrieveLevel = "SERIES"
+    return ds
+
+
+#: Storage SOP classes (pynetdicom keywords) a series of each modality holds. A C-GET offers only these
+#: (plus secondary captures) when the SOP classes are not known yet: negotiating all 120 with every
+#: transfer syntax costs Orthanc ~0.6 s per association (one class: 6 ms).
+MODALITY_CLASSES: dict[str, tuple[str, ...]] = {
+    "CT": ("CTImageStorage", "EnhancedCTImageStorage", "LegacyConvertedEnhancedCTImageStorage"),
+    "MR": ("MRImageStorage", "EnhancedMRImageStorage", "EnhancedMRColorImageStorage",
+           "LegacyConvertedEnhancedMRImageStorage"),
+    "CR": ("ComputedRadiographyImageStorage",),
+    "DX": ("DigitalXRayImageStorageForPresentation", "DigitalXRayImageStorageForProcessing"),
+    "MG": ("DigitalMammographyXRayImageStorageForPresentation", "DigitalMammographyXRayImageStorageForProcessing",
+           "BreastTomosynthesisImageStorage"),
+    "US": ("UltrasoundImageStorage", "UltrasoundMultiFrameImageStorage"),
+    "PT": ("PositronEmissionTomographyImageStorage", "EnhancedPETImageStorage"),
+    "NM": ("NuclearMedicineImageStorage",),
+    "XA": ("XRayAngiographicImageStorage",),
+    "RF": ("XRayRadiofluoroscopicImageStorage",),
+    "SEG": ("SegmentationStorage",),
+    "SR": ("BasicTextSRStorage", "EnhancedSRStorage", "ComprehensiveSRStorage", "Comprehensive3DSRStorage"),
+    "KO": ("KeyObjectSelectionDocumentStorage",),
+    "PR": ("GrayscaleSoftcopyPresentationStateStorage",),
+    "RTSTRUCT": ("RTStructureSetStorage",),
+    "DOC": ("EncapsulatedPDFStorage",),
+}
+_ALWAYS = ("SecondaryCaptureImageStorage", "MultiFrameTrueColorSecondaryCaptureImageStorage",
+           "MultiFrameGrayscaleWordSecondaryCaptureImageStorage")
+
+
+def classes_for_modality(modality: str) -> set[str] | None:
+    """The SOP Class UIDs a series of ``modality`` likely holds; None when the modality is not known."""
+    from pynetdicom import sop_class
+
+    names = MODALITY_CLASSES.get(modality.upper().strip())
+    if names is None:
+        return None
+    return {str(getattr(sop_class, n)) for n in (*names, *_ALWAYS)}
+
+
+def series_modalities(node: DimseNode, ae_title: str, study_uid: str) -> dict[str, str]:
+    """Series Instance UID -> Modality of a study (a series-level C-FIND asking only these two keys)."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND  # type: ignore
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(FIND)
+    assoc = associate(node, ae_title, ae)
+    try:
+        ident = _identifier("SERIES", ("SeriesInstanceUID", "Modality"), {"StudyInstanceUID": study_uid})
+        return {m.series_uid: m.modality for m in _find(assoc, node, ident, "SERIES", None)}
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def storage_contexts_for_get(sop_classes: set[str] | None = None) -> list[Any]:
+    """Storage contexts we offer as SCP within a C-GET association (at most 127 fit beside the GET one).
+
+    The series' own SOP classes when the instance query told them (a small negotiation, and the PACS
+    finds its context at once), else the image and object classes a viewer meets; each with every
+    transfer syntax we can store untouched, so the PACS need not transcode.
+    """
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, build_context
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    if sop_classes:
+        return [build_context(c, ALL_TRANSFER_SYNTAXES) for c in sorted(sop_classes)[:120]]
+
+    wanted = ("CT", "MR", "Enhanced", "Computed Radiography", "Digital X-Ray", "Digital Mammography",
+              "Ultrasound", "Secondary Capture", "Segmentation", "SR", "Positron", "Nuclear", "X-Ray",
+              "RT ", "Encapsulated", "Grayscale Softcopy", "Key Object", "Parametric", "Legacy",
+              "Spatial Registration", "VL ", "Ophthalmic", "Breast Tomosynthesis")
+    from pydicom.uid import UID
+
+    out = []
+    for cx in AllStoragePresentationContexts:
+        name = UID(str(cx.abstract_syntax)).name
+        if any(w in name for w in wanted):
+            out.append(build_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES))
+    return out[:120]
+
+
+def _store_handler(sink: Sink, errors: list[str]) -> Callable[[Any], int]:
+    def handle(event: Any) -> int:
+        try:
+            data = event.encoded_dataset(include_meta=True)
+        except Exception as exc:  # noqa: BLE001 - a peer's malformed message must not kill the association
+            errors.append(f"unreadable C-STORE data: {exc}")
+            return STATUS_CANNOT_UNDERSTAND
+        try:
+            sink(data)
+        except PacsCancelled:
+            return STATUS_OUT_OF_RESOURCES
+        except PacsError as exc:
+            errors.append(str(exc))
+            log.warning("refused instance %s: %s", event.request.AffectedSOPInstanceUID, exc)
+            return STATUS_CANNOT_UNDERSTAND
+        except OSError as exc:
+            errors.append(f"cannot write: {exc}")
+            return STATUS_OUT_OF_RESOURCES
+        return STATUS_OK
+    return handle
+
+
+class _CancelWatch:
+    """Aborts an association when ``cancel()`` turns true (the calling thread is blocked in pynetdicom)."""
+
+    def __init__(self, assoc: Any, cancel: Callable[[], bool] | None) -> None:
+        self.fired = False
+        self._stop = threading.Event()
+        self._assoc, self._cancel = assoc, cancel
+        self._thread: threading.Thread | None = None
+        if cancel is not None:
+            self._thread = threading.Thread(target=self._run, name="pacs-cancel", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._cancel is not None
+        while not self._stop.wait(0.05):
+            if self._cancel():
+                self.fired = True
+                self._assoc._we_aborted = True
+                self._assoc.abort()
+                # The calling thread waits on the DIMSE queue up to dimse_timeout; wake it now.
+                self._assoc.dimse.msg_queue.put((None, None))
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _sub_op_outcome(node: DimseNode, op: str, responses: Iterator[tuple[Any, Any]], watch: _CancelWatch,
+                    errors: list[str]) -> None:
+    import time
+
+    final: Any = None
+    last = time.monotonic()
+    for status, identifier in responses:
+        if not status or "Status" not in status:
+            if watch.fired:
+                raise PacsCancelled(f"{op} cancelled")
+            raise PacsError(_lost(watch._assoc, node, op, time.monotonic() - last))
+        last = time.monotonic()
+        final = status
+        if int(status.Status) not in (0xFF00, 0xFF01):
+            break
+    if watch.fired:
+        raise PacsCancelled(f"{op} cancelled")
+    code = int(final.Status) if final is not None else -1
+    if code in (STATUS_OK, 0xB000):
+        if code == 0xB000:
+            failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
+            errors.append(f"{_where(node)}: {failed} instance(s) failed in the {op}")
+        return
+    if code == 0xA801:
+        raise PacsError(f"{_where(node)} does not know our AE title as a C-MOVE destination (status 0xA801): "
+                        "add it, with this computer's address and our --port, to the PACS's DICOM nodes")
+    if code == 0xFE00:
+        raise PacsCancelled(f"{op} cancelled")
+    comment = final.get("ErrorComment", "") if final is not None else ""
+    extra = "; " + "; ".join(errors[:3]) if errors else ""
+    raise SubOperationsFailed(f"{_where(node)}: the {op} failed with status 0x{code:04X}"
+                              + (f" ({comment})" if comment else "") + extra)
+
+
+class SubOperationsFailed(PacsError):
+    """The PACS answered a C-GET/C-MOVE with a failure status: its instances (some or all) did not come."""
+
+
+def get_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, sink: Sink, *,
+               sop_uids: list[str] | None = None, sop_classes: set[str] | None = None,
+               cancel: Callable[[], bool] | None = None) -> list[str]:
+    """C-GET a series (or only ``sop_uids`` of it); each instance goes to ``sink`` on arrival.
+
+    Returns the problems noted along the way (refused instances). Raises PacsError when the PACS does not
+    offer C-GET (``NotOffered``), when the association breaks, and PacsCancelled when cancelled.
+    """
+    from pynetdicom import build_role, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET  # type: ignore
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(GET)
+    contexts = storage_contexts_for_get(sop_classes)
+    for cx in contexts:
+        ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
+    roles = [build_role(cx.abstract_syntax, scp_role=True) for cx in contexts]
+    errors: list[str] = []
+    assoc = associate(node, ae_title, ae, ext_neg=roles,
+                      handlers=[(evt.EVT_C_STORE, _store_handler(sink, errors))])
+    try:
+        if not any(cx.abstract_syntax == GET for cx in assoc.accepted_contexts):
+            raise NotOffered(f"{_where(node)} does not offer C-GET")
+        watch = _CancelWatch(assoc, cancel)
+        try:
+            _sub_op_outcome(node, "C-GET", assoc.send_c_get(_retrieve_identifier(study_uid, series_uid, sop_uids),
+                                                            GET), watch, errors)
+        finally:
+            watch.close()
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return errors
+
+
+class NotOffered(PacsError):
+    """The peer accepted the association but not the retrieve service asked for."""
+
+
+def move_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, *,
+                sop_uids: list[str] | None = None, cancel: Callable[[], bool] | None = None,
+                errors: list[str] | None = None) -> None:
+    """C-MOVE a series to ``ae_title`` (our storage SCP, which must be running and routing the series)."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE  # type: ignore
+
+    ae = _new_ae(node, ae_title)
+    ae.add_requested_context(MOVE)
+    assoc = associate(node, ae_title, ae)
+    errors = errors if errors is not None else []
+    try:
+        watch = _CancelWatch(assoc, cancel)
+        try:
+            _sub_op_outcome(node, "C-MOVE", assoc.send_c_move(
+                _retrieve_identifier(study_uid, series_uid, sop_uids), node.calling_ae or ae_title, MOVE),
+                watch, errors)
+        finally:
+            watch.close()
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+class StorageServer:
+    """Our storage SCP (C-STORE, and C-ECHO): the C-MOVE destination and the ``pacs listen`` listener.
+
+    Instances of a series that a retrieve registered (:meth:`route`) go to that retrieve's sink; others go
+    to ``default_sink`` (the listener's store) or are refused when there is none.
+    """
+
+    def __init__(self, ae_title: str, port: int, *, bind: str = "", default_sink: Sink | None = None,
+                 timeout_s: float = 60.0) -> None:
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+        from pynetdicom.presentation import AllStoragePresentationContexts
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+        quiet_identifiers()
+        self.ae_title = check_ae(ae_title, "our AE title")
+        self.port = port
+        self.errors: list[str] = []
+        self._routes: dict[str, Sink] = {}
+        self._lock = threading.Lock()
+        self._default = default_sink
+        ae = AE(ae_title=self.ae_title)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+        ae.maximum_associations = 16
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(Verification)
+        ae.require_called_aet = False
+        self._ae = ae
+        try:
+            server = ae.start_server((bind, port), block=False,
+                                     evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch, self.errors))])
+        except OSError as exc:
+            raise PacsError(f"cannot listen on port {port}: {exc.strerror or exc}") from exc
+        assert server is not None  # block=False returns the server
+        self._server = server
+        self.port = int(server.server_address[1])
+
+    def _dispatch(self, data: bytes) -> None:
+        from viewer.io.pacs.store import check_instance
+
+        info = check_instance(data)
+        with self._lock:
+            sink = self._routes.get(info.series_uid, self._default)
+        if sink is None:
+            raise PacsError(f"instance {info.sop_uid} of series {info.series_uid} was not asked for")
+        sink(data)
+
+    def route(self, series_uid: str, sink: Sink) -> None:
+        with self._lock:
+            self._routes[series_uid] = sink
+
+    def unroute(self, series_uid: str) -> None:
+        with self._lock:
+            self._routes.pop(series_uid, None)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._ae.shutdown()
+
+    def __enter__(self) -> StorageServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def send_files(node: DimseNode, ae_title: str, paths: list[str], *,
+               progress: Callable[[int, int], None] | None = None,
+               cancel: Callable[[], bool] | None = None) -> tuple[int, list[str]]:
+    """C-STORE files (their own transfer syntax, sent without decoding). Returns (sent, problems)."""
+    import pydicom
+    from pynetdicom import build_context
+
+    metas: list[tuple[str, str, str]] = []
+    problems: list[str] = []
+    for p in paths:
+        try:
+            meta = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+            metas.append((p, str(meta.SOPClassUID), str(meta.file_meta.TransferSyntaxUID)))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, the rest sent
+            problems.append(f"{p}: not sendable ({exc})")
+    pairs = sorted({(c, t) for _, c, t in metas})
+    if not metas:
+        return 0, problems
+    ae = _new_ae(node, ae_title)
+    by_class: dict[str, set[str]] = {}
+    for c, t in pairs:
+        by_class.setdefault(c, set()).add(t)
+    if len(by_class) > 127:
+        raise PacsError("more than 127 different SOP classes in one send; send them in parts")
+    for c, ts in by_class.items():
+        ae.add_requested_context(build_context(c, sorted(ts)).abstract_syntax, sorted(ts))
+    assoc = associate(node, ae_title, ae)
+    sent = 0
+    try:
+        for i, (p, _c, _t) in enumerate(metas):
+            if cancel is not None and cancel():
+                raise PacsCancelled(f"send cancelled after {sent} of {len(metas)} files")
+            status = assoc.send_c_store(p)
+            if not status or "Status" not in status:
+                raise PacsError(_lost(assoc, node, "C-STORE") + f" after {sent} of {len(metas)} files")
+            code = int(status.Status)
+            if code in (STATUS_OK, 0xB000, 0xB007, 0xB006):
+                sent += 1
+            else:
+                problems.append(f"{p}: refused by {_where(node)} with status 0x{code:04X}")
+            if progress is not None:
+                progress(i + 1, len(metas))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return sent, problems

@@ -1,0 +1,426 @@
+"""The PACS dock: query a node, see studies and series as the answers arrive, retrieve, open while arriving.
+
+ui may not import ``viewer.io`` (pydicom): ``viewer.app.pacs_services`` hands in the network functions as a
+:class:`PacsServices`. Queries and retrieves run on the window's background pool; matches and stored
+instances come back through ``ctx.partial`` (queued signals), so the tables fill in while the PACS is still
+answering and the window never waits on the network. "Open" retrieves a series and shows the first
+instance in the active viewport as soon as it is stored; the whole series replaces it when all is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+UID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+@dataclass(frozen=True)
+class PacsServices:
+    """The network functions the dock calls (``viewer.app.pacs_services``), all synchronous.
+
+    ``nodes() -> [(label, node_text)]``; ``find(node_text, ae, fields, cancel) -> iterator of matches``
+    (objects with the attributes of ``viewer.io.pacs.query.Match``; ``fields``: level, patient_name,
+    patient_id, study_date, modality, accession, description, study_uid); ``retrieve(node_text, ae, port,
+    study_uid, series_uids, progress, on_stored, cancel) -> result`` (``viewer.io.pacs.retrieve``).
+    """
+
+    nodes: Callable[[], list[tuple[str, str]]]
+    find: Callable[..., Any]
+    retrieve: Callable[..., Any]
+
+
+STUDY_COLUMNS = ("Patient", "Patient ID", "Date", "Modalities", "Description", "Accession", "Series", "Images")
+SERIES_COLUMNS = ("#", "Modality", "Description", "Images", "Retrieved")
+
+
+def _item(text: str, uid: str = "") -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if uid:
+        item.setData(UID_ROLE, uid)
+    return item
+
+
+def _count(n: int, uid: str = "") -> QTableWidgetItem:
+    """A number cell that sorts as a number ("?" when the PACS did not say)."""
+    item = _item("?" if n < 0 else "", uid)
+    if n >= 0:
+        item.setData(Qt.ItemDataRole.DisplayRole, n)
+    return item
+
+
+def _cell(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    """The item at (row, column); every cell of our tables has one."""
+    item = table.item(row, column)
+    assert item is not None
+    return item
+
+
+def _date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+class PacsPanel(QWidget):
+    """Query form, studies table, series table, retrieve/open buttons and a status line."""
+
+    query_finished = Signal(int)  # matches shown
+    series_retrieved = Signal(str, bool)  # series UID, complete
+    failed = Signal(str)
+
+    def __init__(self, services: PacsServices, window: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.main = window  # the MainWindow (QWidget.window() is taken)
+        self.background = window.background
+        self._series_study: dict[str, str] = {}
+        self._opening: dict[str, int] = {}  # series UID -> viewport that shows it while it arrives
+        self._shown: set[str] = set()  # series whose first arrived instance is on screen
+
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.node = QComboBox(self)
+        self.node.setEditable(True)
+        self.node.setToolTip("A saved node, dimse://CALLED_AE@host:port or a DICOMweb base URL")
+        edit = self.node.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText("dimse://PACS@host:104 or https://host/dicom-web")
+        self.reload_nodes()
+        self.ae = QLineEdit("DICOMVIEWER", self)
+        self.ae.setMaxLength(16)
+        self.port = QSpinBox(self)
+        self.port.setRange(1, 65535)
+        self.port.setValue(11112)
+        self.port.setToolTip("Our storage SCP port, the C-MOVE destination the PACS must know")
+        self.patient_name = QLineEdit(self)
+        self.patient_name.setPlaceholderText("DOE^J*")
+        self.patient_id = QLineEdit(self)
+        self.study_date = QLineEdit(self)
+        self.study_date.setPlaceholderText("20240101-20241231")
+        self.modality = QLineEdit(self)
+        self.modality.setPlaceholderText("CT")
+        self.accession = QLineEdit(self)
+        self.description = QLineEdit(self)
+        for edit in (self.patient_name, self.patient_id, self.study_date, self.modality, self.accession,
+                     self.description):
+            edit.returnPressed.connect(self.search)
+
+        # Two rows of fields above two tables side by side: the dock lives under the viewports, wide.
+        form = QGridLayout()
+        cells = [("Node", self.node), ("Our AE", self.ae), ("Port", self.port), ("Patient name", self.patient_name),
+                 ("Patient ID", self.patient_id), ("Study date", self.study_date), ("Modality", self.modality),
+                 ("Accession", self.accession), ("Description", self.description)]
+        for i, (label, widget) in enumerate(cells):
+            row, col = (0, 2 * i) if i < 3 else (1 + (i - 3) // 3, 2 * ((i - 3) % 3))
+            form.addWidget(QLabel(label, self), row, col)
+            form.addWidget(widget, row, col + 1)
+        form.setColumnStretch(1, 3)
+        form.setColumnStretch(3, 1)
+        form.setColumnStretch(5, 1)
+
+        self.search_button = QPushButton("Search", self)
+        self.search_button.clicked.connect(self.search)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel)
+
+        self.studies = self._table(STUDY_COLUMNS)
+        self.studies.itemSelectionChanged.connect(self._study_selected)
+        self.studies.itemDoubleClicked.connect(lambda _item: self.retrieve_selected(open_it=True))
+        self.series = self._table(SERIES_COLUMNS)
+        self.series.itemDoubleClicked.connect(lambda _item: self.retrieve_selected(open_it=True))
+        self.retrieve_button = QPushButton("Retrieve", self)
+        self.retrieve_button.setToolTip("Retrieve the selected series (or the whole study) into the local store")
+        self.retrieve_button.clicked.connect(lambda: self.retrieve_selected(open_it=False))
+        self.open_button = QPushButton("Open", self)
+        self.open_button.setToolTip("Retrieve and show in the active viewport as the images arrive")
+        self.open_button.clicked.connect(lambda: self.retrieve_selected(open_it=True))
+        self.browse_button = QPushButton("Show in Studies", self)
+        self.browse_button.setToolTip("List the local store, with what was retrieved, in the Studies browser")
+        self.browse_button.setEnabled(False)
+        self.browse_button.clicked.connect(self.show_store)
+        self._store = ""
+        actions = QHBoxLayout()
+        actions.addWidget(self.retrieve_button)
+        actions.addWidget(self.open_button)
+        actions.addWidget(self.browse_button)
+
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addLayout(form, 1)
+        side = QVBoxLayout()
+        side.addWidget(self.search_button)
+        side.addWidget(self.cancel_button)
+        side.addStretch(1)
+        top.addLayout(side)
+        lay.addLayout(top)
+        tables = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(QLabel("Studies", self))
+        left.addWidget(self.studies, 1)
+        right = QVBoxLayout()
+        right.addWidget(QLabel("Series of the selected study", self))
+        right.addWidget(self.series, 1)
+        right.addLayout(actions)
+        tables.addLayout(left, 3)
+        tables.addLayout(right, 2)
+        lay.addLayout(tables, 1)
+        lay.addWidget(self.status)
+
+    def _table(self, columns: tuple[str, ...]) -> QTableWidget:
+        t = QTableWidget(0, len(columns), self)
+        t.setHorizontalHeaderLabels(list(columns))
+        t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        t.setSortingEnabled(True)
+        t.verticalHeader().setVisible(False)
+        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        t.horizontalHeader().setStretchLastSection(True)
+        t.setWordWrap(False)
+        return t
+
+    # -- nodes --------------------------------------------------------------------------------------------
+    def reload_nodes(self) -> None:
+        current = self.node.currentText()
+        self.node.clear()
+        try:
+            for label, text in self.services.nodes():
+                self.node.addItem(label, text)
+        except Exception as exc:  # noqa: BLE001 - a broken settings file must not stop the dock
+            self.status_message(f"Saved nodes unreadable: {exc}")
+        if current:
+            self.node.setEditText(current)
+
+    def node_text(self) -> str:
+        i = self.node.currentIndex()
+        if i >= 0 and self.node.itemText(i) == self.node.currentText():
+            return str(self.node.itemData(i))
+        return self.node.currentText().strip()
+
+    def status_message(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- query --------------------------------------------------------------------------------------------
+    def _fields(self, level: str, study_uid: str = "") -> dict[str, str]:
+        return {"level": level, "patient_name": self.patient_name.text().strip(),
+                "patient_id": self.patient_id.text().strip(), "study_date": self.study_date.text().strip(),
+                "modality": self.modality.text().strip(), "accession": self.accession.text().strip(),
+                "description": self.description.text().strip(), "study_uid": study_uid}
+
+    def search(self) -> None:
+        """Study query; rows appear as the PACS answers (sorting is applied as they come)."""
+        node, ae, fields = self.node_text(), self.ae.text().strip(), self._fields("study")
+        if not node:
+            self.status_message("Choose or type a node first.")
+            return
+        self.studies.setRowCount(0)
+        self.series.setRowCount(0)
+        self.status_message(f"Searching {node}…")
+        count = [0]
+
+        def on_match(match: Any) -> None:
+            count[0] += 1
+            self._add_study(match)
+            self.status_message(f"{count[0]} studies so far…")
+
+        def on_done(n: Any) -> None:
+            self.status_message(f"{n} stud{'y' if n == 1 else 'ies'} found on {node}")
+            self.query_finished.emit(int(n))
+
+        self.background.submit("pacs:find", self._find_job(node, ae, fields), on_partial=on_match, on_result=on_done,
+                               on_error=self._failed)
+
+    def _find_job(self, node: str, ae: str, fields: dict[str, str]) -> Callable[[Any], int]:
+        """A background job that hands each match to the main thread as it arrives; returns the count."""
+        def job(ctx: Any) -> int:
+            n = 0
+            for match in self.services.find(node, ae, fields, ctx.cancelled):
+                ctx.partial(match)
+                n += 1
+            return n
+        return job
+
+    def _add_study(self, m: Any) -> None:
+        t = self.studies
+        t.setSortingEnabled(False)
+        r = t.rowCount()
+        t.insertRow(r)
+        values = (m.patient_name.replace("^", " ").strip(), m.patient_id, _date(m.study_date), m.modalities,
+                  m.study_description, m.accession)
+        for c, v in enumerate(values):
+            t.setItem(r, c, _item(v, m.study_uid if c == 0 else ""))
+        t.setItem(r, 6, _count(m.study_series))
+        t.setItem(r, 7, _count(m.study_instances))
+        t.setSortingEnabled(True)
+
+    def _study_selected(self) -> None:
+        uid = self.selected_study()
+        if not uid:
+            return
+        node, ae = self.node_text(), self.ae.text().strip()
+        fields = {**self._fields("series", uid), "patient_name": "", "patient_id": "", "study_date": "",
+                  "accession": "", "modality": "", "description": ""}
+        self.series.setRowCount(0)
+        self.background.submit("pacs:series", self._find_job(node, ae, fields), on_partial=self._add_series,
+                               on_result=lambda n: self.status_message(f"{n} series in this study"),
+                               on_error=self._failed)
+
+    def _add_series(self, m: Any) -> None:
+        t = self.series
+        t.setSortingEnabled(False)
+        r = t.rowCount()
+        t.insertRow(r)
+        self._series_study[m.series_uid] = m.study_uid
+        number = int(m.series_number) if m.series_number.strip().lstrip("-").isdigit() else -1
+        t.setItem(r, 0, _count(number, m.series_uid))
+        t.setItem(r, 1, _item(m.modality))
+        t.setItem(r, 2, _item(m.series_description))
+        t.setItem(r, 3, _count(m.series_instances))
+        t.setItem(r, 4, _item(""))
+        t.setSortingEnabled(True)
+
+    def selected_study(self) -> str:
+        rows = self.studies.selectionModel().selectedRows()
+        return str(_cell(self.studies, rows[0].row(), 0).data(UID_ROLE)) if rows else ""
+
+    def selected_series(self) -> list[str]:
+        return [str(_cell(self.series, i.row(), 0).data(UID_ROLE)) for i in self.series.selectionModel().selectedRows()]
+
+    def cancel(self) -> None:
+        for channel in ("pacs:find", "pacs:series"):
+            self.background.cancel(channel)
+        for uid in list(self._opening) + list(self._series_study):
+            self.background.cancel(f"pacs:get:{uid}")
+        self.status_message("Cancelled; what was complete stays stored, a new retrieve fetches the rest.")
+
+    # -- retrieve -----------------------------------------------------------------------------------------
+    def retrieve_selected(self, *, open_it: bool) -> None:
+        study = self.selected_study()
+        series = self.selected_series()
+        if not study and series:
+            study = self._series_study.get(series[0], "")
+        if not study:
+            self.status_message("Select a study (and optionally series) first.")
+            return
+        if open_it and not series and self.series.rowCount():
+            series = [str(_cell(self.series, 0, 0).data(UID_ROLE))]  # open the study's first series
+        for uid in series or [""]:
+            self.retrieve(study, uid, open_it=open_it)
+
+    def retrieve(self, study_uid: str, series_uid: str = "", *, open_it: bool = False) -> int:
+        """Retrieve one series (or the whole study with ``series_uid=""``) on the background pool."""
+        node, ae, port = self.node_text(), self.ae.text().strip(), self.port.value()
+        if open_it and series_uid:
+            self._opening[series_uid] = int(self.main.grid.active)
+        self.status_message(f"Retrieving from {node}…")
+
+        r = self._row_of(series_uid) if series_uid else -1
+        modalities = {series_uid: _cell(self.series, r, 1).text()} if r >= 0 else None
+
+        def job(ctx: Any) -> Any:
+            return self.services.retrieve(
+                node, ae, port, study_uid, [series_uid] if series_uid else None, modalities=modalities,
+                progress=lambda p: ctx.partial(("progress", p)),
+                on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
+
+        return int(self.background.submit(f"pacs:get:{series_uid or study_uid}", job, on_partial=self._on_arrival,
+                                          on_result=self._on_retrieved, on_error=self._failed))
+
+    def _row_of(self, series_uid: str) -> int:
+        for r in range(self.series.rowCount()):
+            if _cell(self.series, r, 0).data(UID_ROLE) == series_uid:
+                return r
+        return -1
+
+    def _title(self, series_uid: str) -> str:
+        r = self._row_of(series_uid)
+        if r < 0:
+            return f"PACS series …{series_uid[-8:]}"
+        return f"{_cell(self.series, r, 1).text()}  {_cell(self.series, r, 2).text() or '(no description)'}"
+
+    def _on_arrival(self, payload: Any) -> None:
+        kind, *rest = payload
+        p = rest[-1]
+        r = self._row_of(p.series_uid)
+        total = str(p.total) if p.total >= 0 else (_cell(self.series, r, 3).text() if r >= 0 else "?")
+        if r >= 0:
+            _cell(self.series, r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
+        self.status_message(f"{self._title(p.series_uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
+        slot = self._opening.get(p.series_uid)
+        if kind == "stored" and slot is not None and p.series_uid not in self._shown:
+            # The first instance on disk goes on screen at once; the rest fills in when it has arrived.
+            self._shown.add(p.series_uid)
+            self.main.load_files([rest[0]], slot, title=f"{self._title(p.series_uid)}  (arriving)",
+                                   series_uid=p.series_uid)
+
+    def show_store(self) -> None:
+        """Open the local store in the Studies browser (it replaces what the browser lists)."""
+        if self._store:
+            self.main.open_paths([self._store])
+
+    def _on_retrieved(self, result: Any) -> None:
+        self._store = str(result.into)
+        self.browse_button.setEnabled(True)
+        lines = []
+        for s in result.series:
+            files = sorted(str(f) for f in s.folder.glob("*.dcm"))
+            state = "complete" if s.complete else f"incomplete: {s.error}"
+            lines.append(f"{s.stored} new + {s.skipped} present of {s.total} by {s.method} ({state})")
+            r = self._row_of(s.series_uid)
+            if r >= 0:
+                _cell(self.series, r, 4).setText(f"{s.stored + s.skipped}/{s.total} by {s.method}")
+            slot = self._opening.pop(s.series_uid, None)
+            self._shown.discard(s.series_uid)
+            if slot is not None and files:
+                self.main.load_files(files, slot, title=self._title(s.series_uid), series_uid=s.series_uid)
+            self.series_retrieved.emit(s.series_uid, bool(s.complete))
+        self.status_message("; ".join(lines) + f"  → {result.into}")
+
+    def _failed(self, message: str) -> None:
+        text = message.strip().splitlines()[-1] if message.strip() else "failed"
+        # Our errors read "PacsError: <what>": show the what.
+        self.status_message(text.split(": ", 1)[1] if text.startswith(("PacsError", "viewer.")) else text)
+        self.failed.emit(text)
+
+
+def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
+    """Add the PACS dock (hidden until asked for) and File > PACS… (Ctrl+Shift+P) to the main window."""
+    panel = PacsPanel(services, window)
+    dock = QDockWidget("PACS", window)
+    dock.setObjectName("pacsDock")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    window.resizeDocks([dock], [300], Qt.Orientation.Vertical)
+    dock.hide()
+    action = QAction("&PACS…", window, shortcut=QKeySequence("Ctrl+Shift+P"))
+    def show_dock() -> None:
+        dock.show()
+        dock.raise_()
+        panel.reload_nodes()
+
+    action.triggered.connect(show_dock)
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    file_menu = next((m for m in menus if m.title().replace("&", "") == "File"), None)
+    if file_menu is not None:
+        first = file_menu.actions()[3] if len(file_menu.actions()) > 3 else None
+        file_menu.insertAction(first, action) if first is not None else file_menu.addAction(action)
+    window.pacs_panel, window.pacs_dock, window.act_pacs = panel, dock, action
+    return dock
