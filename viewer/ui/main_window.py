@@ -265,17 +265,17 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
 
     def _ask_export(self) -> None:
-        slot = self.grid.slots[self.grid.active]
-        stack = self.browser.stacks.get(slot.stack_key or "") if getattr(slot, "stack_key", None) else None
-        if stack is None or self.io.export_series is None:
+        key = self.grid.slots[self.grid.active].stack_key
+        stack = self.browser.stacks.get(key) if key is not None else None
+        if key is None or stack is None or self.io.export_series is None:
             self.statusBar().showMessage("Export: load a series into the active viewport first")
             return
         from viewer.ui.export_dialog import ExportDialog
 
-        desc = getattr(stack, "description", "") or "(no description)"
-        dialog = ExportDialog(self, f"{getattr(stack, 'modality', '')}  {desc}  — {len(stack.files)} file(s)")
+        desc = stack.description or "(no description)"
+        dialog = ExportDialog(self, f"{stack.modality}  {desc}  — {len(stack.files)} file(s)")
         if dialog.exec():
-            self.export_stack(slot.stack_key, *dialog.choice())
+            self.export_stack(key, *dialog.choice())
 
     def export_stack(self, key: str, out_dir: str, codec: str, deidentify: bool = False) -> int | None:
         """Write a verified lossless copy of the browser's series ``key`` in the background; the status
