@@ -30,7 +30,21 @@ missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  # Another apt/dpkg (unattended upgrades, a second setup) holds the lock: wait for it (up to 10 min)
+  # instead of failing. DPkg::Lock::Timeout waits for dpkg's lock; the loop covers apt's lists lock too.
+  apt_wait() {
+    err=$(mktemp)
+    for _ in $(seq 1 120); do
+      if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" 2>"$err"; then
+        rm -f "$err"; return 0
+      fi
+      grep -qi "lock" "$err" || { cat "$err" >&2; rm -f "$err"; return 1; }
+      echo "setup: waiting for the package manager's lock (another apt or dpkg is running)..." >&2
+      sleep 5
+    done
+    cat "$err" >&2; rm -f "$err"; return 1
+  }
+  apt_wait update -qq && apt_wait install -y -qq $missing >/dev/null
 fi
 # The PACS tests start their own Orthanc in a private network namespace; the package's system service
 # (listening on every interface) is not wanted on a test machine.

@@ -254,6 +254,18 @@ def warm_decoder_pool() -> None:
     warm_pool()
 
 
+def display_problem(env: dict[str, str] | None = None) -> str | None:
+    """One sentence when the desktop app cannot show a window here (Linux/BSD without X11 or Wayland and no
+    QT_QPA_PLATFORM chosen), instead of Qt aborting with a core dump; None when it can."""
+    env = dict(os.environ) if env is None else env
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display: DISPLAY and WAYLAND_DISPLAY are not set. Run it in a desktop session (or under "
+            "xvfb-run), or use the headless commands: python -m viewer --help")
+
+
 def open_when_painted(window: MainWindow, paths: list[str]) -> None:
     """Open ``paths`` once the window has painted itself (at the latest after a second).
 
@@ -298,6 +310,10 @@ def run_app(argv: list[str]) -> int:
     if missing:
         print("dicom-viewer: not found: " + ", ".join(missing), file=sys.stderr)
         return 2
+    problem = display_problem()
+    if problem:
+        print(f"dicom-viewer: {problem}", file=sys.stderr)
+        return 1
     global _FIRST_IMAGE_DONE
     _FIRST_IMAGE_DONE = threading.Event()  # see thumbnail_in_process
     app = make_application()

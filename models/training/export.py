@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from nets import SmallCNN, SoftmaxEnsemble
 from train import REPO, RUNS, Recipe, load_split
 
+from viewer.core.intensity import match_quantiles
+
 # The abdominal window MedMNIST's OrganAMNIST crops were made with (see MODEL_CARD.md): centre 50 HU,
 # width 400 HU, applied with the DICOM linear function of viewer.core.windowing.
 ORGAN_WINDOW = (50.0, 400.0)
@@ -69,7 +71,8 @@ def export(model_id: str, r: Recipe) -> None:
         x01, x01_big = hu_to_grey01(raw, c, w), hu_to_grey01(raw_big, c, w)
         # The same images stored MONOCHROME1 (inverted): invert_monochrome1 must undo it.
         extra = {"inputs_monochrome1": (255.0 - grey).astype(np.float32)}
-    logits, logits_big = _logits(model, x01), _logits(model, _area28(x01_big))
+    ref = json.loads((out / "metrics.json").read_text()).get("hist_reference") if r.hist_quantiles else None
+    logits, logits_big = _logits(model, x01, ref), _logits(model, _area28(x01_big), ref)
     np.savez_compressed(out / "reference.npz", inputs=raw.astype(np.float32), outputs=logits,
                         inputs_45=raw_big.astype(np.float32), outputs_45=logits_big,
                         labels=y_te[pick], window=np.array([c, w]), **extra)
@@ -107,7 +110,10 @@ def _area28(x01: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _logits(model: torch.nn.Module, x01: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Training-side preprocessing after the window: (x - 0.5) / 0.5, then the network (logits)."""
+def _logits(model: torch.nn.Module, x01: np.ndarray | torch.Tensor, reference: list[float] | None = None) -> np.ndarray:
+    """Training-side preprocessing after the window: the histogram match (when the recipe has one), then
+    (x - 0.5) / 0.5, then the network (logits)."""
     x = torch.as_tensor(x01, dtype=torch.float32)
+    if reference:
+        x = torch.from_numpy(match_quantiles(x.numpy(), reference))
     return model(((x - 0.5) / 0.5)[:, None]).numpy().astype(np.float32)

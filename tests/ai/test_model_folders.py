@@ -41,6 +41,13 @@ def test_shipped_model_reproduces_its_reference_outputs(folder: Path) -> None:
                                        if k.startswith("inputs_") and "outputs_" + k[len("inputs_"):] in ref.files]
     checked = 0
     for xin, yout in pairs:
+        if m.task == "image-to-image":  # tiles through the engine; outputs in modality units (HU)
+            from viewer.ai.image_to_image import run_tiled
+
+            np.testing.assert_allclose(run_tiled(session, ref[xin]), ref[yout], rtol=1e-4, atol=0.05,
+                                       err_msg=f"{folder.name}: {xin}")
+            checked += 1
+            continue
         got = session.run(preprocess(m, ref[xin], info=info))
         np.testing.assert_allclose(got, ref[yout], rtol=1e-4, atol=2e-4, err_msg=f"{folder.name}: {xin}")
         checked += 1
@@ -50,4 +57,5 @@ def test_shipped_model_reproduces_its_reference_outputs(folder: Path) -> None:
         np.testing.assert_allclose(got, ref["outputs"], rtol=1e-4, atol=2e-4, err_msg=f"{folder.name}: MONOCHROME1")
     assert checked >= 1
     assert (folder / "MODEL_CARD.md").is_file(), f"{folder.name}/MODEL_CARD.md missing"
-    assert len(m.output.labels) == ref["outputs"].shape[1]
+    if m.task == "classification":
+        assert len(m.output.labels) == ref["outputs"].shape[1]

@@ -142,3 +142,9 @@ def test_concurrent_get_creates_one_session(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(got) == 6 and all(s is got[0] for s in got)
+
+
+def test_manifest_shape_that_would_allocate_tens_of_gib_is_refused_with_the_size(tmp_path: Path) -> None:
+    # The graph and manifest fix the batch at 10^9: the warm-up batch would take 59.6 GiB.
+    with pytest.raises(ModelError, match=r"needs 59\.6 GiB"):
+        ModelSession(_manifest(tmp_path, batch=10**9), "cpu", threads=1)

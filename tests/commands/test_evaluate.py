@@ -11,9 +11,32 @@ import pytest
 
 from viewer.cli import main
 from viewer.commands.evaluate import evaluate
+from viewer.core.decision import decide
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CASES = [("organ-ct", "organamnist.npz"), ("pneumonia-cxr", "pneumoniamnist.npz")]
+
+
+@pytest.mark.parametrize(("model_id", "dataset"), CASES)
+def test_evaluate_reproduces_the_model_card_test_numbers(data_dir: Path, model_id: str, dataset: str) -> None:
+    metrics = json.loads((MODELS / model_id / "metrics.json").read_text())
+    card = metrics["test"]
+    r = evaluate(model_id, data_dir / "labeled" / dataset, "test")
+    op = metrics.get("operating_point")
+    if op:  # the manifest's threshold decides, as in the card; the arg-max figures are reported beside
+        assert r["decision"] == f"threshold {op['threshold']:g}" == card["decision"]
+        assert abs(r["argmax"]["accuracy"] - metrics["test_argmax"]["accuracy"]) <= 0.005
+    cal = metrics.get("calibration")
+    if cal and cal["folded_into_graph"]:  # the card's calibrated ECE is what the shipped graph gives
+        assert abs(r["ece"] - cal["test"]["ece_after"]) <= 0.005
+    assert r["n"] == card["n"]
+    assert abs(r["accuracy"] - card["accuracy"]) <= 0.005
+    assert abs(r["auc"] - card["auc"]) <= 0.005
+    # The confusion matrix is what accuracy is made of: it must hardly move either.
+    diff = np.abs(np.array(r["confusion_matrix"]) - np.array(card["confusion_matrix"])).sum()
+    assert diff <= 0.005 * card["n"]
+    for name, pc in card["per_class"].items():
+        assert abs(r["per_class"][name]["recall"] - pc["recall"]) <= 0.02
 
 
 @pytest.mark.parametrize(("model_id", "dataset"), CASES)
@@ -26,15 +49,17 @@ def test_evaluate_figures_equal_scikit_learns(data_dir: Path, model_id: str, dat
     seen: dict[str, np.ndarray] = {}
     report = viewer.core.metrics.classification_report
 
-    def spy(y_true: np.ndarray, scores: np.ndarray, names: list[str]) -> dict[str, object]:
-        seen["y"], seen["p"] = np.asarray(y_true), np.asarray(scores)  # the model's outputs, as scored
-        return report(y_true, scores, names)
+    def spy(y_true: np.ndarray, scores: np.ndarray, names: list[str], **rule: object) -> dict[str, object]:
+        if "y" not in seen:  # the first call scores with the manifest's decision rule (a second, arg-max)
+            seen["y"], seen["p"] = np.asarray(y_true), np.asarray(scores)  # the model's outputs, as scored
+            seen["rule"] = rule  # type: ignore[assignment]
+        return report(y_true, scores, names, **rule)
 
     monkeypatch.setattr(viewer.core.metrics, "classification_report", spy)
     r = evaluate(model_id, data_dir / "labeled" / dataset, "test")
     y, p = seen["y"], seen["p"]
     k = p.shape[1]
-    y_pred = p.argmax(axis=1)
+    y_pred = decide(p, **seen["rule"])  # the manifest's operating point (arg-max without one)
     assert r["n"] == len(y) == json.loads((MODELS / model_id / "metrics.json").read_text())["test"]["n"]
     assert r["accuracy"] == pytest.approx(sk.accuracy_score(y, y_pred), abs=1e-9)
     auc = sk.roc_auc_score(y, p[:, 1]) if k == 2 else sk.roc_auc_score(y, p, multi_class="ovr", average="macro")

@@ -95,18 +95,33 @@ def test_card_states_the_metrics_the_run_measured(model: tuple[Path, ModelSessio
     assert f"**{metrics['test']['auc']:.4f}**" in card
     assert "CC BY 4.0" in card and "not diagnosis" in card
     assert "cv" in metrics and f"{metrics['cv']['accuracy']['mean']:.4f}" in card
+    if metrics.get("operating_point"):  # the threshold the manifest applies is the one the card states
+        t = metrics["operating_point"]["threshold"]
+        assert load_manifest(folder).output.threshold == t and f"threshold = {t:g}" in card
+        assert "read before" in card
+    if metrics.get("calibration"):
+        assert (folder / "reliability.png").is_file() and "reliability.png" in card
+        assert (folder / "reliability.png").stat().st_size < 100_000
 
 
 def test_ensemble_output_is_the_log_of_averaged_probabilities(model: tuple[Path, ModelSession]) -> None:
     """An ensemble's ``logits`` are log mean-softmax: exp() already sums to 1 and equals the softmax."""
     folder, session = model
     metrics = json.loads((folder / "metrics.json").read_text())
-    if not isinstance(metrics["chosen_epoch"], list):
+    if metrics["recipe"].get("members", 1) == 1:
         pytest.skip("single network, plain logits")
+    # a temperature folded into the graph divides the log-probabilities by T (calibrate.py)
+    cal = metrics.get("calibration", {})
+    t = cal["temperature"] if cal.get("folded_into_graph") else 1.0
     with np.load(folder / "reference.npz") as ref:
         pred = classify(session, ref["inputs"], context=_context(ref, session.manifest.applies_to.modalities[0]))
-    np.testing.assert_allclose(np.exp(pred.scores).sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(pred.probabilities, np.exp(pred.scores), atol=1e-5)
+    log_p = pred.scores.astype(np.float64) * t
+    np.testing.assert_allclose(np.exp(log_p).sum(1), 1.0, atol=1e-4)
+    if t == 1.0:
+        np.testing.assert_allclose(pred.probabilities, np.exp(pred.scores), atol=1e-5)
+    else:  # calibrated: same ranking, softer (T > 1) probabilities than the ensemble's own
+        assert np.array_equal(pred.top_index, np.argmax(log_p, axis=1))
+        assert np.all(pred.top_probability <= np.exp(log_p).max(1) + 1e-6) == (t >= 1.0)
 
 
 def test_pneumonia_crops_the_centre_square_before_resizing() -> None:

@@ -65,6 +65,19 @@ def test_missing_path_is_reported(screenshot_env: Path, capsys) -> None:
     assert "not found" in capsys.readouterr().err
 
 
+def test_format_comes_from_the_file_name_or_is_refused(screenshot_env: Path, crc_dir: Path, capsys) -> None:
+    jpg = screenshot_env / "shot.jpg"
+    assert main(["screenshot", str(crc_dir), "--out", str(jpg), "--size", "640x480"]) == 0
+    data = jpg.read_bytes()
+    assert data[:3] == b"\xff\xd8\xff"  # a JPEG, as the name says
+    from PySide6.QtGui import QImage
+
+    assert QImage(str(jpg)).size().toTuple() == (640, 480)  # --size honoured
+    gif = screenshot_env / "shot.gif"
+    assert main(["screenshot", str(crc_dir), "--out", str(gif)]) == 2
+    assert "format comes from the file name" in capsys.readouterr().err and not gif.exists()
+
+
 def _workers() -> list[object]:
     import multiprocessing
 

@@ -34,6 +34,7 @@ from viewer.core.series_info import SeriesInfo
 if TYPE_CHECKING:
     from viewer.ai.runner import (ClassMap, LatestOnly, OcclusionMap, Predictions, classify, classify_box,
                                   classify_slices, occlusion_map, sliding_window_map)
+    from viewer.ai.image_to_image import run_tiled
     from viewer.ai.session import ModelSession
 
 _LAZY = {
@@ -42,6 +43,7 @@ _LAZY = {
     "Predictions": "viewer.ai.runner", "classify": "viewer.ai.runner", "classify_box": "viewer.ai.runner",
     "classify_slices": "viewer.ai.runner", "occlusion_map": "viewer.ai.runner",
     "sliding_window_map": "viewer.ai.runner",
+    "run_tiled": "viewer.ai.image_to_image",
 }
 
 
@@ -64,4 +66,4 @@ def preprocess(manifest: Manifest, images: np.ndarray, *, info: SeriesInfo | Non
 __all__ = ["Cancelled", "ClassMap", "Context", "LatestOnly", "Manifest", "ManifestError", "ModelEntry",
            "ModelError", "ModelRegistry", "ModelSession", "OcclusionMap", "Predictions", "applicability",
            "classify", "classify_box", "classify_slices", "load_manifest", "occlusion_map", "preprocess",
-           "sliding_window_map", "user_models_dir"]
+           "run_tiled", "sliding_window_map", "user_models_dir"]

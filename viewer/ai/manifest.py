@@ -18,10 +18,11 @@ from typing import Any
 
 from viewer.ai.errors import ManifestError
 from viewer.ai.preprocess import Op, _Fields, output_channels, parse_ops
+from viewer.core.decision import describe
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.toml"
-TASKS = ("classification",)
+TASKS = ("classification", "image-to-image")
 SCOPES = ("image", "roi")
 DIMS = ("2d",)
 LAYOUTS = ("NCHW",)
@@ -49,12 +50,26 @@ class AppliesTo:
     roi_size_mm
         For ``scope = "roi"``, the physical (rows, columns) size in mm of the field of view the model
         was trained on; the sliding window's default size. None when not given.
+
+    body_parts
+        Optional: canonical BodyPartExamined values (``("CHEST",)``); a series whose body part is another
+        is refused, one without any is run with a warning. Scanner synonyms: :mod:`viewer.ai.applies`.
+    view_positions
+        Optional: ViewPosition values (``("PA", "AP")``); same rule.
+    photometric
+        Optional: Photometric Interpretation values the model takes (``("MONOCHROME1", "MONOCHROME2")``).
+    min_size
+        Optional: the smallest (rows, columns) in pixels the model is meant for.
     """
 
     modalities: tuple[str, ...]
     scope: str
     dims: str = "2d"
     roi_size_mm: tuple[float, float] | None = None
+    body_parts: tuple[str, ...] = ()
+    view_positions: tuple[str, ...] = ()
+    photometric: tuple[str, ...] = ()
+    min_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class InputSpec:
     layout: str
     shape: tuple[int, int, int, int]
     dtype: str
+    tile: tuple[int, int] | None = None  # image-to-image: fixed (rows, columns) the image is cut into
+    tile_overlap: int = 0                # image-to-image: pixels shared by neighbouring tiles (blended)
 
     @property
     def channels(self) -> int:
@@ -73,11 +90,21 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The network output (N, K): name, activation turning it into probabilities, K class labels."""
+    """The network output (N, K): name, activation turning it into probabilities, K class labels, and the
+    operating point: ``threshold`` (two classes: the second label is predicted when its probability is at
+    or above it) or ``bias`` (K numbers added to log-probabilities before the arg-max); neither: arg-max.
+    An image-to-image model's output is an image (N, C, H, W): no activation (``"none"``), no labels."""
 
     name: str
     activation: str
     labels: tuple[str, ...]
+    threshold: float | None = None
+    bias: tuple[float, ...] | None = None
+
+    @property
+    def decision(self) -> str:
+        """The rule in words, for every place that shows a prediction."""
+        return describe(self.labels, self.threshold, self.bias)
 
 
 @dataclass(frozen=True)
@@ -170,8 +197,15 @@ def parse_manifest(data: Mapping[str, Any], folder: Path, path: Path | None = No
     if at.has("roi_size_mm"):
         v = at.numbers("roi_size_mm", length=2, positive=True)
         roi_mm = (v[0], v[1])
+    body_parts = tuple(b.upper() for b in _strings(at, "body_parts")) if at.has("body_parts") else ()
+    views = tuple(b.upper() for b in _strings(at, "view_positions")) if at.has("view_positions") else ()
+    photometric = tuple(b.upper() for b in _strings(at, "photometric")) if at.has("photometric") else ()
+    min_size: tuple[int, int] | None = None
+    if at.has("min_size"):
+        ms = at.integers("min_size", length=2, minimum=1)
+        min_size = (ms[0], ms[1])
     at.no_unknown()
-    applies = AppliesTo(modalities, scope, dims, roi_mm)
+    applies = AppliesTo(modalities, scope, dims, roi_mm, body_parts, views, photometric, min_size)
 
     inp = _Fields(_table(data, "input", path), "input", path)
     in_name = inp.string("name")
@@ -180,18 +214,28 @@ def parse_manifest(data: Mapping[str, Any], folder: Path, path: Path | None = No
     if any(d == 0 or d < -1 for d in shape):
         raise inp.err("shape", f"dimensions must be positive or -1 (dynamic), got {shape}")
     dtype = inp.string("dtype", DTYPES)
+    tile: tuple[int, int] | None = None
+    overlap = 0
+    if task == "image-to-image":
+        t = inp.integers("tile", length=2, minimum=8)
+        tile = (t[0], t[1])
+        overlap = inp.integer("tile_overlap", minimum=0) if inp.has("tile_overlap") else 0
+        if 2 * overlap >= min(tile):
+            raise inp.err("tile_overlap", f"must be less than half the tile {list(tile)}, got {overlap}")
     inp.no_unknown()
     if shape[1] == -1:
         raise inp.err("shape", "the channel dimension (index 1 of NCHW) must be fixed")
-    in_spec = InputSpec(in_name, layout, (shape[0], shape[1], shape[2], shape[3]), dtype)
+    in_spec = InputSpec(in_name, layout, (shape[0], shape[1], shape[2], shape[3]), dtype, tile, overlap)
 
     ops = parse_ops(data.get("preprocess"), path)
 
     out = _Fields(_table(data, "output", path), "output", path)
-    out_spec = OutputSpec(out.string("name"), out.string("activation", ACTIVATIONS), _strings(out, "labels"))
-    out.no_unknown()
-    if len(set(out_spec.labels)) != len(out_spec.labels):
-        raise out.err("labels", "labels must be unique")
+    if task == "image-to-image":
+        out_spec = OutputSpec(out.string("name"), "none", ())
+        out.no_unknown()
+        _check_image_to_image(ops, path)
+    else:
+        out_spec = _classifier_output(out)
 
     # The channel count the pipeline produces must be what the network takes, for grey or RGB input.
     if in_spec.channels not in (output_channels(ops, 1), output_channels(ops, 3)):
@@ -206,6 +250,39 @@ def parse_manifest(data: Mapping[str, Any], folder: Path, path: Path | None = No
                                     f"gives {got}", path)
     return Manifest(sv, model_id, name, version, file, sha, task, intended_use, applies, in_spec, ops,
                     out_spec, folder)
+
+
+def _classifier_output(out: _Fields) -> OutputSpec:
+    name, activation, labels = out.string("name"), out.string("activation", ACTIVATIONS), _strings(out, "labels")
+    if len(set(labels)) != len(labels):
+        raise out.err("labels", "labels must be unique")
+    threshold: float | None = None
+    bias: tuple[float, ...] | None = None
+    if out.has("threshold") and out.has("bias"):
+        raise out.err("threshold", "give a threshold or a bias, not both")
+    if out.has("threshold"):
+        threshold = out.number("threshold")
+        if len(labels) != 2:
+            raise out.err("threshold", f"a threshold needs exactly 2 labels, there are {len(labels)} (use bias)")
+        if not 0.0 < threshold < 1.0:
+            raise out.err("threshold", f"must be a probability strictly between 0 and 1, got {threshold}")
+    if out.has("bias"):
+        b = out.numbers("bias", length=len(labels))
+        bias = tuple(b)
+    out.no_unknown()
+    return OutputSpec(name, activation, labels, threshold, bias)
+
+
+# Image-to-image models get modality values through affine steps only, so the engine can map their output
+# back to modality units with the inverse of the same steps.
+_AFFINE_OPS = ("scale", "normalize")
+
+
+def _check_image_to_image(ops: Sequence[Op], path: Path) -> None:
+    for i, op in enumerate(ops):
+        if op.name not in _AFFINE_OPS or (op.name == "scale" and (op.params["mode"] != "fixed" or op.params["clip"])):
+            raise ManifestError(f"preprocess[{i}].op", "an image-to-image model takes only scale (mode = \"fixed\", "
+                                "clip = false) and normalize steps, which the viewer inverts on its output", path)
 
 
 def load_manifest(path: str | Path, *, verify_file: bool = True) -> Manifest:
@@ -281,6 +358,11 @@ def check_onnx_io(m: Manifest, inputs: Sequence[Any], outputs: Sequence[Any]) ->
     if out.type != "tensor(float)":
         raise ManifestError("output.name", f"{m.output.name!r} is {out.type}, expected tensor(float)", where)
     odims = _onnx_dims(out.shape)
+    if m.task == "image-to-image":
+        if len(odims) != 4 or (odims[1] != -1 and odims[1] != m.input.channels):
+            raise ManifestError("output.name", f"{m.output.name!r} has shape {odims}; an image-to-image model gives "
+                                f"(N, {m.input.channels}, H, W)", where)
+        return
     if len(odims) != 2:
         raise ManifestError("output.name", f"{m.output.name!r} has shape {odims}; a classifier gives (N, K)", where)
     if odims[1] != -1 and odims[1] != len(m.output.labels):

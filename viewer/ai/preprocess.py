@@ -24,6 +24,10 @@ their manifest keys (all required unless a default is given):
     No default interpolation: it must be the one used in training.
 ``normalize``  ``mean``, ``std``: lists of 1 or C numbers
     ``(x - mean[c]) / std[c]`` per channel; one number applies to every channel.
+``histogram_match``  ``reference`` (list of >= 2 non-decreasing numbers)
+    Each image's grey levels mapped piecewise-linearly so its quantiles at 0, 1/(n-1), ..., 1 become
+    ``reference`` (:func:`viewer.core.intensity.match_quantiles`): brings a radiograph with another
+    display processing to the training set's appearance. Used in training too.
 ``repeat_channels``  ``count`` (integer >= 1)
     A grey batch (C = 1) becomes ``count`` identical channels (for networks pretrained on RGB).
 
@@ -42,6 +46,7 @@ import numpy as np
 
 from viewer.ai.errors import ManifestError
 from viewer.core.crop import center_crop, center_square_bounds, crop_box
+from viewer.core.intensity import match_quantiles
 from viewer.core.resize import INTERPOLATIONS, resize
 from viewer.core.series_info import SeriesInfo
 from viewer.core.windowing import default_window, window_bounds
@@ -230,6 +235,13 @@ def _parse_normalize(f: _Fields) -> dict[str, Any]:
     return {"mean": mean, "std": std}
 
 
+def _parse_histogram(f: _Fields) -> dict[str, Any]:
+    ref = f.numbers("reference")
+    if len(ref) < 2 or any(b < a for a, b in zip(ref, ref[1:])):
+        raise f.err("reference", f"must be at least 2 non-decreasing numbers (quantiles), got {len(ref)} values")
+    return {"reference": ref}
+
+
 def _parse_repeat(f: _Fields) -> dict[str, Any]:
     return {"count": f.integer("count", minimum=1)}
 
@@ -296,6 +308,10 @@ def _apply_normalize(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.nd
     return (x - m) / s
 
 
+def _apply_histogram(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarray:
+    return match_quantiles(x, p["reference"])
+
+
 def _apply_repeat(x: np.ndarray, p: Mapping[str, Any], ctx: Context) -> np.ndarray:
     if x.shape[1] != 1:
         raise ValueError(f"repeat_channels needs one channel, the batch has {x.shape[1]}")
@@ -314,6 +330,7 @@ OPS: dict[str, tuple[Parser, Applier]] = {
     "resize": (_parse_resize, _apply_resize),
     "normalize": (_parse_normalize, _apply_normalize),
     "repeat_channels": (_parse_repeat, _apply_repeat),
+    "histogram_match": (_parse_histogram, _apply_histogram),
 }
 
 

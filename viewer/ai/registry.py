@@ -20,7 +20,6 @@ from pathlib import Path
 
 from viewer.ai.errors import ModelError
 from viewer.ai.manifest import MANIFEST_NAME, Manifest, load_manifest
-from viewer.ai.preprocess import output_channels
 from viewer.core.paths import MODELS, platform_config_dir
 from viewer.core.volume import Volume
 
@@ -124,18 +123,13 @@ class ModelRegistry:
 
 
 def applicability(manifest: Manifest, volume: Volume) -> tuple[bool, str]:
-    """Whether ``manifest``'s model is meant for ``volume``, and if not, why (a sentence for the UI).
-
-    Checks the modality against ``applies_to.modalities`` and grey/RGB against the channels the network
-    takes after preprocessing. ``scope`` does not make a model inapplicable: ``roi`` models run on a box
-    or a sliding window, ``image`` models on whole slices.
+    """Whether ``manifest``'s model is meant for ``volume``, and a sentence for the UI: why not (``ok``
+    False), or the warning to show with its results (``ok`` True, e.g. a radiograph whose header states no
+    body part), else "". The checks (modality, grey/RGB, body part, view position, photometric
+    interpretation, size) are :func:`viewer.ai.applies.check`. ``scope`` does not make a model
+    inapplicable: ``roi`` models run on a box or a sliding window, ``image`` models on whole slices.
     """
-    modality = (volume.modality or "").upper()
-    if modality not in manifest.applies_to.modalities:
-        return False, (f"{manifest.name} is for {', '.join(manifest.applies_to.modalities)} images; this series "
-                       f"is {modality or 'of unknown modality'}")
-    c_in = 3 if volume.is_color else 1
-    if output_channels(manifest.preprocess, c_in) != manifest.input.channels:
-        kind = "colour" if volume.is_color else "greyscale"
-        return False, f"{manifest.name} does not take {kind} images"
-    return True, ""
+    from viewer.ai.applies import check
+
+    verdict = check(manifest, volume)
+    return (True, verdict.warning) if verdict.ok else (False, verdict.reason)

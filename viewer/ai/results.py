@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from viewer.core.decision import decide, describe
+
 
 @dataclass
 class Predictions:
@@ -30,6 +32,8 @@ class Predictions:
         Which model made them (overlays show ``model_name model_version``).
     provider
         The execution provider that ran the network (``CPUExecutionProvider``, ``CUDAExecutionProvider``).
+    threshold, bias
+        The manifest's operating point (``[output] threshold`` / ``bias``); None: arg-max.
     """
 
     probabilities: np.ndarray
@@ -40,9 +44,25 @@ class Predictions:
     model_version: str = ""
     model_name: str = ""
     provider: str = ""
+    threshold: float | None = None
+    bias: tuple[float, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.probabilities.shape[0])
+
+    @property
+    def predicted_index(self) -> np.ndarray:
+        """(N,) the class the model's operating point decides (:func:`viewer.core.decision.decide`)."""
+        return decide(self.probabilities, self.threshold, self.bias)
+
+    @property
+    def predicted_label(self) -> list[str]:
+        return [self.labels[i] for i in self.predicted_index]
+
+    @property
+    def decision(self) -> str:
+        """The decision rule in words (``"pneumonia if P(pneumonia) >= 0.62"``)."""
+        return describe(self.labels, self.threshold, self.bias)
 
     @property
     def top_index(self) -> np.ndarray:

@@ -49,7 +49,7 @@ def activate(scores: np.ndarray, activation: str) -> np.ndarray:
 def _predictions(session: ModelSession, scores: np.ndarray, indices: np.ndarray | None = None) -> Predictions:
     m = session.manifest
     return Predictions(activate(scores, m.output.activation), np.asarray(scores, dtype=np.float32), m.output.labels,
-                       indices, m.id, m.version, m.name, session.provider)
+                       indices, m.id, m.version, m.name, session.provider, m.output.threshold, m.output.bias)
 
 
 def context_of(volume: Volume) -> Context:

@@ -33,6 +33,10 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cuda", "cpu")
 
 
+
+#: The largest input batch (bytes of float32) a session allocates, for warm-up or a request.
+MAX_INPUT_BYTES = 2 << 30
+
 def _ort() -> Any:
     import onnxruntime  # type: ignore[import-untyped,unused-ignore]  # typed in some builds only
 
@@ -178,6 +182,8 @@ class ModelSession:
 
     def input_hw(self) -> tuple[int, int] | None:
         """(rows, columns) the network receives, from the manifest's shape or its last resize."""
+        if self.manifest.input.tile is not None:  # image-to-image: always run at the tile shape
+            return self.manifest.input.tile
         h, w = self.manifest.input.shape[2:]
         if h != -1 and w != -1:
             return h, w
@@ -190,7 +196,16 @@ class ModelSession:
         if hw is None:
             return
         dynamic = self.manifest.input.shape[0] == -1
-        for n in sorted({1, self.batch_size} if dynamic else {self.batch_size}):
+        sizes = sorted({1, self.batch_size} if dynamic else {self.batch_size})
+        need = max(sizes) * self.manifest.input.channels * hw[0] * hw[1] * 4
+        if need > MAX_INPUT_BYTES:
+            # A manifest's shape is a statement like a DICOM header's: 1 x 3 x 65536 x 50000 would ask
+            # for tens of GiB before the first image. Refused with the size, before allocating it.
+            raise ModelError(f"{self.manifest.model_path}: its input batch {max(sizes)} x "
+                             f"{self.manifest.input.channels} x {hw[0]} x {hw[1]} (float32) needs "
+                             f"{need / (1 << 30):.1f} GiB, over the {MAX_INPUT_BYTES >> 30} GiB a model input may "
+                             "take; check the manifest's input shape and resize")
+        for n in sizes:
             self._run_exact(np.zeros((n, self.manifest.input.channels, *hw), dtype=np.float32))
 
     def _run_exact(self, x: np.ndarray) -> np.ndarray:
@@ -210,7 +225,8 @@ class ModelSession:
             if cached is None or cached[0].shape() != list(x.shape):
                 binding = self._session.io_binding()
                 k = len(self.manifest.output.labels)
-                out = ort.OrtValue.ortvalue_from_shape_and_type([n, k], np.float32, self._bind_device, 0)
+                shape = list(x.shape) if self.manifest.task == "image-to-image" else [n, k]
+                out = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, self._bind_device, 0)
                 # a private copy: on a CPU device the OrtValue wraps this memory, and update_inplace
                 # must never write into the caller's array
                 inp = ort.OrtValue.ortvalue_from_numpy(np.array(x, dtype=np.float32, copy=True), self._bind_device, 0)
@@ -235,6 +251,8 @@ class ModelSession:
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         if n == 0:
+            if self.manifest.task == "image-to-image":
+                return np.zeros(x.shape, dtype=np.float32)
             return np.zeros((0, len(self.manifest.output.labels)), dtype=np.float32)
         if n == 1 and self.manifest.input.shape[0] in (-1, 1):
             return self._run_exact(x)

@@ -1,35 +1,45 @@
 """De-identification of exported DICOM objects and label tables (DICOM PS3.15 Annex E, Basic Profile).
 
-What is done, per PS3.15 Table E.1-1 (action codes in brackets):
+Table-driven: ``basic_profile.tsv`` holds every row of PS3.15 Table E.1-1 (tag, action code). Per element
+of an object, recursively through sequences (action codes in brackets):
 
+- [X] removed, [Z] emptied, [D] replaced by a dummy of its VR, [U] remapped consistently (below).
+  Compound codes are resolved for the objects this viewer writes (SEG, SR): a dummy where the
+  attribute is Type 1 in them (ContentDate, DeviceSerialNumber), empty where Type 2 (Z/D otherwise,
+  ReferencedPerformedProcedureStepSequence), removed in every other case; X/Z/U* (ReferencedImageSequence,
+  SourceImageSequence) keeps the references, their UIDs remapped. A sequence with [D] (ContentSequence
+  of an SR) is cleaned item by item: this viewer writes only coded content, UIDs and coordinates in it
+  (the "Clean Structured Content" idea), and names, dates and UIDs inside are treated by the same table.
 - Patient identity is *replaced consistently*: PatientName and PatientID become the same pseudonym
   ("ANON-" + 10 hex digits of a keyed hash of the original PatientID), so all objects of one patient
-  still group together after export [Z/D: a dummy value is allowed].
-- Every UID is remapped [U] to ``2.25.<decimal of a 128-bit keyed hash>`` (PS3.5 B.2 UUID-derived form),
-  except the well-known ones defined by the standard (SOP Class, Transfer Syntax, coding schemes: root
-  1.2.840.10008). The same input UID gives the same output UID in every file and every run that uses the
-  same secret, so a SEG/SR de-identified together with its images still references them.
-- Dates and times: the identifying ones are emptied [Z] (StudyDate, StudyTime, ...) or removed [X]
-  (SeriesDate, AcquisitionDateTime, ...); ContentDate/ContentTime, Type 1 in SR and SEG, get dummy
-  values [D]. (The "Retain Longitudinal Temporal Information" option is not applied.)
-- Other identifying attributes listed in the profile (institution, physicians, operators, device serial
-  numbers, accession number, descriptions with free text, ...) are removed [X] or emptied [Z]; private
-  attributes are removed (the profile's default); other person names are replaced by a dummy [D].
-- PatientIdentityRemoved = YES and DeidentificationMethod(CodeSequence) = 113100 "Basic Application
-  Confidentiality Profile" are recorded (PS3.3 C.7.1.1, CID 7050).
-- SR content is kept (the "Clean Structured Content" option: this viewer writes only coded content,
-  UIDs and coordinates, no free text; UIDs and names inside it are still remapped and replaced).
+  still group together after export (Z allows a dummy value).
+- Every UID [U], and every other UI value outside the standard's own classes and schemes, is remapped to
+  ``2.25.<decimal of a 128-bit keyed hash>`` (PS3.5 B.2): the same input UID gives the same output UID in
+  every file and every run with the same secret, so a SEG/SR de-identified with its images still refers
+  to them. Other person names (PN) become a dummy; private attributes are removed.
+- Dates: by default the Retain Longitudinal Temporal Information option is off: dates and times are
+  removed, emptied or dummied as the table says (LongitudinalTemporalInformationModified = REMOVED).
+  With ``shift_dates=True`` (the option "with Modified Dates"), every date the table names is shifted by
+  a per-patient number of days derived from the secret (consistent across exports; the key file is the
+  only way to undo it), times of day are kept, and the object says MODIFIED.
+- PatientIdentityRemoved = YES and DeidentificationMethod(CodeSequence) = 113100 (plus 113107 with
+  shifted dates) are recorded (PS3.3 C.7.1.1, CID 7050).
+- :meth:`Deidentifier.person` gives annotators a keyed pseudonym for CSV/JSON exports.
+- :func:`burned_in` lists sources that say BurnedInAnnotation YES: text in their pixels that no header
+  de-identification removes (exports warn and need an opt-in).
 
-The secret that keys the hashes is per user (see :func:`user_secret`); without it nobody can recompute
-the mapping from the original UIDs.
+The secret that keys the hashes is per user (see :func:`user_secret`, a 0600 file); without it nobody can
+recompute the mapping from the original UIDs.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import hmac
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,56 +49,52 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+SHIFTED_DATES_CODE = ("113107", "DCM", "Retain Longitudinal Temporal Information Modified Dates Option")
 _STANDARD_ROOT = "1.2.840.10008."
 # UIDs that name classes or schemes, not instances: never remapped even when private (vendor) roots.
 _KEEP_UID = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
              "ImplementationClassUID", "CodingSchemeUID", "ReferencedSOPClassUIDInFile",
              "ContextGroupExtensionCreatorUID",
              "MappingResourceUID", "ReferencedTransferSyntaxUIDInFile", "PrivateInformationCreatorUID"}
+# How compound codes resolve where the SEG and SR this viewer writes need the attribute (checked by
+# dciodvfy in tests): Type 1 ones get a dummy [D], Type 2 ones stay empty [Z]. Every other compound
+# code removes the attribute [X].
+_RESOLVED = {"ContentDate": "D", "ContentTime": "D",  # Z/D, Type 1 in SEG and SR
+             "DeviceSerialNumber": "D",  # X/Z/D, Type 1 in SEG's Enhanced General Equipment
+             "ReferencedPerformedProcedureStepSequence": "Z"}  # X/Z/D, Type 2 in SR Document Series
+_PROFILE_FILE = Path(__file__).with_name("basic_profile.tsv")
 
-# PS3.15 Table E.1-1, the attributes most objects carry (keyword -> action). Z: empty, X: remove,
-# D: dummy value. UIDs (U) and private tags are handled generically.
-_ACTIONS: dict[str, str] = {
-    # patient
-    "PatientName": "D", "PatientID": "D", "PatientBirthDate": "Z", "PatientBirthTime": "X", "PatientSex": "Z",
-    "PatientAge": "X", "PatientSize": "X", "PatientWeight": "X", "PatientAddress": "X",
-    "PatientTelephoneNumbers": "X", "OtherPatientIDs": "X", "OtherPatientNames": "X",
-    "OtherPatientIDsSequence": "X", "PatientBirthName": "X", "PatientMotherBirthName": "X",
-    "MilitaryRank": "X", "BranchOfService": "X", "MedicalRecordLocator": "X", "EthnicGroup": "X",
-    "Occupation": "X", "AdditionalPatientHistory": "X", "PatientComments": "X", "PregnancyStatus": "X",
-    "SmokingStatus": "X", "MedicalAlerts": "X", "Allergies": "X", "CountryOfResidence": "X",
-    "RegionOfResidence": "X", "PatientReligiousPreference": "X", "ResponsiblePerson": "X",
-    "ResponsibleOrganization": "X", "IssuerOfPatientID": "X", "PatientInsurancePlanCodeSequence": "X",
-    "PatientState": "X", "PatientTransportArrangements": "X",
-    # study / visit / request
-    "StudyDate": "Z", "StudyTime": "Z", "AccessionNumber": "Z", "StudyID": "Z", "ReferringPhysicianName": "Z",
-    "ReferringPhysicianAddress": "X", "ReferringPhysicianTelephoneNumbers": "X",
-    "ReferringPhysicianIdentificationSequence": "X", "PhysiciansOfRecord": "X",
-    "PhysiciansOfRecordIdentificationSequence": "X", "NameOfPhysiciansReadingStudy": "X",
-    "PhysiciansReadingStudyIdentificationSequence": "X", "StudyDescription": "X", "AdmittingDiagnosesDescription": "X",
-    "AdmissionID": "X", "RequestingPhysician": "X", "RequestingService": "X", "RequestedProcedureDescription": "X",
-    "RequestAttributesSequence": "X", "ReferencedStudySequence": "Z", "ReferencedPatientSequence": "X",
-    "ReferencedPerformedProcedureStepSequence": "Z", "PerformedProcedureStepDescription": "X",
-    "PerformedProcedureStepID": "X", "PerformedProcedureStepStartDate": "X", "PerformedProcedureStepStartTime": "X",
-    "ScheduledProcedureStepDescription": "X", "ReasonForStudy": "X", "RequestedProcedureID": "X",
-    "OrderCallbackPhoneNumber": "X", "OrderEnteredBy": "X", "OrderEntererLocation": "X",
-    "InstitutionName": "X", "InstitutionAddress": "X", "InstitutionalDepartmentName": "X",
-    "InstitutionCodeSequence": "X", "CurrentPatientLocation": "X",
-    # series / equipment / acquisition
-    "SeriesDate": "X", "SeriesTime": "X", "AcquisitionDate": "X", "AcquisitionTime": "X",
-    "AcquisitionDateTime": "X", "InstanceCreationDate": "X", "InstanceCreationTime": "X",
-    "ContentDate": "D", "ContentTime": "D", "OverlayDate": "X", "OverlayTime": "X", "CurveDate": "X",
-    "CurveTime": "X", "PerformingPhysicianName": "X", "PerformingPhysicianIdentificationSequence": "X",
-    "OperatorsName": "X", "OperatorIdentificationSequence": "X", "StationName": "X",
-    "DeviceSerialNumber": "D", "DeviceUID": "X", "ProtocolName": "X", "SeriesDescription": "X",
-    "ImageComments": "X", "DerivationDescription": "X", "FrameComments": "X", "AcquisitionComments": "X",
-    "ContentCreatorName": "Z", "VerifyingObserverName": "D", "PersonName": "D",
-    "DataSetTrailingPadding": "X", "DigitalSignaturesSequence": "X", "OriginalAttributesSequence": "X",
-    "ModifiedAttributesSequence": "X",
-}
-# Attributes that must keep a value in the objects we write (Type 1): a dummy instead of nothing.
+
+@lru_cache(maxsize=1)
+def profile() -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+    """PS3.15 Table E.1-1: action code by tag, and (tag, mask, action) of the rows that name groups
+    (curves 50xx, overlays 60xx)."""
+    exact: dict[int, str] = {}
+    masked: list[tuple[int, int, str]] = []
+    for line in _PROFILE_FILE.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        tag, mask, action = line.split("\t")[:3]
+        if mask:
+            masked.append((int(tag, 16), int(mask, 16), action))
+        else:
+            exact[int(tag, 16)] = action
+    return exact, masked
+
+
+def action_of(tag: int) -> str | None:
+    """The Table E.1-1 action code of an attribute, or None when the table does not name it (kept)."""
+    exact, masked = profile()
+    code = exact.get(tag)
+    if code is None:
+        code = next((a for t, m, a in masked if tag & m == t & m), None)
+    return code
+
+
+# Dummy values by VR (D, and Type 1 attributes that Z/D must keep).
 _DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMIZED^", "LO": "ANONYMIZED",
-          "SH": "ANON"}
+          "SH": "ANON", "CS": "ANON", "ST": "ANONYMIZED", "LT": "ANONYMIZED", "UT": "ANONYMIZED",
+          "AE": "ANON", "AS": "000Y", "IS": "0", "DS": "0", "UC": "ANONYMIZED", "UR": "", "UI": ""}
 
 
 def user_secret(path: Path | None = None) -> bytes:
@@ -101,8 +107,10 @@ def user_secret(path: Path | None = None) -> bytes:
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    # 0600 from the first byte: whoever reads the key can undo the pseudonyms and the date shift.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(key)
         fh.flush()
         os.fsync(fh.fileno())
@@ -111,18 +119,22 @@ def user_secret(path: Path | None = None) -> bytes:
 
 
 class Deidentifier:
-    """Consistent pseudonyms and UIDs under one secret.
+    """Consistent pseudonyms, UIDs and (optionally) shifted dates under one secret.
 
     Parameters
     ----------
     secret
         Key of the keyed hash (HMAC-SHA256). Same secret, same mapping; keep it private.
+    shift_dates
+        Retain Longitudinal Temporal Information with Modified Dates: shift every date the profile names by
+        a per-patient offset (:meth:`date_shift_days`) instead of removing it. Off by default.
     """
 
-    def __init__(self, secret: bytes | str) -> None:
+    def __init__(self, secret: bytes | str, *, shift_dates: bool = False) -> None:
         self._key = secret.encode() if isinstance(secret, str) else bytes(secret)
         if len(self._key) < 8:
             raise ValueError("the de-identification secret must be at least 8 bytes")
+        self.shift_dates = shift_dates
         self.uid_map: dict[str, str] = {}
 
     def _digest(self, kind: str, value: str) -> bytes:
@@ -144,6 +156,23 @@ class Deidentifier:
         """The stable pseudonym of a patient ("ANON-" + 10 hex digits)."""
         return "ANON-" + self._digest("patient", str(patient_id).strip()).hex()[:10].upper()
 
+    def person(self, name: str) -> str:
+        """The stable pseudonym of an annotator or other person ("person-" + 8 hex digits; "" stays "")."""
+        return "person-" + self._digest("person", name.strip()).hex()[:8] if name.strip() else ""
+
+    def date_shift_days(self, patient_id: str) -> int:
+        """Days every date of this patient moves back with ``shift_dates`` (365 to 3,651, from the key)."""
+        return 365 + int.from_bytes(self._digest("date-shift", str(patient_id).strip())[:4], "big") % 3287
+
+    def _shift(self, value: str, vr: str, days: int) -> str:
+        """A DA or DT value moved back ``days`` days (the time of day kept); "" when unparseable."""
+        text = str(value).strip()
+        try:
+            day = _dt.date(int(text[:4]), int(text[4:6]), int(text[6:8])) - _dt.timedelta(days=days)
+        except (ValueError, IndexError):
+            return ""
+        return day.strftime("%Y%m%d") + (text[8:] if vr == "DT" else "")
+
     def dataset(self, ds: Dataset) -> Dataset:
         """A de-identified deep copy of ``ds`` (file meta included); ``ds`` is not changed."""
         import copy
@@ -152,20 +181,26 @@ class Deidentifier:
         from pydicom.sequence import Sequence
 
         out = copy.deepcopy(ds)
-        pseudonym = self.pseudonym(str(ds.get("PatientID", "") or ds.get("PatientName", "")))
-        self._clean(out, pseudonym, set())
+        patient = str(ds.get("PatientID", "") or ds.get("PatientName", ""))
+        days = self.date_shift_days(patient) if self.shift_dates else 0
+        self._clean(out, self.pseudonym(patient), days, set())
         if getattr(out, "file_meta", None) is not None:
             fm = out.file_meta
             if "MediaStorageSOPInstanceUID" in fm:
                 fm.MediaStorageSOPInstanceUID = self.uid(str(fm.MediaStorageSOPInstanceUID))  # type: ignore[assignment]
         out.PatientIdentityRemoved = "YES"
-        out.DeidentificationMethod = "DICOM PS3.15 E.1 Basic Application Confidentiality Profile"
-        code = _Dataset()
-        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = PROFILE_CODE
-        out.DeidentificationMethodCodeSequence = Sequence([code])
+        out.LongitudinalTemporalInformationModified = "MODIFIED" if self.shift_dates else "REMOVED"
+        codes = [PROFILE_CODE] + ([SHIFTED_DATES_CODE] if self.shift_dates else [])
+        out.DeidentificationMethod = "; ".join(c[2] for c in codes)
+        items = []
+        for value, scheme, meaning in codes:
+            code = _Dataset()
+            code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+            items.append(code)
+        out.DeidentificationMethodCodeSequence = Sequence(items)
         return out
 
-    def _clean(self, ds: Any, pseudonym: str, seen: set[int]) -> None:
+    def _clean(self, ds: Any, pseudonym: str, days: int, seen: set[int]) -> None:
         # highdicom reuses one item object in several sequences (and deepcopy keeps that sharing):
         # cleaning it twice would remap its UIDs twice and break the references.
         if id(ds) in seen:
@@ -175,32 +210,59 @@ class Deidentifier:
             if elem.tag.is_private:
                 del ds[elem.tag]
                 continue
-            group = elem.tag.group
-            if 0x5000 <= group <= 0x50FF or (0x6000 <= group <= 0x60FF and elem.tag.element == 0x4000):
-                del ds[elem.tag]  # curves and overlay comments (E.1-1: X)
-                continue
             kw = elem.keyword
             if kw in ("PatientName", "PatientID"):
                 elem.value = pseudonym
                 continue
-            action = _ACTIONS.get(kw)
-            if action == "X":
+            action = action_of(int(elem.tag))
+            if action is not None and "/" in action:
+                action = _RESOLVED.get(kw, "Z" if action.startswith("Z") else
+                                       "X/Z/U*" if action == "X/Z/U*" else "X")
+            if action is None:
+                self._unlisted(elem, pseudonym, days, seen)
+            elif elem.VR == "SQ":
+                if action in ("D", "X/Z/U*"):
+                    for item in elem.value:  # structured content and references: cleaned, kept
+                        self._clean(item, pseudonym, days, seen)
+                elif action == "Z":
+                    elem.value = []
+                else:
+                    del ds[elem.tag]
+            elif days and elem.VR in ("DA", "DT") and elem.value:
+                elem.value = self._shift(elem.value, elem.VR, days)  # modified dates option: kept, shifted
+            elif action == "U":
+                self._remap(elem)
+            elif action == "X":
                 del ds[elem.tag]
             elif action == "Z":
-                elem.value = "" if elem.VR != "SQ" else []
-            elif action == "D":
-                elem.value = _DUMMY.get(elem.VR, "ANONYMIZED") if elem.VM else elem.value
-            elif elem.VR == "UI" and kw not in _KEEP_UID:
-                if elem.VM > 1:
-                    elem.value = [self.uid(v) for v in elem.value]
-                elif elem.value:
-                    elem.value = self.uid(elem.value)
-            elif elem.VR == "PN" and elem.value:
-                elem.value = _DUMMY["PN"]
-            elif elem.VR == "SQ":
-                for item in elem.value:
-                    self._clean(item, pseudonym, seen)
+                elem.value = ""
+            else:  # D
+                elem.value = _DUMMY.get(elem.VR, "ANONYMIZED") if elem.VR not in ("OB", "OW", "UN") else b""
+
+    def _unlisted(self, elem: Any, pseudonym: str, days: int, seen: set[int]) -> None:
+        """Attributes the table does not name are kept, except instance UIDs (remapped) and person names
+        (dummy): a name or a UID anywhere identifies."""
+        if elem.VR == "UI" and elem.keyword not in _KEEP_UID:
+            self._remap(elem)
+        elif elem.VR == "PN" and elem.value:
+            elem.value = _DUMMY["PN"]
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                self._clean(item, pseudonym, days, seen)
+
+    def _remap(self, elem: Any) -> None:
+        if elem.VM > 1:
+            elem.value = [self.uid(v) for v in elem.value]
+        elif elem.value:
+            elem.value = self.uid(elem.value)
 
     def label_uid_map(self) -> Any:
         """A function for the CSV/JSON writers' ``uid_map`` argument."""
         return self.uid
+
+
+def burned_in(datasets: Any) -> list[str]:
+    """SOPInstanceUIDs of the data sets whose BurnedInAnnotation is YES (identifying text in the pixels,
+    which header de-identification cannot remove)."""
+    return [str(ds.get("SOPInstanceUID", "")) for ds in datasets
+            if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"]

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from viewer.core.atomic import write_atomically
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -47,12 +49,30 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine_lps: np.ndarray
     # Both qform and sform, code 1 (scanner anatomical): what dcm2niix writes, what ITK-SNAP/Slicer read.
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    sidecar = Path(str(path) + ".labels.json")
+    if names and sidecar.exists() and not _is_names_sidecar(sidecar):
+        raise NiftiError(f"refusing to write {sidecar}: a file of that name exists and is not a label-names "
+                         "sidecar; move it or choose another output name")
     if names:
         text = ";".join(f"{v}={n}" for v, n in sorted(names.items()))
         if len(text) <= 79:
             img.header["descrip"] = text.encode()
-        Path(str(path) + ".labels.json").write_text(json.dumps({str(k): v for k, v in sorted(names.items())}))
-    nib.save(img, str(path))
+    # Temporary file + fsync + rename for both files: a failure leaves earlier files whole.
+    write_atomically(path, lambda tmp: nib.save(img, str(tmp)))
+    if names:
+        doc = json.dumps({str(k): v for k, v in sorted(names.items())})
+        write_atomically(sidecar, lambda tmp: tmp.write_text(doc))
+
+
+def _is_names_sidecar(path: Path) -> bool:
+    """True for a JSON object of label value -> name (what :func:`write_label_map` writes)."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and all(k.isdigit() and isinstance(v, str) for k, v in doc.items())
 
 
 def read_label_map(path: str | Path, affine_lps: np.ndarray | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 
 from viewer import __version__
 from viewer.annotations.labelsets import Code
+from viewer.core.atomic import write_atomically
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -202,7 +203,8 @@ def _with_shared_geometry(ds: Dataset, n_frames: int) -> Dataset:
 def write_seg(path: str | Path, *args: object, **kwargs: object) -> Dataset:
     """:func:`build_seg` and save to ``path``; returns the dataset written."""
     ds = build_seg(*args, **kwargs)  # type: ignore[arg-type]
-    ds.save_as(str(path), enforce_file_format=True)
+    # Temporary file + fsync + rename: a failed export leaves the earlier file and no partial one.
+    write_atomically(path, lambda tmp: ds.save_as(str(tmp), enforce_file_format=True))
     return ds
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from viewer import __version__
 from viewer.annotations.labelsets import Code
+from viewer.core.atomic import write_atomically
 from viewer.annotations.model import ImageKey, Roi, utc_now
 
 if TYPE_CHECKING:
@@ -202,7 +203,8 @@ def _uses_scheme(group: object, scheme: str) -> bool:
 def write_sr(path: str | Path, *args: object, **kwargs: object) -> Dataset:
     """:func:`build_sr` and save to ``path``."""
     ds = build_sr(*args, **kwargs)  # type: ignore[arg-type]
-    ds.save_as(str(path), enforce_file_format=True)
+    # Temporary file + fsync + rename: a failed export leaves the earlier file and no partial one.
+    write_atomically(path, lambda tmp: ds.save_as(str(tmp), enforce_file_format=True))
     return ds
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from viewer.annotations.model import ImageKey, Label, Roi, utc_now
 from viewer.annotations.paths import default_store_path
+from viewer.core.atomic import create_private
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,6 +95,54 @@ def _row_roi(r: tuple[Any, ...]) -> Roi:
                r[9], r[10], r[11], r[12], r[13], None if r[14] is None else float(r[14]), r[0])
 
 
+_OUR_TABLES = {"labels", "rois", "mask_slices"}
+
+
+def _check_existing(path: Path) -> None:
+    """Refuse, before anything is written to it, a file that is not a healthy label store: not SQLite,
+    damaged, or an SQLite file of something else (the scan index, another program's database). Such a
+    file is never changed: the user gets a sentence and the file as it was."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with path.open("rb") as f:
+            magic = f.read(16)
+    except OSError as exc:
+        raise StoreError(f"{path}: the label store cannot be read ({exc.strerror or exc})") from exc
+    if magic != b"SQLite format 3\x00":
+        raise StoreError(f"{path} is not a label store (not an SQLite file); it was not changed. Choose "
+                         "another --store, or move the file away")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return  # another process writes it: the normal open waits for the lock
+        raise StoreError(f"{path}: the label store is damaged ({exc}); it was not changed. Restore it from "
+                         "a backup, or move it away to start a new one") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: the label store is damaged ({exc}); it was not changed. Restore it from "
+                         "a backup, or move it away to start a new one") from exc
+    if tables and not tables & _OUR_TABLES:
+        raise StoreError(f"{path} is an SQLite file of something else (tables: {', '.join(sorted(tables)[:5])}), "
+                         "not a label store; it was not changed")
+    if check != "ok":
+        raise StoreError(f"{path}: the label store is damaged (SQLite: {str(check)[:120]}); it was not "
+                         "changed. Restore it from a backup, or move it away to start a new one")
+
+
+def _create_private(path: Path) -> None:
+    """A new store is created 0600: it holds who labelled what, with UIDs of patients' images."""
+    try:
+        create_private(path)
+    except OSError as exc:
+        raise StoreError(f"{path}: the label store cannot be created ({exc.strerror or exc})") from exc
+
+
 class LabelStore:
     """Labels, ROIs and masks of one user, saved at once to an SQLite file.
 
@@ -107,6 +156,8 @@ class LabelStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_existing(self.path)
+        _create_private(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each method is exactly one transaction.
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
@@ -121,8 +172,11 @@ class LabelStore:
                     if stmt.strip():
                         self._conn.execute(stmt)
                 self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the label store cannot be opened now ({exc}); it is left as "
+                             "it is") from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable label store: {exc}") from exc
+            raise StoreError(f"{self.path}: not a usable label store ({exc}); it is left as it is") from exc
 
     # -- plumbing -----------------------------------------------------------------------------------
     @contextmanager
@@ -353,3 +407,23 @@ def _unpack(rows: int, cols: int, bits: bytes, shape: tuple[int, ...], z: int) -
         raise ValueError(f"mask slice {z} is {rows}x{cols}, the volume's slices are {shape[0]}x{shape[1]}")
     flat = np.unpackbits(np.frombuffer(zlib.decompress(bits), dtype=np.uint8), count=rows * cols)
     return flat.reshape(rows, cols).astype(bool)
+
+
+def _sentences(method: Any) -> Any:
+    """A store method whose SQLite failures (a file damaged after opening, a full disk) reach the caller
+    as a :class:`StoreError` sentence instead of a raw sqlite3 traceback; the transaction is rolled back."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: LabelStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: the label store failed ({exc}); nothing of this change was "
+                             "saved, earlier changes are kept") from exc
+    return wrapper
+
+
+for _name, _method in list(vars(LabelStore).items()):
+    if callable(_method) and not _name.startswith("_") and _name != "close":
+        setattr(LabelStore, _name, _sentences(_method))

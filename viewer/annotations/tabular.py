@@ -22,6 +22,7 @@ from typing import Any
 
 from viewer.annotations.model import ROI_KINDS, SOURCES, ImageKey, Label, Roi, parse_time
 from viewer.annotations.store import LabelStore
+from viewer.core.atomic import write_atomically
 
 COLUMNS = ("study_uid", "series_uid", "sop_uid", "frame", "label_set", "label", "annotator", "time", "source",
            "model_id", "model_version", "probability")
@@ -51,16 +52,20 @@ def labels_to_csv(labels: Iterable[Label], path: str | Path, *, uid_map: UidMap 
 
     ``uid_map`` replaces every UID (used by de-identified exports).
     """
-    n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        for lab in labels:
-            row = _label_dict(lab, uid_map)
-            row["probability"] = "" if row["probability"] is None else repr(float(row["probability"]))
-            writer.writerow(row)
-            n += 1
-    return n
+    def write(tmp: Path) -> int:
+        n = 0
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer.writeheader()
+            for lab in labels:
+                row = _label_dict(lab, uid_map)
+                row["probability"] = "" if row["probability"] is None else repr(float(row["probability"]))
+                writer.writerow(row)
+                n += 1
+        return n
+
+    # Temporary file + fsync + rename: a failed export leaves the earlier file and no partial one.
+    return write_atomically(path, write)
 
 
 def _roi_dict(roi: Roi, uid: UidMap | None) -> dict[str, Any]:
@@ -75,7 +80,8 @@ def labels_to_json(labels: Iterable[Label], path: str | Path, *, rois: Iterable[
     """Write labels (and ROIs) as one JSON document; returns the number of labels."""
     rows = [_label_dict(lab, uid_map) for lab in labels]
     doc = {"format": FORMAT, "version": VERSION, "labels": rows, "rois": [_roi_dict(r, uid_map) for r in rois]}
-    Path(path).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return len(rows)
 
 

@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from viewer.commands.argtypes import positive_int
+
 # Stored-value window that the DICOM linear function maps to g/255 for 8-bit grey levels g.
 EIGHT_BIT_WINDOW = (128.0, 256.0)
 
@@ -45,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="which split of the .npz (default: test)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "auto", "cuda"),
                         help="where ONNX Runtime runs the model (default: cpu)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N images")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="score only the first N images")
+    parser.add_argument("--force", action="store_true",
+                        help="score even when the dataset's classes or the series' modality do not match the "
+                        "model's")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -118,8 +124,24 @@ def dataset_to_model_units(images: Any, manifest: Any) -> tuple[Any, Any]:
     return raw.astype(np.float32), Context(modality=manifest.applies_to.modalities[0])
 
 
+def dataset_classes(path: Path, labels: Any) -> tuple[list[str] | None, int]:
+    """(class names, number of classes) of a dataset: names from a ``LABELED_DATA_SUMMARY.json`` beside
+    it (its entry whose ``file`` is this file), else None; the count from the names, else from the
+    labels (largest value + 1)."""
+    summary = path.parent / "LABELED_DATA_SUMMARY.json"
+    if summary.is_file():
+        try:
+            doc = json.loads(summary.read_text(encoding="utf-8"))
+            entry = next((e for e in doc.values() if isinstance(e, dict) and e.get("file") == path.name), None)
+            if entry and isinstance(entry.get("labels"), list):
+                return [str(n) for n in entry["labels"]], len(entry["labels"])
+        except (OSError, ValueError):
+            pass
+    return None, int(labels.max()) + 1 if labels.size else 0
+
+
 def evaluate(model: str | Path, dataset: Path, split: str = "test", *, device: str = "cpu",
-             limit: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, force: bool = False) -> dict[str, Any]:
     """Score ``model`` on ``split`` of ``dataset``; returns :func:`viewer.core.metrics.classification_report`
     plus ``model``, ``model_version``, ``dataset``, ``split``, ``provider``."""
     from viewer.ai.manifest import load_manifest
@@ -132,22 +154,39 @@ def evaluate(model: str | Path, dataset: Path, split: str = "test", *, device: s
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     k = len(manifest.output.labels)
+    names, n_classes = dataset_classes(Path(dataset), labels)
+    model_names = list(manifest.output.labels)
+    if not force and (names is not None and [n.lower() for n in names] != [n.lower() for n in model_names]
+                      or names is None and n_classes != k):
+        what = f"classes {', '.join(names)}" if names is not None else f"{n_classes} classes"
+        raise ValueError(f"{Path(dataset).name} has {what}, but model {manifest.id!r} predicts {k} classes "
+                         f"({', '.join(model_names)}): the scores would mean nothing (--force to score anyway)")
     if labels.size and (labels.min() < 0 or labels.max() >= k):
         raise ValueError(f"{dataset} {split} labels span {labels.min()}..{labels.max()} but model "
                          f"{manifest.id!r} has {k} classes")
     raw, ctx = dataset_to_model_units(images, manifest)
     session = ModelSession.get(manifest, device, batch_size=256)
     pred = classify(session, raw, context=ctx)
-    report = classification_report(labels, pred.probabilities, list(manifest.output.labels))
-    return {"model": manifest.id, "model_version": manifest.version, "dataset": str(dataset), "split": split,
-            "provider": pred.provider, **report}
+    names = list(manifest.output.labels)
+    report = classification_report(labels, pred.probabilities, names, threshold=manifest.output.threshold,
+                                   bias=manifest.output.bias)
+    out = {"model": manifest.id, "model_version": manifest.version, "dataset": str(dataset), "split": split,
+           "provider": pred.provider, "decision_rule": manifest.output.decision, **report}
+    if report["decision"] != "argmax":  # what the plain arg-max would have scored, for comparison
+        plain = classification_report(labels, pred.probabilities, names)
+        out["argmax"] = {k: plain[k] for k in ("accuracy", "balanced_accuracy", "confusion_matrix")}
+    return out
 
 
 def _text(r: dict[str, Any]) -> str:
     names = r["class_names"]
     width = max(len(n) for n in names)
     lines = [f"{r['model']} {r['model_version']} on {r['dataset']} [{r['split']}], n = {r['n']} ({r['provider']})",
-             f"accuracy  {r['accuracy']:.4f}", f"AUC       {r['auc']:.4f}", f"ECE       {r['ece']:.4f}",
+             f"decision  {r.get('decision_rule', 'most probable class')}",
+             f"accuracy  {r['accuracy']:.4f}" + (f"  (arg-max: {r['argmax']['accuracy']:.4f})" if "argmax" in r else ""),
+             f"balanced  {r['balanced_accuracy']:.4f}",
+             f"AUC       {r['auc']:.4f}" if r["auc"] is not None else "AUC       n/a (the labels hold one class only)",
+             f"ECE       {r['ece']:.4f}",
              "", f"{'class':<{width}}  support  recall  precision"]
     for n in names:
         pc = r["per_class"][n]
@@ -168,14 +207,15 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             result = evaluate_labels(args.model, args.labels, args.series, device=args.device,
-                                     label_set=args.label_set)
+                                     label_set=args.label_set, force=args.force)
         except (FileNotFoundError, ValueError, ModelError) as exc:
             print(f"evaluate: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(result, indent=1) if args.json else text_report(result))
         return 0
     try:
-        result = evaluate(args.model, args.dataset, args.split, device=args.device, limit=args.limit)
+        result = evaluate(args.model, args.dataset, args.split, device=args.device, limit=args.limit,
+                          force=args.force)
     except (FileNotFoundError, ValueError, ModelError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ def read_labels(path: Path, label_set: str | None = None) -> list[Any]:
 
 
 def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str | Path], *, device: str = "cpu",
-                    label_set: str | None = None) -> dict[str, Any]:
+                    label_set: str | None = None, force: bool = False) -> dict[str, Any]:
     """Score ``model`` on the labelled slices of ``series``.
 
     Returns
@@ -69,6 +69,7 @@ def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str |
     from viewer.ai.session import ModelSession
     from viewer.annotations.roi_geometry import slice_keys
     from viewer.commands.evaluate import resolve_model
+    from viewer.core.decision import decide
     from viewer.core.metrics import classification_report
     from viewer.io import load_series
 
@@ -90,6 +91,10 @@ def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str |
     found: set[Any] = set()
     for path in series:
         volume = load_series(str(path))
+        modality = (volume.modality or "").upper()
+        if not force and modality not in manifest.applies_to.modalities:
+            raise ValueError(f"{path} is {modality or 'of no modality'}, but model {manifest.id!r} is for "
+                             f"{', '.join(manifest.applies_to.modalities)} (--force to score anyway)")
         keys = slice_keys(volume)
         zs = [z for z, k in enumerate(keys) if k in by_key]
         if not zs:
@@ -106,15 +111,16 @@ def evaluate_labels(model: str | Path, labels_file: Path, series: Sequence[str |
                          f"{', '.join(str(s) for s in series)} (labels are matched by Study/Series/SOP "
                          f"Instance UID and frame)")
     s = np.stack(scores).astype(np.float64)
-    report = classification_report(np.asarray(y_true), s, names)
-    top = s.argmax(axis=1)
+    report = classification_report(np.asarray(y_true), s, names, threshold=manifest.output.threshold,
+                                   bias=manifest.output.bias)
+    top = decide(s, manifest.output.threshold, manifest.output.bias)
     disagreements = [
         {"study_uid": key.study_uid, "series_uid": key.series_uid, "sop_uid": key.sop_uid, "frame": key.frame,
          "z": z, "series": spath, "label": names[t], "predicted": names[p], "probability": float(s[i, p])}
         for i, ((key, z, spath), t, p) in enumerate(zip(where, y_true, top)) if t != p]
     return {"model": manifest.id, "model_version": manifest.version, "labels": str(labels_file),
             "dataset": str(labels_file), "split": "labels", "provider": session_provider(session),
-            "skipped_labels": skipped, "unmatched": len(scored) - len(found), **report,
+            "decision_rule": manifest.output.decision, "skipped_labels": skipped, "unmatched": len(scored) - len(found), **report,
             "disagreements": disagreements}
 
 

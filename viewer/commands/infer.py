@@ -3,11 +3,15 @@
 Text output: one line per slice with the top label and its probability. ``--json``: an object with the
 model, the provider that ran it (and why CUDA fell back, if it did) and per series the per-slice top label,
 probability and every class's probability. ``--csv OUT``: every series found under PATH (a folder of
-studies), one row per slice. A model that does not apply to a series (modality, grey/colour) is an error
-for a single series and a skipped series with ``--csv``, unless ``--force``.
+studies), one row per slice. A model that does not apply to a series (modality, grey/colour, body part, view, photometric
+interpretation, size: :mod:`viewer.ai.applies`) is an error for a single series and a skipped series
+with ``--csv``, unless ``--force``; a warning (e.g. a radiograph without BodyPartExamined) is printed and
+stored with the results. The label per slice is the one the manifest's operating point decides
+(``[output] threshold`` or ``bias``, else the most probable class). An image-to-image model (a denoiser)
+writes the filtered series as DICOM instead (``--out``; :mod:`viewer.commands.infer_image`).
 
-Exit status: 0 success, 1 nothing could be classified (load error, no usable model), 2 the model does not
-apply (without ``--force``).
+Exit status: 0 success, 1 nothing could be classified (load error, no usable model), 2 usage: the model
+does not apply (without ``--force``), ``--slices`` selects nothing, ``--batch``/``--threads``/``--top`` < 1.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import os
 import sys
 from typing import Any
 
+from viewer.commands.argtypes import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a series folder, DICOM files' folder, file or DICOMDIR")
@@ -27,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="OUT", help="classify every series under PATH; one CSV row per slice")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="where to run (default auto: CUDA when available, else CPU)")
-    parser.add_argument("--batch", type=int, default=None, metavar="N",
+    parser.add_argument("--batch", type=positive_int, default=None, metavar="N",
                         help="images per network run (fixed; the last batch is padded)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads (default: all cores)")
     parser.add_argument("--series", metavar="UID_OR_INDEX",
                         help="which series of PATH (SeriesInstanceUID or index as `scan` lists them; default "
                         "the largest)")
@@ -43,22 +50,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "pixels)")
     parser.add_argument("--stride-mm", type=float, nargs=2, metavar=("ROWS", "COLS"),
                         help="sliding window step in mm (default: half the window)")
-    parser.add_argument("--top", type=int, default=1, metavar="K", help="labels per slice in text output")
+    parser.add_argument("--out", metavar="DIR",
+                        help="image-to-image models (a denoiser): write the output series here as DICOM")
+    parser.add_argument("--top", type=positive_int, default=1, metavar="K", help="labels per slice in text output")
     parser.add_argument("--force", action="store_true", help="run even if the model does not apply to the series")
     parser.add_argument("--models-dir", action="append", metavar="DIR",
                         help="look for models here (repeatable; default: models/ and the user models folder)")
 
 
 def _slice_indices(spec: str | None, n: int) -> list[int]:
+    """The slices ``--slices`` names (A:B, A:B:STEP or one index) of an n-slice series; ValueError with a
+    sentence when it is malformed or selects nothing."""
     if not spec:
         return list(range(n))
     try:
-        if ":" in spec:
-            parts = [int(p) if p.strip() else None for p in spec.split(":")]
-            return list(range(n))[slice(*parts)]
-        k = int(spec)
+        parts = [int(p) if p.strip() else None for p in spec.split(":")] if ":" in spec else None
+        k = int(spec) if parts is None else 0
     except ValueError:
         raise ValueError(f"--slices {spec!r}: expected A:B, A:B:STEP or one index") from None
+    if parts is not None:
+        if len(parts) > 3 or parts[2:3] == [0]:
+            raise ValueError(f"--slices {spec!r}: expected A:B or A:B:STEP with STEP not 0")
+        picked = list(range(n))[slice(*parts)]
+        if not picked:
+            raise ValueError(f"--slices {spec}: selects no slice; the series has {n} slices (0..{n - 1})")
+        return picked
     if not -n <= k < n:
         raise ValueError(f"--slices {k}: the series has {n} slices")
     return [k % n]
@@ -82,9 +98,10 @@ def _classify_volume(session: Any, volume: Any, args: argparse.Namespace) -> Any
 def _series_record(volume: Any, preds: Any, note: str | None) -> dict[str, Any]:
     uids = volume.info.instance_uids
     rows = []
+    decided = preds.predicted_index  # the manifest's operating point (threshold/bias), else the arg-max
     for i, k in enumerate(preds.indices):
         probs = preds.probabilities[i]
-        top = int(probs.argmax())
+        top = int(decided[i])
         rows.append({"slice": int(k), "instance_uid": uids[int(k)] if int(k) < len(uids) else "",
                      "label": preds.labels[top], "probability": round(float(probs[top]), 6),
                      "probabilities": {lab: round(float(v), 6) for lab, v in zip(preds.labels, probs)}})
@@ -115,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
                       "for a region or --sliding for a class map")
         print(f"note: {scope_note}", file=sys.stderr)
     header = {"model": {"id": manifest.id, "name": manifest.name, "version": manifest.version,
-                        "intended_use": manifest.intended_use},
+                        "intended_use": manifest.intended_use, "decision": manifest.output.decision,
+                        "threshold": manifest.output.threshold},
               "provider": session.provider, "device": session.device, "message": session.message}
 
     if args.csv:
@@ -130,23 +148,36 @@ def run(args: argparse.Namespace) -> int:
     if not ok and not args.force:
         print(f"error: {why} (use --force to run it anyway)", file=sys.stderr)
         return 2
+    try:
+        _slice_indices(args.slices, volume.shape[0])
+    except ValueError as exc:  # a usage error, found once the series' length is known
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if why:  # refused but forced, or applicable with a warning (e.g. no BodyPartExamined)
+        print(f"warning: {why}", file=sys.stderr)
+    if manifest.task == "image-to-image":
+        from viewer.commands.infer_image import run_image_to_image
+
+        return run_image_to_image(args, session, volume, header)
     if args.sliding:
-        return _run_sliding(args, session, volume, header, None if ok else why)
+        return _run_sliding(args, session, volume, header, why or None)
     try:
         preds = _classify_volume(session, volume, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    rec = _series_record(volume, preds, None if ok else why)
+    rec = _series_record(volume, preds, why or None)
     if args.json:
         json.dump({**header, "series": [rec]}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     print(f"{manifest.title} ({manifest.intended_use}) on {session.device} ({session.provider})")
-    print(f"series {volume.series_uid or '(no UID)'} {volume.modality} {volume.shape[0]} slices")
+    print(f"series {volume.series_uid or '(no UID)'} {volume.modality} {volume.shape[0]} slices; decision: "
+          f"{manifest.output.decision}")
+    decided = preds.predicted_label
     for i, k in enumerate(preds.indices):
         tops = preds.top(max(1, args.top))[i]
-        print(f"slice {int(k):4d}: " + ", ".join(f"{lab} {p:.3f}" for lab, p in tops))
+        print(f"slice {int(k):4d}: {decided[i]} (" + ", ".join(f"{lab} {p:.3f}" for lab, p in tops) + ")")
     return 0
 
 
@@ -184,12 +215,14 @@ def _run_csv(args: argparse.Namespace, manifest: Any, session: Any, header: dict
             if not ok and not args.force:
                 print(f"skipped series {stack.series_uid}: {why}", file=sys.stderr)
                 continue
+            if why:
+                print(f"warning: series {stack.series_uid}: {why}", file=sys.stderr)
             try:
                 preds = _classify_volume(session, volume, args)
             except ValueError as exc:
                 print(f"skipped series {stack.series_uid}: {exc}", file=sys.stderr)
                 continue
-            rec = _series_record(volume, preds, None if ok else why)
+            rec = _series_record(volume, preds, why or None)
             for row in rec["predictions"]:
                 folder = os.path.dirname(stack.files[0]) if stack.files else ""
                 w.writerow([folder, rec["study_uid"], rec["series_uid"], rec["modality"], rec["series_description"],

@@ -68,6 +68,13 @@ def run(args: argparse.Namespace) -> int:
     from viewer.io.load import load_stack
     from viewer.io.series import find_stacks
 
+    import os
+
+    missing = [p for p in args.path if not os.path.lexists(p)]
+    if missing:
+        for p in missing:
+            print(f"info: {p}: not found (no such file or folder)", file=sys.stderr)
+        return 2
     paths = args.path if len(args.path) > 1 else args.path[0]
     result = find_stacks(paths)
     stacks = list(enumerate(result.stacks))

@@ -17,6 +17,7 @@ one), so UIDs map the same way in every export. Exit status: 0 done, 2 bad input
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -35,14 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--label-set", metavar="NAME", help="label set name (or file stem)")
 
     exp = sub.add_parser("export", parents=[common], help="write labels, ROIs or masks to a file")
-    exp.add_argument("--format", choices=FORMATS, required=True)
+    exp.add_argument("--format", choices=FORMATS, required=True,
+                     help="csv/json: labels and ROIs; seg: masks as DICOM SEG; sr: ROIs as DICOM SR TID 1500; "
+                     "nifti: masks as a label map (+ .labels.json names)")
     exp.add_argument("--out", type=Path, required=True, help="output file")
     exp.add_argument("--series-uid", help="only labels of this SeriesInstanceUID (csv, json)")
     exp.add_argument("--deidentify", action="store_true", help="DICOM PS3.15 Basic Profile de-identification")
     exp.add_argument("--deid-key", type=Path, help="key file for consistent UID remapping (default: the user's)")
+    exp.add_argument("--force", action="store_true", help="replace an existing output file")
+    exp.add_argument("--shift-dates", action="store_true",
+                     help="with --deidentify: shift dates by a per-patient offset kept in the key file "
+                          "(PS3.15 Retain Longitudinal Temporal Information with Modified Dates) instead of "
+                          "removing them")
+    exp.add_argument("--accept-burned-in", action="store_true",
+                     help="with --deidentify: export even when a source image says BurnedInAnnotation YES "
+                          "(text in its pixels that header de-identification cannot remove)")
 
     imp = sub.add_parser("import", parents=[common], help="read labels, ROIs or masks into the store")
-    imp.add_argument("--format", choices=FORMATS, required=True)
+    imp.add_argument("--format", choices=FORMATS, required=True, help="format of FILE")
     imp.add_argument("file", type=Path, help="file to import")
     imp.add_argument("--annotator", help="annotator recorded for imported masks/ROIs (default: login name)")
 
@@ -63,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from viewer.annotations.tabular import LabelFileError
     from viewer.io.errors import LoadError
 
+    from viewer.core.atomic import OutputRefused
+
     try:
         if args.action == "sets":
             return _sets(args)
@@ -70,10 +83,14 @@ def run(args: argparse.Namespace) -> int:
             return _export(args)
         return _import(args)
     except (_UserError, LabelFileError, LabelSetError, NiftiError, SegExportError, SrError, StoreError, LoadError,
-            KeyError, OSError) as exc:
+            KeyError, OutputRefused) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the export itself failed (disk full, permission): any earlier file is intact
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: writing failed{where}: {exc.strerror or exc}; nothing was replaced", file=sys.stderr)
+        return 1
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -130,7 +147,7 @@ def _deidentifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         return None
     from viewer.annotations.deid import Deidentifier, user_secret
 
-    return Deidentifier(user_secret(args.deid_key))
+    return Deidentifier(user_secret(args.deid_key), shift_dates=args.shift_dates)
 
 
 def _known_sets() -> dict[str, list[str]]:
@@ -159,6 +176,30 @@ def _sets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(args: argparse.Namespace, store: Any, sources: list[str]) -> None:
+    """Refuse (before any work is written) an --out that exists without --force, lies in a missing folder,
+    or is the label store, the scan index or a DICOM file of the series: the export would destroy it."""
+    from viewer.core.atomic import check_output
+    from viewer.io.index import default_index_path
+
+    check_output(args.out, overwrite=args.force, protected=[store.path, default_index_path(), *sources])
+
+
+def _check_burned_in(args: argparse.Namespace, series: _Series) -> None:
+    """A de-identified export of a series whose images say BurnedInAnnotation YES needs an opt-in: the
+    text in those pixels (names, dates) is not touched by header de-identification."""
+    from viewer.annotations.deid import burned_in
+
+    marked = burned_in(series.sources()[0])
+    if not marked:
+        return
+    msg = (f"{len(marked)} source image(s) say BurnedInAnnotation YES: identifying text may be burned into "
+           "their pixels, which de-identification does not remove")
+    if not args.accept_burned_in:
+        raise _UserError(msg + "; check the images, then add --accept-burned-in to export anyway")
+    print(f"warning: {msg}", file=sys.stderr)
+
+
 def _export(args: argparse.Namespace) -> int:
     from viewer.annotations import tabular
 
@@ -166,18 +207,26 @@ def _export(args: argparse.Namespace) -> int:
     ls = _label_set(args)
     set_name = ls.name if ls is not None else None
     with _store(args) as store:
+        _check_out(args, store, [])
         if args.format in ("csv", "json"):
             labels = store.labels(set_name, args.series_uid)
             uid_map = deid.uid if deid is not None else None
+            if deid is not None:  # annotators' login names are people's names too
+                labels = [dataclasses.replace(lab, annotator=deid.person(lab.annotator)) for lab in labels]
             if args.format == "csv":
                 n = tabular.labels_to_csv(labels, args.out, uid_map=uid_map)
                 print(f"exported {n} labels to {args.out}")
             else:
                 rois = [r for r in store.rois(args.series_uid, set_name)]
+                if deid is not None:
+                    rois = [dataclasses.replace(r, annotator=deid.person(r.annotator)) for r in rois]
                 n = tabular.labels_to_json(labels, args.out, rois=rois, uid_map=uid_map)
                 print(f"exported {n} labels and {len(rois)} ROIs to {args.out}")
             return 0
         series = _Series(args.series, args.format)
+        _check_out(args, store, list(series.volume.metadata.get("files") or []))
+        if deid is not None:
+            _check_burned_in(args, series)
         if args.format == "sr":
             return _export_sr(args, store, series, set_name, deid)
         pairs = [(s, lab) for s, lab in store.mask_labels(series.series_uid) if set_name in (None, s)]

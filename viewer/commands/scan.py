@@ -62,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from viewer.io.index import default_index_path
     from viewer.io.series import find_stacks
 
+    if args.index and not args.no_index and not os.path.isdir(os.path.dirname(os.path.abspath(args.index))):
+        # A typo in --index must not create folders silently.
+        print(f"scan: --index {args.index}: the folder {os.path.dirname(os.path.abspath(args.index))} does not "
+              "exist (create it first)", file=sys.stderr)
+        return 2
     index: Any = None if args.no_index else (args.index or True)
     index_path = None if index is None else str(args.index or default_index_path())
     try:
@@ -103,9 +108,15 @@ def _date(d: str) -> str:
 
 
 def print_tree(result: Any, out: Any = None) -> None:
-    """The readable tree: one line per patient, study, series and (when split) stack."""
+    """The readable tree: one line per patient, study, series and (when split) stack. Every line is
+    passed through :func:`viewer.core.text.printable`: DICOM strings and file names come from files,
+    and escape codes in them must not reach the terminal."""
+    from viewer.core.text import printable
+
     out = out or sys.stdout
-    w = out.write
+
+    def w(line: str) -> None:
+        out.write(printable(line[:-1]) + "\n" if line.endswith("\n") else printable(line))
     stacks = result.stacks
     for p in result.tree():
         name = p["patient_name"].replace("^", " ").strip() or "(no name)"

@@ -28,7 +28,8 @@ WAIT_S = 180.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", nargs="+", help="folder, DICOM files or DICOMDIR")
-    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--out", required=True, help="image file to write; its format from the name (.png, .jpg or "
+                        ".bmp)")
     parser.add_argument("--series", help="series to show: its SeriesInstanceUID, or its number N in the scan's "
                         "order, counted from 1 as the viewer counts series and images (series 1 is the "
                         "first `scan`/`info` lists; default: the series with the most images)")
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="window width and level (center) in modality units (HU for CT)")
     parser.add_argument("--model", help="AI model id to run and overlay")
     parser.add_argument("--size", default="1600x1000", help="window size WIDTHxHEIGHT in pixels")
-    parser.add_argument("--layout", default="1x1", choices=["1x1", "1x2", "2x2", "mpr"])
+    parser.add_argument("--layout", default="1x1", choices=["1x1", "1x2", "2x2", "mpr"],
+                        help="viewport layout (default 1x1)")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -71,6 +73,10 @@ def _pump(app: object, until: object, timeout_s: float) -> bool:
     return False
 
 
+#: --out file name extension -> Qt image format.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+
+
 def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.path if not os.path.exists(p)]
     if missing:
@@ -82,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         return _fail(f"--size must look like 1600x1000, got {args.size!r}")
+    if not (200 <= width <= 16384 and 200 <= height <= 16384):
+        return _fail(f"--size {width}x{height}: each side must be 200 to 16384 pixels")
+    fmt = IMAGE_FORMATS.get(os.path.splitext(args.out)[1].lower())
+    if fmt is None:
+        return _fail(f"--out {args.out}: the format comes from the file name; use "
+                     + ", ".join(sorted(IMAGE_FORMATS)))
     if args.model:
         reason = _model_problem(args.model)
         if reason:
@@ -95,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         window = build_main_window(settings_file=os.path.join(tmp, "settings.ini"))
         window.auto_open = args.series is None
-        window.resize(width, height)
+        window.setFixedSize(width, height)  # exactly --size, whatever the widgets' size hints ask
         window.show()
         state = {"loaded": False, "error": None}
         window.series_loaded.connect(lambda _i: state.update(loaded=True))
@@ -132,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 window.set_layout(args.layout)
         _pump(app, lambda: False, 0.2)  # let layouts and repaints settle
         image = window.grab()
-        if not image.save(args.out, "PNG"):
+        if not image.save(args.out, fmt):
             return _fail(f"could not write {args.out}", 1)
         print(f"wrote {args.out} ({image.width()}x{image.height()})")
         window.close()

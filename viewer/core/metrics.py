@@ -9,9 +9,12 @@ the MedMNIST benchmark, which used scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from viewer.core.decision import balanced_accuracy, decide
 
 
 def _labels(y_true: np.ndarray) -> np.ndarray:
@@ -142,11 +145,15 @@ def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, n_bins: i
 
 
 def classification_report(y_true: np.ndarray, scores: np.ndarray,
-                          class_names: list[str] | None = None) -> dict[str, Any]:
+                          class_names: list[str] | None = None, *, threshold: float | None = None,
+                          bias: Sequence[float] | None = None) -> dict[str, Any]:
     """Everything a model card states, as JSON-ready Python values.
 
-    Keys: n, accuracy, auc (macro one-vs-rest; binary for 2 classes), ece, confusion_matrix (rows =
-    true), per_class {name: {recall, precision, support}}, class_names.
+    Keys: n, accuracy, balanced_accuracy, auc (macro one-vs-rest; binary for 2 classes; None when
+    undefined: one class), ece, confusion_matrix (rows = true), per_class {name: {recall, precision,
+    support}}, class_names, and ``decision`` (``"argmax"``, ``"threshold 0.xx"`` or ``"bias [...]"``). Accuracy, recall, precision
+    and the confusion matrix use the decision rule (:func:`viewer.core.decision.decide`); AUC and ECE
+    are properties of the probabilities and do not depend on it.
     """
     y = _labels(y_true)
     s = np.asarray(scores, dtype=np.float64)
@@ -154,17 +161,24 @@ def classification_report(y_true: np.ndarray, scores: np.ndarray,
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for {k} score columns")
-    pred = s.argmax(axis=1)
+    pred = decide(s, threshold, bias)
     cm = confusion_matrix(y, pred, k)
     rec, prec = per_class_recall(cm), per_class_precision(cm)
 
     def _f(v: float) -> float | None:
         return None if np.isnan(v) else float(v)
 
+    try:
+        auc: float | None = _f(roc_auc_ovr(y, s))
+    except ValueError:
+        auc = None  # one class only: AUC is undefined, accuracy and the rest still hold
     return {
         "n": int(y.size),
         "accuracy": accuracy(y, pred),
-        "auc": roc_auc_ovr(y, s),
+        "balanced_accuracy": balanced_accuracy(y, pred, k),
+        "decision": "argmax" if threshold is None and bias is None else
+        (f"threshold {threshold:g}" if threshold is not None else f"bias {list(bias or [])}"),
+        "auc": auc,
         "ece": expected_calibration_error(y, s),
         "confusion_matrix": cm.tolist(),
         "class_names": names,

@@ -147,7 +147,7 @@ class SeriesInfo:
         One :class:`SliceInfo` per z index, in display order.
     study_uid, series_uid, frame_of_reference_uid, sop_class_uid
         The UIDs ("" when absent; some anonymisers empty them).
-    patient_name, patient_id, study_date, study_description, series_description
+    patient_name, patient_id, study_date, study_description, series_description, body_part, view_position
         Text as in the file (dates DICOM DA, YYYYMMDD).
     series_number
         SeriesNumber, None when absent.
@@ -184,6 +184,8 @@ class SeriesInfo:
     study_date: str = ""
     study_description: str = ""
     series_description: str = ""
+    body_part: str = ""
+    view_position: str = ""
     series_number: int | None = None
     slice_thickness: float | None = None
     padding_value: float | None = None
@@ -248,6 +250,8 @@ class SeriesInfo:
             "study_date": self.study_date,
             "study_description": self.study_description,
             "series_description": self.series_description,
+            "body_part": self.body_part,
+            "view_position": self.view_position,
             "series_number": self.series_number,
             "study_uid": self.study_uid,
             "frame_of_reference_uid": self.frame_of_reference_uid,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from viewer.io.errors import LoadError
+from viewer.io.limits import check_before_decode
 from viewer.io.pixels import fix_stored_bits, palette_to_rgb8
 
 JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
@@ -74,6 +75,7 @@ def decode_frames(ds: Any, path: str) -> np.ndarray:
     for kw in ("Rows", "Columns", "BitsAllocated"):
         if ds.get(kw) in (None, "", 0):
             raise LoadError(f"{path}: {kw} is missing or zero, pixel data cannot be interpreted")
+    check_before_decode(ds, path)  # budget, frames vs fragments, codestream size vs Rows x Columns
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if int(ds.BitsAllocated) == 12:
         return _decode_with_gdcm(ds, path, "12-bit packed pixel data (BitsAllocated 12)")

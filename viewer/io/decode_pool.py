@@ -40,7 +40,7 @@ class StoredSlice(Protocol):
     frame: int | None   # frame index of a multi-frame file, or tile index of a mosaic
     slope: float
     intercept: float
-    lut: Any            # Modality LUT Sequence item (pydicom dataset), or None
+    lut: Any            # viewer.io.pixels.ModalityLUT, or None
 
 
 @dataclass
@@ -76,14 +76,8 @@ def store_into(out: np.ndarray, frames: np.ndarray, item: StoredSlice, k: int,
         np.copyto(out, src, casting="unsafe")
         return out
     if item.lut is not None:
-        from pydicom.pixels.processing import apply_modality_lut
-
-        from pydicom import Dataset
-
-        wrap = Dataset()
-        wrap.ModalityLUTSequence = [item.lut]
-        vals = np.asarray(apply_modality_lut(src, wrap))
-        np.copyto(out, vals, casting="unsafe")
+        # viewer.io.pixels.ModalityLUT, checked when the header was read (no pydicom data set here).
+        np.copyto(out, item.lut.apply(src), casting="unsafe")
         return out
     if out.dtype == np.int16 and not spec.all_fit and not rescale_fits_int16(
             item.slope, item.intercept, int(src.min()), int(src.max())):
@@ -255,6 +249,8 @@ def sweep_stale(folder: str) -> None:
 
 
 _POOL: ProcessPoolExecutor | None = None
+# Pools replaced by a bigger one or dropped as broken, shut down without waiting: shutdown_pool joins them.
+_RETIRED: list[ProcessPoolExecutor] = []
 _POOL_SIZE = 0
 
 
@@ -269,9 +265,15 @@ def get_pool(size: int) -> ProcessPoolExecutor:
     if _POOL is None or _POOL_SIZE < size:
         if _POOL is not None:
             _POOL.shutdown(wait=False, cancel_futures=True)
+            _RETIRED.append(_POOL)  # joined by shutdown_pool: no process outlives the command
         import multiprocessing
 
-        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+        from viewer.io.limits import limit_process_memory
+
+        # Each decoder process runs under an address-space cap (decode budget + 2 GiB): a file that makes
+        # a codec allocate without bound fails in its worker instead of taking the machine down.
+        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=limit_process_memory)
         _POOL_SIZE = size
     return _POOL
 
@@ -316,15 +318,18 @@ def drop_pool() -> None:
     global _POOL
     if _POOL is not None:
         _POOL.shutdown(wait=False, cancel_futures=True)
+        _RETIRED.append(_POOL)
         _POOL = None
 
 
 def shutdown_pool() -> None:
-    """Stop the decoder processes (called at exit)."""
+    """Stop the decoder processes (called at exit), those of pools replaced or dropped before too."""
     global _POOL
     if _POOL is not None:
         _POOL.shutdown(wait=True, cancel_futures=True)
         _POOL = None
+    while _RETIRED:
+        _RETIRED.pop().shutdown(wait=True, cancel_futures=True)
 
 
 atexit.register(shutdown_pool)

@@ -17,12 +17,14 @@ anything that is not a regular file (FIFO, device) is refused before it is opene
 from __future__ import annotations
 
 import os
-import stat
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
+
+from viewer.io.limits import plausible_position, plausible_rescale
+from viewer.io.safeopen import NotRegularFile, open_regular
 
 #: Seconds one file may take to parse before it is reported as bad ("timed out").
 FILE_TIME_LIMIT_S = 5.0
@@ -117,6 +119,11 @@ class HeaderRecord:
     samples_per_pixel: int = 0
     pixel_offset: int = -1
     pixel_length: int = -1
+    #: Identity beyond size and mtime: the inode change time (an in-place edit that restores the mtime
+    #: still changes it) and a digest of the file's first IDENTITY_BYTES (the header: a changed
+    #: RescaleIntercept is seen even where timestamps are coarse). See :func:`same_file`.
+    ctime_ns: int = 0
+    digest: str = ""
 
     def floats(self, name: str) -> tuple[float, ...] | None:
         """``orientation`` or ``position`` as floats; None when absent or malformed."""
@@ -127,6 +134,33 @@ class HeaderRecord:
             return tuple(float(v) for v in text.split("\\"))
         except ValueError:
             return None
+
+
+#: Bytes of a file's start that :attr:`HeaderRecord.digest` covers (the header of every ordinary file).
+IDENTITY_BYTES = 8 << 10  # measured: 64 KiB made an indexed re-open 6x slower, 8 KiB 2x (bench_identity.py)
+
+
+def head_digest(f: BinaryIO) -> str:
+    """Digest of the first :data:`IDENTITY_BYTES` of an open file (position left at 0)."""
+    import hashlib
+
+    f.seek(0)
+    d = hashlib.blake2b(f.read(IDENTITY_BYTES), digest_size=16).hexdigest()
+    f.seek(0)
+    return d
+
+
+def same_file(rec: HeaderRecord) -> bool:
+    """True while the file at ``rec.path`` is still the one ``rec`` was read from: same size, mtime,
+    ctime and header digest (one open and an 8 KiB read; no parsing)."""
+    try:
+        with open_regular(rec.path) as f:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (rec.size, rec.mtime_ns, rec.ctime_ns):
+                return False
+            return head_digest(f) == rec.digest
+    except OSError:
+        return False
 
 
 #: Column names, in order, of a HeaderRecord (the index stores exactly these).
@@ -241,23 +275,27 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
         _US_TAG_NUMBERS.update(_TAG[k] for k in _US_TAGS)
     rec = HeaderRecord(path=path)
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        rec.reason = f"cannot open: {exc.strerror or exc}"
+        # Only regular files, decided on the open descriptor: a FIFO or device swapped in after a stat
+        # must not block or stream forever.
+        f = open_regular(path)
+    except NotRegularFile as exc:
+        rec.reason = str(exc)
+        try:  # its stamp, so that the index remembers the refusal while the path stays as it is
+            st = os.stat(path)
+            rec.size, rec.mtime_ns, rec.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        except OSError:
+            pass
         return rec
-    rec.size, rec.mtime_ns = st.st_size, st.st_mtime_ns
-    if not stat.S_ISREG(st.st_mode):
-        rec.reason = "not a regular file"
-        return rec
-    if st.st_size == 0:
-        rec.reason = "empty file (0 bytes)"
-        return rec
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed in finally
     except OSError as exc:
         rec.reason = f"cannot open: {exc.strerror or exc}"
         return rec
     try:
+        st = os.fstat(f.fileno())
+        rec.size, rec.mtime_ns, rec.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        rec.digest = head_digest(f)
+        if st.st_size == 0:
+            rec.reason = "empty file (0 bytes)"
+            return rec
         fast = _fast_read(f, rec.size) if FAST_PATH else None
         if fast is not None and fast[2] is not None and fast[2][1] == _UNDEFINED:
             # Encapsulated pixel data: trust the fast path only when the file ends with the sequence
@@ -265,19 +303,140 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
             f.seek(max(0, rec.size - 8))
             if f.read(8) != _SEQ_DELIM_TAIL:
                 fast = None
+        pixel: tuple[int | None, int | None] | None = None
         if fast is not None:
             try:
                 _fast_fill(*fast, rec)
-                return rec
+                pixel = fast[2]
             except _Fallback:
-                pass
-        f.seek(0)
-        ds = _parse(_DeadlineFile(f, time.monotonic() + time_limit_s, path), rec, time_limit_s)
-        if ds is not None:
-            _fill_from_dataset(ds, rec)
+                fast = None
+        if fast is None:
+            deflated = _deflated_start(f)
+            f.seek(0)
+            fp = _DeadlineFile(f, time.monotonic() + time_limit_s, path)
+            if deflated is not None:
+                parsed = _parse_deflated(fp, deflated, rec)
+                if parsed is None:
+                    return rec
+                ds, present = parsed
+                pixel = _fill_from_dataset(ds, rec, (None, None) if present else None)
+            else:
+                ds = _parse(fp, rec, time_limit_s)
+                if ds is None:
+                    return rec
+                pixel = _fill_from_dataset(ds, rec)
+        if rec.status == "image" and pixel is not None:
+            _check_pixels_stated(f, rec, pixel)
+    except _Timeout:
+        rec.status, rec.reason = "bad", f"timed out: parsing took over {time_limit_s:g} s"
+    except Exception as exc:  # noqa: BLE001 - whatever a file does, it is this file's reason, not a crash
+        rec.status, rec.reason = "bad", f"unreadable header: {type(exc).__name__}: {_short(exc)}"
     finally:
         f.close()
     return rec
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text[:40])
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _check_pixels_stated(f: BinaryIO, rec: HeaderRecord, pixel: tuple[int | None, int | None]) -> None:
+    """What the header states about the pixels against what is there and against the budget: an image
+    record that fails becomes bad with the reason (before anything decodes it)."""
+    from viewer.io.limits import decoded_size_problem, encapsulated_problem
+
+    problem = decoded_size_problem(rec.rows, rec.columns, rec.frames, rec.samples_per_pixel or 1,
+                                   rec.bits_allocated or 16)
+    tell, length = pixel
+    if problem is None and length == _UNDEFINED and tell is not None \
+            and rec.transfer_syntax != "1.2.840.10008.1.2.1.99":
+        def read(pos: int, n: int) -> bytes:
+            f.seek(pos)
+            return f.read(n)
+
+        problem = encapsulated_problem(read, tell, rec.frames, rec.rows, rec.columns)
+    if problem is not None:
+        rec.status, rec.reason = "bad", problem
+        rec.pixel_offset = rec.pixel_length = -1
+
+
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+#: Inflated bytes of a deflated file that the header scan parses (headers, never pixels, live there).
+_DEFLATE_HEAD = 64 << 20
+
+
+def _deflated_start(f: BinaryIO) -> int | None:
+    """Offset of the deflated data set when ``f`` is a Deflated Explicit VR Little Endian file with a
+    standard meta group, else None."""
+    f.seek(0)
+    head = f.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        return None
+    end = 144 + struct.unpack_from("<I", head, 140)[0]
+    f.seek(0)
+    meta = f.read(min(end, 1 << 16))
+    i = meta.find(b"\x02\x00\x10\x00UI")  # (0002,0010) TransferSyntaxUID, explicit VR LE
+    if i < 0 or i + 8 > len(meta):
+        return None
+    n = struct.unpack_from("<H", meta, i + 6)[0]
+    return end if meta[i + 8:i + 8 + n].rstrip(b"\x00 ") == _DEFLATED else None
+
+
+def _parse_deflated(fp: _DeadlineFile, start: int, rec: HeaderRecord) -> tuple[Any, bool] | None:
+    """(data set, pixel data present) of a deflated file, parsed from at most its first 64 MiB inflated;
+    the rest is inflated without being kept, only to check that the whole stream is no larger than the
+    image it declares needs (a 2 MB deflate bomb inflates to GBs)."""
+    import io
+    import zlib
+
+    from pydicom import dcmread
+
+    from viewer.io.limits import decode_budget, inflated_size_problem
+
+    fp.seek(start)
+    z = zlib.decompressobj(-15)
+    parts: list[bytes] = []
+    got = 0
+    chunk = b""
+    while got < _DEFLATE_HEAD and not z.eof:
+        chunk = z.unconsumed_tail or fp.read(1 << 20)
+        if not chunk:
+            break
+        part = z.decompress(chunk, _DEFLATE_HEAD - got)
+        parts.append(part)
+        got += len(part)
+    body = io.BytesIO(b"".join(parts))
+    try:
+        ds = dcmread(body, force=True, specific_tags=_TAGS, defer_size=_DEFER, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001
+        rec.reason = f"invalid deflated DICOM data set: {type(exc).__name__}: {_short(exc)}"
+        return None
+    # stop_before_pixels leaves the stream at the pixel element's tag, when there is one.
+    tag = body.read(4)
+    group, elem = struct.unpack("<HH", tag) if len(tag) == 4 else (0, 0)
+    if not z.eof:
+        pixels = (_int(ds, "Rows") * _int(ds, "Columns") * max(1, _int(ds, "NumberOfFrames", 1))
+                  * max(1, _int(ds, "SamplesPerPixel", 1)) * max(1, (_int(ds, "BitsAllocated", 16) + 7) // 8))
+        limit = min(decode_budget(), pixels) + _DEFLATE_HEAD
+        tail = [z.unconsumed_tail]
+
+        def more() -> bytes:
+            return tail.pop() if tail and tail[0] else fp.read(1 << 20)
+
+        problem = inflated_size_problem(more, limit, z, got)
+        if problem is not None:
+            rec.reason = f"{problem}: its header declares {pixels} bytes of pixels"
+            return None
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(_DEFLATED.decode())
+    return ds, (group << 16 | elem) in _PIXEL_SET
 
 
 def _parse(fp: _DeadlineFile, rec: HeaderRecord, limit: float) -> Any:
@@ -315,17 +474,22 @@ def _parse(fp: _DeadlineFile, rec: HeaderRecord, limit: float) -> Any:
     return ds
 
 
-def _fill_from_dataset(ds: Any, rec: HeaderRecord) -> None:
+def _fill_from_dataset(ds: Any, rec: HeaderRecord, pixel: tuple[int | None, int | None] | None = None
+                       ) -> tuple[int | None, int | None] | None:
+    """Fill ``rec`` from a pydicom data set; returns the pixel element's (value offset, length) or None.
+    ``pixel`` is given where the data set was read without its pixel element (deflated files)."""
     meta = getattr(ds, "file_meta", None)
-    raw = None
-    for tag in _PIXEL_TAGS:
-        raw = ds._dict.get(tag)  # the raw (deferred) element: its offset and length, value unread
-        if raw is not None:
-            break
-    pixel = None if raw is None else (getattr(raw, "value_tell", None), getattr(raw, "length", None))
+    if pixel is None:
+        raw = None
+        for tag in _PIXEL_TAGS:
+            raw = ds._dict.get(tag)  # the raw (deferred) element: its offset and length, value unread
+            if raw is not None:
+                break
+        pixel = None if raw is None else (getattr(raw, "value_tell", None), getattr(raw, "length", None))
     _fill(rec, lambda kw: _text(ds, kw), lambda kw, d=0: _int(ds, kw, d),
           _text(meta, "TransferSyntaxUID") if meta is not None else "",
           _text(meta, "MediaStorageSOPClassUID") if meta is not None else "", pixel)
+    return pixel
 
 
 def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., int], transfer_syntax: str,
@@ -348,6 +512,8 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
     rec.frames = max(1, integer("NumberOfFrames", 1))
     rec.orientation = _numbers(text, "ImageOrientationPatient", 6)
     rec.position = _numbers(text, "ImagePositionPatient", 3)
+    if rec.position and not plausible_position(float(v) for v in rec.position.split("\\")):
+        rec.position = ""  # 1e308 mm is no position (and overflowed the split); treated as absent
     rec.rescale_slope = _numbers(text, "RescaleSlope", 1)
     rec.rescale_intercept = _numbers(text, "RescaleIntercept", 1)
     rec.bits_allocated = integer("BitsAllocated", 0)
@@ -378,6 +544,13 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
     if not (rec.rows and rec.columns):
         rec.reason = "PixelData present but Rows/Columns missing or zero"
         return
+    for kw, value in (("RescaleSlope", rec.rescale_slope), ("RescaleIntercept", rec.rescale_intercept)):
+        raw = text(kw)
+        if raw and (not value or not plausible_rescale(float(value), 0.0)):
+            # Present but NaN, infinite, absurd or not a number: every value of the image would be wrong.
+            rec.reason = (f"{kw} {_printable(raw)!r} is not a finite number of a sane size (|v| <= 1e10); "
+                          "values cannot be computed")
+            return
     tell, length = pixel
     # A deflated file is parsed from an inflated copy, so offsets say nothing about the file's size.
     if rec.transfer_syntax == "1.2.840.10008.1.2.1.99":
@@ -510,35 +683,47 @@ def _element_header(buf: bytes, pos: int, explicit: bool) -> tuple[bytes, int, i
 
 
 def _skip_sequence(buf: bytes, pos: int, explicit: bool) -> int:
-    """Offset just past the sequence delimiter of an undefined-length sequence starting at ``pos``."""
+    """Offset just past the sequence delimiter of an undefined-length sequence starting at ``pos``.
+
+    Iterative, with an explicit stack of the open sequences' encodings: a file can nest sequences
+    thousands deep, which a recursive walk would answer with RecursionError.
+    """
     n = len(buf)
     unpack = struct.unpack_from
+    # Each entry: the explicit-VR flag of an open sequence; inside_item: whether we are in an item of
+    # undefined length of the innermost sequence (else between items).
+    stack = [explicit]
+    inside_item = [False]
     while True:
         if pos + 8 > n:
             raise _NeedMore
         tag = unpack("<HH", buf, pos)
-        length = unpack("<I", buf, pos + 4)[0]
-        pos += 8
-        if tag == (0xFFFE, 0xE0DD):
-            return pos
-        if tag != (0xFFFE, 0xE000):
-            raise _Fallback
-        if length != _UNDEFINED:
-            pos += length
-            continue
-        # An item of undefined length: elements until the item delimiter.
-        while True:
-            if pos + 8 > n:
-                raise _NeedMore
-            group, elem = unpack("<HH", buf, pos)
-            if (group, elem) == (0xFFFE, 0xE00D):
-                pos += 8
-                break
-            vr, length, pos = _element_header(buf, pos, explicit)
-            if length == _UNDEFINED:
-                pos = _skip_sequence(buf, pos, explicit and vr != b"UN")
-            else:
+        if not inside_item[-1]:
+            length = unpack("<I", buf, pos + 4)[0]
+            pos += 8
+            if tag == (0xFFFE, 0xE0DD):
+                stack.pop()
+                inside_item.pop()
+                if not stack:
+                    return pos
+                continue
+            if tag != (0xFFFE, 0xE000):
+                raise _Fallback
+            if length != _UNDEFINED:
                 pos += length
+            else:
+                inside_item[-1] = True
+            continue
+        if tag == (0xFFFE, 0xE00D):
+            pos += 8
+            inside_item[-1] = False
+            continue
+        vr, length, pos = _element_header(buf, pos, stack[-1])
+        if length == _UNDEFINED:
+            stack.append(stack[-1] and vr != b"UN")
+            inside_item.append(False)
+        else:
+            pos += length
 
 
 def _fast_fill(values: dict[int, bytes], ts: str, pixel: tuple[int, int] | None, rec: HeaderRecord) -> None:

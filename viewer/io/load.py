@@ -39,10 +39,12 @@ from viewer.io.decode_pool import NeedsFloat, SharedFailed, SharedSlices, StoreS
 # Re-exported: the app and the benchmarks start and stop the decoder pool through this module.
 from viewer.io.decode_pool import shutdown_pool as shutdown_pool
 from viewer.io.decode_pool import warm_pool as warm_pool
-from viewer.io.errors import LoadCancelled, LoadError
+from viewer.io.errors import LoadCancelled, LoadError, reasons_not_crashes
 from viewer.io.geometry import display_reversed, planar_affine, stack_geometry
 from viewer.io.headers import HeaderRecord
-from viewer.io.pixels import fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
+from viewer.io.limits import (checked_orientation, decoded_size_problem, plausible_position, plausible_rescale,
+                              plausible_spacing)
+from viewer.io.pixels import ModalityLUT, fix_stored_bits, rescale_fits_int16, rescale_into, stored_range
 from viewer.io.rawread import fast_header, fast_tags_present, read_header_dataset, read_pixels_fast
 
 Progress = Callable[[int, int], None]
@@ -69,7 +71,7 @@ class _Item:
     sop_uid: str = ""
     instance: int = 0
     fast: bool = False                  # native 16-bit pixels readable straight from the file
-    lut: Any = None                     # Modality LUT Sequence item (pydicom dataset) when present
+    lut: ModalityLUT | None = None      # the Modality LUT Sequence's table, checked, when present
     offset: int = -1                    # PixelData value offset from the index (-1: last element)
     stamp: tuple[int, int] | None = None  # (size, mtime_ns) the index record was made from
     # Orders the slices that share a position into volumes (viewer.io.volumes): temporal position,
@@ -176,7 +178,10 @@ def _item_from_dataset(ds: Any, path: str) -> _Item:
     item.vkey = _vkey(ds.get("TemporalPositionIdentifier"), echo[0] if echo else None, ds.get("AcquisitionNumber"))
     seq = ds.get("ModalityLUTSequence")
     if seq:
-        item.lut = seq[0]
+        try:
+            item.lut = ModalityLUT.from_item(seq[0], int(ds.get("PixelRepresentation", 0) or 0) == 1)
+        except (ValueError, TypeError) as exc:
+            raise LoadError(f"{path}: {exc}") from exc
     return item
 
 
@@ -221,11 +226,13 @@ def _layout_from(ds: Any, path: str) -> _Layout:
     orient_group = _frame_group(ds, 0, "PlaneOrientationSequence")
     if iop is None and orient_group is not None:
         iop = _floats(orient_group.get("ImageOrientationPatient"))
-    lay.orientation = iop if iop and len(iop) == 6 else None
+    lay.orientation, why = checked_orientation(iop)
+    if why:
+        lay.warnings.append(why)
     def usable(v: Any) -> list[float] | None:
         # Zero or negative spacing (written by some CR/DX exporters) would make the affine singular.
         vals = _floats(v)
-        return vals if vals and len(vals) == 2 and min(vals) > 0 else None
+        return vals if vals and len(vals) == 2 and plausible_spacing(vals) else None
 
     spacing = usable(ds.get("PixelSpacing"))
     if spacing:
@@ -259,6 +266,10 @@ def _expand(ds: Any, path: str, lay: _Layout,
     from viewer.io.mosaic import is_mosaic, mosaic_info, tile_positions
 
     frames = int(_f(ds.get("NumberOfFrames"), 1))
+    # Before one item per declared frame is made: 2^31-1 frames would loop for hours.
+    problem = decoded_size_problem(lay.rows, lay.cols, frames, lay.samples, lay.bits_allocated)
+    if problem is not None:
+        raise LoadError(f"{path}: {problem}")
     base = _item_from_dataset(ds, path)
     if frames <= 1:
         positions: np.ndarray | None = None
@@ -382,6 +393,7 @@ class SeriesLoader:
         int16, float32 or uint8 (colour).
     """
 
+    @reasons_not_crashes
     def __init__(self, files: Sequence[str], *, series_uid: str = "", progress: Progress | None = None,
                  cancel: Cancel | None = None, decode_in_pool: bool = False,
                  records: Iterable[HeaderRecord] | Mapping[str, HeaderRecord] | None = None) -> None:
@@ -483,6 +495,7 @@ class SeriesLoader:
     # -- geometry ---------------------------------------------------------------------------------
     def _arrange(self, items: list[_Item], ds: Any) -> None:
         lay = self.layout
+        items = self._sane(items)
         if lay.orientation:
             # Frames of another orientation (multi-frame files of one series joined into one stack, or a
             # survey's three planes in one file) cannot share this stack's grid.
@@ -543,6 +556,26 @@ class SeriesLoader:
         self.items = self._volume_items[0]
         self.affine = self._affines[0]
         self._volume_axis: VolumeAxis | None = None
+
+    def _sane(self, items: list[_Item]) -> list[_Item]:
+        """Items whose numbers can make a finite volume: a position that is not finite or lies beyond
+        1 km becomes "no position" (warned); a slice whose RescaleSlope/Intercept is not finite is left
+        out (warned); when none is left, the stack is refused."""
+        odd = [it for it in items if it.position is not None and not plausible_position(it.position)]
+        for it in odd:
+            it.position = None
+        if odd:
+            self.warnings.append(f"{len(odd)} slice(s) with an ImagePositionPatient that is not finite or "
+                                 f"absurdly far ({', '.join(it.name for it in odd[:5])}): treated as absent")
+        kept = [it for it in items if plausible_rescale(it.slope, it.intercept)]
+        if not kept:
+            raise LoadError(f"{items[0].name if items else 'the stack'}: RescaleSlope/RescaleIntercept "
+                            "are not finite numbers of a sane size (|v| <= 1e10); values cannot be computed")
+        if len(kept) < len(items):
+            left = [it.name for it in items if it not in kept]
+            self.warnings.append(f"{len(left)} slice(s) with a RescaleSlope/Intercept that is not a finite "
+                                 f"number of a sane size left out: {', '.join(left[:5])}")
+        return kept
 
     def select_volume(self, index: int) -> None:
         """Make volume ``index`` (0-based, of :attr:`volumes`) the one :meth:`load` and
@@ -664,6 +697,9 @@ class SeriesLoader:
             study_date=str(ds.get("StudyDate", "") or ""),
             study_description=str(ds.get("StudyDescription", "") or ""),
             series_description=str(ds.get("SeriesDescription", "") or ""),
+            # what a model's applies_to is checked against (viewer.ai.applies)
+            body_part=str(ds.get("BodyPartExamined", "") or "").strip(),
+            view_position=str(ds.get("ViewPosition", "") or "").strip(),
             series_number=int(_f(ds.get("SeriesNumber"), 0)) if ds.get("SeriesNumber") not in (None, "") else None,
             slice_thickness=thickness or None, padding_value=self.padding_value(),
             pixel_spacing_source=self.layout.spacing_source,
@@ -678,6 +714,7 @@ class SeriesLoader:
         return self.series_info().as_metadata()
 
     # -- pixels -----------------------------------------------------------------------------------
+    @reasons_not_crashes
     def read_slice(self, k: int) -> np.ndarray:
         """Slice k (sorted order) in modality units, decoded alone (for previews)."""
         item = self.items[k]
@@ -749,6 +786,7 @@ class SeriesLoader:
         """Write ``item``'s stored values (taken from its file's decoded frames) into ``out``."""
         return store_into(out, frames, item, k, self._spec())
 
+    @reasons_not_crashes
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None,
              volume: int | None = None, on_slices: SlicesReady | None = None) -> Volume:

@@ -80,3 +80,42 @@ def palette_to_rgb8(rgb: np.ndarray) -> np.ndarray:
     top = int(rgb.max()) if rgb.size else 0
     shift = 8 if top > 255 else 0
     return (rgb >> shift).astype(np.uint8) if shift else rgb.astype(np.uint8)
+
+
+class ModalityLUT:
+    """A Modality LUT (PS3.3 C.11.1) as plain numbers, checked when read (picklable for the decoders).
+
+    ``first`` is the first stored value mapped, ``table`` the output values; stored values below
+    ``first`` map to ``table[0]``, above the last entry to ``table[-1]``.
+    """
+
+    def __init__(self, first: int, table: np.ndarray) -> None:
+        self.first = first
+        self.table = table
+
+    @classmethod
+    def from_item(cls, item: object, signed: bool) -> ModalityLUT:
+        """From a ModalityLUTSequence item; ValueError with the defect when it cannot be used."""
+        get = getattr(item, "get", None)
+        desc = list(get("LUTDescriptor") or []) if get is not None else []
+        if len(desc) != 3:
+            raise ValueError(f"Modality LUT Sequence: LUTDescriptor has {len(desc)} value(s), not 3")
+        entries, first, bits = (int(v) for v in desc)
+        entries = entries or 65536  # PS3.3 C.11.1.1: 0 means 2^16
+        if signed and first >= 1 << 15:
+            first -= 1 << 16  # US-encoded first value of a signed image
+        raw = get("LUTData") if get is not None else None
+        if isinstance(raw, (bytes, bytearray)):
+            table = np.frombuffer(bytes(raw), dtype="<u2" if bits > 8 else np.uint8)
+        elif raw is not None:
+            table = np.asarray(list(raw) if not isinstance(raw, int) else [raw], dtype=np.float64)
+        else:
+            table = np.empty(0)
+        if table.size < entries:
+            raise ValueError(f"Modality LUT Sequence: LUTData holds {table.size} value(s), the descriptor "
+                             f"says {entries}")
+        return cls(first, np.asarray(table[:entries], dtype=np.float64))
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        idx = np.clip(stored.astype(np.int64) - self.first, 0, self.table.size - 1)
+        return self.table[idx]

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from viewer.io.headers import HeaderRecord, read_header
+from viewer.io.headers import HeaderRecord, read_header, same_file
 from viewer.io.split import split_series
 
 Progress = Callable[[int, int], None]
@@ -184,10 +184,8 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
             _add_file(root, entries, result)
     result.files_total = len(entries)
 
-    idx, owned = _open_index(index)
+    idx, owned = _open_index(index, result)
     try:
-        if idx is not None:
-            result.warnings.extend(idx.warnings)
         known: dict[str, HeaderRecord] = {}
         if idx is not None:
             for d in dirs:
@@ -199,7 +197,10 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
         todo: list[str] = []
         for path, (size, mtime) in entries.items():
             rec = known.get(path)
-            if rec is not None and rec.size == size and rec.mtime_ns == mtime:
+            # Trusted only while the file is the same: size and mtime (from the walk), then ctime and a
+            # digest of its header bytes (a RescaleIntercept edited in place, mtime restored).
+            if rec is not None and rec.size == size and rec.mtime_ns == mtime and (
+                    rec.status != "image" or same_file(rec)):
                 records.append(rec)
             else:
                 todo.append(path)
@@ -223,6 +224,9 @@ def find_stacks(paths: PathArg, *, progress: Progress | None = None, cancel: Can
             if progress is not None:
                 progress(done, len(entries))
     finally:
+        if idx is not None:
+            result.warnings.extend(idx.warnings)
+            idx.warnings.clear()
         if owned and idx is not None:
             idx.close()
     stacks, non_image, bad = group_records(records)
@@ -313,14 +317,18 @@ def _is_under_dirs(path: str, dirs: Sequence[str]) -> bool:
     return any(path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
 
 
-def _open_index(index: Any) -> tuple[Any, bool]:
+def _open_index(index: Any, result: ScanResult) -> tuple[Any, bool]:
     if index is None or index is False:
         return None, False
-    from viewer.io.index import Index
+    from viewer.io.index import Index, IndexUnavailable
 
     if isinstance(index, Index):
         return index, False
-    return Index(None if index is True else index), True
+    try:
+        return Index(None if index is True else index), True
+    except IndexUnavailable as exc:
+        result.warnings.append(f"{exc}; scanned without the index")
+        return None, False
 
 
 def _read_all(paths: Sequence[str]) -> list[HeaderRecord]:
@@ -404,7 +412,13 @@ def group_records(records: Iterable[HeaderRecord]
     keyed: list[tuple[tuple[Any, ...], Stack]] = []
     for recs in series.values():
         first = min(recs, key=lambda r: r.path)
-        for n, part in enumerate(split_series(recs)):
+        try:
+            parts = split_series(recs)
+        except Exception as exc:  # noqa: BLE001 - one series' odd values must not end the folder's scan
+            why = f"its series could not be split into stacks: {type(exc).__name__}: {exc}"[:300]
+            bad.extend((r.path, why) for r in recs)
+            continue
+        for n, part in enumerate(parts):
             files = [r.path for r in part.records]
             head = part.records[0]
             stack = Stack(

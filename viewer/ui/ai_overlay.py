@@ -255,6 +255,9 @@ class AiOverlay(QObject):
             lines = [f"<b>{html.escape(model_tag(pred))}</b> <span style='color:#aaa'>({html.escape(what)})</span>"]
             for label, p in pred.top(self.k)[0]:
                 lines.append(f"{p * 100:5.1f}%&nbsp;&nbsp;{html.escape(label)}")
+            if getattr(pred, "threshold", None) is not None:  # the manifest's operating point decides
+                lines.append(f"<b>{html.escape(pred.predicted_label[0])}</b> <span style='color:#aaa'>"
+                             f"({html.escape(pred.decision)})</span>")
             self.labels_box.setText("<br>".join(lines))
             self.labels_box.setVisible(True)
         else:

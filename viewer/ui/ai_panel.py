@@ -188,10 +188,12 @@ class AiPanel(QWidget):
             ok, reason = (True, "") if vol is None else self.ai.applicability(m, vol)
             # applicability's reason starts with the model's name, already on the first line
             why = reason[len(m.name):].strip() if reason.startswith(m.name) else reason
-            text = f"{m.name}  v{m.version}" + ("" if ok else f"\n  not applicable: {why}")
+            # ok with a reason: runs, with a warning (e.g. a radiograph whose header names no body part)
+            text = f"{m.name}  v{m.version}" + (f"\n  warning: {why}" if ok and why else "" if ok
+                                                 else f"\n  not applicable: {why}")
             item = QListWidgetItem(text)
             item.setData(ROLE_ID, m.id)
-            item.setToolTip(f"{m.id} — {m.intended_use}" + ("" if ok else f"\n{reason}"))
+            item.setToolTip(f"{m.id} — {m.intended_use}\ndecision: {m.output.decision}" + (f"\n{reason}" if reason else ""))
             if not ok:
                 item.setFlags(Qt.ItemFlag.NoItemFlags)
             self.models.addItem(item)
@@ -616,6 +618,9 @@ def attach_ai_panel(window: MainWindow, ai: Any) -> AiPanel:
     panel follows the active viewport and keeps its results in the window's workspace (per series)."""
     panel = AiPanel(ai, parent=window, results=window.workspace.ai)
     dock = window.add_panel("AI", "aiDock", panel)
+    from viewer.ui.display_filter import add_model_filters
+
+    add_model_filters(window.filter_button, window._all_viewports, ai)  # a denoiser as a display filter
     # The plot needs width and the model list height; the measurements list above can do with less. Other
     # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
     above = window.measurements_dock

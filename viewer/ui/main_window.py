@@ -161,6 +161,10 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_cine)
         tb.addSeparator()
         self._build_reading_tools(tb, view_menu)
+        from viewer.ui.display_filter import build_filter_button
+
+        self.filter_button = build_filter_button(self, self._all_viewports)
+        tb.addWidget(self.filter_button)
         tb.addSeparator()
         self.fps_box = QSpinBox(self)
         self.fps_box.setRange(1, 60)
@@ -232,6 +236,11 @@ class MainWindow(QMainWindow):
             act = self.tool_actions.get(self.grid.active_slot.view.state.tool)
             if act is not None:
                 act.setChecked(True)
+
+    def _all_viewports(self) -> list[Any]:
+        """Every slice viewport shown (an MPR slot holds three)."""
+        views = [slot.view for slot in self.grid.slots]
+        return [vp for v in views for vp in (getattr(v, "viewports", {}).values() or [v])]
 
     def _set_smooth(self, on: bool) -> None:
         self.settings.set_smooth(on)

@@ -215,6 +215,9 @@ class SliceViewport(pg.GraphicsView):
         from viewer.ui.measure_tools import MeasureLayer
 
         self.measure_layer = MeasureLayer(self)
+        from viewer.ui.display_filter import DisplayFilterHook
+
+        self.display_filter = DisplayFilterHook(self)  # off by default; the toolbar's Filter menu
         self._unsubscribe = [self.state.subscribe(self._view_changed), self.state.image.subscribe(self._image_changed)]
         self.vb.sigResized.connect(self._apply_range)
         self._full_update()
@@ -376,6 +379,7 @@ class SliceViewport(pg.GraphicsView):
         if arr is None:
             self.image_item.clear()
             return
+        arr = self.display_filter.shown(arr)
         img = st.image
         if arr.ndim == 3:
             out = colour_to_uint8(st.transform.apply(arr), img.invert)
@@ -416,8 +420,15 @@ class SliceViewport(pg.GraphicsView):
             self._hline.setPos(p.y())
             self._vline.setPos(p.x())
 
+    def refresh_display(self) -> None:
+        """Draw the slice and corner text again (a display filter was chosen or its result arrived)."""
+        self._render_image()
+        self._refresh_overlay()
+
     def _refresh_overlay(self) -> None:
         self._overlay = overlay_text(self.state, self._cursor)
+        if self.display_filter.filter is not None:
+            self._overlay.bottom_left.append(self.display_filter.label)
         self._overlay.message = self._message
         self.viewport().update()
 
