@@ -95,7 +95,24 @@ def io_services() -> IoServices:
         return SeriesLoader(*args, **kwargs)
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
-                      thumbnail=thumbnail_in_process, shutdown=shutdown_workers, read_derived=read_derived)
+                      thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers,
+                      read_derived=read_derived)
+
+
+def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,
+                  progress: Any = None, cancel: Any = None) -> Any:
+    """File > Export Series: ``viewer.io.export.export_series`` with this user's de-identification."""
+    from viewer.io.export import export_series as impl
+
+    transform = None
+    if deidentify:
+        from viewer.annotations.deid import Deidentifier, user_secret
+
+        transform = Deidentifier(user_secret()).dataset
+    return impl(files, out_dir, codec, transform=transform, rename=deidentify, progress=progress,
+                cancel=cancel)
+
+
 
 
 def read_derived(path: str) -> Any:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "batch": "run models over an archive on Dask (infer) and score the results (evaluate)",
     "labels": "export or import labels (csv, json, seg, sr, nifti)",
     "screenshot": "render the viewer offscreen to a PNG",
+    "export": "write a losslessly re-encoded copy of a series (rle, jpeg-ls, j2k, htj2k, jpeg-lossless)",
     "pacs": "DICOM networking: echo, find, get, send, listen (DIMSE and DICOMweb)",
 }
 

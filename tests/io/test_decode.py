@@ -1,4 +1,4 @@
-"""Decoder paths that the corpus test cannot pin down: the SimpleITK fallback and the process pool."""
+"""Decoder paths that the corpus test cannot pin down: the GDCM fallback and the process pool."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _no_pydicom_decoder(monkeypatch):
     monkeypatch.setattr(dec, "_pixel_array", fail)
 
 
-def test_12bit_jpeg_extended_simpleitk_fallback_equals_pydicom(monkeypatch):
+def test_12bit_jpeg_extended_gdcm_fallback_equals_pydicom(monkeypatch):
     ds = pydicom.dcmread(JPG_EXT)
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51" and ds.BitsStored == 12
     ref = SeriesLoader([str(JPG_EXT)]).load(workers=1).array  # pylibjpeg-libjpeg decodes it here
@@ -38,13 +38,69 @@ def test_12bit_jpeg_extended_simpleitk_fallback_equals_pydicom(monkeypatch):
     assert vol.array.std() > 10
 
 
-def test_simpleitk_fallback_refuses_monochrome1(tmp_path, monkeypatch):
+def test_gdcm_fallback_keeps_monochrome1_stored_values(tmp_path, monkeypatch):
+    """SimpleITK would invert MONOCHROME1; GDCM's buffer holds the stored values, as pydicom's does."""
     ds = pydicom.dcmread(JPG_EXT)
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.save_as(tmp_path / "m1.dcm")
+    ref = SeriesLoader([str(tmp_path / "m1.dcm")]).load(workers=1).array
     _no_pydicom_decoder(monkeypatch)
-    with pytest.raises(LoadError, match="SimpleITK would alter"):
-        SeriesLoader([str(tmp_path / "m1.dcm")]).load(workers=1)
+    vol = SeriesLoader([str(tmp_path / "m1.dcm")]).load(workers=1)
+    assert np.abs(vol.array.astype(np.int32) - ref).max() <= 1
+    assert vol.metadata["photometric"] == "MONOCHROME1"
+
+
+def _pack12(values: np.ndarray) -> bytes:
+    """Two 12-bit samples in three bytes, low sample first (ACR-NEMA packing, as GDCM reads it)."""
+    v = values.ravel().astype(np.uint16) & 0xFFF
+    p0, p1 = v[0::2], v[1::2]
+    b = np.empty((v.size // 2, 3), np.uint8)
+    b[:, 0] = p0 & 0xFF
+    b[:, 1] = ((p0 >> 8) & 0x0F) | ((p1 & 0x0F) << 4)
+    b[:, 2] = p1 >> 4
+    return b.tobytes()
+
+
+def test_12bit_packed_pixels_are_read_through_gdcm(data_dir, tmp_path):
+    """BitsAllocated 12 (old ACR-NEMA style packing): pydicom refuses it; the values come back exact."""
+    src = data_dir / "dcm_qa" / "12bit" / "In"
+    original = src / "12bitUnsigned_0x0F0F.dcm"  # a Siemens mosaic whose unused high bits hold junk
+    ds = pydicom.dcmread(original)
+    assert ds.BitsStored == 12 and ds.PixelRepresentation == 0
+    stored = ds.pixel_array & 0xFFF
+    ds.BitsAllocated, ds.HighBit = 12, 11
+    ds.PixelData = _pack12(stored)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "packed.dcm")
+    vol = SeriesLoader([str(tmp_path / "packed.dcm")]).load(workers=1)
+    ref = SeriesLoader([str(original)]).load(workers=1)
+    assert vol.shape == ref.shape
+    np.testing.assert_array_equal(vol.array, ref.array)
+
+
+def test_headless_implicit_file_loads(tmp_path):
+    """No preamble, no DICM, no file meta: an implicit VR little endian data set as old exports write it."""
+    from pydicom.filewriter import write_dataset
+
+    src = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    ds = pydicom.dcmread(src)
+    with open(tmp_path / "IMG0001", "wb") as fh:
+        fh.write(b"")  # no preamble
+    import io
+
+    buf = io.BytesIO()
+    from pydicom.filebase import DicomFileLike
+
+    fp = DicomFileLike(buf)
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    del ds.file_meta
+    write_dataset(fp, ds)
+    (tmp_path / "IMG0001").write_bytes(buf.getvalue())
+    assert not buf.getvalue()[128:132] == b"DICM"
+    vol = SeriesLoader([str(tmp_path / "IMG0001")]).load(workers=1)
+    ref = SeriesLoader([str(src)]).load(workers=1)
+    np.testing.assert_array_equal(vol.array, ref.array)
+    np.testing.assert_allclose(vol.affine, ref.affine)
 
 
 def test_missing_decoder_is_named(tmp_path, monkeypatch):
@@ -105,3 +161,55 @@ def test_warm_pool_starts_the_decoders_once():
     assert pool is not None and 1 <= decode_pool.pool_size() <= decode_pool.MAX_WORKERS
     warm_pool()
     assert decode_pool._POOL is pool  # reused, not re-spawned
+
+
+def _private_compression_copy(path: Path) -> None:
+    """MR_small with its pixels moved to a private element under a vendor's transfer syntax, as
+    Philips' private compression (1.3.46.670589.33.1.4.1) stores them."""
+    ds = pydicom.dcmread(Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small.dcm")
+    pixels = ds.PixelData
+    del ds.PixelData
+    ds.file_meta.TransferSyntaxUID = "1.3.46.670589.33.1.4.1"
+    ds.add_new(0x07A1100A, "OB", pixels)
+    ds.save_as(path, implicit_vr=False, little_endian=True)
+
+
+def test_private_compression_is_named_not_called_truncated(tmp_path):
+    from viewer.io.headers import read_header
+
+    _private_compression_copy(tmp_path / "private.dcm")
+    rec = read_header(str(tmp_path / "private.dcm"))
+    assert rec.status == "bad"
+    assert rec.reason == "unsupported compression (private transfer syntax UID 1.3.46.670589.33.1.4.1)"
+    with pytest.raises(LoadError, match=r"unsupported compression \(private transfer syntax UID 1\.3\.46"):
+        SeriesLoader([str(tmp_path / "private.dcm")]).load(workers=1)
+
+
+def test_12bit_packed_file_is_an_image_for_the_scanner(data_dir, tmp_path):
+    from viewer.io.headers import read_header
+
+    ds = pydicom.dcmread(data_dir / "dcm_qa" / "12bit" / "In" / "12bitUnsigned.dcm")
+    packed = _pack12(ds.pixel_array)
+    ds.BitsAllocated, ds.HighBit = 12, 11
+    ds.PixelData = packed
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "packed.dcm")
+    rec = read_header(str(tmp_path / "packed.dcm"))
+    assert (rec.status, rec.reason) == ("image", "")
+
+
+def test_the_pool_starts_while_headers_are_read(data_dir):
+    """A compressed series starts the decoder processes in the loader's constructor (header pass), not
+    when load() needs them, so their spawn and imports overlap the header pass."""
+    from viewer.io import decode_pool
+
+    decode_pool.shutdown_pool()
+    files = sorted(str(f) for f in (data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom").iterdir())
+    loader = SeriesLoader(files, decode_in_pool=True)
+    pool = decode_pool._POOL
+    assert pool is not None and decode_pool.pool_size() >= 1
+    loader.load()
+    assert decode_pool._POOL is pool  # load() used the prestarted pool
+    decode_pool.shutdown_pool()
+    SeriesLoader(files[:3])  # below POOL_MIN_FILES and not in the app's mode: no pool
+    assert decode_pool._POOL is None

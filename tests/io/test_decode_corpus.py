@@ -4,37 +4,14 @@ pydicom's pixel_array after pydicom's own modality transform (apply_modality_lut
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import pydicom  # noqa: E402 - a hard dependency: missing, these tests fail
 
+from tests.io.pydicom_corpus import corpus_files  # noqa: E402
 
-def _corpus() -> list[Path]:
-    dirs = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store
-
-        dirs.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    files = []
-    for d in dirs:
-        for p in sorted(d.rglob("*")):
-            if not p.is_file() or p.suffix in (".py", ".txt", ".json", ".gz", ".bz2", ".md", ".pyc", ".zip"):
-                continue
-            try:
-                ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
-            except Exception:  # noqa: BLE001 - not DICOM at all: not part of this corpus
-                continue
-            if "Rows" in ds and "Columns" in ds and p.stat().st_size < 20_000_000:
-                files.append(p)
-    return files
-
-
-CORPUS = _corpus()
+CORPUS = corpus_files()
 # Messages must say what is missing or what is wrong, never just "error".
 REASON_WORDS = ("decoder", "install", "defective", "missing", "no pixel data", "not readable", "differs",
                 "expected", "cannot", "frame", "zero", "unusable", "mismatch", "length")

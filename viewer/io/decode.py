@@ -1,10 +1,18 @@
 """Decode the pixel data of one DICOM file into stored values (no rescale, no VOI, no inversion).
 
-pydicom 3 decodes every common transfer syntax with its plugins (numpy for native/deflate/big endian,
-pylibjpeg + libjpeg/openjpeg, pyjpegls, RLE). pydicom has no decoder for 12-bit JPEG Extended (Process 2
-and 4), so that case alone goes to SimpleITK (GDCM); SimpleITK applies rescale, inverts MONOCHROME1,
-expands palettes and 1-bit data, so it is refused for those and its output is mapped back to stored
-values and checked.
+Three decoders, tried in this order:
+
+1. ``imagecodecs`` (:mod:`viewer.io.fastcodecs`) for the compressed transfer syntaxes where it was
+   measured faster than pydicom's plugins with identical output (``tests/io/test_fastcodecs.py`` checks
+   every file of the corpus against pydicom): JPEG Lossless and 8-bit JPEG through libjpeg-turbo,
+   JPEG-LS through CharLS, JPEG 2000 and HTJ2K through OpenJPEG, RLE. It declines (returns None) every
+   case it was not checked for, and pydicom decodes those.
+2. pydicom 3 with its plugins (numpy for native/deflate/big endian, pylibjpeg + libjpeg/openjpeg,
+   pyjpegls, RLE).
+3. GDCM (``python-gdcm``) for what pydicom cannot read: 12-bit packed data (BitsAllocated 12), and
+   12-bit JPEG Extended where no pydicom plugin decodes it. GDCM returns stored values (no rescale, no
+   inversion of MONOCHROME1, unlike SimpleITK, which is never used for pixels), and its output is checked
+   against Rows x Columns x frames.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 # Which package provides the decoder of each compressed transfer syntax (for error messages).
 DECODER_PACKAGES: dict[str, str] = {
     "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg (8-bit) or SimpleITK (12-bit)",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg, or python-gdcm (12-bit)",
     "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",
     "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",
     "1.2.840.10008.1.2.4.80": "pyjpegls or pylibjpeg-libjpeg",
@@ -59,19 +67,28 @@ def decode_frames(ds: Any, path: str) -> np.ndarray:
     LoadError
         No pixel data, a defect (length mismatch, bad header) or a missing decoder, named in the message.
     """
+    uid, ts = _ts_name(ds)
+    if uid and not uid.startswith("1.2.840.10008."):
+        raise LoadError(f"{path}: unsupported compression (private transfer syntax UID {uid})")
     if not any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009)):
         raise LoadError(f"{path}: no Pixel Data (7FE0,0010) in the file")
     for kw in ("Rows", "Columns", "BitsAllocated"):
         if ds.get(kw) in (None, "", 0):
             raise LoadError(f"{path}: {kw} is missing or zero, pixel data cannot be interpreted")
     check_before_decode(ds, path)  # budget, frames vs fragments, codestream size vs Rows x Columns
-    uid, ts = _ts_name(ds)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if int(ds.BitsAllocated) == 12:
+        return _decode_with_gdcm(ds, path, "12-bit packed pixel data (BitsAllocated 12)")
+    from viewer.io.fastcodecs import decode_encapsulated
+
+    fast = decode_encapsulated(ds, uid)
+    if fast is not None:
+        return fast
     try:
         arr = _pixel_array(ds, uid)  # pydicom 3: stored values, YBR -> RGB by default
     except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a LoadError with its reason
         if uid == JPEG_EXTENDED and int(ds.get("BitsAllocated", 8)) > 8:
-            return _decode_with_simpleitk(ds, path)
+            return _decode_with_gdcm(ds, path, "12-bit JPEG Extended")
         raise _as_load_error(exc, path, uid, ts) from exc
     arr = np.asarray(arr)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -117,6 +134,8 @@ def _pixel_array(ds: Any, uid: str) -> np.ndarray:
 
 def _as_load_error(exc: Exception, path: str, uid: str, ts: str) -> LoadError:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if uid and not uid.startswith("1.2.840.10008."):
+        return LoadError(f"{path}: unsupported compression (private transfer syntax UID {uid})")
     available = _decoder_available(uid)
     if available is False:
         pkg = DECODER_PACKAGES.get(uid, "a decoder plugin for this transfer syntax")
@@ -136,30 +155,36 @@ def _decoder_available(uid: str) -> bool | None:
         return False
 
 
-def _decode_with_simpleitk(ds: Any, path: str) -> np.ndarray:
-    """12-bit JPEG Extended via GDCM, mapped back to stored values and checked."""
+def _decode_with_gdcm(ds: Any, path: str, what: str) -> np.ndarray:
+    """Stored values of ``path`` decoded by GDCM (what pydicom cannot decode), checked against the
+    header's Rows x Columns x frames; grey images only (colour would need GDCM's colour handling
+    checked as well)."""
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    if photometric not in ("MONOCHROME2",) or int(ds.get("BitsStored", 12)) == 1:
-        raise LoadError(f"{path}: 12-bit JPEG Extended with {photometric or 'no'} photometric "
-                        "interpretation: pydicom has no decoder and SimpleITK would alter the values")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise LoadError(f"{path}: {what} with {photometric or 'no'} photometric interpretation: pydicom "
+                        "has no decoder and GDCM is used here for grey images only")
     try:
-        import SimpleITK as sitk
-
-        img = sitk.ReadImage(path)
-        arr = sitk.GetArrayFromImage(img)
-    except Exception as exc:  # noqa: BLE001
-        raise LoadError(f"{path}: 12-bit JPEG Extended: pydicom has no decoder and SimpleITK failed: "
-                        f"{exc}") from exc
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    stored = (arr.astype(np.float64) - intercept) / slope  # single frame set: small, float64 is fine
-    if not np.allclose(stored, np.round(stored), atol=1e-3):
-        raise LoadError(f"{path}: SimpleITK output does not map back to integer stored values")
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
-    out = np.round(stored).astype(np.int16 if signed else np.uint16)
-    if out.ndim == 2:
-        out = out[None]
+        import gdcm
+    except ImportError as exc:
+        raise LoadError(f"{path}: {what}: pydicom has no decoder; install python-gdcm") from exc
+    reader = gdcm.ImageReader()
+    reader.SetFileName(path)
+    if not reader.Read():
+        raise LoadError(f"{path}: {what}: pydicom has no decoder and GDCM cannot read the file")
+    image = reader.GetImage()
+    fmt = image.GetPixelFormat()
+    bits, signed = int(fmt.GetBitsAllocated()), bool(fmt.GetPixelRepresentation())
+    if bits not in (8, 12, 16):
+        raise LoadError(f"{path}: {what}: GDCM returned {bits}-bit samples")
+    # GDCM unpacks 12-bit packed samples into 16-bit ones (its pixel format still says 12).
+    dtype = np.dtype(("i" if signed else "u") + ("1" if bits == 8 else "2"))
+    raw = image.GetBuffer()
+    if isinstance(raw, str):  # python-gdcm hands the buffer over as a str of surrogate-escaped bytes
+        raw = raw.encode("utf-8", "surrogateescape")
     rows, cols = int(ds.Rows), int(ds.Columns)
-    if out.shape[1:] != (rows, cols):
-        raise LoadError(f"{path}: SimpleITK returned {out.shape[1:]}, header says {rows}x{cols}")
-    return out
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if len(raw) != rows * cols * frames * dtype.itemsize:
+        raise LoadError(f"{path}: {what}: GDCM returned {len(raw)} bytes, the header's {rows} x {cols} x "
+                        f"{frames} pixels need {rows * cols * frames * dtype.itemsize}")
+    out = np.frombuffer(raw, dtype=dtype).reshape(frames, rows, cols).copy()
+    return fix_stored_bits(out, min(int(ds.get("BitsStored", bits) or bits), bits), signed)

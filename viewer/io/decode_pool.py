@@ -111,6 +111,9 @@ def import_decoders() -> None:
     import pydicom.pixels  # noqa: F401
 
     import viewer.io.decode  # noqa: F401
+    from viewer.io.fastcodecs import available
+
+    available()  # imports imagecodecs
 
 
 def decode_chunk(paths: list[str]) -> list[np.ndarray]:
@@ -165,6 +168,7 @@ class SharedSlices:
         self.path, self._fd, self.shape, self.dtype = path, fd, shape, dtype
         self.slice_bytes = int(np.prod(shape[1:])) * dtype.itemsize
         self.nbytes = self.slice_bytes * shape[0]
+        self._array: np.ndarray | None = None
 
     @classmethod
     def create(cls, shape: tuple[int, ...], dtype: np.dtype[Any]) -> SharedSlices | None:
@@ -198,15 +202,23 @@ class SharedSlices:
             raise LoadError(f"shared volume: slice {k} could not be read back")
         return out
 
-    def finish(self) -> np.ndarray:
-        """The volume as an array on the shared memory; the file's name is gone after this."""
-        import mmap
+    def array(self) -> np.ndarray:
+        """The volume as an array on the shared memory (mapped once): the workers' writes show in it
+        as they land, and slices nobody wrote yet read as zeros (a sparse tmpfs file)."""
+        if self._array is None:
+            import mmap
 
-        # MAP_POPULATE maps every page now, in one call: faulting them in one by one later costs more.
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mm = mmap.mmap(self._fd, self.nbytes, flags=flags)
+            # MAP_POPULATE maps every page now, in one call: faulting them in one by one later costs more.
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            mm = mmap.mmap(self._fd, self.nbytes, flags=flags)
+            self._array = np.frombuffer(mm, dtype=self.dtype).reshape(self.shape)
+        return self._array
+
+    def finish(self) -> np.ndarray:
+        """:meth:`array`, with the file's name gone after this."""
+        arr = self.array()
         self.discard()
-        return np.frombuffer(mm, dtype=self.dtype).reshape(self.shape)
+        return arr
 
     def discard(self) -> None:
         """Close and unlink the file (idempotent); an array from :meth:`finish` stays valid."""
@@ -279,6 +291,26 @@ def warm_pool() -> None:
             fut.result()
     except (BrokenProcessPool, OSError, RuntimeError):
         drop_pool()
+
+
+def prestart_pool(size: int) -> None:
+    """Start ``size`` decoder processes and their imports without waiting for them (the loader calls it
+    as soon as it knows a series is compressed, so the spawn overlaps its header pass)."""
+    global _PRESTARTED
+    import multiprocessing
+
+    if _POOL is not None and _POOL_SIZE >= min(max(1, size), MAX_WORKERS):
+        return
+    if multiprocessing.current_process().daemon:
+        return  # a daemonic process (a cluster worker) may not have children: the loader decodes here
+    try:
+        pool = get_pool(size)
+        _PRESTARTED = [pool.submit(import_decoders) for _ in range(_POOL_SIZE)]
+    except Exception:  # noqa: BLE001 - no child processes here (sandbox): load() decodes in this process
+        drop_pool()
+
+
+_PRESTARTED: list[Any] = []  # the import jobs of prestart_pool (kept so that errors are not logged)
 
 
 def drop_pool() -> None:

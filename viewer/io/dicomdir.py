@@ -12,13 +12,48 @@ def is_dicomdir(path: str) -> bool:
         return os.path.isfile(path)
     if not path.lower().endswith(".dcm") and "dicomdir" not in os.path.basename(path).lower():
         return False
+    # Only the file meta group is needed: reading it from the first bytes costs one small read, where
+    # pydicom would parse the whole header (a list of N image files would be read twice).
     try:
-        from pydicom import dcmread
-
-        meta = dcmread(path, stop_before_pixels=True, specific_tags=["MediaStorageSOPClassUID"]).file_meta
-        return str(meta.get("MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10"
-    except Exception:  # noqa: BLE001 - not a readable DICOMDIR
+        with open(path, "rb") as fh:
+            head = fh.read(MEDIA_CLASS_PROBE_BYTES)
+    except OSError:
         return False
+    return media_storage_class(head) == DICOMDIR_CLASS
+
+
+#: MediaStorageSOPClassUID of a DICOMDIR (Media Storage Directory Storage).
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+#: The file meta group (PS3.10 7.1) precedes everything else and is a few hundred bytes long.
+MEDIA_CLASS_PROBE_BYTES = 4096
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def media_storage_class(head: bytes) -> str | None:
+    """(0002,0002) MediaStorageSOPClassUID from the first bytes of a Part 10 file (preamble, "DICM",
+    then the explicit VR little endian meta group), or None when it is not there."""
+    import struct
+
+    if head[128:132] != b"DICM":
+        return None
+    pos = 132
+    while pos + 8 <= len(head):
+        group, elem = struct.unpack_from("<HH", head, pos)
+        if group != 2:
+            return None
+        vr = head[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return None
+            length, start = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
+        else:
+            length, start = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
+        if elem == 2:
+            if start + length > len(head):
+                return None
+            return head[start:start + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        pos = start + length
+    return None
 
 
 #: Nested directory files followed at most this deep (a DIRFILE naming itself must not loop forever).

@@ -522,7 +522,11 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
     rec.samples_per_pixel = integer("SamplesPerPixel", 0)
 
     if pixel is None:
-        if rec.sop_class_uid == DICOMDIR_SOP_CLASS:
+        if rec.rows and rec.columns and transfer_syntax and not transfer_syntax.startswith("1.2.840.10008."):
+            # A vendor's own compression (e.g. Philips 1.3.46.670589.33.1.4.1) keeps its pixels in a
+            # private element: not a truncated file.
+            rec.reason = f"unsupported compression (private transfer syntax UID {transfer_syntax})"
+        elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             rec.status, rec.reason = "nonimage", "DICOMDIR (media directory): lists other files"
         elif rec.rows and rec.columns:
             rec.reason = (f"no PixelData although Rows/Columns are set (file ends at byte {rec.size}; "
@@ -563,7 +567,8 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
             pixels = rec.rows * rec.columns * rec.frames * spp
             if spp == 3 and text("PhotometricInterpretation") == "YBR_FULL_422":
                 pixels = pixels * 2 // 3  # PS3.3 C.7.6.3.1.2: two chroma samples per pair of pixels
-            expected = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
+            expected = ((pixels + 7) // 8 if bits == 1 else (pixels * 3 + 1) // 2 if bits == 12
+                        else pixels * ((bits + 7) // 8))  # 12: two samples in three bytes (ACR-NEMA)
             # PS3.5 7.1: values are padded to even length, so one extra byte is normal.
             if length < expected:
                 rec.pixel_offset = rec.pixel_length = -1

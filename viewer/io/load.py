@@ -11,7 +11,10 @@ straight into a volume in shared memory (/dev/shm) instead of sending them back 
 
 Progressive delivery: :class:`SeriesLoader` reads headers in its constructor; ``first_index`` is the
 middle slice in sorted order, which :meth:`SeriesLoader.load` decodes before any other and hands to the
-``first_slice`` callback, so a viewer can draw it while the rest loads.
+``first_slice`` callback, so a viewer can draw it while the rest loads. The other slices follow from the
+middle outwards; with ``on_slices`` the caller gets the volume array while it is being filled (zeros
+where nothing is decoded yet) and the indices of the slices as they become ready, so a viewer can let
+the user scroll through what is decoded.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from viewer.io.rawread import fast_header, fast_tags_present, read_header_datase
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 FirstSlice = Callable[[int, np.ndarray], None]
+#: on_slices(volume, ks): slices ks of ``volume`` (the array being filled) now hold their values.
+SlicesReady = Callable[[np.ndarray, list[int]], None]
 
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _OTHER_NATIVE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflate
@@ -432,6 +437,12 @@ class SeriesLoader:
                           and (lay.transfer_syntax in _NATIVE_LE or encapsulated))
         self._fast = (self._fast_hdr and lay.transfer_syntax in _NATIVE_LE and lay.bits_allocated == 16
                       and lay.samples == 1)
+        if self._compressed() and (decode_in_pool or len(files) >= POOL_MIN_FILES):
+            # The decoder processes start now and import their decoders while the headers are read
+            # (a cold spawn costs ~0.3-1 s); load() asks for the same size and finds them ready.
+            ncpu = os.cpu_count() or 1
+            if ncpu > 1 or decode_in_pool:
+                decode_pool.prestart_pool(ncpu if decode_in_pool else ncpu - 1)
         items: list[_Item] = []
         nbytes = lay.rows * lay.cols * 2 if self._fast else None
         total = len(files)
@@ -725,12 +736,25 @@ class SeriesLoader:
                 decode_pool.drop_pool()
             except (OSError, RuntimeError):  # no child processes here (daemon, sandbox)
                 decode_pool.drop_pool()
-        return decode_pool.decode_file(path)
+        from viewer.io.fastcodecs import j2k_threads
+
+        with j2k_threads(os.cpu_count() or 1):  # one frame decoded alone: all cores on it
+            return decode_pool.decode_file(path)
 
     def _compressed(self) -> bool:
         return self.layout.transfer_syntax not in _NATIVE_LE | _OTHER_NATIVE
 
     def _try_fast(self, item: _Item, out: np.ndarray) -> bool:
+        if out.dtype == np.float32:
+            # Non-integer rescale (PET, some MR/CT): stored values read into a scratch slice, then one
+            # float32 multiply-add into the volume, as the int16 path does in place.
+            scratch = np.empty(out.shape, dtype=np.int16)
+            if not read_pixels_fast(item.path, scratch, self.layout.explicit, item.offset, item.stamp):
+                return False
+            stored = fix_stored_bits(scratch.view(np.int16 if self.layout.signed else np.uint16),
+                                     self.layout.bits_stored, self.layout.signed)
+            rescale_into(out, stored, item.slope, item.intercept)
+            return True
         if out.dtype != np.int16 or not (float(item.slope).is_integer() and float(item.intercept).is_integer()):
             return False
         if not read_pixels_fast(item.path, out, self.layout.explicit, item.offset, item.stamp):
@@ -748,6 +772,13 @@ class SeriesLoader:
             rescale_into(out, stored, item.slope, item.intercept)
         return True
 
+    _on_slices: SlicesReady | None = None
+
+    def _new_volume(self) -> np.ndarray:
+        # Zeros when a caller shows the volume while it fills (undecoded slices black, not old memory);
+        # np.zeros of this size maps fresh zero pages, as cheap as np.empty.
+        return (np.zeros if self._on_slices is not None else np.empty)(self.shape, dtype=self.dtype)
+
     def _spec(self) -> StoreSpec:
         return StoreSpec(self._all_fit, int(_f(self._first_ds.get("NumberOfFrames"), 1)) <= 1, self._mosaic)
 
@@ -758,7 +789,7 @@ class SeriesLoader:
     @reasons_not_crashes
     def load(self, *, progress: Progress | None = None, cancel: Cancel | None = None,
              first_slice: FirstSlice | None = None, workers: int | None = None,
-             volume: int | None = None) -> Volume:
+             volume: int | None = None, on_slices: SlicesReady | None = None) -> Volume:
         """Read all pixels of one volume into a new :class:`Volume`.
 
         Parameters
@@ -775,7 +806,14 @@ class SeriesLoader:
         workers
             Processes for compressed data (default: all cores; the pool part is capped at
             :data:`viewer.io.decode_pool.MAX_WORKERS`); 1 decodes in this process only.
+        on_slices
+            on_slices(volume, ks) after slices ks (sorted order) hold their values in ``volume``, the
+            array that the returned Volume will hold (zeros where no slice is stored yet): a viewer may
+            show ready slices while the rest loads (slices come from the middle outwards). Called on
+            the loading thread. A load that starts over (float32 needed, shared memory full) hands a
+            new array: every slice of an earlier one is then void.
         """
+        self._on_slices = on_slices
         if volume is not None:
             self.select_volume(volume)
         while True:
@@ -792,14 +830,16 @@ class SeriesLoader:
               workers: int | None) -> Volume:
         n = len(self.items)
         done = 0
-        order = [self.first_index] + [k for k in range(n) if k != self.first_index]
+        # The middle slice first, then outwards (first+1, first-1, ...): what a reader scrolls to first.
+        mid = self.first_index
+        order = sorted(range(n), key=lambda k: (abs(k - mid), k < mid))
         fast = [k for k in order if self.items[k].fast]
         slow = [k for k in order if not self.items[k].fast]
         if not fast:
             # All decoded: _load_slow allocates the volume (in shared memory when the pool fills it).
             arr = self._load_slow(None, slow, progress, cancel, first_slice, workers, done)
             return self._volume(arr)
-        vol = np.empty(self.shape, dtype=self.dtype)
+        vol = self._new_volume()
         if fast and fast[0] == self.first_index:
             # The first slice alone, before anything else, so the caller can draw it at once.
             if cancel is not None and cancel():
@@ -808,6 +848,8 @@ class SeriesLoader:
                 done += 1
                 if progress is not None:
                     progress(done, n)
+                if self._on_slices is not None:
+                    self._on_slices(vol, [fast[0]])
                 if first_slice is not None:
                     first_slice(fast[0], vol[fast[0]])
             else:
@@ -847,6 +889,8 @@ class SeriesLoader:
                 done += len(chunk) - len(failed)
                 if progress is not None:
                     progress(done, n)
+                if self._on_slices is not None:
+                    self._on_slices(vol, [k for k in chunk if k not in failed])
 
         thread = threading.Thread(target=helper, daemon=True) if threads > 1 and len(queue) > 2 else None
         if thread is not None:
@@ -903,15 +947,18 @@ class SeriesLoader:
         use_pool = pool_only or (workers > 1 and compressed and len(paths) >= POOL_MIN_FILES)
         spec = self._spec()
         out = vol
+        shared: SharedSlices | None = None
 
         def volume() -> np.ndarray:
             nonlocal out
             if out is None:
-                out = np.empty(self.shape, dtype=self.dtype)
+                out = self._new_volume()
             return out
 
         def report(done_ks: list[int], slice_of: Callable[[int], np.ndarray]) -> None:
             nonlocal done
+            if self._on_slices is not None:
+                self._on_slices(shared.array() if shared is not None else volume(), done_ks)
             for k in done_ks:
                 done += 1
                 if progress is not None:
@@ -933,7 +980,11 @@ class SeriesLoader:
             return volume()
 
         if not use_pool:
-            return decode_here(paths)
+            from viewer.io.fastcodecs import j2k_threads
+
+            # One decoding process: OpenJPEG may use every core for each JPEG 2000 frame.
+            with j2k_threads(ncpu if workers > 1 else 1):
+                return decode_here(paths)
         # Decoded slices travel back through a pipe as pickles at ~0.5 GB/s (measured: ~1 ms per 512x512
         # int16 slice, as long as decoding a JPEG-LS slice takes). With a shared-memory volume the
         # workers write each slice in place (pwrite) and return only when done.

@@ -75,7 +75,11 @@ class SeriesLoaderLike(Protocol):
     def read_slice(self, k: int) -> np.ndarray: ...
 
     def load(self, *, progress: Progress | None = ..., cancel: CancelCheck | None = ...,
-             volume: int | None = ...) -> Volume: ...
+             volume: int | None = ...,
+             on_slices: Callable[[np.ndarray, list[int]], None] | None = ...) -> Volume:
+        """``on_slices(volume_array, ks)``: slices ks of the array being filled hold their values (scroll
+        while decoding); a new array means the load started over."""
+        ...
 
 
 class LoaderFactory(Protocol):
@@ -109,3 +113,6 @@ class IoServices:
     read_derived: Callable[[str], DerivedOverlay] | None = None
     # Ends every worker process the services started (decoder pools); called when the window closes.
     shutdown: Callable[[], None] | None = None
+    # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
+    # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
+    export_series: Callable[..., Any] | None = None

@@ -383,7 +383,8 @@ class MeasurementKeeper(QObject):
         # One callback for both: a new volume also empties the measurement list, which must not read as
         # "the user deleted them all".
         if "volume" in changes:
-            self._rois[id(view)] = {}
+            if "refined" not in changes:  # a refined volume keeps its measurements (restore skips them)
+                self._rois[id(view)] = {}
             if view.volume is not None:
                 self.restore(view)
         elif "measurements" in changes:
@@ -399,10 +400,13 @@ class MeasurementKeeper(QObject):
         except ValueError:
             return 0
         known = self._rois.setdefault(id(view), {})
+        drawn = {roi_id for roi_id, _ in known.values()}
         n = 0
         self._restoring = True
         try:
             for roi in self.store.rois(series_uid=vol.series_uid):
+                if roi.roi_id in drawn:
+                    continue
                 m = roi_to_measurement(roi, vol, keys)
                 if m is None:
                     continue

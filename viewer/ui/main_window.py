@@ -26,12 +26,12 @@ from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
-from viewer.state.workspace import Workspace
+from viewer.state.workspace import Workspace, nearest_slice, slice_position
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
 from viewer.ui.volume_bar import attach_volume_bar
-from viewer.ui.workers import Background, IoServices, Preview, load_job
+from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
 
 APP_TITLE = "DICOM Viewer"
 CLOSE_WAIT_MS = 30000
@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
     first_image_shown = Signal(int)  # slot index: the preview or the volume is on screen
     series_loaded = Signal(int)  # slot index: the whole volume is loaded
     series_failed = Signal(int, str)  # slot index, reason
+    export_finished = Signal(str)  # the export's summary, or "failed: <reason>"
     derived_opened = Signal(object)  # a DerivedOverlay (SEG/SR) now kept in the workspace
 
     def __init__(self, io: IoServices, background: Background | None = None, settings: Settings | None = None,
@@ -67,6 +68,8 @@ class MainWindow(QMainWindow):
         self.auto_open = True
         self._load_started: dict[int, float] = {}
         self._load_reference: dict[int, int] = {}
+        self._filling: dict[int, Filling] = {}  # slot -> the volume being decoded there (scroll while decoding)
+        self._filling_hooked: set[int] = set()
         self._titles: dict[int, str] = {}  # viewport -> title of what load_files loads there
         # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
         self._tool_unsubscribe: Callable[[], None] | None = None
@@ -111,6 +114,8 @@ class MainWindow(QMainWindow):
         self.act_open_derived.setToolTip("Draw a DICOM SEG or SR over the series it references")
         file_menu.addActions([self.act_open_folder, self.act_open_files, self.act_open_dicomdir,
                               self.act_open_derived])
+        self.act_export = self._action("&Export Series…", self._ask_export)
+        file_menu.addAction(self.act_export)
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self._fill_recent_menu()
         file_menu.addSeparator()
@@ -268,6 +273,45 @@ class MainWindow(QMainWindow):
         self.settings.clear_recent()
         self._fill_recent_menu()
 
+    def _ask_export(self) -> None:
+        key = self.grid.slots[self.grid.active].stack_key
+        stack = self.browser.stacks.get(key) if key is not None else None
+        if key is None or stack is None or self.io.export_series is None:
+            self.statusBar().showMessage("Export: load a series into the active viewport first")
+            return
+        from viewer.ui.export_dialog import ExportDialog
+
+        desc = stack.description or "(no description)"
+        dialog = ExportDialog(self, f"{stack.modality}  {desc}  — {len(stack.files)} file(s)")
+        if dialog.exec():
+            self.export_stack(key, *dialog.choice())
+
+    def export_stack(self, key: str, out_dir: str, codec: str, deidentify: bool = False) -> int | None:
+        """Write a verified lossless copy of the browser's series ``key`` in the background; the status
+        bar shows progress and then the ratio and speed (or why it failed)."""
+        stack = self.browser.stacks.get(key)
+        export = self.io.export_series
+        if stack is None or export is None:
+            return None
+        files = list(stack.files)
+
+        def job(ctx: Any) -> object:
+            return export(files, out_dir, codec, deidentify=deidentify, progress=ctx.progress,
+                          cancel=ctx.cancelled)
+
+        def done(report: Any) -> None:
+            self.statusBar().showMessage("Export: " + report.summary())
+            self.export_finished.emit(report.summary())
+
+        def failed(message: str) -> None:
+            self.statusBar().showMessage("Export failed: " + message.splitlines()[0])
+            self.export_finished.emit("failed: " + message.splitlines()[0])
+
+        self.statusBar().showMessage(f"Exporting {len(files)} file(s) as {codec}…")
+        return self.background.submit(
+            "export", job, on_result=done, on_error=failed,
+            on_progress=lambda d, t: self.statusBar().showMessage(f"Exporting as {codec}: {d}/{t}"))
+
     def _ask_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
         if path:
@@ -356,6 +400,7 @@ class MainWindow(QMainWindow):
         self._load_reference[idx] = self.grid.active
         self.grid.set_active(idx)
         slot.model.start_loading(key)
+        self._filling.pop(idx, None)
         desc = stack.description or "(no description)"
         slot.set_title(f"{stack.modality}  {desc}  — loading…")
         self.browser.select(key)
@@ -394,9 +439,52 @@ class MainWindow(QMainWindow):
             self.last_first_image_ms = (time.perf_counter() - started) * 1000.0
             self.first_image_shown.emit(idx)
 
-    def _on_preview(self, idx: int, preview: Preview) -> None:
+    def _on_preview(self, idx: int, preview: Preview | Filling) -> None:
+        if isinstance(preview, Filling):
+            self._on_filling(idx, preview)
+            return
         self.grid.slots[idx].model.show_preview(preview.volume, preview.total)
         self._mark_first_image(idx)
+
+    def _on_filling(self, idx: int, filling: Filling) -> None:
+        """Scroll while decoding: the viewport shows the volume being filled in place of the preview
+        (same slice, window and zoom); a slice not decoded yet is black with a note until it arrives."""
+        model = self.grid.slots[idx].model
+        view = self.grid.slots[idx].view
+        previous = self._filling.get(idx)
+        if previous is None or previous.volume is not filling.volume:
+            shown = model.preview
+            if shown is None:
+                model.show_preview(filling.volume, filling.volume.shape[0])
+                model.view.refine(filling.volume.shape[0] // 2)
+                self._mark_first_image(idx)
+            else:
+                start = nearest_slice(filling.volume, slice_position(shown, 0))
+                model.preview = filling.volume  # finish() refines it in place, as it does a preview
+                model.image.set_volume(filling.volume, keep_display=True)
+                model.view.refine(start if start is not None else filling.volume.shape[0] // 2)
+            if idx not in self._filling_hooked:
+                view.slice_changed.connect(lambda _k, i=idx: self._show_filling_state(i))
+                self._filling_hooked.add(idx)
+            previous = None
+        newly = filling.ready if previous is None else filling.ready & ~previous.ready
+        self._filling[idx] = filling
+        if view.state.plane != "acquired" or newly[min(view.slice_index, len(newly) - 1)]:
+            # The slice on screen (or a reformat through it) got its values: redraw. "reset": not the
+            # reader's scroll, so linked viewports do not follow.
+            view.state.notify("slice", "reset")
+        self._show_filling_state(idx)
+
+    def _show_filling_state(self, idx: int) -> None:
+        filling = self._filling.get(idx)
+        if filling is None:
+            return
+        view = self.grid.slots[idx].view
+        ready, k = filling.ready, view.slice_index
+        if view.state.plane == "acquired" and 0 <= k < len(ready) and not ready[k]:
+            view.show_message(f"Slice {k + 1} is being decoded… ({int(ready.sum())}/{len(ready)} ready)")
+        else:
+            view.clear_message()
 
     def _on_load_progress(self, idx: int, done: int, total: int) -> None:
         slot = self.grid.slots[idx]
@@ -408,8 +496,12 @@ class MainWindow(QMainWindow):
         stack = self.browser.stacks.get(key)
         if stack is not None:
             self.workspace.cache.put(self.workspace.cache_key(stack), volume)
+        # Scrolled while it decoded: the reader stays on that slice.
+        scrolled = slot.view.slice_index if self._filling.pop(idx, None) is not None else None
         # Refines the preview in place: same slice, window and zoom the reader sees.
         slot.model.finish(volume)
+        if scrolled is not None:
+            slot.model.view.refine(scrolled)
         reference = self._load_reference.pop(idx, None)
         if reference is not None and reference != idx:
             self.workspace.align_to(slot.model, self.workspace.viewports[reference])
@@ -428,6 +520,7 @@ class MainWindow(QMainWindow):
     def _on_load_failed(self, idx: int, key: str, message: str) -> None:
         slot = self.grid.slots[idx]
         slot.model.fail(message)
+        self._filling.pop(idx, None)
         self._load_reference.pop(idx, None)
         slot.set_title("Cannot load this series")
         slot.title.setToolTip(message)

@@ -253,6 +253,20 @@ class Preview:
     total: int  # slices (or files) in the whole series
 
 
+@dataclass
+class Filling:
+    """The whole volume while it is being decoded: ``ready[k]`` says slice k holds its values (the
+    others are zeros). Posted when the loader hands out the array and then as slices arrive (at most
+    every :data:`FILLING_INTERVAL_S`); ``ready`` is a copy, the volume's array is the one being filled."""
+
+    volume: Volume  # the volume whose array the loader is filling
+    ready: np.ndarray  # bool, one per slice
+
+
+#: Seconds between two Filling posts of one load (the viewport re-renders on each).
+FILLING_INTERVAL_S = 0.05
+
+
 def scan_job(io: IoServices, paths: list[str]) -> Job:
     """A job that indexes ``paths`` with ``viewer.io.series.find_stacks``, reporting progress."""
 
@@ -307,7 +321,21 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
         k = int(loader.first_index)
         first_slice(k, loader.read_slice(k))
         ctx.check()
-        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled)
+        filling: list[Any] = []  # [volume, ready mask, time of the last post]
+
+        def on_slices(arr: np.ndarray, ks: list[int]) -> None:
+            if not filling or filling[0].array is not arr:
+                vol = Volume(arr, np.array(loader.affine, dtype=np.float64), loader.modality, loader.series_uid,
+                             info)
+                filling[:] = [vol, np.zeros(arr.shape[0], dtype=bool), 0.0]
+            filling[1][ks] = True
+            now = time.perf_counter()
+            if now - filling[2] >= FILLING_INTERVAL_S or filling[1].all():
+                filling[2] = now
+                ctx.partial(Filling(filling[0], filling[1].copy()))
+
+        volume = loader.load(progress=ctx.progress, cancel=ctx.cancelled,
+                             on_slices=on_slices if total > 1 else None)
         volume.warnings = list(warnings or []) + list(volume.warnings)
         return volume
 
