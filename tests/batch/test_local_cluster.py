@@ -61,7 +61,7 @@ def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: 
     assert all("not applicable" in r and "MR" in r for r in failed.values())
     sha = manifests[0].sha256
     ok = [i for i, s in enumerate(t["status"]) if s == "ok"]
-    assert {t["model_sha256"][i] for i in ok} == {sha} and {t["model_version"][i] for i in ok} == {"1.1.0"}
+    assert {t["model_sha256"][i] for i in ok} == {sha} and {t["model_version"][i] for i in ok} == {manifests[0].version}
     assert {t["provider"][i] for i in ok} == {"CPUExecutionProvider"} and not any(t["forced"])
     assert all(t["load_ms"][i] > 0 and t["infer_ms"][i] > 0 for i in ok)
     # sessions were made once per worker process (by the plugin), not per task
