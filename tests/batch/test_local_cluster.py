@@ -61,7 +61,7 @@ def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: 
     assert all("not applicable" in r and "MR" in r for r in failed.values())
     sha = manifests[0].sha256
     ok = [i for i, s in enumerate(t["status"]) if s == "ok"]
-    assert {t["model_sha256"][i] for i in ok} == {sha} and {t["model_version"][i] for i in ok} == {"1.1.0"}
+    assert {t["model_sha256"][i] for i in ok} == {sha} and {t["model_version"][i] for i in ok} == {manifests[0].version}
     assert {t["provider"][i] for i in ok} == {"CPUExecutionProvider"} and not any(t["forced"])
     assert all(t["load_ms"][i] > 0 and t["infer_ms"][i] > 0 for i in ok)
     # sessions were made once per worker process (by the plugin), not per task
@@ -199,7 +199,9 @@ def test_evaluate_scores_results_with_the_evaluate_metrics(client: Any, ct_dirs:
     assert r["model"] == MODEL and r["slice_labels"] == 134 and r["series_labels"] == 1 and r["unmatched"] == 1
     assert r["n"] == want["n"] == 135 and r["confusion_matrix"] == want["confusion_matrix"]
     assert r["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
-    assert r["auc"] == pytest.approx(want["auc"], abs=1e-4)
+    # the reference probabilities are infer's 6-decimal JSON: with organ-ct 1.2.0's sharper (calibrated)
+    # probabilities many round to 0 or 1, and the rank ties that makes move the AUC by a few 1e-4
+    assert r["auc"] == pytest.approx(want["auc"], abs=1e-3)
     for n in names:
         got, exp = r["per_class"][n], want["per_class"][n]
         assert got["support"] == exp["support"]

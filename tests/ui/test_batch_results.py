@@ -54,7 +54,10 @@ def test_browser_marks_and_opened_series_shows_stored_predictions(qtbot, main_wi
     label = pred.labels[int(mean.argmax())]
     (item,) = main_window.browser.items.values()
     qtbot.waitUntil(lambda: f"AI: {label} {mean.max():.2f}" in item.text(0), timeout=10000)
-    assert "Stored prediction (organ-ct 1.1.0" in item.toolTip(0)
+    from viewer.ai import load_manifest
+    from viewer.ai.registry import REPO_MODELS
+
+    assert f"Stored prediction (organ-ct {load_manifest(REPO_MODELS / 'organ-ct').version}" in item.toolTip(0)
     # the AI dock shows the stored per-slice predictions of the opened series, and nothing was run
     qtbot.waitUntil(lambda: panel.plot.predictions is not None, timeout=10000)
     shown = panel.plot.predictions
