@@ -66,10 +66,10 @@ def test_writer_parts_are_atomic_and_resume_keys_skip_lost(tmp_path: Path) -> No
 
     out = tmp_path / "r.parquet"
     out.mkdir()
-    (out / ".part-1-dead.parquet.tmp").write_bytes(b"half a chunk of a killed job")
+    (out / ".partial-1dead-part-1.parquet").write_bytes(b"half a chunk of a killed job")
     spec = ModelSpec("m", "1", "a" * 64, "/models/m")
     w = ResultsWriter(out, chunk_rows=3)
-    assert not (out / ".part-1-dead.parquet.tmp").exists()
+    assert not (out / ".partial-1dead-part-1.parquet").exists()
     ok = UnitResult("u1", "1.2.3", "1.2", "CT", "/d", 2, ["1.2.3.1", "1.2.3.2"], [1, 1], 0.01,
                     [ModelRows(spec, "ok", provider="CPUExecutionProvider", labels=("a", "b"),
                                slices=np.array([0, 1], np.int32),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 from typing import Any
+
+from viewer.core.atomic import write_atomically
 
 # Result columns copied as they are, in this order (then p_<class> for every class of every model).
 CSV_COLUMNS = ("folder", "study_instance_uid", "series_instance_uid", "modality", "slice", "sop_instance_uid",
@@ -17,18 +20,21 @@ def write_csv(table: Any, path: str | os.PathLike[str]) -> int:
     classes: list[str] = []
     for names in class_names_by_model(table).values():
         classes.extend(n for n in names if n not in classes)
-    tmp = f"{os.fspath(path)}.tmp"
     n = 0
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([*CSV_COLUMNS, *(f"p_{c}" for c in classes)])
-        for batch in table.to_batches(max_chunksize=10000):
-            for row in batch.to_pylist():
-                probs = dict(zip(row["class_names"] or [], row["probabilities"] or []))
-                w.writerow([_text(row[c]) for c in CSV_COLUMNS]
-                           + [f"{probs[c]:.6f}" if c in probs else "" for c in classes])
-                n += 1
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        nonlocal n
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow([*CSV_COLUMNS, *(f"p_{c}" for c in classes)])
+            for batch in table.to_batches(max_chunksize=10000):
+                for row in batch.to_pylist():
+                    probs = dict(zip(row["class_names"] or [], row["probabilities"] or []))
+                    w.writerow([_text(row[c]) for c in CSV_COLUMNS]
+                               + [f"{probs[c]:.6f}" if c in probs else "" for c in classes])
+                    n += 1
+
+    write_atomically(path, write)
     return n
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from viewer.batch.work import UnitResult
+from viewer.core.atomic import PARTIAL_PREFIX, write_atomically
 
 OK, FAILED, LOST = "ok", "failed", "lost"
 # (name, arrow type name) in file order; types are built in schema() so pyarrow is imported lazily.
@@ -99,7 +100,7 @@ class ResultsWriter:
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(f"{self.folder} exists and is not a results folder")
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".part-*.tmp"):
+        for stale in self.folder.glob(f"{PARTIAL_PREFIX}*"):
             stale.unlink(missing_ok=True)  # a chunk a killed job was writing: never complete
         self.chunk_rows = chunk_rows
         self.flush_s = flush_s
@@ -130,13 +131,8 @@ class ResultsWriter:
 
         table = pa.table(self._cols, schema=schema())
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = self.folder / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.folder / name)
-        _fsync_dir(self.folder)
+        # Written under a hidden temporary name, synced, renamed: a killed job leaves no partial part.
+        write_atomically(self.folder / name, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         self.parts_written += 1
         self.rows_written += self._rows
         self._cols = {name: [] for name, _ in COLUMNS}
@@ -144,20 +140,6 @@ class ResultsWriter:
 
     def close(self) -> None:
         self.flush()
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable once the folder's entry is on disk (POSIX); not possible on Windows.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def part_files(folder: str | os.PathLike[str]) -> list[Path]:

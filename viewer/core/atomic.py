@@ -23,6 +23,10 @@ class OutputRefused(Exception):
     """The output path was refused before anything was written; the message says why and what to do."""
 
 
+# Temporary files of unfinished writes start with this (hidden; a reader of the folder skips them).
+PARTIAL_PREFIX = ".partial-"
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -75,7 +79,7 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], T], *
     out = check_output(path, overwrite=overwrite, protected=protected)
     # The temporary name ends with the target's name: writers that choose the format by extension
     # (nibabel's .nii.gz) write the right one.
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=f"-{out.name}", dir=out.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=f"-{out.name}", dir=out.parent)
     tmp = Path(tmp_name)
     try:
         os.close(fd)
