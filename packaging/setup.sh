@@ -44,14 +44,25 @@ if [ -n "$missing" ] && command -v apt-get >/dev/null; then
     done
     cat "$err" >&2; rm -f "$err"; return 1
   }
-  apt_wait update -qq && apt_wait install -y -qq $missing >/dev/null
+  # No package may start its service while installing (Debian's policy-rc.d convention, exit 101 = deny):
+  # Orthanc's would listen on every interface.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1
+  fi
+  rc=0; { apt_wait update -qq && apt_wait install -y -qq $missing >/dev/null; } || rc=$?
+  if [ -n "$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  [ "$rc" = 0 ] || exit "$rc"
 fi
 # The PACS tests start their own Orthanc in a private network namespace; the package's system service
 # (listening on every interface) is not wanted on a test machine.
 case "$extras" in *test*)
+  SUDO_STOP=""; [ "$(id -u)" = 0 ] || SUDO_STOP="sudo"
   if command -v systemctl >/dev/null && systemctl is-enabled orthanc >/dev/null 2>&1; then
     S=""; [ "$(id -u)" = 0 ] || S="sudo"
     $S systemctl disable --now orthanc >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/orthanc ]; then  # no systemd (containers): stop a service an earlier install started
+    $SUDO_STOP /etc/init.d/orthanc stop >/dev/null 2>&1 || true
   fi ;;
 esac
 
