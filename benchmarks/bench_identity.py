@@ -10,7 +10,6 @@ the file's first 8 KiB match: one open and read per image) and with the check re
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import warnings
@@ -19,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import data_root, machine, median_time  # noqa: E402
+from _common import data_root, linked_folder, machine, median_time  # noqa: E402
 
 
 def main() -> None:
@@ -36,11 +35,7 @@ def main() -> None:
     print(f"# bench_identity {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "many"
-        for k in range(args.copies):
-            sub = folder / f"c{k:03d}"
-            sub.mkdir(parents=True)
-            for i, p in enumerate(originals):
-                os.symlink(p, sub / f"{i:04d}.dcm")
+        linked_folder(folder, originals, args.copies)
         db = Path(tmp) / "index.sqlite"
         first = find_stacks(folder, index=db)
         n = first.files_total

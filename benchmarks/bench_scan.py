@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import data_root, median_time as timed  # noqa: E402
+from _common import data_root, linked_folder, median_time as timed  # noqa: E402
 
 
 def main() -> None:
@@ -72,12 +72,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "many"
-        for k in range(args.copies):
-            sub = folder / f"c{k:03d}"
-            sub.mkdir(parents=True)
-            for i, p in enumerate(originals):
-                os.symlink(p, sub / f"{i:04d}.dcm")
-        total = args.copies * n
+        total = linked_folder(folder, originals, args.copies)
         print(f"linked folder: {total} files")
 
         db = Path(tmp) / "index.sqlite"
