@@ -13,7 +13,7 @@ Sessions are kept per process by :meth:`viewer.ai.session.ModelSession.get` (its
 
 from __future__ import annotations
 
-import os
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +26,7 @@ from distributed import WorkerPlugin
 from viewer.ai.manifest import MANIFEST_NAME, Manifest, load_manifest
 from viewer.ai.registry import ModelRegistry
 from viewer.ai.session import ModelSession
+from viewer.core.atomic import write_atomically
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,8 @@ def materialise(spec: ModelSpec, files: dict[str, bytes], local_dir: str) -> Non
         pass
     folder = Path(local_dir) / "viewer-models" / f"{spec.id}-{spec.sha256[:16]}"
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / name)
+    for name, data in files.items():  # workers of one machine may write the same folder at once
+        write_atomically(folder / name, functools.partial(Path.write_bytes, data=data))
     m = load_manifest(folder)  # verifies the SHA-256 of what arrived
     with _lock:
         _manifests[spec.sha256] = m
