@@ -37,13 +37,13 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from viewer.annotations.paths import data_dir
+from viewer.core.atomic import write_atomically
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -107,14 +107,9 @@ def user_secret(path: Path | None = None) -> bytes:
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    # 0600 from the first byte: whoever reads the key can undo the pseudonyms and the date shift.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)  # atomic: two processes never see half a key
+    # 0600 from the first byte (mkstemp): whoever reads the key can undo the pseudonyms and the date
+    # shift. Atomic: two processes never see half a key.
+    write_atomically(path, lambda tmp: tmp.write_bytes(key), mode=0o600)
     return path.read_bytes()
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from viewer.core.atomic import write_atomically
 from viewer.io.errors import LoadCancelled, LoadError
 
 CODECS: dict[str, str] = {
@@ -175,7 +175,7 @@ def _export_one(src: str, dst: str, codec: str, transform: Transform | None, rep
     out.file_meta.TransferSyntaxUID = CODECS[codec]
     if spp == 3:
         out.PlanarConfiguration = 0  # decoders return interleaved RGB; each codec writes it so
-    _write_atomic(out, dst)
+    write_atomically(dst, lambda tmp: out.save_as(tmp, enforce_file_format=True))
     t1 = time.perf_counter()
     try:
         _verify(dst, stored)
@@ -249,29 +249,6 @@ def rle_encode(frame: np.ndarray) -> bytes:
         pos += len(seg)
     header = struct.pack("<16I", len(segments), *offsets, *([0] * (15 - len(offsets))))
     return header + b"".join(segments)
-
-
-def _write_atomic(ds: Any, dst: str) -> None:
-    folder = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            ds.save_as(fh, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # the rename itself survives a crash once the folder is synced
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def _verify(dst: str, stored: np.ndarray) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from viewer.core.atomic import write_atomically
 from viewer.core.paths import platform_config_dir
 from viewer.io.pacs.errors import PacsError
 
@@ -171,15 +171,5 @@ def save_nodes(nodes: list[Node], path: Path | None = None) -> Path:
     path = path or nodes_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"nodes": [node_to_dict(n) for n in nodes]}, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pacs-nodes-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), mode=0o600)
     return path
