@@ -96,7 +96,14 @@ def io_services() -> IoServices:
 
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
                       thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers,
-                      read_derived=read_derived)
+                      read_derived=read_derived, filter_volume=filter_volume)
+
+
+def filter_volume(*args: Any, **kwargs: Any) -> Any:
+    """A display filter on a whole volume for MPR: ``viewer.io.volume_filter.filter_volume`` (SimpleITK)."""
+    from viewer.io.volume_filter import filter_volume as impl
+
+    return impl(*args, **kwargs)
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,

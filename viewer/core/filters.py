@@ -119,3 +119,37 @@ PRESETS: tuple[DisplayFilter, ...] = (
     DisplayFilter("mean", 1), DisplayFilter("median", 1), DisplayFilter("gaussian", 1.0),
     DisplayFilter("bilateral", 1.5, 40.0),
 )
+
+
+# -- the same choices on a volume (MPR): one neighbourhood in millimetres, true spacing per axis ----------
+
+#: The 3-D edge-preserving filter: curvature flow (ITK's 3-D bilateral took 164 s on a 100-slice 512^2 CT
+#: on 2 cores; this takes about 14 s), with a time step stable in 3-D (< 1/2^3) and a few iterations.
+CURVATURE_FLOW_STEP = 0.0625
+CURVATURE_FLOW_ITERATIONS = 5
+
+
+def neighbourhood_mm(f: DisplayFilter, spacing: tuple[float, float, float]) -> float:
+    """The 2-D preset's reach in millimetres on a volume with ``spacing`` (column, row, slice mm): its
+    radius (mean, median) or sigma (Gaussian, bilateral) times the finer in-plane pixel spacing, so a
+    volume filter reaches as far as the 2-D one does in the acquired plane."""
+    return float(f.strength) * min(spacing[0], spacing[1])
+
+
+def volume_radii(f: DisplayFilter, spacing: tuple[float, float, float]) -> tuple[int, int, int]:
+    """(z, y, x) voxel radii of a mean or median neighbourhood on a volume: :func:`neighbourhood_mm`
+    divided by each axis' spacing, rounded half up (a 3x3 in-plane median on 0.8 mm pixels and 2.5 mm
+    slices stays one slice thick; on 0.8 mm slices it becomes 3x3x3)."""
+    reach = neighbourhood_mm(f, spacing)
+    col, row, sl = spacing
+    return tuple(int(np.floor(reach / s + 0.5)) if s > 0 else 0 for s in (sl, row, col))  # type: ignore[return-value]
+
+
+def volume_label(f: DisplayFilter, spacing: tuple[float, float, float]) -> str:
+    """Corner-text description of ``f`` applied to a volume, e.g. ``"filter: median 3x3x1 (3D)"``."""
+    if f.name in ("mean", "median"):
+        rz, ry, rx = volume_radii(f, spacing)
+        return f"filter: {f.name} {2 * rx + 1}x{2 * ry + 1}x{2 * rz + 1} (3D)"
+    if f.name == "gaussian":
+        return f"filter: Gaussian sigma {neighbourhood_mm(f, spacing):.2g} mm (3D)"
+    return f"filter: curvature flow x{CURVATURE_FLOW_ITERATIONS} (3D, edge-preserving)"

@@ -116,3 +116,6 @@ class IoServices:
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
     # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
     export_series: Callable[..., Any] | None = None
+    # ``filter_volume(array, spacing, display_filter, *, progress, cancel)`` -> float32 (z, y, x): a
+    # display filter in 3-D with true spacing, for MPR (``viewer.io.volume_filter``, SimpleITK).
+    filter_volume: Callable[..., np.ndarray] | None = None

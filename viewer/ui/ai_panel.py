@@ -618,9 +618,7 @@ def attach_ai_panel(window: MainWindow, ai: Any) -> AiPanel:
     panel follows the active viewport and keeps its results in the window's workspace (per series)."""
     panel = AiPanel(ai, parent=window, results=window.workspace.ai)
     dock = window.add_panel("AI", "aiDock", panel)
-    from viewer.ui.display_filter import add_model_filters
-
-    add_model_filters(window.filter_button, window._all_viewports, ai)  # a denoiser as a display filter
+    window.filter_controls.add_models(ai)  # a denoiser as a display filter (F toggles it)
     # The plot needs width and the model list height; the measurements list above can do with less. Other
     # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
     above = window.measurements_dock

@@ -20,6 +20,12 @@ I, H, V, R                  invert, flip horizontal, flip vertical, reset view
 W, D, A, Q, O               tools: window/level, distance, angle, rectangle ROI, ellipse ROI
 Delete, Backspace           delete the selected measurement
 Escape                      back to the window/level tool (cancels a drawing)
+F                           display filter on/off: the original, or the last filter
+                            chosen in the toolbar's Filter menu (at first the
+                            denoiser ct-denoise when installed, else median 3x3);
+                            with the brush on, F fills the region under the cursor
+Shift+F                     split view: original left of a draggable divider,
+                            filtered right (turns the filter on if it was off)
 ==========================  =====================================================
 
 In the MPR view a plain left click, or Shift+left drag, moves the crosshair in all three planes.
@@ -59,6 +65,8 @@ DEFAULT_KEYS: dict[str, str] = {
     "Del": "delete",
     "Backspace": "delete",
     "Esc": "cancel",
+    "F": "filter:toggle",
+    "Shift+F": "filter:split",
 }
 
 # Drag actions: "tool" (whatever the active tool is), "window", "pan", "zoom", "crosshair".

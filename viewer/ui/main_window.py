@@ -161,9 +161,10 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_cine)
         tb.addSeparator()
         self._build_reading_tools(tb, view_menu)
-        from viewer.ui.display_filter import build_filter_button
+        from viewer.ui.display_filter import FilterControls
 
-        self.filter_button = build_filter_button(self, self._all_viewports)
+        self.filter_controls = FilterControls(self, self._all_viewports)
+        self.filter_button = self.filter_controls.button
         tb.addWidget(self.filter_button)
         tb.addSeparator()
         self.fps_box = QSpinBox(self)
@@ -539,6 +540,10 @@ class MainWindow(QMainWindow):
             act.setChecked(True)
         if name in LAYOUTS:
             self.settings.set_layout(name)
+        if self.grid.mpr is not None:
+            self.grid.mpr.volume_filters.filter_volume = self.io.filter_volume
+        if hasattr(self, "filter_controls"):
+            self.filter_controls.apply()  # the planes of a new MPR view show the filter that is on
 
     def _on_active_changed(self, idx: int) -> None:
         view = self.grid.slots[idx].view

@@ -8,8 +8,9 @@ true millimetre proportions; when the grid is oblique to the patient axes the pl
 patient space and each view says so ("resampled: grid N° oblique").
 
 Interface: ``set_volume(volume)``, ``show_message(text)``, ``clear_message()``, ``viewports``
-(dict plane -> SliceViewport), ``image`` (the shared ImageState), signal ``crosshair_moved(object)``
-with the LPS point as a numpy array.
+(dict plane -> SliceViewport), ``image`` (the shared ImageState), ``volume_filters`` (the display
+filter on the whole volume, shared by the planes: :class:`viewer.ui.display_filter.VolumeFilters`),
+signal ``crosshair_moved(object)`` with the LPS point as a numpy array.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from viewer.core.volume import Volume
 from viewer.state.image import ImageState
 from viewer.state.view import ViewState
 from viewer.ui.bindings import Bindings
+from viewer.ui.display_filter import VolumeFilters
 from viewer.ui.viewport import SliceViewport
 
 MPR_PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
@@ -40,9 +42,14 @@ class MprView(QWidget):
         self.image = image if image is not None else ImageState()
         self.viewports: dict[str, SliceViewport] = {}
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        # A display filter acts on the volume, computed once for the three planes (the main window hands
+        # in io's 3-D filter as ``volume_filters.filter_volume``).
+        self.volume_filters = VolumeFilters()
         for plane in MPR_PLANES:
             vp = SliceViewport(ViewState(self.image, plane), bindings=Bindings.mpr(), show_crosshair=True)
             self.viewports[plane] = vp
+            vp.display_filter.volumes = self.volume_filters
+            self.volume_filters.listeners.append(vp.display_filter.volume_ready)
             splitter.addWidget(vp)
             vp.state.subscribe(functools.partial(self._plane_scrolled, vp))
         layout = QVBoxLayout(self)
@@ -54,6 +61,7 @@ class MprView(QWidget):
     def close_view(self) -> None:
         """Stop observing the shared image state (it may outlive this view: the viewport's own)."""
         self._unsubscribe()
+        self.volume_filters.close()
         for vp in self.viewports.values():
             vp.close_view()
 

@@ -34,6 +34,7 @@ import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 
+from viewer.core.filters import PRESETS
 from viewer.core.volume import Volume
 from viewer.core.windowing import window_to_uint8
 from viewer.state.image import ImageState
@@ -218,6 +219,13 @@ class SliceViewport(pg.GraphicsView):
         from viewer.ui.display_filter import DisplayFilterHook
 
         self.display_filter = DisplayFilterHook(self)  # off by default; the toolbar's Filter menu
+        # The split view's divider (original left of it, filtered right), dragged with the mouse.
+        self._divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen(QColor(255, 200, 60), width=2),
+                                        hoverPen=pg.mkPen(QColor(255, 230, 120), width=3))
+        self._divider.setZValue(25)
+        self._divider.setVisible(False)
+        self._divider.sigDragged.connect(self._divider_dragged)
+        self.vb.addItem(self._divider, ignoreBounds=True)
         self._unsubscribe = [self.state.subscribe(self._view_changed), self.state.image.subscribe(self._image_changed)]
         self.vb.sigResized.connect(self._apply_range)
         self._full_update()
@@ -353,6 +361,8 @@ class SliceViewport(pg.GraphicsView):
         if "volume" in changes:
             # The view state resets itself on "volume" (it subscribed first) and triggers _view_changed.
             self._cursor = None
+        if changes & {"volume", "pixels"}:
+            self.display_filter.invalidate()
         if changes & {"window", "invert", "volume", "pixels"}:
             self._render_image()
             self.window_changed.emit(self.state.image.center, self.state.image.width)
@@ -379,7 +389,7 @@ class SliceViewport(pg.GraphicsView):
         if arr is None:
             self.image_item.clear()
             return
-        arr = self.display_filter.shown(arr)
+        original, arr = arr, self.display_filter.shown(arr)
         img = st.image
         if arr.ndim == 3:
             out = colour_to_uint8(st.transform.apply(arr), img.invert)
@@ -387,6 +397,11 @@ class SliceViewport(pg.GraphicsView):
         else:
             # One table lookup from stored values to screen pixels (flips and turns are free views).
             argb = self._lut.argb(st.transform.apply(arr), img.center, img.width, img.invert)
+            if self.display_filter.splitting and arr is not original:
+                # Split view: the columns left of the divider (on screen, after flips) from the original.
+                cut = self._divider_column(argb.shape[1])
+                argb[:, :cut] = self._lut.argb(st.transform.apply(original)[:, :cut], img.center, img.width,
+                                               img.invert)
             out = grey_of_argb(argb)
         self.image_item.set_slice_image(out, argb)
         dx, dy = self._display_spacing()
@@ -397,6 +412,22 @@ class SliceViewport(pg.GraphicsView):
             self._apply_range()
         else:
             self.image_item.setRect(rect)
+        self._place_divider(out.shape[1], dx)
+
+    def _divider_column(self, columns: int) -> int:
+        return int(round(self.display_filter.divider * columns))
+
+    def _place_divider(self, columns: int, dx: float) -> None:
+        on = self.display_filter.splitting
+        self._divider.setVisible(on)
+        if on:
+            self._divider.setBounds((0.0, columns * dx))
+            self._divider.setValue(self._divider_column(columns) * dx)
+
+    def _divider_dragged(self) -> None:
+        width = self._display_rect.width()
+        if width > 0:
+            self.display_filter.set_divider(float(self._divider.value()) / width)
 
     def _apply_range(self) -> None:
         if self.state.geometry is None:
@@ -423,6 +454,10 @@ class SliceViewport(pg.GraphicsView):
     def refresh_display(self) -> None:
         """Draw the slice and corner text again (a display filter was chosen or its result arrived)."""
         self._render_image()
+        self._refresh_overlay()
+
+    def refresh_overlay(self) -> None:
+        """Draw the corner text again (a filter's progress changed)."""
         self._refresh_overlay()
 
     def _refresh_overlay(self) -> None:
@@ -480,9 +515,22 @@ class SliceViewport(pg.GraphicsView):
         elif action == "cancel":
             self.measure_layer.cancel()
             st.set_tool("window")
+        elif action in ("filter:toggle", "filter:split"):
+            self._filter_key(action)
         else:
             return False
         return True
+
+    def _filter_key(self, action: str) -> None:
+        """F / Shift+F: through the window's filter controls (every viewport follows), else this one only."""
+        hook = self.display_filter
+        controls = hook.controls()
+        if controls is not None:
+            controls.toggle() if action == "filter:toggle" else controls.set_split(not controls.split)
+        elif action == "filter:toggle":
+            hook.set_filter(None if hook.filter is not None else PRESETS[1])
+        else:
+            hook.set_split(not hook.split)
 
     def _wheel(self, ev: Any) -> None:
         delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
