@@ -125,6 +125,7 @@ class VolumeFilters:
         self._done: OrderedDict[tuple[int, AnyFilter], tuple[weakref.ref[Volume], np.ndarray]] = OrderedDict()
         self._pending: tuple[int, AnyFilter] | None = None
         self._progress: float = 0.0
+        self.error = ""  # why the last computation failed (shown in the corner text)
         self._background: Background | None = None
         self.listeners: list[Callable[[bool], None]] = []  # called with True when a volume is ready
 
@@ -143,10 +144,10 @@ class VolumeFilters:
         return None
 
     def progress_text(self) -> str:
-        return f"computing {self._progress:.0%}"
+        return f"failed: {self.error}" if self.error else f"computing {self._progress:.0%}"
 
     def _start(self, key: tuple[int, AnyFilter], vol: Volume, f: AnyFilter) -> None:
-        self._pending, self._progress = key, 0.0
+        self._pending, self._progress, self.error = key, 0.0, ""
         if self._background is None:
             self._background = Background(max_threads=1)
         array, spacing, service = vol.array, vol.spacing, self.filter_volume
@@ -171,8 +172,8 @@ class VolumeFilters:
             self._notify(False)
 
         def failed(message: str) -> None:
-            self._pending = None
-            self._progress = 0.0
+            # Not retried on every redraw: a new filter or volume tries again.
+            self.error = message.strip().splitlines()[-1] if message.strip() else "unknown error"
             self._notify(False)
 
         self._background.submit("volume-filter", job, on_result=delivered, on_progress=progressed,

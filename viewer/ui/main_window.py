@@ -240,8 +240,8 @@ class MainWindow(QMainWindow):
 
     def _all_viewports(self) -> list[Any]:
         """Every slice viewport shown (an MPR slot holds three)."""
-        views = [slot.view for slot in self.grid.slots]
-        return [vp for v in views for vp in (getattr(v, "viewports", {}).values() or [v])]
+        planes = list(self.grid.mpr.viewports.values()) if self.grid.mpr is not None else []
+        return [slot.view for slot in self.grid.slots] + planes
 
     def _set_smooth(self, on: bool) -> None:
         self.settings.set_smooth(on)
