@@ -26,10 +26,16 @@ from viewer.core.jobs import Cancelled
 PROGRESS_STEPS = 1000
 
 
+def _sitk() -> Any:
+    """SimpleITK, imported when first used (its partial type hints are not followed: SWIG objects)."""
+    import SimpleITK
+
+    return SimpleITK
+
+
 def itk_filter(f: DisplayFilter, spacing: tuple[float, float, float]) -> Any:
     """The configured SimpleITK filter object for ``f`` on a volume of ``spacing`` (column, row, slice mm)."""
-    import SimpleITK as sitk
-
+    sitk = _sitk()
     if f.name in ("mean", "median"):
         flt = sitk.MeanImageFilter() if f.name == "mean" else sitk.MedianImageFilter()
         rz, ry, rx = volume_radii(f, spacing)
@@ -58,8 +64,7 @@ def filter_volume(array: np.ndarray, spacing: tuple[float, float, float], f: Dis
     Returns float32 (z, y, x) in the input's units (HU stays HU). Raises
     :class:`viewer.core.jobs.Cancelled` when ``cancel()`` turns true while it runs.
     """
-    import SimpleITK as sitk
-
+    sitk = _sitk()
     if np.asarray(array).ndim != 3:
         raise ValueError(f"volume filters take a (z, y, x) grey volume; got shape {np.shape(array)}")
     img = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))

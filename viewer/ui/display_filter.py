@@ -63,7 +63,8 @@ class ModelFilter:
         return f"not applied: {'/'.join(wanted)} only, this is {volume.modality or 'no modality'}"
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return self.apply_volume(np.asarray(x, dtype=np.float32)[None])[0]
+        out: np.ndarray = self.apply_volume(np.asarray(x, dtype=np.float32)[None])[0]
+        return out
 
     def apply_volume(self, array: np.ndarray, progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> np.ndarray:
