@@ -4,7 +4,10 @@
 
 Writes, next to this file: ``1x1.png`` (a chest CT, lung window, with a measurement), ``2x2.png`` (four
 series, the active viewport outlined), ``mpr.png`` (the MPR of the chest CT at the slice read) and
-``labels-seg.png`` (the labels dock with a DICOM SEG drawn over its source series).
+``labels-seg.png`` (the labels dock with a DICOM SEG drawn over its source series), ``denoise-split.png``
+(the denoiser ct-denoise in the split view, original left, on the CT series it never saw in training)
+and ``mpr-filter.png`` (the MPR with a 3-D Gaussian display filter). Names on the command line render
+only those (``render.py denoise-split mpr-filter``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -35,7 +39,7 @@ def pump(app: object, until: object, timeout_s: float = 120.0) -> None:
     raise TimeoutError("the window did not get there in time")
 
 
-def main() -> int:
+def main(only: list[str]) -> int:
     import numpy as np
     import pydicom
 
@@ -69,6 +73,22 @@ def main() -> int:
         pump(app, lambda: not window.browser.is_busy())
         end = time.monotonic() + 0.4
         pump(app, lambda: time.monotonic() > end)
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    written: list[str] = []
+
+    def save(name: str) -> None:
+        window.grab().save(str(HERE / f"{name}.png"))
+        written.append(name)
+
+    if only:
+        _filters(app, window, by_size, load, settle, save, only)
+        for name in written:
+            print(f"wrote {HERE / (name + '.png')}")
+        window.close()
+        return 0
 
     # 1x1: chest CT, lung window, a distance measurement.
     load(by_size[100], 0)
@@ -117,11 +137,56 @@ def main() -> int:
     window.grid.slots[0].view.set_slice(67)
     settle()
     window.grab().save(str(HERE / "labels-seg.png"))
-    for name in ("1x1", "2x2", "mpr", "labels-seg"):
+    written.extend(["1x1", "2x2", "mpr", "labels-seg"])
+    _filters(app, window, by_size, load, settle, save, ["denoise-split", "mpr-filter"])
+    for name in written:
         print(f"wrote {HERE / (name + '.png')}")
     window.close()
     return 0
 
 
+def _filters(app: object, window: object, by_size: dict[int, str], load: object, settle: object, save: object,
+             names: list[str]) -> None:
+    """The display-filter shots: the denoiser split view and an MPR filtered in 3-D."""
+    import viewer.ai
+    from viewer.core.filters import DisplayFilter
+    from viewer.ui.ai_panel import attach_ai_panel
+
+    w: Any = window
+    attach_ai_panel(w, viewer.ai)
+    w.set_layout("1x1")
+    controls = w.filter_controls
+    if "denoise-split" in names:
+        # The abdominal CT that ct-denoise was not trained on (its held-out series), liver level, soft
+        # tissue window, magnified so the noise grain shows; Shift+F: the split view.
+        load(by_size[20], 0)  # type: ignore[operator]
+        view = w.grid.slots[0].view
+        view.set_slice(12)
+        view.set_window(60.0, 360.0)
+        view.state.set_zoom(1.7)
+        controls.choose(controls.models[0])
+        controls.set_split(True)
+        pump(app, lambda: view.display_filter.ready, timeout_s=600)
+        settle()  # type: ignore[operator]
+        save("denoise-split")  # type: ignore[operator]
+        controls.set_split(False)
+        controls.choose(None)
+    if "mpr-filter" in names:
+        load(by_size[100], 0)  # type: ignore[operator]
+        view = w.grid.slots[0].view
+        view.set_slice(55)
+        view.set_window(40.0, 400.0)
+        w.set_layout("mpr")
+        for dock in (w.studies_dock, w.measurements_dock, w.ai_dock):
+            dock.hide()  # the three planes get the width (each one's corner text in full)
+        controls.choose(DisplayFilter("gaussian", 1.0))
+        planes = w.grid.mpr.viewports.values()
+        pump(app, lambda: all(vp.display_filter.ready for vp in planes), timeout_s=600)
+        settle()  # type: ignore[operator]
+        save("mpr-filter")  # type: ignore[operator]
+        controls.choose(None)
+        w.set_layout("1x1")
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -130,7 +130,7 @@ def test_mpr_filters_the_volume_in_3d(qtbot, window_with_ct) -> None:
         want = st.geometry.extract(expected, st.slice_index)
         np.testing.assert_allclose(shown, want, atol=1e-3)
         assert np.array_equal(vp.displayed_image(), _windowed(vp, st.transform.apply(want)))
-        assert f"filter: Gaussian sigma {sigma_mm:.2g} mm (3D)" in vp.overlay().bottom_left
+        assert f"filter: Gaussian {sigma_mm:.2g} mm (3D)" in vp.overlay().bottom_left
     # 3-D, not the coronal picture smoothed in 2-D: the slices above and below took part
     coronal = planes["coronal"].state
     in_plane = DisplayFilter("gaussian", 1.0).apply(coronal.slice_array().astype(np.float32))

@@ -151,5 +151,5 @@ def volume_label(f: DisplayFilter, spacing: tuple[float, float, float]) -> str:
         rz, ry, rx = volume_radii(f, spacing)
         return f"filter: {f.name} {2 * rx + 1}x{2 * ry + 1}x{2 * rz + 1} (3D)"
     if f.name == "gaussian":
-        return f"filter: Gaussian sigma {neighbourhood_mm(f, spacing):.2g} mm (3D)"
-    return f"filter: curvature flow x{CURVATURE_FLOW_ITERATIONS} (3D, edge-preserving)"
+        return f"filter: Gaussian {neighbourhood_mm(f, spacing):.2g} mm (3D)"
+    return f"filter: curvature flow x{CURVATURE_FLOW_ITERATIONS} (3D)"

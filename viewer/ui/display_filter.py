@@ -77,6 +77,11 @@ class ModelFilter:
 AnyFilter = DisplayFilter | ModelFilter
 
 
+def short_name(f: AnyFilter) -> str:
+    """The filter in a word or two (toolbar button, split-view label): "ct-denoise", "median 3x3"."""
+    return f.manifest.id if isinstance(f, ModelFilter) else f.label.removeprefix("filter: ").split(" sigma")[0]
+
+
 def image_to_image_models(ai: Any) -> list[ModelFilter]:
     """The usable image-to-image models of the model folders (``ai``: the :mod:`viewer.ai` module)."""
     return [ModelFilter(e.manifest, ai) for e in ai.ModelRegistry(check_onnx=False).models()
@@ -397,4 +402,5 @@ class FilterControls:
             vp.display_filter.set_filter(self.choice)
             vp.display_filter.set_split(self.split)
         self.choice_actions[self.choice].setChecked(True)
+        self.button.setText("Filter" if self.choice is None else f"Filter: {short_name(self.choice)}")
         self.act_split.setChecked(self.split)

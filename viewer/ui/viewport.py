@@ -221,7 +221,9 @@ class SliceViewport(pg.GraphicsView):
         self.display_filter = DisplayFilterHook(self)  # off by default; the toolbar's Filter menu
         # The split view's divider (original left of it, filtered right), dragged with the mouse.
         self._divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen(QColor(255, 200, 60), width=2),
-                                        hoverPen=pg.mkPen(QColor(255, 230, 120), width=3))
+                                        hoverPen=pg.mkPen(QColor(255, 230, 120), width=3), label="original",
+                                        labelOpts={"position": 0.08, "color": (255, 200, 60),
+                                                   "fill": (0, 0, 0, 160), "anchors": [(0.5, 0), (0.5, 0)]})
         self._divider.setZValue(25)
         self._divider.setVisible(False)
         self._divider.sigDragged.connect(self._divider_dragged)
@@ -421,6 +423,10 @@ class SliceViewport(pg.GraphicsView):
         on = self.display_filter.splitting
         self._divider.setVisible(on)
         if on:
+            from viewer.ui.display_filter import short_name
+
+            assert self.display_filter.filter is not None
+            self._divider.label.setFormat(f"original | {short_name(self.display_filter.filter)}")
             self._divider.setBounds((0.0, columns * dx))
             self._divider.setValue(self._divider_column(columns) * dx)
 
@@ -463,7 +469,9 @@ class SliceViewport(pg.GraphicsView):
     def _refresh_overlay(self) -> None:
         self._overlay = overlay_text(self.state, self._cursor)
         if self.display_filter.filter is not None:
-            self._overlay.bottom_left.append(self.display_filter.label)
+            # Above the last line: the bottom row is cut short by the orientation letter in the middle.
+            lines = self._overlay.bottom_left
+            lines.insert(max(len(lines) - 1, 0), self.display_filter.label)
         self._overlay.message = self._message
         self.viewport().update()
 
