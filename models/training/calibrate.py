@@ -12,6 +12,11 @@ test split is scored with the calibrated graph for the card (its accuracy was al
 chosen on it). Writes ``models/<id>/reliability.png`` (before/after, validation and test), the
 ``calibration`` entry of ``metrics.json``, and rescales ``reference.npz``'s outputs by 1/T (the
 training-side outputs of the new graph). Run ``package.py <id>`` afterwards for the sha256 and card.
+
+A binary model's operating point (``[output] threshold``, a probability of the second label) is mapped
+through the temperature exactly: P' = sigmoid(logit(P) / T) is increasing in P, so
+threshold' = sigmoid(logit(threshold) / T) takes the same decisions; the script checks that on every image
+of train, validation and test before it writes anything. ``--version`` bumps the model's version.
 """
 
 from __future__ import annotations
@@ -151,10 +156,28 @@ def fold_temperature(onnx_path: Path, t: float) -> None:
     onnx.save(model, str(onnx_path))
 
 
+def map_threshold(threshold: float, t: float) -> float:
+    """The probability threshold after dividing the logits by ``t`` that decides as ``threshold`` did
+    before: sigmoid(logit(threshold) / t), rounded to 6 significant digits (the manifest's ``%g``)."""
+    z = math.log(threshold / (1.0 - threshold)) / t
+    return float(f"{1.0 / (1.0 + math.exp(-z)):.6g}")
+
+
+def same_decisions(model_id: str, split: str, onnx_path: Path, reference: list[float] | None, before: float,
+                   after: float, t: float) -> bool:
+    """P(second label) >= ``before`` from the graph's outputs equals P' >= ``after`` from the outputs
+    divided by ``t`` (float32, as the graph computes them), on every image of ``split``."""
+    z, _ = graph_scores(model_id, split, onnx_path, reference)
+    p = softmax(z)[:, 1]
+    p_cal = softmax((z.astype(np.float32) * np.float32(1.0 / t)).astype(np.float64))[:, 1]
+    return bool(np.array_equal(p >= before, p_cal >= after))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=sorted(DATASETS))
     ap.add_argument("--report-only", action="store_true", help="diagram and ECE only; do not change the graph")
+    ap.add_argument("--version", help="the model's new version when the temperature is folded in")
     args = ap.parse_args(argv)
     folder = REPO / "models" / args.model
     metrics_path = folder / "metrics.json"
@@ -166,6 +189,9 @@ def main(argv: list[str]) -> int:
     zt, yt = graph_scores(args.model, "test", folder / "model.onnx", ref)
     t = fit_temperature(zv, yv)
     res = {"temperature": t, "fitted_on": "validation (NLL)", "folded_into_graph": False}
+    if metrics.get("members_are_cv_folds"):  # the CV folds cover train+val: validation is not held out
+        res["fitted_on"] += (f"; each validation image was in the training folds of {metrics['recipe']['members'] - 1} "
+                             f"of the {metrics['recipe']['members']} members (members_are_cv_folds)")
     for split, z, y in (("val", zv, yv), ("test", zt, yt)):
         res[split] = {"ece_before": expected_calibration_error(y, softmax(z)),
                       "ece_after": expected_calibration_error(y, softmax(z / t)),
@@ -178,8 +204,26 @@ def main(argv: list[str]) -> int:
         (f"val, T = {t:g}", reliability(softmax(zv / t), yv), res["val"]["ece_after"]),
         ("test, as trained", reliability(softmax(zt), yt), res["test"]["ece_before"]),
         (f"test, T = {t:g}", reliability(softmax(zt / t), yt), res["test"]["ece_after"])])
+    op = metrics.get("operating_point")
+    if helps and not args.report_only and op:
+        mapped = map_threshold(float(op["threshold"]), t)
+        same = {split: same_decisions(args.model, split, folder / "model.onnx", ref, float(op["threshold"]), mapped, t)
+                for split in ("train", "val", "test")}
+        if not all(same.values()):
+            raise SystemExit(f"threshold {op['threshold']} -> {mapped} changes decisions: {same}")
+        if metrics.get("test", {}).get("decision") == f"threshold {op['threshold']:g}":
+            metrics["test"] = {**metrics["test"], "decision": f"threshold {mapped:g}"}  # the same decisions
+        metrics["operating_point"] = {**op, "threshold": mapped, "threshold_before_calibration": op["threshold"],
+                                      "mapped_through_temperature": "sigmoid(logit(threshold) / T), same "
+                                      "decisions on every train, validation and test image"}
     if helps and not args.report_only:
         fold_temperature(folder / "model.onnx", t)
+        for split in ("test", "test_argmax"):  # the shipped graph's calibration error
+            if metrics.get(split):
+                metrics[split] = {**metrics[split], "ece_before_calibration": metrics[split]["ece"],
+                                  "ece": res["test"]["ece_after"]}
+        if args.version:
+            metrics["version"] = args.version
         ref_path = folder / "reference.npz"
         with np.load(ref_path) as z:
             arrays = {k: z[k] for k in z.files}

@@ -144,8 +144,13 @@ def write_manifest(model_id: str, labels: list[str], version: str = "1.0.0") -> 
     op = metrics.get("operating_point")
     if op:
         output += (f"# Operating point: chosen on the out-of-fold predictions of the {metrics['cv']['folds']}-fold CV "
-                   f"(train+val) by {op['criterion']}, before the test split was read.\n"
-                   f"threshold = {op['threshold']:g}\n")
+                   f"(train+val) by {op['criterion']}, before the test split was read.\n")
+        if "threshold_before_calibration" in op:
+            t = metrics["calibration"]["temperature"]
+            output += (f"# It was {op['threshold_before_calibration']:g} before the temperature T = {t:g} was folded "
+                       f"into the graph;\n# sigmoid(logit({op['threshold_before_calibration']:g}) / T) takes the same "
+                       "decisions (checked on every train, val and test image).\n")
+        output += f"threshold = {op['threshold']:g}\n"
     text = (_COMMON_HEAD.format(id=model_id, name=m["name"], version=version,
                                 sha256=sha256(folder / "model.onnx")) + body + _INPUT + output)
     (folder / "manifest.toml").write_text(text)
@@ -286,7 +291,12 @@ def _operating_point(metrics: dict) -> list[str]:
              f"per-fold optima {', '.join(f'{v:g}' for v in op['per_fold_thresholds'])}. It was declared "
              f"({op['declared_utc']}) before the test split was read, and the test split was then read once "
              f"({metrics.get('test_read_utc', '?')}). **These official test splits had been read before** "
-             "(round 1 and the re-evaluations), so they are not untouched.", "",
+             "(round 1 and the re-evaluations), so they are not untouched."
+             + (f" The threshold was chosen as {op['threshold_before_calibration']:g} on the uncalibrated "
+                f"probabilities; with the temperature folded in (see Calibration) it is "
+                f"sigmoid(logit({op['threshold_before_calibration']:g}) / T) = {op['threshold']:g}, which takes "
+                "exactly the same decisions (a monotonic map; checked on every train, validation and test image)."
+                if "threshold_before_calibration" in op else ""), "",
              "| | decision | accuracy | balanced accuracy | normal recall | pneumonia recall |",
              "|---|---|---|---|---|---|"]
     for name, rep in (("CV out-of-fold (train+val)", oof), ("test", t), ("test", a)):
@@ -307,7 +317,7 @@ def _calibration(metrics: dict) -> list[str]:
     verdict = ("folded into the graph (the output is divided by T; arg-max, accuracy and AUC unchanged)"
                if c["folded_into_graph"] else "not folded in: it did not lower the validation ECE by 0.005")
     return ["", "### Calibration", "",
-            f"Temperature T = {c['temperature']:g} fitted on validation (NLL), {verdict}. Reliability diagrams "
+            f"Temperature T = {c['temperature']:g} fitted on {c['fitted_on']}, {verdict}. Reliability diagrams "
             "(`reliability.png`: bars = accuracy per confidence bin, red = gap to the diagonal):", "",
             "![reliability](reliability.png)", "",
             "| split | ECE before | ECE after | NLL before | NLL after | mean top probability before | after |",
