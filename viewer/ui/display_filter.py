@@ -37,8 +37,9 @@ from viewer.ui.workers import Background
 
 #: Filtered slices kept per viewport (float32: a 512x512 slice is 1 MiB).
 SLICE_CACHE_BYTES = 128 * 1024 * 1024
-#: Filtered volumes kept per MPR view (the current filter and the one before, for toggling back).
-VOLUMES_KEPT = 2
+#: Filtered volumes kept per MPR view: the last one (F off and on again shows it at once; another filter
+#: replaces it, a 134-slice CT filtered is 140 MB of float32).
+VOLUMES_KEPT = 1
 
 
 class ModelFilter:
