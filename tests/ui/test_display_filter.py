@@ -59,3 +59,20 @@ def test_the_shipped_denoiser_is_offered_and_drawn(qtbot, data_dir: Path) -> Non
     c, w = vp.state.image.center, vp.state.image.width
     assert np.mean(np.abs(vp.displayed_image().astype(int) - window_to_uint8(want, c, w).astype(int)) <= 1) > 0.99
     assert "filter: ct-denoise 1.0.0" in vp.overlay().bottom_left
+
+
+def test_the_denoiser_is_not_run_on_another_modality(qtbot, data_dir: Path) -> None:
+    import viewer.ai
+    from viewer.ui.display_filter import image_to_image_models
+
+    (model,) = image_to_image_models(viewer.ai)
+    vp = SliceViewport()
+    qtbot.addWidget(vp)
+    vp.resize(300, 300)
+    vp.show()
+    vp.set_volume(load_real(data_dir / "dcm_qa" / "sag" / "In" / "2_gre_field_mapping"), 2)
+    original = vp.displayed_image().copy()
+    vp.display_filter.set_filter(model)
+    assert "filter: ct-denoise 1.0.0 — not applied: CT only, this is MR" in vp.overlay().bottom_left
+    assert np.array_equal(vp.displayed_image(), original) and not vp.display_filter.ready
+    assert vp.display_filter._background is None  # nothing was started
