@@ -232,21 +232,6 @@ def pacs_services() -> Any:
     return PacsServices(nodes=nodes, find=find, retrieve=retrieve)
 
 
-def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:
-    """(len(zs), classes) probabilities of a model on slices ``zs`` of a volume (the evaluation dock's runner)."""
-    from viewer.ai.runner import classify_slices
-    from viewer.ai.session import ModelSession
-
-    return classify_slices(ModelSession.get(manifest, device), volume, list(zs)).probabilities
-
-
-def ai_models() -> dict[str, Any]:
-    """The usable models (shipped and the user's) by id: what the evaluation dock offers."""
-    from viewer.ai.registry import ModelRegistry
-
-    return {e.id: e.manifest for e in ModelRegistry(check_onnx=False).models() if e.ok}
-
-
 def warm_decoder_pool() -> None:
     """Spawn the loader's decoder processes (and their imports) ahead of the first compressed series."""
     from viewer.io.load import warm_pool
@@ -324,14 +309,13 @@ def run_app(argv: list[str]) -> int:
         from viewer.ui.startup_probe import attach_startup_probe
 
         attach_startup_probe(window, os.environ["VIEWER_STARTUP_REPORT"])
-    from viewer.ui.label_panel import attach_label_panel
-
-    labels = attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
-    import viewer.ai  # handed to the AI dock: ui may not import it (onnxruntime stays inside viewer.ai)
+    from viewer.ai.inference import ModelInference  # lists manifests; ONNX Runtime comes with the first run
     from viewer.ui.ai_panel import attach_ai_panel
-    from viewer.ui.label_panel import offer_ai_suggestions
+    from viewer.ui.label_panel import attach_label_panel, offer_ai_suggestions
 
-    offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
+    inference = ModelInference()  # one listing and one session cache for the AI, Evaluation and Filter docks
+    labels = attach_label_panel(window, inference=inference)
+    offer_ai_suggestions(labels, attach_ai_panel(window, inference))
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
     attach_pacs_dock(window, pacs_services())

@@ -46,9 +46,9 @@ def panel(qtbot, pancreas):
     vp.resize(600, 600)
     vp.show()
     vp.set_volume(pancreas, 60)
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
 
-    p = AiPanel(viewer.ai, device="cpu")
+    p = AiPanel(ModelInference(device="cpu"))
     qtbot.addWidget(p)
     with qtbot.waitSignal(p.models_listed, timeout=30000):
         pass
@@ -213,8 +213,8 @@ def test_box_drawn_with_mouse_is_classified(qtbot, panel, pancreas, organ_sessio
 
 
 def test_cuda_fallback_message_shown(qtbot, pancreas):
-    import viewer.ai
     from viewer.ai.session import CUDA, available_providers
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import AiPanel
     from viewer.ui.viewport import SliceViewport
 
@@ -223,7 +223,7 @@ def test_cuda_fallback_message_shown(qtbot, pancreas):
     vp = SliceViewport()
     qtbot.addWidget(vp)
     vp.set_volume(pancreas, 60)
-    p = AiPanel(viewer.ai, device="cuda")
+    p = AiPanel(ModelInference(device="cuda"))
     qtbot.addWidget(p)
     with qtbot.waitSignal(p.models_listed, timeout=30000):
         pass

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, Q
 from viewer.annotations.labelsets import LabelSet, available_label_sets
 from viewer.annotations.model import Suggestion
 from viewer.annotations.session import LabelingSession
-from viewer.ai.results import Predictions
+from viewer.state.services import Inference, Predictions
 from viewer.annotations.store import LabelStore
 from viewer.state.labels import measurement_to_roi, roi_to_measurement, session_images
 
@@ -464,14 +464,13 @@ def _volume_changed(panel: LabelPanel, view: Any, changes: frozenset[str]) -> No
         panel.volume_changed()
 
 
-def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slice_scores: Any = None,
-                       models: Any = None) -> LabelPanel:
+def attach_label_panel(window: MainWindow, store: LabelStore | None = None,
+                       inference: Inference | None = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
     View-menu toggles for them, and measurement persistence for its viewports.
 
-    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``); ``slice_scores`` runs a
-    model for the evaluation dock and ``models()`` lists them (``viewer.app.ai_slice_scores`` and
-    ``ai_models``; ui may not import ONNX Runtime).
+    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``); ``inference`` lists and
+    runs the models the evaluation dock scores (none: the dock says models cannot run in this window).
     """
     from viewer.ui.brush_tool import BrushControls
     from viewer.ui.eval_panel import EvalPanel
@@ -485,7 +484,7 @@ def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slic
     lay.addWidget(panel, 1)
     lay.addWidget(panel.brush)
     dock = window.add_panel("Labels", "labelsDock", box)
-    panel.eval_panel = EvalPanel(panel, window, slice_scores, models, background=window.background)
+    panel.eval_panel = EvalPanel(panel, window, inference, background=window.background)
     eval_dock = window.add_panel("Evaluation", "evaluationDock", panel.eval_panel)
     window.tabifyDockWidget(dock, eval_dock)
     dock.raise_()
