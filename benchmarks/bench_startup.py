@@ -170,6 +170,8 @@ def main() -> int:
     parser.add_argument("--frozen", type=Path, default=ROOT / "dist" / "dicom-viewer" / "dicom-viewer")
     parser.add_argument("--no-python", action="store_true", help="skip python -m viewer")
     parser.add_argument("--offscreen", action="store_true", help="Qt's offscreen platform instead of Xvfb")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="CHECKOUT",
+                        help="also start python -m viewer from this checkout (e.g. the previous main), same rounds")
     args = parser.parse_args()
     series = str(args.series or data_root() / SERIES)
 
@@ -181,6 +183,9 @@ def main() -> int:
         "floor": ([sys.executable, "-c", FLOOR, series, str(LINGER_S)], env)}
     if not args.no_python:
         targets["python -m viewer"] = ([sys.executable, "-m", "viewer", series], dict(env, PYTHONPATH=str(ROOT)))
+    for tree in args.also:
+        targets[f"viewer {tree.name}"] = ([sys.executable, "-m", "viewer", series],
+                                          dict(env, PYTHONPATH=str(tree.resolve())))
     if args.frozen.is_file():
         targets["frozen build"] = ([str(args.frozen), series], env)
     else:

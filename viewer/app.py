@@ -17,6 +17,9 @@ from viewer.core.paths import RESOURCES
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from viewer.core.derived import DerivedOverlay
+    from viewer.core.jobs import CancelCheck, Progress
+    from viewer.state.services import ExportSummary
     from viewer.ui.main_window import MainWindow
     from viewer.ui.workers import IoServices
 
@@ -100,7 +103,7 @@ def io_services() -> IoServices:
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,
-                  progress: Any = None, cancel: Any = None) -> Any:
+                  progress: Progress | None = None, cancel: CancelCheck | None = None) -> ExportSummary:
     """File > Export Series: ``viewer.io.export.export_series`` with this user's de-identification."""
     from viewer.io.export import export_series as impl
 
@@ -115,7 +118,7 @@ def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: boo
 
 
 
-def read_derived(path: str) -> Any:
+def read_derived(path: str) -> DerivedOverlay:
     """A DICOM SEG or SR file as an overlay record (highdicom stays below ui)."""
     from viewer.annotations.derived import read_derived as impl
 
@@ -315,7 +318,8 @@ def run_app(argv: list[str]) -> int:
 
     inference = ModelInference()  # one listing and one session cache for the AI, Evaluation and Filter docks
     labels = attach_label_panel(window, inference=inference)
-    offer_ai_suggestions(labels, attach_ai_panel(window, inference))
+    ai_panel = attach_ai_panel(window, inference)
+    offer_ai_suggestions(labels, ai_panel)
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
     attach_pacs_dock(window, pacs_services())
@@ -328,7 +332,7 @@ def run_app(argv: list[str]) -> int:
             window.statusBar().showMessage(f"Cannot read batch results: this build has no batch support ({exc}); "
                                            "pip install dicom-viewer for it")
         else:
-            attach_batch_results(window, args.results, read_stored)
+            attach_batch_results(window, args.results, read_stored, ai_panel)
     window.resize(1400, 900)
     window.show()
     if args.paths:

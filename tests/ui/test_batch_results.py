@@ -48,8 +48,8 @@ def test_browser_marks_and_opened_series_shows_stored_predictions(qtbot, main_wi
     panel = attach_ai_panel(main_window, ModelInference(device="cpu"))
     runs: list[str] = []
     panel.result_ready.connect(lambda kind, _r: runs.append(kind))
-    attach_batch_results(main_window, str(path), read_stored)
-    qtbot.waitUntil(lambda: getattr(main_window, "batch_results", None) is not None, timeout=30000)
+    attach_batch_results(main_window, str(path), read_stored, panel)
+    qtbot.waitUntil(lambda: main_window.batch_results is not None, timeout=30000)
     open_and_wait(qtbot, main_window, [crc_dir])
     mean = pred.probabilities.mean(axis=0)
     label = pred.labels[int(mean.argmax())]

@@ -104,6 +104,19 @@ class SeriesLoad(Protocol):
 Thumbnailer = Callable[[list[str], int], np.ndarray]
 
 
+class ExportSummary(Protocol):
+    """What an export reports (``viewer.io.export.ExportReport``)."""
+
+    def summary(self) -> str:
+        """One line for the status bar: files, ratio, speed."""
+        ...
+
+
+class SeriesExport(Protocol):
+    def __call__(self, files: list[str], out_dir: str, codec: str, *, deidentify: bool = ...,
+                 progress: Progress | None = ..., cancel: CancelCheck | None = ...) -> ExportSummary: ...
+
+
 @dataclass(frozen=True)
 class IoServices:
     """The io functions the application runs in the background, injected by ``viewer.app``.
@@ -124,7 +137,7 @@ class IoServices:
     shutdown: Callable[[], None] | None = None
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
     # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
-    export_series: Callable[..., Any] | None = None
+    export_series: SeriesExport | None = None
 
 
 class Inference(Protocol):
