@@ -75,6 +75,10 @@ def test_lists_models_and_marks_cxr_not_applicable(panel):
     assert "CR, DX" in cxr.text() and "CT" in cxr.text()
     assert not panel.select_model("pneumonia-cxr")
     assert "Research only" in panel.info.text()
+    # The denoiser is listed as what it is, an image filter, and cannot be run as a classifier.
+    den = panel.model_item("ct-denoise")
+    assert den is not None and not den.flags() & Qt.ItemFlag.ItemIsEnabled and "Filter menu" in den.text()
+    assert not panel.select_model("ct-denoise")
 
 
 def test_classify_slice_equals_viewer_ai(qtbot, panel, pancreas, organ_session):

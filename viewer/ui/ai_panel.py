@@ -190,6 +190,14 @@ class AiPanel(QWidget):
                 item.setData(ROLE_ID, e.id)
                 self.models.addItem(item)
                 continue
+            if m.task != "classification":  # a denoiser: it changes the picture, it does not classify
+                item = QListWidgetItem(f"{m.name}  v{m.version}\n  an image filter: choose it in the toolbar's "
+                                       "Filter menu")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setData(ROLE_ID, m.id)
+                item.setToolTip(f"{m.id} — {m.intended_use}")
+                self.models.addItem(item)
+                continue
             ok, reason = (True, "") if vol is None else self.inference.applicability(m, vol)
             # applicability's reason starts with the model's name, already on the first line
             why = reason[len(m.name):].strip() if reason.startswith(m.name) else reason
