@@ -29,7 +29,11 @@ from viewer.state.labels import measurement_to_roi, roi_to_measurement, session_
 
 if TYPE_CHECKING:
     from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.brush_tool import BrushControls
+    from viewer.ui.eval_panel import EvalPanel
+    from viewer.ui.label_export import LabelExport
     from viewer.ui.main_window import MainWindow
+    from viewer.ui.viewport import SliceViewport
 
 
 def default_annotator() -> str:
@@ -50,17 +54,17 @@ class LabelPanel(QWidget):
     def __init__(self, store: LabelStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.view: Any = None
+        self.view: SliceViewport | None = None
         self.session: LabelingSession | None = None
         self.suggestion: Suggestion | None = None
         self._syncing = False
         # Set by attach_label_panel: the brush controls, the evaluation panel, their docks, the keeper.
-        self.brush: Any = None
-        self.eval_panel: Any = None
-        self.dock: Any = None
-        self.eval_dock: Any = None
-        self.keeper: Any = None
-        self.export: Any = None  # File ▸ Export Labels (viewer.ui.label_export)
+        self.brush: BrushControls | None = None
+        self.eval_panel: EvalPanel | None = None
+        self.dock: QDockWidget | None = None
+        self.eval_dock: QDockWidget | None = None
+        self.keeper: MeasurementKeeper | None = None
+        self.export: LabelExport | None = None  # File ▸ Export Labels
         self.sets, errors = available_label_sets()
         # Series-scope sets need a study list, not a slice stack; this panel labels slices.
         self.set_box = QComboBox(self)
@@ -127,8 +131,8 @@ class LabelPanel(QWidget):
         self.set_box.setCurrentIndex(i)
         self._new_session()
 
-    def set_view(self, view: Any) -> None:
-        """Label what ``view`` (a :class:`~viewer.ui.viewport.SliceViewport`) shows."""
+    def set_view(self, view: SliceViewport | None) -> None:
+        """Label what ``view`` shows."""
         if view is self.view:
             return
         if self.view is not None:
@@ -148,7 +152,7 @@ class LabelPanel(QWidget):
     def _new_session(self) -> None:
         self.session = None
         self.suggestion = None
-        vol = getattr(self.view, "volume", None)
+        vol = self.view.volume if self.view is not None else None
         ls = self.label_set
         annotator = self.annotator_edit.text().strip()
         if vol is not None and ls is not None:
@@ -196,7 +200,7 @@ class LabelPanel(QWidget):
             self._syncing = False
 
     def _slice_changed(self, _index: int) -> None:
-        if self._syncing or self.session is None:
+        if self._syncing or self.session is None or self.view is None:
             return
         if self.view.state.plane != "acquired":
             return
