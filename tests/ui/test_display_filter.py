@@ -59,24 +59,3 @@ def test_the_shipped_denoiser_is_offered_and_drawn(qtbot, data_dir: Path) -> Non
     c, w = vp.state.image.center, vp.state.image.width
     assert np.mean(np.abs(vp.displayed_image().astype(int) - window_to_uint8(want, c, w).astype(int)) <= 1) > 0.99
     assert any("CT denoiser" in line for line in vp.overlay().bottom_left)
-
-
-def test_the_filter_menu_reaches_the_mpr_planes(qtbot, main_window, data_dir: Path) -> None:
-    """The Filter menu's choice applies to every viewport shown, the three MPR planes included, and the
-    MPR opens with the choice the reader made on the viewport."""
-    from tests.ui.conftest import open_and_wait
-    from viewer.core.filters import PRESETS
-
-    open_and_wait(qtbot, main_window, [data_dir / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom"])
-    group = main_window.filter_button.property("filter_group")
-    median = next(a for a in group.actions() if a.text() == PRESETS[1].label.removeprefix("filter: "))
-    off = next(a for a in group.actions() if a.text() == "Off")
-    median.trigger()
-    assert main_window.grid.active_slot.view.display_filter.filter == PRESETS[1]
-    main_window.grid.set_layout("mpr")
-    planes = list(main_window.grid.mpr.viewports.values())
-    assert len(planes) == 3 and all(p.display_filter.filter == PRESETS[1] for p in planes)
-    assert set(main_window.all_viewports()) >= set(planes)
-    off.trigger()
-    assert all(p.display_filter.filter is None for p in planes)
-    assert main_window.grid.active_slot.view.display_filter.filter is None

@@ -620,7 +620,7 @@ def attach_ai_panel(window: MainWindow, inference: Inference) -> AiPanel:
     dock = window.add_panel("AI", "aiDock", panel)
     from viewer.ui.display_filter import add_model_filters
 
-    add_model_filters(window.filter_button, window.all_viewports, inference)  # a denoiser as a display filter
+    add_model_filters(window.filter_button, window._all_viewports, inference)  # a denoiser as a display filter
     # The plot needs width and the model list height; the measurements list above can do with less. Other
     # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
     above = window.measurements_dock

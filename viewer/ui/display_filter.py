@@ -12,8 +12,7 @@ output like any other filter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QAction, QActionGroup
@@ -22,12 +21,6 @@ from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 from viewer.core.filters import PRESETS, DisplayFilter
 from viewer.state.services import Inference, Manifest
 from viewer.ui.workers import Background
-
-if TYPE_CHECKING:
-    from viewer.ui.viewport import SliceViewport
-
-# The viewports a filter choice applies to, asked when the user chooses (MPR planes come and go).
-Viewports = Callable[[], "list[SliceViewport]"]
 
 
 class ModelFilter:
@@ -107,7 +100,7 @@ class DisplayFilterHook:
         self.viewport.refresh_display()
 
 
-def build_filter_button(parent: QWidget, viewports: Viewports) -> QToolButton:
+def build_filter_button(parent: QWidget, viewports: Any) -> QToolButton:
     """A toolbar button with the filter menu (Off + the presets); ``viewports()`` lists the viewports
     the choice applies to."""
     menu = QMenu("Display filter", parent)
@@ -123,20 +116,15 @@ def build_filter_button(parent: QWidget, viewports: Viewports) -> QToolButton:
     return button
 
 
-def _add_choice(button: QToolButton, f: DisplayFilter | ModelFilter | None, viewports: Viewports) -> None:
+def _add_choice(button: QToolButton, f: Any, viewports: Any) -> None:
     act = QAction("Off" if f is None else f.label.removeprefix("filter: "), button, checkable=True)
     act.setChecked(f is None)
-
-    def choose(_checked: bool = False) -> None:
-        for vp in viewports():
-            vp.display_filter.set_filter(f)
-
-    act.triggered.connect(choose)
+    act.triggered.connect(lambda _=False, choice=f: [vp.display_filter.set_filter(choice) for vp in viewports()])
     button.property("filter_group").addAction(act)
     button.menu().addAction(act)
 
 
-def add_model_filters(button: QToolButton, viewports: Viewports, inference: Inference) -> None:
+def add_model_filters(button: QToolButton, viewports: Any, inference: Inference) -> None:
     """Offer the image-to-image models (a denoiser) in the Filter menu."""
     for f in image_to_image_models(inference):
         _add_choice(button, f, viewports)

@@ -249,9 +249,6 @@ class ViewportGrid(QWidget):
                 self._grid.setRowStretch(i, 1 if i == 0 else 0)
                 self._grid.setColumnStretch(i, 1 if i == 0 else 0)
             self.mpr = self._make_mpr(self.workspace.active_viewport)
-            chosen = self.active_slot.view.display_filter.filter  # the planes show what the reader chose
-            for plane in self.mpr.viewports.values():
-                plane.display_filter.set_filter(chosen)
             self._grid.addWidget(self.mpr, 0, 0)
             self.mpr.show()
         else:

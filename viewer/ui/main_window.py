@@ -32,7 +32,6 @@ from viewer.state.workspace import Workspace, nearest_slice, slice_position
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
-from viewer.ui.viewport import SliceViewport
 from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
 
@@ -173,7 +172,7 @@ class MainWindow(QMainWindow):
         self._build_reading_tools(tb, view_menu)
         from viewer.ui.display_filter import build_filter_button
 
-        self.filter_button = build_filter_button(self, self.all_viewports)
+        self.filter_button = build_filter_button(self, self._all_viewports)
         tb.addWidget(self.filter_button)
         tb.addSeparator()
         self.fps_box = QSpinBox(self)
@@ -247,10 +246,10 @@ class MainWindow(QMainWindow):
             if act is not None:
                 act.setChecked(True)
 
-    def all_viewports(self) -> list[SliceViewport]:
-        """Every slice viewport: the grid's, and the three planes of the MPR view while it is open."""
-        mpr = list(self.grid.mpr.viewports.values()) if self.grid.mpr is not None else []
-        return [slot.view for slot in self.grid.slots] + mpr
+    def _all_viewports(self) -> list[Any]:
+        """Every slice viewport shown (an MPR slot holds three)."""
+        views = [slot.view for slot in self.grid.slots]
+        return [vp for v in views for vp in (getattr(v, "viewports", {}).values() or [v])]
 
     def _set_smooth(self, on: bool) -> None:
         self.settings.set_smooth(on)
