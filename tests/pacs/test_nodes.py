@@ -85,10 +85,29 @@ def test_nodes_command_adds_lists_and_removes(tmp_path: Path) -> None:
 
     assert pacs("add", "lab", "dimse://ORTHANC@10.1.2.3:4242", "--retrieve", "move").returncode == 0
     assert pacs("add", "web", "https://pacs.example/dicom-web", "--auth", "bearer", "--token", "s3cret").returncode == 0
+    assert pacs("add", "sec", "dimse://PACS@10.1.2.4:2762", "--tls-ca", "/etc/pacs-ca.pem").returncode == 0
     listed = json.loads(pacs("list", "--json").stdout)
-    assert [(n["name"], n["kind"]) for n in listed] == [("lab", "dimse"), ("web", "dicomweb")]
+    assert [(n["name"], n["kind"]) for n in listed] == [("lab", "dimse"), ("web", "dicomweb"), ("sec", "dimse")]
+    assert (listed[2]["tls"], listed[2]["tls_ca"], listed[2]["tls_verify"]) == (True, "/etc/pacs-ca.pem", True)
+    assert "sec: dimses://PACS@10.1.2.4:2762" in pacs("list").stdout
     assert "s3cret" not in pacs("list", "--json").stdout  # secrets stay in the file
     assert load_nodes(tmp_path / "pacs-nodes.json")[1].token == "s3cret"
     assert pacs("remove", "lab").returncode == 0
     r = pacs("remove", "lab")
     assert r.returncode == 1 and "no saved node named 'lab'" in r.stderr
+
+
+def test_tls_options_turn_tls_on_and_keep_verification() -> None:
+    from viewer.io.pacs.nodes import with_tls
+
+    plain = parse_node("dimse://PACS@10.0.0.5:104", saved=[])
+    assert with_tls(plain) is plain and not plain.tls
+    n = with_tls(plain, ca="ca.pem", cert="me.pem", key="me.key")
+    assert isinstance(n, DimseNode) and (n.tls, n.tls_verify, n.url) == (True, True, "dimses://PACS@10.0.0.5:104")
+    assert with_tls(plain, verify=False).tls_verify is False  # type: ignore[union-attr]
+    with pytest.raises(PacsError, match="--tls-key needs --tls-cert"):
+        with_tls(plain, key="me.key")
+    web_node = with_tls(parse_node("https://pacs.example/dicom-web", saved=[]), ca="ca.pem")
+    assert isinstance(web_node, WebNode) and web_node.tls_ca == "ca.pem"
+    with pytest.raises(PacsError, match="for DIMSE nodes"):
+        with_tls(web_node, cert="me.pem")

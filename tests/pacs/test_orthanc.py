@@ -161,8 +161,17 @@ def test_refused_and_unreachable_ports_are_named(orthanc: Loaded) -> None:
     import dataclasses
 
     tls_to_plain = parse_node(f"dimses://ORTHANC@127.0.0.1:{orthanc.orthanc.dicom_port}")
-    with pytest.raises(PacsError, match="TLS handshake"):
+    with pytest.raises(PacsError, match="TLS failure: 127.0.0.1.* broke off the TLS handshake"):
         dimse.echo(dataclasses.replace(tls_to_plain, timeout_s=2.0), AE)
+
+
+def test_no_route_to_host_is_named(private_net: None) -> None:
+    # Only loopback is up in the test's network namespace: TEST-NET-1 (RFC 5737) has no route.
+    r = cli("echo", "dimse://PACS@192.0.2.1:104", "--timeout", "5")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "no route to host 192.0.2.1" in r.stderr, r.stderr
+    with pytest.raises(PacsError, match="no route to host 192.0.2.1"):
+        web.echo(parse_node("http://192.0.2.1:8042/dicom-web"))
 
 
 @pytest.fixture

@@ -249,7 +249,7 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
     def get_server() -> dimse.StorageServer:
         with lock:
             if state["server"] is None:
-                srv = dimse.StorageServer(ae_title, port, timeout_s=node.timeout_s)
+                srv = dimse.StorageServer(ae_title, port, timeout_s=node.timeout_s, tls=_move_tls(node))
                 started_server.append(srv)
                 state["server"] = srv
             return state["server"]  # type: ignore[return-value]
@@ -369,6 +369,15 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
     finally:
         server.unroute(s.series_uid)
     return "C-MOVE"
+
+
+def _move_tls(node: Node) -> Any:
+    """TLS for the storage SCP a C-MOVE from ``node`` connects back to: when we talk TLS to the node with a
+    certificate of ours, the PACS is expected to send over TLS too (to our certificate, checked against the
+    node's CA when verifying); else plain DICOM."""
+    if not (isinstance(node, DimseNode) and node.tls and node.tls_cert):
+        return None
+    return dimse.server_tls_context(node.tls_cert, node.tls_key, node.tls_ca if node.tls_verify else "")
 
 
 def _into(out: dict[str, Any], fn: Callable[..., Any], *args: Any) -> None:

@@ -78,11 +78,14 @@ def http_error(node: WebNode, exc: BaseException, what: str) -> PacsError:
     if isinstance(exc, requests.exceptions.Timeout):
         return PacsError(f"{where}: no answer to the {what} within {node.timeout_s:g} s (timeout)")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
+        from urllib.parse import urlsplit
+
+        parts, text = urlsplit(where), str(exc)
         if "Connection refused" in text:
             return PacsError(f"nothing is listening at {where} (connection refused)")
         if "No route" in text or "unreachable" in text:
-            return PacsError(f"no route to {where}")
+            return PacsError(f"no route to host {parts.hostname} ({where}): check the address and this "
+                             "computer's network")
         if "Name or service not known" in text or "getaddrinfo" in text:
             return PacsError(f"unknown host in {where}")
         return PacsError(f"the connection to {where} broke during the {what}: {text[:200]}")
