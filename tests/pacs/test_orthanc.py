@@ -206,8 +206,8 @@ def test_slow_server_times_out_with_a_message(small_orthanc, orthanc: Loaded) ->
 @pytest.mark.parametrize("small_orthanc", [134], indirect=True)
 @pytest.mark.parametrize("which", ["dimse", "dicomweb"])
 def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, which: str) -> None:
-    # 134 instances (70 MB): more than loopback's socket buffers hold, so killing the server after the
-    # fifth stored instance really breaks the transfer.
+    # 134 instances (70 MB): more than loopback's socket buffers hold, so killing the server halfway
+    # (the 67th stored instance) really breaks the transfer.
     o, files, _ = small_orthanc
     study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     store = LocalStore(tmp_path / "store", index=False)
@@ -215,7 +215,7 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
 
     def on_stored(path: Path, progress: object) -> None:
         count[0] += 1
-        if count[0] == 5:
+        if count[0] == 67:
             o.kill()
 
     result = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store, on_stored=on_stored)
@@ -224,15 +224,25 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
     assert "the transfer stopped after" in s.error, s.error
     folder = s.folder
     have = sorted(folder.glob("*.dcm"))
-    assert 5 <= len(have) < 134
+    assert 67 <= len(have) < 134
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # nothing half-stored
     for p in have:
         check_instance(p.read_bytes())
-    o.start()  # same storage: the PACS is back
+    o.verbose = True  # the PACS is back, same storage, logging each HTTP request
+    since = o.log.stat().st_size
+    o.start()
     again = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store)
     [s2] = again.series
     assert again.ok and s2.skipped == len(have) and s2.stored == 134 - len(have)
     assert_equal_to_originals(folder, originals(files))
+    if which == "dicomweb":
+        # WADO-RS asked for exactly the missing instances, one request each, never the whole series.
+        wado = [r for r in o.http_requests(since) if r.startswith("GET ") and "/series/" in r
+                and not r.split("?")[0].endswith("/instances")]
+        asked = sorted(r.split("/instances/")[1] for r in wado if "/instances/" in r)
+        present = {p.stem for p in have}
+        assert asked == sorted(u.stem for u in folder.glob("*.dcm") if u.stem not in present)
+        assert len(wado) == len(asked) == 134 - len(have)
 
 
 def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path: Path) -> None:
