@@ -111,3 +111,37 @@ def test_tls_options_turn_tls_on_and_keep_verification() -> None:
     assert isinstance(web_node, WebNode) and web_node.tls_ca == "ca.pem"
     with pytest.raises(PacsError, match="for DIMSE nodes"):
         with_tls(web_node, cert="me.pem")
+
+
+@pytest.mark.parametrize(("charset", "name"), [
+    (None, "DOE^JOHN"), ("ISO_IR 100", "Müller^Jürgen"), ("ISO_IR 192", "Ærøskøbing^Зоя^李"),
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎"),  # code extensions: pydicom's decoders
+])
+def test_c_find_responses_read_fast_and_the_same(charset: str | None, name: str) -> None:
+    """A decoded C-FIND response read from its raw elements gives the Match pydicom's conversion gives."""
+    import io
+
+    from pydicom.dataset import Dataset
+    from pynetdicom.dsutils import decode, encode
+
+    from viewer.io.pacs.query import _raw_texts, match_from_dataset
+
+    ds = Dataset()
+    if charset:
+        ds.SpecificCharacterSet = charset.split("\\") if "\\" in charset else charset
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.PatientName, ds.PatientID, ds.StudyInstanceUID = name, "ID 7", "1.2.840.99.1"
+    ds.StudyDate, ds.AccessionNumber, ds.ModalitiesInStudy = "20240102", "", ["CT", "SEG"]
+    ds.NumberOfStudyRelatedSeries, ds.NumberOfStudyRelatedInstances = "3", ""
+    raw = encode(ds, True, True)
+    assert raw is not None
+    fast_ds = decode(io.BytesIO(raw), True, True)
+    assert (_raw_texts(fast_ds) is None) == ("2022 IR 87" in (charset or ""))
+    fast = match_from_dataset(fast_ds, "study")
+    slow_ds = decode(io.BytesIO(raw), True, True)
+    for _ in slow_ds:  # converts every element: the slow path
+        pass
+    assert _raw_texts(slow_ds) is None
+    assert fast == match_from_dataset(slow_ds, "study")
+    assert (fast.patient_name, fast.modalities, fast.study_series, fast.study_instances, fast.accession) == \
+        (name, "CT\\SEG", 3, -1, "")
