@@ -2,7 +2,9 @@
 
 NODE is ``dimse://CALLED_AE@host:port`` (``dimses://`` with TLS), a DICOMweb base URL, or the name of a
 saved node (``pacs nodes add``). Every subcommand takes ``--ae`` (our AE title, default DICOMVIEWER) and
-``--port`` (where our storage SCP listens for C-MOVE, default 11112). Exit status: 0 done, 1 the network
+``--port`` (where our storage SCP listens for C-MOVE, default 11112), and the TLS options: ``--tls-ca``,
+``--tls-cert``, ``--tls-key``, ``--tls-no-verify`` (any of them means DICOM TLS towards a DIMSE node;
+``listen --tls-cert/--tls-key [--tls-ca]`` accepts TLS only). Exit status: 0 done, 1 the network
 operation failed (the message says why), 2 bad arguments, 130 interrupted.
 
 ``get --json`` prints::
