@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,8 +115,11 @@ def test_storescu_over_tls_to_our_listener(private_net: None, tls_certs: Certs, 
          "--tls-ca", str(tls_certs.ca)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "VIEWER_CACHE_DIR": str(tmp_path / "cache")})
     files = series_files(data_dir, CRC)[:10]
+    idle = None
     try:
         _wait_port(port, listener)
+        # A peer that connects and says nothing keeps nobody else out (the handshake runs per association).
+        idle = socket.create_connection(("127.0.0.1", port))
         tls = ["+tls", str(tls_certs.client_key), str(tls_certs.client), "+cf", str(tls_certs.ca)]
         r = subprocess.run([storescu, *tls, "-aec", AE, "127.0.0.1", str(port), *map(str, files)],
                            capture_output=True, text=True, timeout=120)
@@ -129,7 +133,10 @@ def test_storescu_over_tls_to_our_listener(private_net: None, tls_certs: Certs, 
     finally:
         listener.terminate()
         out, _ = listener.communicate(timeout=60)
+        if idle is not None:
+            idle.close()
     assert "DICOM TLS (client certificates required)" in out and "10 instances received" in out, out
+    assert "Traceback" not in out
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
     folder = tmp_path / "in" / str(ds.StudyInstanceUID) / str(ds.SeriesInstanceUID)
     assert {p.stem: bytes(pydicom.dcmread(p).PixelData) for p in folder.glob("*.dcm")} == originals(files)

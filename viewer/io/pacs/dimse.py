@@ -61,10 +61,20 @@ def client_tls_context(node: DimseNode) -> ssl.SSLContext:
     return ctx
 
 
+class _HandshakeInRequestThread(ssl.SSLContext):
+    """pynetdicom wraps each accepted socket on its one accepting thread, where the TLS handshake would
+    run: one client that connects and says nothing would keep every other out. Deferred, the handshake
+    runs on the association's own thread, at its first read."""
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    *args: Any, **kwargs: Any) -> Any:
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect and not server_side, *args, **kwargs)
+
+
 def server_tls_context(cert: str, key: str = "", ca: str = "") -> ssl.SSLContext:
     """How our storage SCP talks TLS: our certificate and key; with ``ca`` a client must show a certificate
     signed by it (else any client may connect, as over plain TCP)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = _HandshakeInRequestThread(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195, DICOM PS3.15 B.9
     _load("certificate/key", cert, lambda: ctx.load_cert_chain(cert, key or None))
     if ca:
@@ -619,6 +629,11 @@ class StorageServer:
             self._routes.pop(series_uid, None)
 
     def close(self) -> None:
+        # A peer that connected and never asked for an association: pynetdicom's abort on shutdown is an
+        # invalid event in that state (a traceback on stderr); closing its connection ends it cleanly.
+        for assoc in list(self._server.active_associations):
+            if assoc.dul.state_machine.current_state == "Sta2" and assoc.dul.socket is not None:
+                assoc.dul.socket.close()
         self._server.shutdown()
         self._ae.shutdown()
 
