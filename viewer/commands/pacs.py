@@ -30,14 +30,14 @@ from typing import Any
 SUBCOMMANDS = ("echo", "find", "get", "send", "listen", "nodes")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, listen: bool = False) -> None:
     from viewer.io.pacs.nodes import DEFAULT_AE, DEFAULT_PORT
 
     p.add_argument("--ae", default=DEFAULT_AE, help=f"our AE title (default {DEFAULT_AE})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port of our storage SCP for C-MOVE / listen (default {DEFAULT_PORT})")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the peer (default 30)")
-    _tls(p, listen=p.prog.endswith("listen"))
+    _tls(p, listen=listen)
 
 
 def _tls(p: argparse.ArgumentParser, listen: bool = False) -> None:
@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("listen", help="run a storage SCP: receive what is pushed, store and index it")
     p.add_argument("--into", metavar="FOLDER", help="store folder (default: the local store)")
     p.add_argument("--bind", default="", help="address to listen on (default: all)")
-    _common(p)
+    _common(p, listen=True)
     p = sub.add_parser("nodes", help="list, add or remove saved nodes")
     p.add_argument("action", choices=("list", "add", "remove"), nargs="?", default="list", help="list (default), add or remove a saved node")
     p.add_argument("name", nargs="?", help="the saved node's name")
