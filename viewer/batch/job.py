@@ -22,6 +22,7 @@ from typing import Any
 
 from viewer.ai.manifest import Manifest
 from viewer.batch.models import RunOptions, ShipModels, spec_of
+from viewer.batch.outputs import OutputOptions, is_image_to_image, run_unit
 from viewer.batch.results import LOST, ResultsWriter, finished_keys, rows_of
 from viewer.batch.sources import Unit
 from viewer.batch.work import ModelRows, UnitResult, infer_unit
@@ -93,13 +94,14 @@ def connect(address: str, timeout_s: float = 30.0) -> Any:
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
-            opts: RunOptions = RunOptions(), resume: bool = False,
+            opts: RunOptions = RunOptions(), resume: bool = False, outputs: OutputOptions | None = None,
             on_progress: Callable[[Progress], None] | None = None, chunk_rows: int = 20000,
             flush_s: float = 10.0) -> Summary:
     """Run ``manifests`` on every unit with ``client``'s cluster and write the rows to the folder ``out``.
 
     With ``resume``, (unit, model) pairs already in ``out`` are skipped; without it, ``out`` must not hold
-    results yet (ValueError). KeyboardInterrupt writes what has arrived, then propagates.
+    results yet (ValueError). KeyboardInterrupt writes what has arrived, then propagates. ``outputs``: DICOM
+    written and sent per series by the tasks (:mod:`viewer.batch.outputs`; image-to-image models need it).
     """
     from distributed import as_completed
 
@@ -107,6 +109,9 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     if not resume and done_any(out):
         raise ValueError(f"{out} already holds results: give --resume to continue that job, or another --out")
     specs = [spec_of(m) for m in manifests]
+    # a job with DICOM outputs (or a denoiser) runs the outputs' task, which wraps infer_unit
+    task, extra = ((run_unit, (outputs or OutputOptions(),))
+                   if outputs is not None or any(is_image_to_image(s) for s in specs) else (infer_unit, ()))
     todo: deque[tuple[Unit, list[Any]]] = deque()
     prog = Progress(series_total=len(units))
     writer = ResultsWriter(out, chunk_rows=chunk_rows, flush_s=flush_s)
@@ -146,7 +151,8 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
         nonlocal n_submitted
         while todo and len(in_flight) < max(2, IN_FLIGHT_PER_THREAD * threads):
             unit, need = todo.popleft()
-            fut = client.submit(infer_unit, unit, need, opts, key=f"viewer-batch-{job_id}-{n_submitted}", pure=False)
+            fut = client.submit(task, unit, need, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
+                                pure=False)
             n_submitted += 1
             in_flight[fut.key] = (unit, need)
             pending.add(fut)
