@@ -57,6 +57,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+_NO_OUTPUT: dict[str, Any] = {name: None for name, _ in COLUMNS if name.startswith(("output_", "send_"))}
+
+
 def schema() -> Any:
     """The results' ``pyarrow.Schema``."""
     import pyarrow as pa
@@ -95,7 +98,7 @@ def rows_of(res: UnitResult, *, forced: bool, job_id: str,
             "load_ms": res.load_s * 1000.0, "infer_ms": mr.infer_s * 1000.0, "worker": res.worker,
             "finished_at": now, "job_id": job_id,
             "threshold": spec.threshold, "bias": list(spec.bias) if spec.bias is not None else None,
-            **(out.columns() if out is not None else {}),
+            **(out.columns() if out is not None else _NO_OUTPUT),
         }
         for name, v in values.items():
             cols[name].append(v)
