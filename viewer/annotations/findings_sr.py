@@ -103,7 +103,8 @@ def _cc(code: Code) -> Any:
 
 def build_findings_sr(source_images: Sequence[Dataset], findings: Sequence[ImageFinding], algorithm: Algorithm, *,
                       series_uid: str, sop_uid: str, code_of: dict[str, Code] | None = None) -> Dataset:
-    """The SR of ``findings`` on ``source_images`` (headers suffice; one study); see the module doc.
+    """The SR of ``findings`` on ``source_images`` (headers suffice; one study; the first one's patient and
+    study modules are copied, see :func:`source_datasets`); see the module doc.
 
     Raises
     ------
@@ -155,7 +156,9 @@ def build_findings_sr(source_images: Sequence[Dataset], findings: Sequence[Image
     report = hd.sr.MeasurementReport(observation_context=context,
                                      procedure_reported=hd.sr.CodedConcept("363679005", "SCT", "Imaging procedure"),
                                      imaging_measurements=groups)
-    used = [by_uid[u] for u in dict.fromkeys(f.sop_uid for f in findings)]
+    # in source_images' order: the SR copies the patient and study modules of the first (source_datasets)
+    named = {f.sop_uid for f in findings}
+    used = [ds for ds in source_images if str(ds.SOPInstanceUID) in named]
     with warnings.catch_warnings():
         # The source images' one-component PatientName ("Pancreas-CT-CB_001") is copied as is.
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "patient-name, accession, description, study-uid)")
     p.add_argument("--ae", default="DICOMVIEWER", help="our AE title towards a PACS (default DICOMVIEWER)")
     p.add_argument("--port", type=int, default=11112, help="our C-MOVE destination port (default 11112)")
+    p.add_argument("--into", metavar="FOLDER",
+                   help="with a PACS SOURCE: the store the series are retrieved into (default: the local store, "
+                   "as pacs get); series already there are not fetched again")
     p.add_argument("--resume", action="store_true", help="continue a job: skip series already in --out")
     p.add_argument("--force", action="store_true",
                    help="run a model on series outside its declared scope (recorded in every row)")
@@ -101,7 +104,8 @@ def _infer(args: argparse.Namespace) -> int:
     from viewer.ai.errors import ModelError
     from viewer.batch.job import connect, local_cluster, run_job
     from viewer.batch.models import RunOptions, resolve_models
-    from viewer.batch.sources import PacsOptions, SourceError, scan_sources
+    from viewer.batch.pacs_feed import PacsFeed
+    from viewer.batch.sources import PACS_PREFIXES, PacsOptions, Scan, SourceError, scan_sources
 
     err = sys.stderr
     try:
@@ -110,11 +114,17 @@ def _infer(args: argparse.Namespace) -> int:
         if isinstance(outputs, str):
             print(f"batch infer: {outputs}", file=err)
             return 1
-        scan = scan_sources(args.sources, pacs=PacsOptions(args.query, args.ae, args.port))
+        # PACS sources stream into the job (retrieved while it runs); local ones are scanned now
+        remote = [s for s in args.sources if s.lower().startswith(PACS_PREFIXES)]
+        local = [s for s in args.sources if s not in remote]
+        scan = scan_sources(local) if local else Scan([], [], 0, 0, [])
+        feed = PacsFeed(remote, PacsOptions(args.query, args.ae, args.port, args.into)) if remote else None
+        if feed is not None:
+            feed.find()
     except (ModelError, SourceError) as exc:
         print(f"batch infer: {exc}", file=err)
         return 1
-    if not scan.units:
+    if not scan.units and not (feed is not None and feed.series):
         print(f"batch infer: no loadable DICOM series in {', '.join(args.sources)}"
               + (f" ({len(scan.bad_files)} file(s) not loadable; first: {scan.bad_files[0][0]}: {scan.bad_files[0][1]})"
                  if scan.bad_files else ""), file=err)
@@ -145,7 +155,7 @@ def _infer(args: argparse.Namespace) -> int:
         try:
             summary = run_job(client, scan.units, manifests, args.out, opts=opts, resume=args.resume,
                               on_progress=bar.update if bar else None, chunk_rows=max(1, args.chunk_rows),
-                              outputs=outputs)
+                              outputs=outputs, feed=feed)
         finally:
             if bar:
                 bar.stop()
@@ -164,7 +174,11 @@ def _infer(args: argparse.Namespace) -> int:
         from viewer.batch.results import read_results
 
         write_csv(read_results(args.out), args.csv)
+    if feed is not None:
+        scan.bad_files += feed.bad
     doc = _summary_doc(summary, scan, manifests, args)
+    if feed is not None:
+        doc["retrieved"] = [r.to_json() for r in feed.retrieved]
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")
