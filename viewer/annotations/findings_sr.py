@@ -184,8 +184,9 @@ def read_findings(sr: Dataset) -> dict[tuple[str, int], str]:
     import highdicom as hd
 
     doc = hd.sr.Comprehensive3DSR.from_dataset(sr)
+    report: Any = doc.content  # a MeasurementReport for TID 1500 documents
     out = {}
-    for g in doc.content.get_image_measurement_groups():
+    for g in report.get_image_measurement_groups():
         for src in g.source_images:
             frames = src.referenced_frame_numbers
             out[(str(src.referenced_sop_instance_uid), int(frames[0]) if frames else 1)] = str(g.finding_type.meaning)

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from viewer.batch.outputs import SeriesOutput
 from viewer.batch.work import UnitResult
 from viewer.core.atomic import PARTIAL_PREFIX, write_atomically
@@ -109,7 +111,8 @@ def rows_of(res: UnitResult, *, forced: bool, job_id: str,
         elif mr.model.task == "image-to-image":
             add(mr, OK, "", None, None)
         else:
-            decided = decide(mr.probabilities, mr.model.threshold, mr.model.bias) if len(mr.slices) else []
+            decided = (decide(mr.probabilities, mr.model.threshold, mr.model.bias) if len(mr.slices)
+                       else np.zeros(0, np.int64))
             for i, k in enumerate(mr.slices):
                 add(mr, OK, "", int(k), mr.probabilities[i], int(decided[i]))
     return cols
