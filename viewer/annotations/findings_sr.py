@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from viewer import __version__
 from viewer.annotations.labelsets import Code
-from viewer.annotations.sr import UNCODED_SCHEME, SrError, uncoded
+from viewer.annotations.sr import SrError, identify_uncoded_scheme, uncoded
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -147,7 +147,6 @@ def build_findings_sr(source_images: Sequence[Dataset], findings: Sequence[Image
             tracking_identifier=hd.sr.TrackingIdentifier(uid=derived_uid(sop_uid, label),
                                                          identifier=f"{algorithm.id}: {label}"[:64]),
             finding_type=_cc(value), algorithm_id=algo, measurements=measurements, source_images=sources))
-    private = True  # the probability names are private codes
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=derived_uid("device", algorithm.id, algorithm.version),
                                                        name=algorithm.id, manufacturer_name="dicom-viewer",
                                                        model_name=f"{algorithm.id} {algorithm.version}")
@@ -166,15 +165,7 @@ def build_findings_sr(source_images: Sequence[Dataset], findings: Sequence[Image
                                      series_number=SERIES_NUMBER, sop_instance_uid=sop_uid, instance_number=1,
                                      manufacturer="dicom-viewer", is_complete=True,
                                      series_description=f"AI findings: {algorithm.title or algorithm.id}"[:64])
-    if private:
-        # A private coding scheme must be identified in the object that uses it (PS3.3 C.12.1.1.5).
-        from pydicom.dataset import Dataset as _Dataset
-
-        item = _Dataset()
-        item.CodingSchemeDesignator = UNCODED_SCHEME
-        item.CodingSchemeName = "dicom-viewer label names"
-        item.CodingSchemeResponsibleOrganization = "dicom-viewer"
-        sr.CodingSchemeIdentificationSequence = [item]
+    identify_uncoded_scheme(sr)  # the probability names (and labels without a code) are private codes
     sr.SoftwareVersions = __version__
     return sr
 

@@ -78,7 +78,8 @@ def evaluate_results(results: str | os.PathLike[str], labels: str | os.PathLike[
 
     slice_labels, series_labels = read_label_csv(labels)
     table = read_results(results)
-    table = table.filter(pc.equal(table.column("status"), OK))
+    # a classifier's rows (an image-to-image model's one row per series has no slice and no probabilities)
+    table = table.filter(pc.and_(pc.equal(table.column("status"), OK), pc.is_valid(table.column("slice"))))
     if model is not None:
         table = table.filter(pc.equal(table.column("model_id"), model))
     if table.num_rows == 0:

@@ -37,7 +37,7 @@ def read_stored(results: str | os.PathLike[str], model: str | None = None) -> di
 
     t = read_results(results, ["series_instance_uid", "model_id", "model_version", "provider", "status", "slice",
                                "class_names", "probabilities", "threshold", "bias"])
-    t = t.filter(pc.equal(t.column("status"), OK))
+    t = t.filter(pc.and_(pc.equal(t.column("status"), OK), pc.is_valid(t.column("slice"))))  # not a denoiser's
     if t.num_rows == 0:
         return {}
     ids = sorted(pc.unique(t.column("model_id")).to_pylist())
