@@ -26,24 +26,46 @@ def batch(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=600, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
 
 
-def test_batch_infer_retrieves_the_queried_series_and_runs_them(orthanc: Loaded, tmp_path: Path) -> None:
+def test_batch_infer_retrieves_the_queried_series_runs_them_and_sends_the_sr(orthanc: Loaded,
+                                                                           tmp_path: Path) -> None:
+    import pydicom
+
     from viewer.ai import ModelRegistry, ModelSession, classify_slices
+    from viewer.annotations.findings_sr import read_findings
     from viewer.batch.results import read_results
     from viewer.io import load_series
 
     out = tmp_path / "results.parquet"
     r = batch(orthanc.orthanc.dimse, "--query", "modality=CT patient-name=PANC*", "--model", "organ-ct",
-              "--out", str(out), "--workers", "1", "--device", "cpu", "--json", "--no-progress")
+              "--out", str(out), "--sr", str(tmp_path / "sr"), "--send", orthanc.orthanc.dimse,
+              "--into", str(tmp_path / "store"), "--workers", "1", "--device", "cpu", "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["series_done"] == 1 and doc["series_failed"] == 0 and doc["slices"] == 134
+    assert [x["instances_fetched"] for x in doc["retrieved"]] == [134]
+    assert doc["outputs"]["written"] == 1 and doc["outputs"]["sent"] == 1, doc["outputs"]
     t = read_results(out).to_pydict()
     assert set(t["series_instance_uid"]) == {orthanc.series_uid} and set(t["status"]) == {"ok"}
+    assert {Path(f) for f in t["folder"]} == {tmp_path / "store" / orthanc.study_uid / orthanc.series_uid}
     vol = load_series([str(f) for f in orthanc.files])
     want = classify_slices(ModelSession.get(ModelRegistry().get("organ-ct"), "cpu"), vol)
     by_sop = dict(zip(t["sop_instance_uid"], t["probabilities"]))
     for sop, probs in zip(vol.info.instance_uids, want.probabilities):
         np.testing.assert_allclose(by_sop[sop], probs, atol=1e-5)
+    [sr_series] = set(t["output_series_uid"])
+    try:
+        # the SR as the PACS holds it: in the source's study, naming the source series and every image's class
+        [hit] = [h for h in orthanc.orthanc.rest("/tools/lookup", sr_series.encode()) if h["Type"] == "Series"]
+        [inst] = orthanc.orthanc.rest(f"/series/{hit['ID']}/instances")
+        with urllib.request.urlopen(f"{orthanc.orthanc.url}/instances/{inst['ID']}/file", timeout=60) as f:
+            sr = pydicom.dcmread(io.BytesIO(f.read()))
+        assert sr.Modality == "SR" and sr.StudyInstanceUID == orthanc.study_uid
+        [ev] = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+        assert ev.SeriesInstanceUID == orthanc.series_uid and len(ev.ReferencedSOPSequence) == 134
+        assert read_findings(sr) == {(sop, 1): lab for sop, lab in zip(t["sop_instance_uid"], t["label"])}
+        assert set(t["send_status"]) == {"sent"}
+    finally:
+        delete_from_orthanc(orthanc, sr_series)  # the other PACS tests expect the pancreas study as loaded
     # a query matching nothing runs nothing; a PACS source without a query is refused
     r = batch(orthanc.orthanc.dimse, "--query", "modality=MR", "--model", "organ-ct", "--out", str(tmp_path / "x"))
     assert r.returncode == 1 and "no loadable DICOM series" in r.stderr
@@ -141,35 +163,3 @@ def test_pacs_series_stream_into_the_job_and_resume_fetches_nothing(two_studies:
     run_job(client, [], models, str(tmp_path / "again.parquet"), opts=RunOptions(device="cpu"), feed=third)
     assert sorted((r.instances_fetched, r.already_stored) for r in third.retrieved) == [(0, 100), (0, 134)]
 
-
-def test_batch_sr_per_series_is_sent_to_the_pacs_and_references_the_source(orthanc: Loaded,
-                                                                          tmp_path: Path) -> None:
-    import pydicom
-
-    from viewer.annotations.findings_sr import read_findings
-    from viewer.batch.results import read_results
-
-    out = tmp_path / "results.parquet"
-    r = batch(orthanc.orthanc.dimse, "--query", "modality=CT patient-name=PANC*", "--model", "organ-ct",
-              "--out", str(out), "--sr", str(tmp_path / "sr"), "--send", orthanc.orthanc.dimse,
-              "--into", str(tmp_path / "store"), "--workers", "1", "--device", "cpu", "--json", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
-    assert doc["outputs"]["written"] == 1 and doc["outputs"]["sent"] == 1, doc["outputs"]
-    assert [x["instances_fetched"] for x in doc["retrieved"]] == [134]
-    t = read_results(out).to_pydict()
-    [sr_series] = set(t["output_series_uid"])
-    try:
-        # the SR as the PACS holds it: in the source's study, naming the source series and every image's class
-        [hit] = [h for h in orthanc.orthanc.rest("/tools/lookup", sr_series.encode()) if h["Type"] == "Series"]
-        [inst] = orthanc.orthanc.rest(f"/series/{hit['ID']}/instances")
-        req = urllib.request.Request(f"{orthanc.orthanc.url}/instances/{inst['ID']}/file")
-        with urllib.request.urlopen(req, timeout=60) as f:
-            sr = pydicom.dcmread(io.BytesIO(f.read()))
-        assert sr.Modality == "SR" and sr.StudyInstanceUID == orthanc.study_uid
-        [ev] = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
-        assert ev.SeriesInstanceUID == orthanc.series_uid and len(ev.ReferencedSOPSequence) == 134
-        assert read_findings(sr) == {(sop, 1): lab for sop, lab in zip(t["sop_instance_uid"], t["label"])}
-        assert set(t["send_status"]) == {"sent"}
-    finally:
-        delete_from_orthanc(orthanc, sr_series)

@@ -9,7 +9,8 @@ A PACS node (``dimse://AE@host:port`` or a DICOMweb ``http(s)://`` base URL) wit
 (``--query 'modality=CT study-date=20240101-20241231'``) is searched at series level with the project's
 PACS client (:mod:`viewer.io.pacs`), and the matching series are retrieved into its local store (C-GET or
 C-MOVE; WADO-RS), which skips what is already there; the retrieved folders are then scanned like any
-folder. A series that cannot be retrieved is listed with its reason among the files left out.
+folder. A series that cannot be retrieved is listed with its reason among the files left out. (``batch
+infer`` streams PACS series into the job instead, :mod:`viewer.batch.pacs_feed`.)
 """
 
 from __future__ import annotations

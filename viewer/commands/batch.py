@@ -206,7 +206,9 @@ class _Bar:
         total = p.series_total - p.series_skipped
         if self._task is None:
             self._task = self._progress.add_task("batch", total=total, rate=0.0, failed=0)
-        self._progress.update(self._task, completed=p.series_done, rate=p.slices_per_s, failed=p.series_failed)
+        # the total grows while PACS series are found to split into several stacks
+        self._progress.update(self._task, completed=p.series_done, total=total, rate=p.slices_per_s,
+                              failed=p.series_failed)
 
     def stop(self) -> None:
         self._progress.stop()
