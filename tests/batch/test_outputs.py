@@ -157,3 +157,18 @@ def test_denoiser_writes_a_derived_series_per_source_series(client: Any, data_di
     want = run_on_volume(ModelSession.get(ModelRegistry().get("ct-denoise"), "cpu"), src, [k])[0]
     np.testing.assert_allclose(got.array[k], np.clip(np.rint(want), -32768, 32767), atol=1)
     assert not np.array_equal(got.array[k], src.array[k])
+
+
+def test_output_flags_are_checked_before_anything_runs(data_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ct = str(data_dir / "ct" / "totalseg-ct-j2k-20")
+    out = str(tmp_path / "r.parquet")
+    assert main(["batch", "infer", ct, "--model", "ct-denoise", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "ct-denoise" in err and "give --dicom-out FOLDER" in err
+    assert main(["batch", "infer", ct, "--model", "organ-ct", "--out", out, "--send", "dimse://X@127.0.0.1:1"]) == 1
+    assert "--send sends the SRs" in capsys.readouterr().err
+    assert main(["batch", "infer", ct, "--model", "organ-ct", "--out", out, "--sr", str(tmp_path / "sr"),
+                 "--send", "ftp://nowhere"]) == 1
+    assert "--send ftp://nowhere" in capsys.readouterr().err
+    assert not Path(out).exists()  # refused before a cluster started or a results folder was made
