@@ -37,7 +37,7 @@ def test_batch_infer_retrieves_the_queried_series_runs_them_and_sends_the_sr(ort
 
     out = tmp_path / "results.parquet"
     r = batch(orthanc.orthanc.dimse, "--query", "modality=CT patient-name=PANC*", "--model", "organ-ct",
-              "--out", str(out), "--sr", str(tmp_path / "sr"), "--send", orthanc.orthanc.dimse,
+              "--out", str(out), "--sr", str(tmp_path / "sr"), "--send", orthanc.orthanc.dicomweb,  # STOW-RS
               "--into", str(tmp_path / "store"), "--workers", "1", "--device", "cpu", "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
