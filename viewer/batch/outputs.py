@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,8 +155,6 @@ def derive_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions, output
     from viewer.ai.image_to_image import run_on_volume
     from viewer.io.derived import write_derived_series
     from viewer.io.rawread import read_header_dataset
-
-    import socket
 
     res = UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0, [],
                      f"{socket.gethostname()}:{os.getpid()}")
