@@ -48,7 +48,9 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication([])
     vol = load_series(args.series)
-    (model,) = [m for m in image_to_image_models(viewer.ai) if m.manifest.id == "ct-denoise"]
+    from viewer.ai.inference import ModelInference
+
+    (model,) = [m for m in image_to_image_models(ModelInference()) if m.manifest.id == "ct-denoise"]
     vp = SliceViewport()
     vp.resize(700, 700)
     vp.show()

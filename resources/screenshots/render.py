@@ -148,12 +148,12 @@ def main(only: list[str]) -> int:
 def _filters(app: object, window: object, by_size: dict[int, str], load: object, settle: object, save: object,
              names: list[str]) -> None:
     """The display-filter shots: the denoiser split view and an MPR filtered in 3-D."""
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
     from viewer.core.filters import DisplayFilter
     from viewer.ui.ai_panel import attach_ai_panel
 
     w: Any = window
-    attach_ai_panel(w, viewer.ai)
+    attach_ai_panel(w, ModelInference())
     w.set_layout("1x1")
     controls = w.filter_controls
     if "denoise-split" in names:

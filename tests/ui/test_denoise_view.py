@@ -19,10 +19,10 @@ WAIT = 300000  # a hang guard only: the denoiser on 2 busy cores
 
 @pytest.fixture
 def window_with_ct(qtbot, main_window, data_dir: Path):
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import attach_ai_panel
 
-    attach_ai_panel(main_window, viewer.ai)  # offers the image-to-image models in the Filter menu
+    attach_ai_panel(main_window, ModelInference())  # offers the image-to-image models in the Filter menu
     open_and_wait(qtbot, main_window, [data_dir.joinpath(*CT)])
     view = main_window.grid.slots[0].view
     view.setFocus()

@@ -8,7 +8,7 @@ read the original). Off by default; the corner text names the filter while one i
   (:class:`viewer.ui.workers.Background`); the original stays on screen until the result arrives. Each
   result is kept per slice (:class:`SliceCache`, bounded in bytes), so scrolling back, toggling the filter
   off and on, or redrawing after a window change costs nothing. A model runs tile by tile
-  (:func:`viewer.ai.image_to_image.run_tiled`).
+  (``Inference.image_to_image``).
 - **3-D** (MPR): the three planes share one :class:`VolumeFilters`, which filters the whole volume once
   in a worker, with progress in the corner text (SimpleITK's 3-D filters with true spacing through
   ``IoServices.filter_volume``; a model runs on every acquired slice), and each plane shows its reformat of
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 from viewer.core.filters import PRESETS, DisplayFilter, volume_label
 from viewer.core.volume import Volume
+from viewer.state.services import Inference, Manifest
 from viewer.ui.workers import Background
 
 #: Filtered slices kept per viewport (float32: a 512x512 slice is 1 MiB).
@@ -43,11 +44,11 @@ VOLUMES_KEPT = 1
 
 
 class ModelFilter:
-    """An image-to-image model used as a display filter (hashable by the model file's sha256). ``ai`` is
-    the :mod:`viewer.ai` module, injected by the application (ui never imports onnxruntime's layer)."""
+    """An image-to-image model used as a display filter (hashable by the model file's sha256), run by the
+    application's :class:`~viewer.state.services.Inference`."""
 
-    def __init__(self, manifest: Any, ai: Any) -> None:
-        self.manifest, self.ai = manifest, ai
+    def __init__(self, manifest: Manifest, inference: Inference) -> None:
+        self.manifest, self.inference = manifest, inference
         self.label = f"filter: {manifest.id} {manifest.version}"
 
     def __eq__(self, other: object) -> bool:
@@ -69,10 +70,9 @@ class ModelFilter:
 
     def apply_volume(self, array: np.ndarray, progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> np.ndarray:
-        """The model on every slice of a (z, y, x) array, in modality units."""
-        session = self.ai.ModelSession.get(self.manifest, "auto")  # created once, in the worker
-        out: np.ndarray = self.ai.run_tiled(session, array, progress=progress, cancel=cancel)
-        return out
+        """The model on every slice of a (z, y, x) array, in modality units (in the worker: the session is
+        created there, once)."""
+        return self.inference.image_to_image(self.manifest, array, progress=progress, cancel=cancel)
 
 
 AnyFilter = DisplayFilter | ModelFilter
@@ -83,9 +83,9 @@ def short_name(f: AnyFilter) -> str:
     return f.manifest.id if isinstance(f, ModelFilter) else f.label.removeprefix("filter: ").split(" sigma")[0]
 
 
-def image_to_image_models(ai: Any) -> list[ModelFilter]:
-    """The usable image-to-image models of the model folders (``ai``: the :mod:`viewer.ai` module)."""
-    return [ModelFilter(e.manifest, ai) for e in ai.ModelRegistry(check_onnx=False).models()
+def image_to_image_models(inference: Inference) -> list[ModelFilter]:
+    """The usable image-to-image models (a denoiser) of the model folders."""
+    return [ModelFilter(e.manifest, inference) for e in inference.models()
             if e.manifest is not None and e.manifest.task == "image-to-image"]
 
 
@@ -368,9 +368,9 @@ class FilterControls:
             self.menu.insertAction(before, act)
         self.choice_actions[f] = act
 
-    def add_models(self, ai: Any) -> None:
-        """Offer the image-to-image models (a denoiser); ``ai`` is :mod:`viewer.ai`, injected by the app."""
-        for f in image_to_image_models(ai):
+    def add_models(self, inference: Inference) -> None:
+        """Offer the image-to-image models (a denoiser), run by the application's inference service."""
+        for f in image_to_image_models(inference):
             if f not in self.choice_actions:
                 self.models.append(f)
                 self._add_choice(f, before=self._models_end)
