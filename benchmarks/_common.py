@@ -47,3 +47,33 @@ def linked_folder(folder: Path, originals: list[Path], copies: int) -> int:
         for i, p in enumerate(originals):
             os.symlink(p, sub / f"{i:04d}.dcm")
     return copies * len(originals)
+
+
+class EventLoopGaps:
+    """The Qt main thread's stalls: gaps (ms) between ticks of a ``interval_ms`` timer while it runs.
+    ``start()``, pump the event loop, ``stop()`` -> the gaps after the first tick (a QApplication must exist)."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.clock = QElapsedTimer()
+        self.gaps: list[float] = []
+        self._last = 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.clock.start()
+        self._last = 0.0
+        self.timer.start()
+
+    def stop(self) -> list[float]:
+        self.timer.stop()
+        return self.gaps[1:] or [0.0]

@@ -28,8 +28,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", default=str(REPO.parent / "shared" / "data" / "ct" / "pancreas-ct-philips-134"))
     args = ap.parse_args()
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
+
+    from benchmarks._common import EventLoopGaps
 
     from viewer.io import load_series
     from viewer.ai.inference import ModelInference
@@ -46,31 +47,16 @@ def main() -> int:
     panel.show()
     results: dict[str, int] = {}
     panel.result_ready.connect(lambda kind, _r: results.__setitem__(kind, results.get(kind, 0) + 1))
-    clock = QElapsedTimer()
-    gaps: list[float] = []
-    last = [0.0]
-
-    def tick() -> None:
-        now = clock.nsecsElapsed() / 1e6
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
+    gaps = EventLoopGaps()
 
     def measure(start, done, seconds: float = 60.0) -> tuple[float, float]:
-        gaps.clear()
-        clock.start()
-        last[0] = 0.0
-        timer.start()
+        gaps.start()
         start()
         end = time.monotonic() + seconds
         while time.monotonic() < end and not done():
             app.processEvents()
             time.sleep(0.001)
-        timer.stop()
-        g = np.asarray(gaps[1:] or [0.0])
+        g = np.asarray(gaps.stop())
         return float(g.max()), float(np.percentile(g, 99))
 
     measure(lambda: None, lambda: bool(panel.entries))

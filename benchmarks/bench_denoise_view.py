@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._common import data_root, machine, median_time  # noqa: E402
+from benchmarks._common import EventLoopGaps, data_root, machine, median_time  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +36,6 @@ def main() -> int:
     ap.add_argument("--series", default=str(data_root() / "ct" / "totalseg-ct-j2k-20" / "example_ct_dicom"))
     ap.add_argument("--slices", type=int, default=6, help="slices denoised in the timed phase")
     args = ap.parse_args()
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     import viewer.ai
@@ -58,18 +57,7 @@ def main() -> int:
     vp.set_volume(vol, start)
     print(f"{machine()}; {args.series}: {vol.shape[0]} slices of {vol.shape[1]}x{vol.shape[2]}")
 
-    clock = QElapsedTimer()
-    gaps: list[float] = []
-    last = [0.0]
-
-    def tick() -> None:
-        now = clock.nsecsElapsed() / 1e6
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
+    gaps = EventLoopGaps()
 
     def pump_until(done, seconds: float = 600.0) -> None:
         end = time.monotonic() + seconds
@@ -78,13 +66,9 @@ def main() -> int:
             time.sleep(0.0005)
 
     def watched(run) -> tuple[float, float]:
-        gaps.clear()
-        clock.start()
-        last[0] = 0.0
-        timer.start()
+        gaps.start()
         run()
-        timer.stop()
-        g = np.asarray(gaps[1:] or [0.0])
+        g = np.asarray(gaps.stop())
         return float(g.max()), float(np.percentile(g, 99))
 
     idle = watched(lambda: pump_until(lambda: False, 6.0))  # about as long as the denoising phase
