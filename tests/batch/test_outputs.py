@@ -1,6 +1,7 @@
 """``batch infer``'s labels and DICOM outputs, on a real 1-worker LocalCluster:
 
-- pneumonia-cxr's operating point (threshold 0.393668; 0.42 before its temperature) decides the rows' labels exactly as ``infer --json`` does,
+- pneumonia-cxr's operating point (threshold 0.393668; 0.42 before its temperature) decides the rows'
+  labels exactly as ``infer --json`` does,
   on real chest radiographs (PneumoniaMNIST test images in a CR header), and the SR per series says the same;
 - ct-denoise writes a derived series per source series that loads with the geometry of its source.
 """
@@ -22,7 +23,8 @@ pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
 # PneumoniaMNIST test images: the first five (far from the threshold) and five whose P(pneumonia) lies in
-# [0.42, 0.5) as 2.0.0 scored them ([0.3937, 0.5) in 2.1.0), where the manifest's threshold and the arg-max disagree (checked below, not assumed).
+# [0.42, 0.5) as 2.0.0 scored them ([0.3937, 0.5) in 2.1.0), where the manifest's threshold and the
+# arg-max disagree (checked below, not assumed).
 CXR_INDICES = (0, 1, 2, 3, 4, 68, 88, 107, 180, 221)
 
 
