@@ -67,6 +67,15 @@ def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: 
     # sessions were made once per worker process (by the plugin), not per task
     assert len(summary.engine_setup_s) == 2 and all(v > 0 for v in summary.engine_setup_s.values())
 
+    def worker_state() -> tuple[bool | None, int]:
+        from viewer.ai.session import ModelSession
+        from viewer.batch.work import TuneWorker
+
+        return TuneWorker.malloc_restored, len(ModelSession._cache)
+
+    # each worker process tuned once, and still holding the one session every task used
+    assert sorted(client.run(worker_state).values()) == [(True, 1), (True, 1)]
+
 
 def test_worker_killed_mid_job_no_duplicate_or_lost_rows(client: Any, ct_dirs: list[Path], data_dir: Path,
                                                         reference: dict[tuple[str, int], dict[str, float]],

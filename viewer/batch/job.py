@@ -32,11 +32,13 @@ IN_FLIGHT_PER_THREAD = 2
 THREADS_PER_WORKER = 2  # one series decoding while another is in ONNX Runtime (see viewer.batch.work)
 #: Dask settings of the clusters this module starts. Idle, a 1-worker cluster with Dask's defaults burns
 #: 0.05 of a core (measured: 23 ms/s in the driver, 29 in the worker), most of it the worker's statistical
-#: profiler sampling every 10 ms (also while idle) and the scheduler's 20 ms event-loop tick; with these,
-#: 16 ms/s. The price: no Profile page on the dashboard (a cluster of one's own, ``--scheduler``, keeps
-#: whatever it was started with), and a blocked event loop is noticed after 1 s ticks instead of 20 ms.
+#: profiler sampling every 10 ms (also while idle), the scheduler's 20 ms event-loop tick and the 100 ms
+#: memory monitors of nanny and worker; with these, 8 ms/s. The price: no Profile page on the dashboard (a
+#: cluster of one's own, ``--scheduler``, keeps whatever it was started with), a blocked event loop noticed
+#: after a 1 s tick, and memory limits checked every 0.5 s.
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
-                        "distributed.admin.system-monitor.interval": "2s"}
+                        "distributed.admin.system-monitor.interval": "2s",
+                        "distributed.worker.memory.monitor-interval": "500ms"}
 
 
 @dataclass
