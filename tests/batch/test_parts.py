@@ -143,3 +143,27 @@ def test_worker_malloc_thresholds_restored_under_dask_environment() -> None:
     restored, per_array = faults("restore")
     # 2,048 pages of 4 KiB, fewer where transparent huge pages serve part of it
     assert plain > 200 and restored == "True" and per_array < plain / 20, (plain, per_array)
+
+
+def test_small_series_packed_in_order_big_ones_alone() -> None:
+    from collections import deque
+
+    from viewer.batch import job
+    from viewer.batch.sources import Unit
+
+    def unit(i: int, files: int) -> tuple[Unit, list[str]]:
+        return Unit(f"u{i}", f"1.{i}", "1", "CR", "", [f"/a/{i}/{k}.dcm" for k in range(files)]), []
+
+    sizes = [1] * 130 + [200] + [30, 30, 30] + [1] * 20
+    todo = deque(unit(i, n) for i, n in enumerate(sizes))
+    packs = []
+    while todo:
+        packs.append([u.key for u, _ in job.next_pack(todo, threads=1)])
+    assert [k for p in packs for k in p] == [f"u{i}" for i in range(len(sizes))]  # every series once, in order
+    files = [sum(sizes[int(k[1:])] for k in p) for p in packs]
+    assert max(len(p) for p in packs) == job.PACK_MAX_SERIES and all(f <= job.PACK_FILES for f in files[:3])
+    assert ["u130"] in packs  # a series over the pack size travels alone
+    assert ["u131", "u132"] in packs  # 60 files: a third would pass PACK_FILES
+    # few series per worker thread: each stays its own task, so every thread has work
+    todo = deque(unit(i, 1) for i in range(16))
+    assert len(job.next_pack(todo, threads=4)) == 1

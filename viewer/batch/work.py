@@ -158,3 +158,9 @@ def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> Unit
         except Exception as exc:  # noqa: BLE001 - a model failing on one series must not stop the job
             res.models.append(ModelRows(spec, "failed", f"inference: {_reason(exc)}"))
     return res
+
+
+def infer_units(pack: Sequence[tuple[Unit, Sequence[ModelSpec]]], opts: RunOptions) -> list[UnitResult]:
+    """:func:`infer_unit` of each (unit, models) of one task, in order (small series travel together: see
+    :data:`viewer.batch.job.PACK_FILES`)."""
+    return [infer_unit(unit, specs, opts) for unit, specs in pack]
