@@ -224,7 +224,9 @@ class ProcessCluster:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.address = f"tcp://127.0.0.1:{port}"
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        # as README's "More than one machine" starts them
+        env = {**os.environ, "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "100"}
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
         self.procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
                                         str(port), "--no-dashboard"], **quiet)]
         self.procs += [subprocess.Popen([sys.executable, "-m", "dask", "worker", self.address, "--nthreads",

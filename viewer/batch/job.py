@@ -47,6 +47,12 @@ THREADS_PER_WORKER = 2  # one series decoding while another is in ONNX Runtime (
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                         "distributed.admin.system-monitor.interval": "2s",
                         "distributed.worker.memory.monitor-interval": "500ms"}
+#: Dask keeps its last 1,000 messages per connection (and 1,000 task events per worker) for debugging, each
+#: message under 1 MB kept whole. A task carries its series' header records (~0.75 KB a file), so those
+#: logs held up to ~100 MB per worker connection and grew with the job (measured: the scheduler +3.3 MB per
+#: 1,000 one-file series); 100 bounds them at a tenth. Set in every process this module starts or connects
+#: from; `dask scheduler` / `dask worker` take it from DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH=100.
+LOG_CONFIG = {"distributed.admin.low-level-log-length": 100}
 
 
 @dataclass
@@ -94,7 +100,7 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = THREA
 
     n = workers or default_threads()
     address = "127.0.0.1:0" if dashboard and _has_bokeh() else None
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+    with dask.config.set({**LOCAL_CLUSTER_CONFIG, **LOG_CONFIG}):
         return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                             dashboard_address=address, host="127.0.0.1", silence_logs=logging.ERROR)
 
@@ -106,10 +112,12 @@ def _has_bokeh() -> bool:
 
 
 def connect(address: str, timeout_s: float = 30.0) -> Any:
-    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``)."""
+    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``), with :data:`LOG_CONFIG`."""
+    import dask
     from distributed import Client
 
-    return Client(address, timeout=timeout_s)
+    with dask.config.set(LOG_CONFIG):
+        return Client(address, timeout=timeout_s)
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
