@@ -6,17 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 
-from tests.ai.helpers import linear_model, write_model_dir
+from tests.commands.test_infer import models  # noqa: F401  (the toy CT model, a fixture)
 from viewer.cli import main
 from viewer.commands.scan import print_tree
 from viewer.io.series import find_stacks
-
-W = np.concatenate([np.zeros((16, 1)), np.full((16, 1), 1.0 / 16)], axis=1).astype(np.float32)
-OPS = [{"op": "window", "center": 40.0, "width": 400.0}, {"op": "resize", "size": [4, 4], "interpolation": "area"}]
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +21,13 @@ def folder(data_dir: Path) -> Path:
     return data_dir / "dcm_qa" / "sag" / "In"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    write_model_dir(root / "toy", lambda p: linear_model(p, W, np.array([0.5, 0.0]), (1, 4, 4)),
-                    model_id="toy", labels=["dark", "bright"], preprocess=OPS)
-    return root
-
-
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object, str]:
     rc = main(list(argv))
     out, err = capsys.readouterr()
     return rc, json.loads(out) if rc == 0 else None, err
 
 
-def test_infer_and_export_select_the_series_info_numbers(folder: Path, model: Path, tmp_path: Path,
+def test_infer_and_export_select_the_series_info_numbers(folder: Path, models: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     stacks = find_stacks(str(folder)).stacks
     assert len({s.series_uid for s in stacks}) == len(stacks) == 3
@@ -48,7 +36,7 @@ def test_infer_and_export_select_the_series_info_numbers(folder: Path, model: Pa
         assert rc == 0 and isinstance(info, list) and len(info) == 1 and info[0]["number"] == n
         uid = info[0]["series_uid"]
         assert uid == stacks[n - 1].series_uid
-        rc, res, err = _json(capsys, "infer", str(folder), "--model", "toy", "--models-dir", str(model),
+        rc, res, err = _json(capsys, "infer", str(folder), "--model", "toy-ct", "--models-dir", str(models),
                              "--device", "cpu", "--force", "--series", str(n), "--json")
         assert rc == 0, err
         assert isinstance(res, dict) and [s["series_uid"] for s in res["series"]] == [uid]
@@ -62,9 +50,9 @@ def test_infer_and_export_select_the_series_info_numbers(folder: Path, model: Pa
 
 @pytest.mark.parametrize("command", ["info", "infer", "export"])
 @pytest.mark.parametrize("wanted", ["0", "4"])
-def test_out_of_range_names_the_valid_numbers(folder: Path, model: Path, tmp_path: Path, command: str,
+def test_out_of_range_names_the_valid_numbers(folder: Path, models: Path, tmp_path: Path, command: str,
                                               wanted: str, capsys: pytest.CaptureFixture[str]) -> None:
-    extra = {"info": [], "infer": ["--model", "toy", "--models-dir", str(model), "--device", "cpu", "--force"],
+    extra = {"info": [], "infer": ["--model", "toy-ct", "--models-dir", str(models), "--device", "cpu", "--force"],
              "export": ["--out", str(tmp_path / "out"), "--codec", "rle"]}[command]
     assert main([command, str(folder), *extra, "--series", wanted]) != 0
     assert f"series {wanted} is outside 1..3" in capsys.readouterr().err
