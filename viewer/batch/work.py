@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class UnitResult:
     worker: str
     load_error: str = ""
     warnings: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # model SHA-256 -> viewer.batch.outputs.SeriesOutput
 
 
 # glibc mallopt parameters (malloc.h) and the largest values its own dynamic threshold reaches on 64-bit
@@ -160,7 +161,8 @@ def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> Unit
     return res
 
 
-def infer_units(pack: Sequence[tuple[Unit, Sequence[ModelSpec]]], opts: RunOptions) -> list[UnitResult]:
-    """:func:`infer_unit` of each (unit, models) of one task, in order (small series travel together: see
-    :data:`viewer.batch.job.PACK_FILES`)."""
-    return [infer_unit(unit, specs, opts) for unit, specs in pack]
+def run_pack(task: Callable[..., UnitResult], pack: Sequence[tuple[Unit, Sequence[ModelSpec]]], opts: RunOptions,
+             *extra: Any) -> list[UnitResult]:
+    """``task(unit, models, opts, *extra)`` (:func:`infer_unit`, or one that wraps it) for each (unit, models)
+    of one Dask task, in order: small series travel together (see :func:`viewer.batch.job.next_pack`)."""
+    return [task(unit, specs, opts, *extra) for unit, specs in pack]

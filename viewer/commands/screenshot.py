@@ -18,11 +18,6 @@ import os
 import sys
 import tempfile
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from viewer.state.services import SeriesSource
-
 WAIT_S = 180.0
 
 
@@ -33,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", help="series to show: its SeriesInstanceUID, or its number N in the scan's "
                         "order, counted from 1 as the viewer counts series and images (series 1 is the "
                         "first `scan`/`info` lists; default: the series with the most images)")
-    parser.add_argument("--slice", type=int, help="slice index k, 0-based along the sorted volume "
-                        "(default: the middle slice)")
+    parser.add_argument("--slice", type=int, metavar="N", help="image to show: N is the number the viewport "
+                        "shows as 'Im N/n', counted from 1 in display order (default: the middle image)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", help="window preset name, e.g. lung, bone, 'soft tissue'")
     group.add_argument("--window", nargs=2, type=float, metavar=("W", "L"),
@@ -119,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
         if not browser.stacks:
             return _fail("no loadable DICOM series in " + ", ".join(args.path), 1)
         if args.series is not None:
-            key = _find_series(browser.stacks, browser.scan_order, args.series)
-            if key is None:
-                n = len(browser.scan_order)
-                return _fail(f"no series {args.series!r}; there are {n}: give a number 1..{n} (counted from 1) "
-                             "or a SeriesInstanceUID")
-            window.load_stack(key, 0)
+            from viewer.core.series_number import SeriesNotFound, pick_series
+
+            order = browser.scan_order
+            try:
+                picked = pick_series([browser.stacks[k].series_uid for k in order], args.series)
+            except SeriesNotFound as exc:
+                return _fail(str(exc))
+            window.load_stack(order[picked[0]], 0)
         _pump(app, lambda: state["loaded"] or state["error"] is not None, WAIT_S)
         _pump(app, lambda: not browser.is_busy(), WAIT_S)  # thumbnails, as a user would see them
         slot = window.grid.slots[0]
@@ -154,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
 def _draw_model(app: object, window: object, model_id: str) -> int:
     """Run ``model_id`` through the AI dock on the shown slice: top-k labels, and for ``roi`` models the
     class map, drawn on the viewport as a user would see them."""
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import attach_ai_panel
 
-    panel = attach_ai_panel(window, viewer.ai)
+    panel = attach_ai_panel(window, ModelInference())
     if not _pump(app, lambda: bool(panel.entries), WAIT_S):
         return _fail("timed out listing the AI models", 1)
     if not panel.select_model(model_id):
@@ -181,24 +178,15 @@ def _draw_model(app: object, window: object, model_id: str) -> int:
     return 0
 
 
-def _find_series(stacks: dict[str, SeriesSource], order: list[str], wanted: str) -> str | None:
-    """The browser key of series ``wanted``: a SeriesInstanceUID, or N (1-based) in the scan's order."""
-    for key, stack in stacks.items():
-        if stack.series_uid == wanted:
-            return key
-    if wanted.isdigit() and 1 <= int(wanted) <= len(order):
-        return order[int(wanted) - 1]
-    return None
-
-
 def _apply_view(slot: object, args: argparse.Namespace) -> int:
     view = slot.view  # type: ignore[attr-defined]
     volume = slot.volume  # type: ignore[attr-defined]
     if args.slice is not None:
         n = volume.shape[0]
-        if not 0 <= args.slice < n:
-            return _fail(f"--slice {args.slice} is outside 0..{n - 1} for this series ({n} slices)")
-        view.set_slice(args.slice)
+        if not 1 <= args.slice <= n:
+            return _fail(f"--slice {args.slice} is outside 1..{n}: this series has {n} images, numbered "
+                         "from 1 as the viewport shows them (Im 1/{n} to Im {n}/{n})".replace("{n}", str(n)))
+        view.set_slice(args.slice - 1)  # the viewport's Im N is slice index N - 1
     if args.preset:
         from viewer.core.presets import find_preset
 
