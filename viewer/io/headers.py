@@ -20,9 +20,9 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
 
+from viewer.core.records import HeaderRecord
 from viewer.io.limits import plausible_position, plausible_rescale
 from viewer.io.safeopen import NotRegularFile, open_regular
 
@@ -66,76 +66,6 @@ _PIXEL_SET = frozenset(_PIXEL_TAGS)
 _DEFER = 4096
 
 
-@dataclass(slots=True)
-class HeaderRecord:
-    """What the scanner keeps of one file (plain values; one row of the SQLite index).
-
-    ``orientation`` is ImageOrientationPatient (6 direction cosines, LPS) and ``position`` is
-    ImagePositionPatient (LPS mm of the first voxel centre), both as backslash-joined text ("" when
-    absent) so the record is hashable and stores as-is. ``frames`` is NumberOfFrames (1 when absent).
-
-    The last fields serve the loader, which trusts them only while ``size`` and ``mtime_ns`` still match
-    the file: ``rescale_slope``/``rescale_intercept`` (text of the floats, "" when absent),
-    ``bits_allocated``, ``bits_stored``, ``pixel_representation`` (0 unsigned, 1 signed),
-    ``samples_per_pixel``, and ``pixel_offset``/``pixel_length``: the byte offset in the file of the
-    PixelData *value* (just after its element header) and its length, for native (not encapsulated,
-    not deflated) pixel data only; -1 otherwise.
-    """
-
-    path: str
-    size: int = 0
-    mtime_ns: int = 0
-    status: str = "bad"
-    reason: str = ""
-    patient_id: str = ""
-    patient_name: str = ""
-    study_uid: str = ""
-    study_date: str = ""
-    study_description: str = ""
-    series_uid: str = ""
-    series_number: str = ""
-    series_date: str = ""
-    series_description: str = ""
-    modality: str = ""
-    sop_class_uid: str = ""
-    sop_uid: str = ""
-    instance_number: str = ""
-    frame_of_reference_uid: str = ""
-    rows: int = 0
-    columns: int = 0
-    frames: int = 1
-    orientation: str = ""
-    position: str = ""
-    image_type: str = ""
-    acquisition_number: str = ""
-    echo_number: str = ""
-    temporal_position: str = ""
-    transfer_syntax: str = ""
-    rescale_slope: str = ""
-    rescale_intercept: str = ""
-    bits_allocated: int = 0
-    bits_stored: int = 0
-    pixel_representation: int = 0
-    samples_per_pixel: int = 0
-    pixel_offset: int = -1
-    pixel_length: int = -1
-    #: Identity beyond size and mtime: the inode change time (an in-place edit that restores the mtime
-    #: still changes it) and a digest of the file's first IDENTITY_BYTES (the header: a changed
-    #: RescaleIntercept is seen even where timestamps are coarse). See :func:`same_file`.
-    ctime_ns: int = 0
-    digest: str = ""
-
-    def floats(self, name: str) -> tuple[float, ...] | None:
-        """``orientation`` or ``position`` as floats; None when absent or malformed."""
-        text = getattr(self, name)
-        if not text:
-            return None
-        try:
-            return tuple(float(v) for v in text.split("\\"))
-        except ValueError:
-            return None
-
-
 #: Bytes of a file's start that :attr:`HeaderRecord.digest` covers (the header of every ordinary file).
 IDENTITY_BYTES = 8 << 10  # measured: 64 KiB made an indexed re-open 6x slower, 8 KiB 2x (bench_identity.py)
 
@@ -161,10 +91,6 @@ def same_file(rec: HeaderRecord) -> bool:
             return head_digest(f) == rec.digest
     except OSError:
         return False
-
-
-#: Column names, in order, of a HeaderRecord (the index stores exactly these).
-RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HeaderRecord))
 
 
 class _Timeout(Exception):

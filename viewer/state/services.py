@@ -39,7 +39,7 @@ class SeriesSource(Protocol):
     study_description: str
     series_number: str
     series_date: str
-    # The scanner's header records of ``files`` (``viewer.io.headers.HeaderRecord``), opaque above io.
+    # The scanner's header records of ``files`` (``viewer.core.records.HeaderRecord``), opaque above io.
     records: Sequence[Any]
 
 
