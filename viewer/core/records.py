@@ -66,6 +66,11 @@ class HeaderRecord:
     samples_per_pixel: int = 0
     pixel_offset: int = -1
     pixel_length: int = -1
+    #: The file's VOI window(s) as written (WindowCenter, WindowWidth, WindowCenterWidthExplanation;
+    #: backslash-joined, "" when absent): the loader's opening window without parsing the file again.
+    window_center: str = ""
+    window_width: str = ""
+    window_explanation: str = ""
     #: Identity beyond size and mtime: the inode change time (an in-place edit that restores the mtime
     #: still changes it) and a digest of the file's first IDENTITY_BYTES (the header: a changed
     #: RescaleIntercept is seen even where timestamps are coarse). See :func:`viewer.io.headers.same_file`.

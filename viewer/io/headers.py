@@ -49,6 +49,7 @@ _TAGS = [
     "DoubleFloatPixelData", "SeriesDate", "PhotometricInterpretation",
     # For the loader (viewer.io.load), so that an indexed series is loaded without reading headers again.
     "RescaleSlope", "RescaleIntercept", "BitsStored", "PixelRepresentation",
+    "WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
 ]
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
@@ -432,7 +433,8 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
                      ("sop_uid", "SOPInstanceUID"), ("instance_number", "InstanceNumber"),
                      ("frame_of_reference_uid", "FrameOfReferenceUID"), ("image_type", "ImageType"),
                      ("acquisition_number", "AcquisitionNumber"), ("echo_number", "EchoNumbers"),
-                     ("temporal_position", "TemporalPositionIdentifier")):
+                     ("temporal_position", "TemporalPositionIdentifier"), ("window_center", "WindowCenter"),
+                     ("window_width", "WindowWidth"), ("window_explanation", "WindowCenterWidthExplanation")):
         setattr(rec, attr, text(kw))
     rec.rows, rec.columns = integer("Rows"), integer("Columns")
     rec.frames = max(1, integer("NumberOfFrames", 1))
@@ -511,6 +513,9 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
 # bytes, non-ASCII text, elements out of order, a header that runs out) returns None and the file goes
 # through pydicom, which stays the authority on odd and broken files.
 
+#: Explicit-VR VRs with a 2-byte length (PS3.5 Table 7.1-2); the rest of the known ones have a 4-byte length.
+_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
+                        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 _LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"})
 _UNDEFINED = 0xFFFFFFFF
 # Headers larger than this (huge enhanced multi-frame functional groups) go through pydicom, which
@@ -574,7 +579,13 @@ def _fast_parse(buf: bytes, size: int) -> tuple[dict[int, bytes], str, tuple[int
         if tag <= prev:
             raise _Fallback
         prev = tag
-        vr, length, vpos = _element_header(buf, pos, explicit)
+        # _element_header inlined for the common VRs (this loop runs for every element of every file).
+        if not explicit:
+            vr, length, vpos = b"", unpack("<I", buf, pos + 4)[0], pos + 8
+        elif (vr := buf[pos + 4:pos + 6]) in _SHORT_VRS:
+            length, vpos = unpack("<H", buf, pos + 6)[0], pos + 8
+        else:
+            vr, length, vpos = _element_header(buf, pos, explicit)
         if tag in _PIXEL_SET:
             return out, ts, (vpos, length)
         if length == _UNDEFINED:

@@ -24,7 +24,7 @@ from viewer.core.atomic import create_private
 from viewer.core.records import RECORD_FIELDS, HeaderRecord
 
 #: Bumped whenever HeaderRecord's fields or their meaning change; an older database is rebuilt.
-SCHEMA_VERSION = 3  # 2: rescale, bits, PixelData offset/length; 3: ctime_ns and header digest
+SCHEMA_VERSION = 4  # 2: rescale, bits, PixelData offset/length; 3: ctime_ns and header digest; 4: VOI windows
 
 _INT_FIELDS = {"size", "mtime_ns", "ctime_ns", "rows", "columns", "frames", "bits_allocated", "bits_stored",
                "pixel_representation", "samples_per_pixel", "pixel_offset", "pixel_length"}

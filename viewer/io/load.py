@@ -39,7 +39,7 @@ from viewer.io.errors import LoadError, reasons_not_crashes
 from viewer.io.pixel_reader import POOL_MIN_FILES, FirstSlice, PixelReader, SlicesReady
 from viewer.io.plan import Layout, PlannedSlice, SeriesPlan, make_plan
 from viewer.io.rawread import read_header_dataset
-from viewer.io.stack_headers import frame_group, number, read_first, read_slices, voi_windows
+from viewer.io.stack_headers import frame_group, number, read_first, read_slices, record_windows, voi_windows
 
 #: A stack as the loader takes it: the scanner's Stack (its records spare a second header read) or paths.
 StackArg = Stack | Sequence[str]
@@ -193,7 +193,8 @@ class SeriesLoader:
 
         VOI windows: those of the slice shown first (:attr:`first_index`); whether slices carry
         different ones is read from every frame of a multi-frame file and, for single-frame series,
-        from five slices spread over the stack (first, quartiles, middle, last: five header reads).
+        from five slices spread over the stack (first, quartiles, middle, last), taken from their header
+        records where these hold the window, else by parsing those files (a few ms each).
         """
         if self._info is not None:
             return self._info
@@ -205,12 +206,17 @@ class SeriesLoader:
         shown: tuple[Window, ...] = ()
         for k, it in enumerate(self.items):
             head = headers.get(it.path)
+            wins: tuple[Window, ...] | None = None
             if head is None and k in sampled:
-                try:
-                    head = headers[it.path] = read_header_dataset(it.path)
-                except Exception:  # noqa: BLE001 - a header read here only refines the window
-                    head = None
-            wins = voi_windows(head, it.frame) if head is not None else ()
+                if it.voi is not None:
+                    wins = record_windows(it.voi)  # the scan read the window: no second parse
+                else:
+                    try:
+                        head = headers[it.path] = read_header_dataset(it.path)
+                    except Exception:  # noqa: BLE001 - a header read here only refines the window
+                        head = None
+            if wins is None:
+                wins = voi_windows(head, it.frame) if head is not None else ()
             per_slice.append(wins[0] if wins else None)
             if k == self.first_index:
                 shown = wins

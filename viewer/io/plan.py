@@ -77,6 +77,9 @@ class PlannedSlice:
     vkey: tuple[float, ...] = ()
     # The frame's own ImageOrientationPatient when the functional groups give one (None: the layout's).
     orientation: tuple[float, ...] | None = None
+    # The VOI window text (center, width, explanation) of the slice's header record when it has one;
+    # None: only the file's data set can say (the loader then parses it when it needs the window).
+    voi: tuple[str, str, str] | None = None
 
     @property
     def name(self) -> str:

@@ -82,6 +82,8 @@ def _item_from_record(rec: HeaderRecord, path: str, lay: Layout, nbytes: int | N
     item = PlannedSlice(path, None, np.array(pos), slope, intercept, rec.sop_uid, instance)
     item.stamp = (rec.size, rec.mtime_ns)
     item.vkey = _record_vkey(rec)
+    if rec.window_center:
+        item.voi = (rec.window_center, rec.window_width, rec.window_explanation)
     if nbytes is not None and rec.pixel_offset > 0 and rec.pixel_length == nbytes:
         item.fast, item.offset = True, rec.pixel_offset
     return item
@@ -128,6 +130,20 @@ def voi_windows(ds: Any, frame: int | None) -> tuple[Window, ...]:
             explain = voi.get("WindowCenterWidthExplanation")
     names = [] if not explain else [str(explain)] if isinstance(explain, str) else [str(x) for x in explain]
     return windows_from(centers, widths, names)
+
+
+def record_windows(voi: tuple[str, str, str]) -> tuple[Window, ...]:
+    """The VOI windows of a header record's window text (:attr:`~viewer.io.plan.PlannedSlice.voi`), as
+    :func:`voi_windows` reads them from the file's data set."""
+    center, width, explain = voi
+    return windows_from(_text_floats(center), _text_floats(width), explain.split("\\") if explain else [])
+
+
+def _text_floats(text: str) -> list[float] | None:
+    try:
+        return [float(v) for v in text.split("\\")] if text else None
+    except ValueError:
+        return None
 
 
 def frame_group(ds: Any, k: int, name: str) -> Any:

@@ -17,12 +17,13 @@ import numpy as np
 
 from viewer.core.derived import DerivedOverlay
 from viewer.core.jobs import CancelCheck, Progress
+from viewer.core.records import HeaderRecord
 from viewer.core.series_info import SeriesInfo
 from viewer.core.volume import Volume
 
 
 class SeriesSource(Protocol):
-    """One loadable stack the scanner found (``viewer.io.series.Stack``): what the browser lists."""
+    """One loadable stack the scanner found (:class:`viewer.core.records.Stack`): what the browser lists."""
 
     series_uid: str
     files: list[str]
@@ -39,12 +40,12 @@ class SeriesSource(Protocol):
     study_description: str
     series_number: str
     series_date: str
-    # The scanner's header records of ``files`` (``viewer.core.records.HeaderRecord``), opaque above io.
-    records: Sequence[Any]
+    # The scanner's header record of each of ``files``: the loader reads them instead of the headers.
+    records: Sequence[HeaderRecord]
 
 
 class ScanResultLike(Protocol):
-    """What a scan returns (``viewer.io.series.ScanResult``)."""
+    """What a scan returns (:class:`viewer.core.records.ScanResult`)."""
 
     @property
     def stacks(self) -> Sequence[SeriesSource]: ...
@@ -84,7 +85,7 @@ class SeriesLoaderLike(Protocol):
 
 class LoaderFactory(Protocol):
     def __call__(self, files: list[str], *, series_uid: str = ..., progress: Progress | None = ...,
-                 cancel: CancelCheck | None = ..., records: Sequence[Any] | None = ...) -> SeriesLoaderLike: ...
+                 cancel: CancelCheck | None = ..., records: Sequence[HeaderRecord] | None = ...) -> SeriesLoaderLike: ...
 
 
 class SeriesLoad(Protocol):
