@@ -254,9 +254,6 @@ class SeriesLoader:
             volumes_in_stack=self.volumes)
         return self._info
 
-    def metadata(self) -> dict[str, Any]:
-        """Deprecated: :meth:`series_info` as the old plain dict."""
-        return self.series_info().as_metadata()
 
     @reasons_not_crashes
     def read_slice(self, k: int) -> np.ndarray:

@@ -46,19 +46,6 @@ PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 BATCH = 128
 
 
-def iter_files(paths: PathArg) -> Iterator[str]:
-    """Files under ``paths`` (folders recursively, sorted; files as given), hidden names skipped."""
-    for p in _as_list(paths):
-        if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield os.path.join(root, name)
-        else:
-            yield p
-
-
 def _as_list(paths: PathArg) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
