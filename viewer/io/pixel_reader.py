@@ -54,7 +54,7 @@ class PixelReader:
         self._on_slices: SlicesReady | None = None
 
     def read_slice(self, k: int) -> np.ndarray:
-        """Slice k (sorted order) in modality units, decoded alone (for previews)."""
+        """Slice k (display order) in modality units, decoded alone (for previews)."""
         item = self.plan.slices[k]
         for dtype in (self.dtype, np.dtype(np.float32)):
             out = np.empty(self.plan.shape[1:], dtype=dtype)
