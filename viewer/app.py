@@ -94,9 +94,14 @@ def io_services() -> IoServices:
         kwargs.setdefault("decode_in_pool", True)
         return SeriesLoader(*args, **kwargs)
 
+    def arriving_series() -> Any:
+        from viewer.io.arriving import ArrivingSeries
+
+        return ArrivingSeries(decode_in_pool=True)  # as series_loader: no decoder holds the UI's GIL
+
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
                       thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers,
-                      read_derived=read_derived)
+                      read_derived=read_derived, arriving_series=arriving_series)
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,

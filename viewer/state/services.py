@@ -95,6 +95,34 @@ class SeriesLoad(Protocol):
 Thumbnailer = Callable[[list[str], int], np.ndarray]
 
 
+class ArrivedLike(Protocol):
+    """What has arrived of a series being retrieved (``viewer.io.arriving.Arrived``)."""
+
+    @property
+    def volume(self) -> Volume: ...
+
+    @property
+    def ready(self) -> np.ndarray: ...  # bool per slice: it holds its values (else blank until stored)
+
+    @property
+    def arrived(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+class ArrivingSeriesLike(Protocol):
+    """Decodes instances as they are stored; snapshots the growing volume (``viewer.io.arriving``)."""
+
+    problems: list[str]
+
+    def __len__(self) -> int: ...  # instances decoded so far
+
+    def add(self, path: str) -> bool: ...
+
+    def snapshot(self, total: int = ...) -> ArrivedLike | None: ...
+
+
 @dataclass(frozen=True)
 class IoServices:
     """The io functions the application runs in the background, injected by ``viewer.app``.
@@ -116,3 +144,5 @@ class IoServices:
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
     # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
     export_series: Callable[..., Any] | None = None
+    # A new ``viewer.io.arriving.ArrivingSeries``: a series shown while a PACS retrieve stores it.
+    arriving_series: Callable[[], ArrivingSeriesLike] | None = None
