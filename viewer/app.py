@@ -234,7 +234,26 @@ def pacs_services() -> Any:
 
         return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, **kwargs)
 
-    return PacsServices(nodes=nodes, find=find, retrieve=retrieve)
+    def send(node_text: str, ae: str, paths: list[str], **kwargs: Any) -> Any:
+        from viewer.io.pacs import dimse, parse_node, web
+        from viewer.io.pacs.nodes import DimseNode
+        from viewer.ui.pacs_send import SendReport
+
+        node = parse_node(node_text)
+        if isinstance(node, DimseNode):
+            sent, problems = dimse.send_files(node, ae, paths, **kwargs)
+        else:
+            sent, problems = web.send_files(node, paths, **kwargs)
+        return SendReport(node.url, len(paths), sent, list(problems), sop_uids(paths))
+
+    return PacsServices(nodes=nodes, find=find, retrieve=retrieve, send=send)
+
+
+def sop_uids(paths: list[str]) -> list[str]:
+    """SOP Instance UIDs of DICOM files ("" for a file without one), read by the scanner's header walker."""
+    from viewer.io.headers import read_header
+
+    return [read_header(p).sop_uid for p in paths]
 
 
 def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:

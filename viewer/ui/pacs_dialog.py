@@ -56,6 +56,8 @@ class PacsServices:
     nodes: Callable[[], list[tuple[str, str]]]
     find: Callable[..., Any]
     retrieve: Callable[..., Any]
+    # send(node_text, ae, paths, progress, cancel) -> viewer.ui.pacs_send.SendReport (C-STORE or STOW-RS)
+    send: Callable[..., Any] | None = None
 
 
 STUDY_COLUMNS = ("Patient", "Patient ID", "Date", "Modalities", "Description", "Accession", "Series", "Images")
@@ -170,10 +172,14 @@ class PacsPanel(QWidget):
         self.browse_button.setEnabled(False)
         self.browse_button.clicked.connect(self.show_store)
         self._store = ""
+        self.send_button = QPushButton("Send", self)
+        self.send_button.setToolTip("Send the series shown, or its labels as DICOM SEG / SR, to a node")
+        self.send_button.setEnabled(False)  # until attach_pacs_send gives it its menu
         actions = QHBoxLayout()
         actions.addWidget(self.retrieve_button)
         actions.addWidget(self.open_button)
         actions.addWidget(self.browse_button)
+        actions.addWidget(self.send_button)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -315,13 +321,17 @@ class PacsPanel(QWidget):
     def selected_series(self) -> list[str]:
         return [str(_cell(self.series, i.row(), 0).data(UID_ROLE)) for i in self.series.selectionModel().selectedRows()]
 
+    def note_channel(self, channel: str) -> None:
+        """A transfer started on ``channel`` of the network pool: Cancel stops it too."""
+        self._retrieving.add(channel)
+
     def cancel(self) -> None:
         for channel in ("pacs:find", "pacs:series"):
             self.background.cancel(channel)
         for channel in self._retrieving:
             self.background.cancel(channel)
         self._retrieving.clear()
-        self.status_message("Cancelled; what was complete stays stored, a new retrieve fetches the rest.")
+        self.status_message("Cancelled; what was complete stays stored (or sent), a new retrieve fetches the rest.")
 
     # -- retrieve -----------------------------------------------------------------------------------------
     def retrieve_selected(self, *, open_it: bool) -> None:
@@ -363,7 +373,7 @@ class PacsPanel(QWidget):
                 on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
 
         channel = f"pacs:get:{series_uid or study_uid}"
-        self._retrieving.add(channel)
+        self.note_channel(channel)
         return int(self.background.submit(channel, job, on_partial=self._on_arrival, on_result=self._on_retrieved,
                                           on_error=functools.partial(self._retrieve_failed, series_uid)))
 
@@ -462,4 +472,7 @@ def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
         first = file_menu.actions()[3] if len(file_menu.actions()) > 3 else None
         file_menu.insertAction(first, action) if first is not None else file_menu.addAction(action)
     window.pacs_panel, window.pacs_dock, window.act_pacs = panel, dock, action
+    from viewer.ui.pacs_send import attach_pacs_send
+
+    window.pacs_send = attach_pacs_send(window, panel)
     return dock
