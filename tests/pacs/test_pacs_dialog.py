@@ -114,6 +114,8 @@ def test_dock_queries_and_opens_a_series_that_fills_in_as_it_arrives(qtbot, wind
     assert slot.view.volume.shape[0] >= 40 and model.view.slice_count == slot.view.volume.shape[0]
     assert (model.image.center, model.image.width, model.view.zoom) == (60.0, 350.0, 2.0)
     np.testing.assert_allclose(slice_position(slot.view.volume, model.view.slice_index), here, atol=1e-3)
+    if os.environ.get("VIEWER_PACS_SCREENSHOT"):  # the dock during the retrieve, the viewport half filled
+        window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-arriving.png"))
     # The reader scrolls through what has arrived.
     model.view.set_slice(30)
     assert model.view.slice_index == 30
@@ -143,6 +145,22 @@ def test_dock_queries_and_opens_a_series_that_fills_in_as_it_arrives(qtbot, wind
     if os.environ.get("VIEWER_PACS_SCREENSHOT"):
         window.pacs_dock.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"])
         window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-window.png"))
+
+
+def test_cancelling_an_open_keeps_what_arrived_on_screen(qtbot, window_with_pacs, orthanc: Loaded) -> None:
+    window, gate = window_with_pacs
+    panel = window.pacs_panel
+    panel.node.setEditText(orthanc.orthanc.dimse)
+    model = window.grid.slots[window.grid.active].model
+    with qtbot.waitSignal(window.first_image_shown, timeout=60000):
+        panel.retrieve(orthanc.study_uid, orthanc.series_uid, open_it=True)
+    qtbot.mouseClick(panel.cancel_button, qtbot_button())
+    gate.allow(float("inf"))
+    qtbot.waitUntil(lambda: model.status == "loaded", timeout=60000)
+    arrival = window.workspace.arrivals.get(orthanc.series_uid)
+    assert arrival.done and not arrival.complete and arrival.error == "retrieve cancelled"
+    assert model.volume.shape[0] == len(arrival.files) < 134
+    qtbot.waitUntil(lambda: window.background.pending() == 0, timeout=60000)  # no decoder left waiting
 
 
 def test_dock_says_plainly_when_the_node_is_wrong(qtbot, window_with_pacs, orthanc: Loaded) -> None:

@@ -453,7 +453,7 @@ class MainWindow(QMainWindow):
         self._titles[slot_index] = arrival.title
         self._load_started[slot_index] = time.perf_counter()
         self._filling.pop(slot_index, None)
-        channel = f"arrive:{slot_index}"
+        channel = f"arrive:{slot_index}:{id(arrival)}"
         feed: queue.Queue[str | None] = queue.Queue()
         sent = [0]
         job: list[int] = []
@@ -461,13 +461,15 @@ class MainWindow(QMainWindow):
         def changed(changes: frozenset[str]) -> None:
             if slot.model.series_key != arrival.series_uid or slot.model.status not in ("loading", "preview"):
                 unsubscribe()  # the reader put another series here meanwhile
+                self.background.cancel(channel)
                 return
             for path in arrival.files[sent[0]:]:
                 feed.put(path)
             sent[0] = len(arrival.files)
             if not job and sent[0] and self.io.arriving_series is not None and not arrival.done:
                 job.append(self.background.submit(channel, arrival_job(self.io, feed, lambda: arrival.total),
-                                                  on_partial=functools.partial(self._on_arrived, slot_index)))
+                                                  on_partial=functools.partial(self._on_arrived, slot_index,
+                                                                               channel)))
             if "done" in changes:
                 unsubscribe()
                 feed.put(None)
@@ -481,9 +483,10 @@ class MainWindow(QMainWindow):
         unsubscribe = arrival.subscribe(changed)
         changed(frozenset({"files", "done"} if arrival.done else {"files"}))
 
-    def _on_arrived(self, idx: int, arrived: ArrivedLike) -> None:
+    def _on_arrived(self, idx: int, channel: str, arrived: ArrivedLike) -> None:
         slot = self.grid.slots[idx]
         if slot.model.series_key != arrived.volume.series_uid or slot.model.status not in ("loading", "preview"):
+            self.background.cancel(channel)  # another series is shown there now
             return
         slot.model.grow(arrived.volume, arrived.ready, arrived.total)
         total = arrived.total if arrived.total > 0 else "?"

@@ -331,6 +331,9 @@ class PacsPanel(QWidget):
         for channel in self._retrieving:
             self.background.cancel(channel)
         self._retrieving.clear()
+        for arrival in self.main.workspace.arrivals.by_uid.values():
+            if not arrival.done:  # a viewport opened on it keeps (and completes the load of) what arrived
+                arrival.finish([], complete=False, error="retrieve cancelled")
         self.status_message("Cancelled; what was complete stays stored (or sent), a new retrieve fetches the rest.")
 
     # -- retrieve -----------------------------------------------------------------------------------------
