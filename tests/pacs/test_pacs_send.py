@@ -5,7 +5,6 @@ the source series; a node that is not there gives a plain message."""
 from __future__ import annotations
 
 import io
-import json
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.pacs.conftest import PANCREAS, Loaded
 from tests.pacs.orthanc import free_port
+from tests.ui.conftest import paint_and_measure
 
 pytest.importorskip("pytestqt")
 
@@ -34,7 +34,6 @@ def labelled(qtbot, tmp_path: Path, orthanc: Loaded, data_dir: Path, monkeypatch
 
     from viewer.annotations.store import LabelStore
     from viewer.app import ai_models, ai_slice_scores, build_main_window, pacs_services
-    from viewer.state.measurements import Measurement
     from viewer.ui.label_panel import attach_label_panel
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
@@ -52,17 +51,7 @@ def labelled(qtbot, tmp_path: Path, orthanc: Loaded, data_dir: Path, monkeypatch
     panel.annotator_edit.setText("dr-test")
     panel.annotator_edit.editingFinished.emit()
     view = panel.view
-    brush = panel.brush
-    brush.label_box.setCurrentText("abnormal")
-    brush.set_mode("brush")
-    brush.size_box.setValue(10)
-    view.set_slice(40)
-    brush.begin_stroke(200.0, 300.0)
-    brush.end_stroke()
-    brush.set_mode("off")
-    p0, p1 = view.state.point_to_lps(100, 100), view.state.point_to_lps(100, 160)
-    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=40))
-    qtbot.wait(50)
+    paint_and_measure(qtbot, panel)
     assert list(store.rois(series_uid=view.volume.series_uid)), panel.keeper.last_error
     view.setFocus(Qt.FocusReason.OtherFocusReason)
     yield window
@@ -100,10 +89,10 @@ def test_labels_go_to_the_pacs_as_seg_and_sr_next_to_their_series(qtbot, labelle
                 evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
                 assert [s.SeriesInstanceUID for s in evidence] == [source]
     finally:
-        for oid in added:  # the session's Orthanc holds one series again for the other tests
+        for oid in added:  # the session's Orthanc holds the pancreas study as it was, for the other tests
             orthanc.orthanc.rest(f"/instances/{oid}", method="DELETE")
-    series = json.loads(urllib.request.urlopen(f"{orthanc.orthanc.url}/series", timeout=60).read())
-    assert len(series) == 1
+    study = orthanc.orthanc.rest("/tools/lookup", orthanc.study_uid.encode(), method="POST")
+    assert len(orthanc.orthanc.rest(f"/studies/{study[0]['ID']}")["Series"]) == 1
 
 
 def test_a_node_that_is_not_there_is_named_in_a_plain_message(qtbot, labelled) -> None:
