@@ -105,3 +105,37 @@ def test_a_node_that_is_not_there_is_named_in_a_plain_message(qtbot, labelled) -
     assert kind == "series" and message.startswith(f"Cannot send series to {node}: ")
     assert "Traceback" not in message and message == window.pacs_panel.status.text(), message
     assert "NOBODY" in message and "connection refused" in message
+
+
+def test_ai_results_go_to_the_pacs_as_the_findings_sr(qtbot, labelled, orthanc: Loaded) -> None:
+    import numpy as np
+
+    pytest.importorskip("viewer.annotations.findings_sr", reason="the findings SR writer (batch outputs) is not here")
+    from viewer.ai.results import Predictions
+    from viewer.annotations.findings_sr import read_findings
+
+    window = labelled
+    sender = window.pacs_send
+    vol = window.grid.active_slot.model.volume
+    ks = np.arange(10, 20)
+    p_abnormal = np.linspace(0.1, 0.9, len(ks), dtype=np.float32)
+    probabilities = np.stack([1 - p_abnormal, p_abnormal], axis=1)
+    # What the AI dock keeps after classifying slices 10..19 (the application model, not a widget).
+    window.workspace.ai.set_predictions(vol.series_uid, Predictions(
+        probabilities, probabilities, ("normal", "abnormal"), ks, "test-model", "1.0", "Test model", threshold=0.5))
+    sender._enable()
+    assert sender.actions["ai-sr"].isEnabled()
+    with qtbot.waitSignal(sender.sent, timeout=120000) as done:
+        assert sender.send("ai-sr", orthanc.orthanc.dimse) is not None
+    kind, report = done.args
+    assert kind == "ai-sr" and report.ok, report
+    ds, oid = _in_orthanc(orthanc, report.sop_uids[0])
+    try:
+        assert ds.Modality == "SR" and ds.StudyInstanceUID == orthanc.study_uid
+        evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+        assert [s.SeriesInstanceUID for s in evidence] == [orthanc.series_uid]
+        expected = {(vol.info.slices[k].sop_instance_uid, 1): ("abnormal" if p >= 0.5 else "normal")
+                    for k, p in zip(ks, p_abnormal)}
+        assert read_findings(ds) == expected
+    finally:
+        orthanc.orthanc.rest(f"/instances/{oid}", method="DELETE")

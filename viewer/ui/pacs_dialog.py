@@ -58,6 +58,8 @@ class PacsServices:
     retrieve: Callable[..., Any]
     # send(node_text, ae, paths, progress, cancel) -> viewer.ui.pacs_send.SendReport (C-STORE or STOW-RS)
     send: Callable[..., Any] | None = None
+    # write_ai_sr(out, slices [(file, SOP Instance UID, frame)], predictions): AI results as DICOM SR
+    write_ai_sr: Callable[..., None] | None = None
 
 
 STUDY_COLUMNS = ("Patient", "Patient ID", "Date", "Modalities", "Description", "Accession", "Series", "Images")

@@ -1,5 +1,6 @@
-"""Send to a PACS from the window: a series, and what the reader made of it (labels as DICOM SEG, ROIs and
-measurements as DICOM SR), so they land in the PACS next to the images.
+"""Send to a PACS from the window: a series, and what the reader and the models made of it (labels as
+DICOM SEG, ROIs and measurements as DICOM SR, a classifier's per-slice results as the findings SR of the
+batch), so they land in the PACS next to the images.
 
 Where: File ▸ Send to PACS (the series in the active viewport, its SEG, its SR), the PACS dock's Send
 button (the same menu) and the Studies browser's context menu (a listed series). The node is chosen in a
@@ -7,7 +8,8 @@ small dialog (saved nodes, or the dock's node, or one typed in); our AE title is
 
 The work is ``python -m viewer pacs send``'s (``PacsServices.send``: C-STORE for ``dimse://`` nodes,
 STOW-RS for DICOMweb ones), run on the dock's network pool: the SEG or SR is first written by the label
-export (a child process, as File ▸ Export Labels) into a temporary folder, then sent. Progress and the
+export (a child process, as File ▸ Export Labels), the AI SR by ``PacsServices.write_ai_sr`` from the
+workspace's AI results, into a temporary folder, then sent. Progress and the
 outcome show in the dock's status line and the status bar; the dock's Cancel stops a send.
 """
 
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import QInputDialog, QMenu
 from viewer.core.jobs import JobContext
 
 if TYPE_CHECKING:
+    from viewer.ai.results import Predictions
     from viewer.ui.label_export import ExportRequest
     from viewer.ui.main_window import MainWindow
     from viewer.ui.pacs_dialog import PacsPanel
@@ -35,6 +38,7 @@ KINDS: dict[str, str] = {
     "series": "&Series in the Active Viewport…",
     "seg": "Its &Labels as DICOM SEG…",
     "sr": "Its &ROIs and Measurements as DICOM SR…",
+    "ai-sr": "Its &AI Results as DICOM SR…",
 }
 CHANNEL = "pacs:send"
 
@@ -82,6 +86,11 @@ class PacsSend(QObject):
         labels = getattr(getattr(self.window, "label_panel", None), "export", None) is not None
         for kind in ("seg", "sr"):
             self.actions[kind].setEnabled(shown and labels)
+        self.actions["ai-sr"].setEnabled(shown and self._predictions() is not None)
+
+    def _predictions(self) -> Predictions | None:
+        vol = self.window.grid.active_slot.model.volume
+        return self.window.workspace.ai.of(vol.series_uid).predictions if vol is not None else None
 
     def _shown_files(self) -> list[str] | None:
         vol = self.window.grid.active_slot.model.volume
@@ -128,6 +137,8 @@ class PacsSend(QObject):
                 self._nothing("Open a series first: Send sends the series in the active viewport.")
                 return None
             return self.send_files(files, node, what="series", kind=kind)
+        if kind == "ai-sr":
+            return self._send_ai_sr(node)
         export = getattr(getattr(self.window, "label_panel", None), "export", None)
         request: ExportRequest | None = export.request(kind) if export is not None else None
         if request is None:
@@ -135,6 +146,25 @@ class PacsSend(QObject):
             return None
         return self._submit(kind, node, "labels as DICOM SEG" if kind == "seg" else "ROIs as DICOM SR",
                             functools.partial(_export_then_send, request))
+
+    def _send_ai_sr(self, node: str) -> int | None:
+        vol = self.window.grid.active_slot.model.volume
+        predictions = self._predictions()
+        writer = self.panel.services.write_ai_sr
+        if vol is None or predictions is None or writer is None:
+            self._nothing("Run a model on the series shown first: Send sends its per-slice AI results.")
+            return None
+        slices = [(s.file, s.sop_instance_uid, (s.frame or 0) + 1) for s in vol.info.slices]
+
+        def body(send: Any, ctx: JobContext) -> object:
+            with tempfile.TemporaryDirectory(prefix="viewer-send-") as tmp:
+                out = os.path.join(tmp, "ai-sr.dcm")
+                writer(out, slices, predictions)
+                ctx.check()
+                return send([out], ctx)
+
+        return self._submit("ai-sr", node, f"AI results of {predictions.model_name or predictions.model_id} as DICOM SR",
+                            body)
 
     def send_files(self, files: list[str], node: str, *, what: str, kind: str = "series") -> int | None:
         return self._submit(kind, node, what, lambda send, ctx: send(list(files), ctx))
