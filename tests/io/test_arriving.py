@@ -13,6 +13,7 @@ pytest.importorskip("pydicom")
 
 from viewer.io import load_series  # noqa: E402
 from viewer.io.arriving import ArrivingSeries  # noqa: E402
+from viewer.io.load import SeriesLoader  # noqa: E402
 
 
 def _files(data_dir: Path, rel: str) -> list[str]:
@@ -53,6 +54,15 @@ def test_instances_in_any_order_fill_one_grid_and_end_as_the_whole_load(data_dir
     assert snap.volume.array.dtype == whole.array.dtype
     np.testing.assert_array_equal(snap.volume.array, whole.array)
     np.testing.assert_allclose(snap.volume.affine, whole.affine, atol=1e-6)
+    # Made of the arrived slices after the loader's header pass: the loader's own volume, exactly.
+    made = series.whole(SeriesLoader(order))
+    loaded = SeriesLoader(order).load()
+    assert made is not None and made.array.dtype == loaded.array.dtype
+    np.testing.assert_array_equal(made.array, loaded.array)
+    assert np.array_equal(made.affine, loaded.affine) and made.info == loaded.info
+    assert made.warnings == loaded.warnings and made.slice_positions is not None
+    np.testing.assert_array_equal(made.slice_positions, loaded.slice_positions)
+    assert series.whole(SeriesLoader(order[:-1])) is None  # not exactly its slices: load them
 
 
 def test_a_file_that_cannot_join_is_reported_and_the_rest_still_shows(data_dir: Path, tmp_path: Path) -> None:

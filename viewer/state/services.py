@@ -122,6 +122,10 @@ class ArrivingSeriesLike(Protocol):
 
     def snapshot(self, total: int = ...) -> ArrivedLike | None: ...
 
+    def whole(self, loader: SeriesLoaderLike) -> Volume | None:
+        """The loader's whole volume made of the arrived slices, or None (then ``loader.load()``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class IoServices:

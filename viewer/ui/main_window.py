@@ -467,13 +467,18 @@ class MainWindow(QMainWindow):
                 feed.put(path)
             sent[0] = len(arrival.files)
             if not job and sent[0] and self.io.arriving_series is not None and not arrival.done:
-                job.append(self.background.submit(channel, arrival_job(self.io, feed, lambda: arrival.total),
-                                                  on_partial=functools.partial(self._on_arrived, slot_index,
-                                                                               channel)))
+                # It returns the whole volume once fed None: _on_loaded refines its last snapshot with it.
+                job.append(self.background.submit(
+                    channel, arrival_job(self.io, feed, lambda: arrival.total, series_uid=arrival.series_uid),
+                    on_partial=functools.partial(self._on_arrived, slot_index, channel),
+                    on_result=functools.partial(self._on_loaded, slot_index, ""),
+                    on_error=functools.partial(self._on_load_failed, slot_index, ""),
+                    on_progress=functools.partial(self._on_load_progress, slot_index)))
             if "done" in changes:
                 unsubscribe()
                 feed.put(None)
-                self.background.cancel(channel)  # the whole load below refines its last snapshot
+                if job:
+                    return
                 if not arrival.files:
                     self._on_load_failed(slot_index, "", arrival.error or "nothing of this series was stored")
                     return

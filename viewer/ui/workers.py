@@ -347,13 +347,16 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
 ARRIVAL_INTERVAL_S = 0.15
 
 
-def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[], int]) -> Job:
-    """A job that decodes the files of a series as a retrieve stores them and posts what has arrived.
+def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[], int], *,
+                series_uid: str = "") -> Job:
+    """A job that decodes the files of a series as a retrieve stores them, posts what has arrived, and
+    returns the whole Volume when the retrieve has ended.
 
     ``feed`` gives the stored paths, then None when the retrieve has ended; ``total()`` the instances
     expected (-1 while unknown). Each file is decoded once; the growing volume (``ArrivedLike``) is
     posted as a partial result at once for the first instance (the first image on screen), then at
-    most every :data:`ARRIVAL_INTERVAL_S`, and once more at the end.
+    most every :data:`ARRIVAL_INTERVAL_S`, and once more at the end. The result is the whole load of every
+    file fed (:func:`whole_load_job`'s), made of the decoded slices when they are exactly its slices.
     """
 
     def job(ctx: JobContext) -> object:
@@ -361,6 +364,7 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
             raise ValueError("this build cannot show a series while it arrives")
         series = io.arriving_series()
         posted, last = 0, 0.0
+        files: list[str] = []
         while True:
             try:
                 path = feed.get(timeout=ARRIVAL_INTERVAL_S / 3)
@@ -368,6 +372,7 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
                 path = ""  # nothing new: what the interval held back is posted now
             ctx.check()
             if path:
+                files.append(path)
                 series.add(path)
             now = time.perf_counter()
             if len(series) > posted and (posted == 0 or path is None or now - last >= ARRIVAL_INTERVAL_S):
@@ -376,7 +381,12 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
                     ctx.partial(snapshot)
                 posted, last = len(series), now
             if path is None:
-                return list(series.problems)
+                if io.series_loader is None:
+                    return io.load_series(files, progress=ctx.progress, cancel=ctx.cancelled)
+                loader = io.series_loader(files, series_uid=series_uid, progress=ctx.progress,
+                                          cancel=ctx.cancelled)
+                volume = series.whole(loader)
+                return volume if volume is not None else loader.load(progress=ctx.progress, cancel=ctx.cancelled)
 
     return job
 
