@@ -1,7 +1,7 @@
 """The PACS dock: query a node, see studies and series as the answers arrive, retrieve, open while arriving.
 
 ui may not import ``viewer.io`` (pydicom): ``viewer.app.pacs_services`` hands in the network functions as a
-:class:`PacsServices`. Queries and retrieves run on the window's background pool; matches and stored
+:class:`PacsServices`. Queries and retrieves run on the dock's own network pool; matches and stored
 instances come back through ``ctx.partial`` (queued signals), so the tables fill in while the PACS is still
 answering and the window never waits on the network. "Open" retrieves a series into the active viewport:
 the first instance is on screen as soon as it is stored, the rest fills in as it arrives (the dock records
