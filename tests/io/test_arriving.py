@@ -31,9 +31,12 @@ def test_instances_in_any_order_fill_one_grid_and_end_as_the_whole_load(data_dir
     series = ArrivingSeries()
     assert series.snapshot(len(files)) is None
     counts = []
-    for n, path in enumerate(order, start=1):
-        assert series.add(path)
-        if n in (1, 2, 3, len(files) // 2):
+    half = len(files) // 2
+    # One at a time at first, then in batches (what arrived while the last snapshot was made).
+    for chunk in (order[:1], order[1:2], order[2:3], order[3:half], order[half:]):
+        assert series.add(chunk) == len(chunk)
+        n = len(series)
+        if n < len(files):
             snap = series.snapshot(len(files))
             assert snap is not None and snap.arrived == n and int(snap.ready.sum()) == n
             vol = snap.volume
@@ -71,8 +74,8 @@ def test_a_file_that_cannot_join_is_reported_and_the_rest_still_shows(data_dir: 
     broken.write_bytes(Path(files[1]).read_bytes()[:2000])  # cut inside the header
     other = _files(data_dir, "ct/crc-chest-ct-ge-100")[0]  # another size or orientation
     series = ArrivingSeries()
-    assert series.add(files[0]) and series.add(files[2])
-    assert not series.add(str(broken))
+    assert series.add(files[0]) == 1 and series.add([files[2], str(broken)]) == 1  # the good one joins
+    assert series.add(str(broken)) == 0
     joined = series.add(other)
     snap = series.snapshot()
     assert snap is not None and snap.arrived == (3 if joined else 2)

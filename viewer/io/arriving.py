@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,35 +83,48 @@ class ArrivingSeries:
     def __len__(self) -> int:
         return len(self._slices)
 
-    def add(self, path: str) -> bool:
-        """Decode the instance stored at ``path``; False (and a line in ``problems``) when it cannot join."""
+    def add(self, paths: str | Sequence[str]) -> int:
+        """Decode the instances stored at ``paths``; returns how many joined (a file that cannot is named in
+        ``problems``). One header pass for a batch: the loader parses its first file in full and reads the
+        others' headers at byte level, so batches cost less than one file at a time."""
         from viewer.io.load import SeriesLoader
 
-        path = os.fspath(path)
-        if path in self._slices:
-            return True
+        batch = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+        batch = [p for p in dict.fromkeys(batch) if p not in self._slices]
+        if not batch:
+            return 0
         try:
-            loader = SeriesLoader([path], decode_in_pool=self.decode_in_pool)
-            if loader.shape[0] != 1:
-                raise LoadError("a multi-frame instance; it is shown when the series is complete")
-            pixels = loader.read_slice(0)
-            info = loader.series_info()
+            loader = SeriesLoader(batch, decode_in_pool=self.decode_in_pool)
+            slices = loader.series_info().slices
+            if sorted(s.file for s in slices) != sorted(batch):
+                raise LoadError("a multi-frame instance, or one of another size; it is shown when the series "
+                                "is complete")
         except LoadError as exc:
-            self.problems.append(f"{os.path.basename(path)}: {exc}")
-            return False
-        one = info.slices[0]
+            if len(batch) > 1:
+                return sum(self.add(p) for p in batch)  # one at a time: only the one that cannot is left out
+            self.problems.append(f"{os.path.basename(batch[0])}: {exc}")
+            return 0
         plane = np.array(loader.affine[:3, :3], dtype=np.float64)
-        with self._lock:
-            if self._info is None:
-                self._info, self._plane, self._shape = info, plane, pixels.shape
-            elif (pixels.shape != self._shape or self._plane is None
-                  or not np.allclose(plane[:, :2], self._plane[:, :2], atol=1e-4)):
-                self.problems.append(f"{os.path.basename(path)}: another size or orientation than the first "
-                                     "instance; it is shown when the series is complete")
-                return False
-            position = np.array(one.position if one.position is not None else loader.affine[:3, 3], dtype=np.float64)
-            self._slices[path] = _Slice(path, pixels, position, one, float(pixels.min()))
-        return True
+        joined = 0
+        for k, one in enumerate(slices):
+            try:
+                pixels = loader.read_slice(k)
+            except LoadError as exc:
+                self.problems.append(f"{os.path.basename(one.file)}: {exc}")
+                continue
+            with self._lock:
+                if self._info is None:
+                    self._info, self._plane, self._shape = loader.series_info(), plane, pixels.shape
+                elif (pixels.shape != self._shape or self._plane is None
+                      or not np.allclose(plane[:, :2], self._plane[:, :2], atol=1e-4)):
+                    self.problems.append(f"{os.path.basename(one.file)}: another size or orientation than the "
+                                         "first instance; it is shown when the series is complete")
+                    continue
+                position = np.array(one.position if one.position is not None else loader.affine[:3, 3],
+                                    dtype=np.float64)
+                self._slices[one.file] = _Slice(one.file, pixels, position, one, float(pixels.min()))
+                joined += 1
+        return joined
 
     def snapshot(self, total: int = -1) -> Arrived | None:
         """The volume of what has arrived (None before the first instance); ``total``: instances expected."""

@@ -118,7 +118,7 @@ class ArrivingSeriesLike(Protocol):
 
     def __len__(self) -> int: ...  # instances decoded so far
 
-    def add(self, path: str) -> bool: ...
+    def add(self, paths: str | Sequence[str]) -> int: ...  # how many joined
 
     def snapshot(self, total: int = ...) -> ArrivedLike | None: ...
 

@@ -371,9 +371,17 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
             except queue.Empty:
                 path = ""  # nothing new: what the interval held back is posted now
             ctx.check()
-            if path:
-                files.append(path)
-                series.add(path)
+            batch = [path] if path else []
+            while posted and path is not None:  # after the first image: all stored meanwhile, in one pass
+                try:
+                    path = feed.get_nowait()
+                except queue.Empty:
+                    break
+                if path is not None:
+                    batch.append(path)
+            if batch:
+                files += batch
+                series.add(batch)
             now = time.perf_counter()
             if len(series) > posted and (posted == 0 or path is None or now - last >= ARRIVAL_INTERVAL_S):
                 snapshot = series.snapshot(total())
