@@ -11,6 +11,8 @@ Retrieve of the 134-slice CT (``ct/pancreas-ct-philips-134``) from one Orthanc (
 Open to first image: the PACS dock's "Open" in the offscreen main window -> ``first_image_shown``; to half
   the slices on screen (the viewport fills in as instances arrive); and to the whole volume on screen
   (``series_loaded`` of the final load); same window, warm.
+WADO-RS resume (``--parts resume``): a fraction of the series missing, fetched by one request per missing
+  instance (serial and parallel) against the whole series streamed with the present ones dropped.
 Query of a PACS holding ``--studies`` studies (one small CT instance each, made from pydicom's CT_small
   with new UIDs): time to the first match and to the last, C-FIND (ours, pynetdicom) and QIDO-RS (ours,
   pages of 100), against DCMTK findscu's whole answer.
@@ -57,8 +59,11 @@ def fresh(base: Path, name: str) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--studies", type=int, default=1000, help="studies in the query benchmark's PACS (0: skip it)")
+    ap.add_argument("--studies", type=int, default=1000)
+    ap.add_argument("--parts", default="retrieve,resume,open,query",
+                    help="comma-separated: retrieve, resume, open, query (default all)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     why = enter_private_netns()
     if why:
         sys.exit(f"bench_pacs: {why}")
@@ -121,8 +126,11 @@ def main() -> int:
                 n += 1
             assert n == 134
 
+        if "resume" in parts:
+            resume_bench(wnode, study, series, args.repeats)
+            resume_retrieve_bench(wnode, study, series, tmp, args.repeats)
         rows = []
-        for name, fn, base in [
+        for name, fn, base in [] if "retrieve" not in parts else [
             ("DCMTK getscu", getscu, None), ("ours C-GET", ours(dnode, "get"), "DCMTK getscu"),
             ("DCMTK movescu", movescu, None), ("ours C-MOVE", ours(dnode, "move"), "DCMTK movescu"),
             ("dicomweb-client loop", dicomweb_loop, None), ("ours WADO-RS", ours(wnode, None), "dicomweb-client loop"),
@@ -131,20 +139,95 @@ def main() -> int:
             t, _ = timed(fn, args.repeats)
             rows.append((name, t, base))
         times = {n: t for n, t, _ in rows}
-        print(f"\nRetrieve 134 instances ({mb:.1f} MB), median of {args.repeats}:")
-        print("| method | s | instances/s | MB/s | vs baseline (throughput) |\n|---|---|---|---|---|")
-        for name, t, base in rows:
-            ratio = f"{times[base] / t:.2f}x {base}" if base else "baseline"
-            print(f"| {name} | {t:.2f} | {134 / t:.0f} | {mb / t:.1f} | {ratio} |")
-
-        first_image(o, study, series, scp_port, tmp, ours(dnode, "get"), mb,
-                    lambda: statistics.median(first_stored["get"][1:]), args.repeats)
+        if rows:
+            print(f"\nRetrieve 134 instances ({mb:.1f} MB), median of {args.repeats}:")
+            print("| method | s | instances/s | MB/s | vs baseline (throughput) |\n|---|---|---|---|---|")
+            for name, t, base in rows:
+                ratio = f"{times[base] / t:.2f}x {base}" if base else "baseline"
+                print(f"| {name} | {t:.2f} | {134 / t:.0f} | {mb / t:.1f} | {ratio} |")
+        if "open" in parts:
+            first_image(o, study, series, scp_port, tmp, ours(dnode, "get"), mb,
+                        lambda: statistics.median(first_stored["get"]), args.repeats)
     finally:
         o.stop()
-    if args.studies > 0:
+    if "query" in parts:
         query_bench(tmp, args.studies, args.repeats)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def resume_bench(wnode: Any, study: str, series: str, repeats: int) -> None:
+    """A WADO-RS resume with a fraction of the series missing: only the missing instances, one request
+    each (serial, and ``web.PARALLEL`` at a time, as ``retrieve`` does), against streaming the whole series
+    and dropping what is there (what resume did before). Network and parsing only: the sink counts bytes."""
+    from viewer.io.pacs import web
+
+    uids = sorted(web.list_instances(wnode, study, series))
+    print(f"\nWADO-RS resume, {len(uids)}-instance series, median of {repeats} (s; the sink only counts):")
+    print("| missing | whole series, drop present | one request each, serial | "
+          f"one each, {web.PARALLEL} at a time | best |\n|---|---|---|---|---|")
+    for fraction in (0.1, 0.5, 0.9, 1.0):
+        missing = uids[: max(1, round(len(uids) * fraction))]
+        wanted = set(missing)
+
+        def whole() -> None:
+            got = [0]
+
+            def sink(data: bytes) -> None:
+                got[0] += 1  # the whole stream arrives; the present ones would be dropped
+            web.retrieve_series(wnode, study, series, sink)
+            assert got[0] == len(uids) and wanted
+
+        def per_instance(parallel: int) -> Any:
+            def run() -> None:
+                got: list[int] = []
+                saved, web.PARALLEL = web.PARALLEL, parallel
+                try:
+                    web.retrieve_series(wnode, study, series, lambda d: got.append(len(d)), sop_uids=missing)
+                finally:
+                    web.PARALLEL = saved
+                assert len(got) == len(missing)
+            return run
+
+        row = {"whole": timed(whole, repeats)[0], "serial": timed(per_instance(1), repeats)[0],
+               "parallel": timed(per_instance(web.PARALLEL), repeats)[0]}
+        best = min(row, key=row.__getitem__)
+        print(f"| {len(missing)} ({fraction:.0%}) | {row['whole']:.2f} | {row['serial']:.2f} | "
+              f"{row['parallel']:.2f} | {best} ({row['whole'] / row['parallel']:.2f}x whole / parallel) |")
+
+
+def resume_retrieve_bench(wnode: Any, study: str, series: str, tmp: Path, repeats: int) -> None:
+    """Half the series deleted from a finished retrieve, then ``retrieve`` again (ours: the missing ones,
+    stored as always) against a dicomweb-client loop over the same UIDs (``retrieve_instance`` + save_as)."""
+    from viewer.io.pacs import web
+    from viewer.io.pacs.retrieve import retrieve
+    from viewer.io.pacs.store import LocalStore
+
+    d = fresh(tmp, "resume")
+    store = LocalStore(d, index=False)
+    assert retrieve(wnode, study, [series], store=store).ok
+    folder = store.folder(study, series)
+    gone = sorted(folder.glob("*.dcm"))[::2]
+    saved = {p: p.read_bytes() for p in gone}
+
+    def ours() -> None:
+        for p in gone:
+            p.unlink()
+        r = retrieve(wnode, study, [series], store=store)
+        assert r.ok and r.series[0].stored == len(gone), r.to_json()
+
+    def loop() -> None:
+        out = fresh(tmp, "resume-loop")
+        c = web.client(wnode)
+        for p in gone:
+            c.retrieve_instance(study, series, p.stem).save_as(out / p.name, enforce_file_format=True)
+
+    ours()
+    t_ours, t_loop = timed(ours, repeats)[0], timed(loop, repeats)[0]
+    assert all(p.read_bytes() == b for p, b in saved.items())
+    print(f"\nWADO-RS resume of {len(gone)} of 134 instances into the store (checked, fsynced), median of "
+          f"{repeats}: ours {t_ours:.2f} s; dicomweb-client loop over the same UIDs {t_loop:.2f} s -> "
+          f"{t_loop / t_ours:.2f}x the loop")
 
 
 def first_image(o: Any, study: str, series: str, scp_port: int, tmp: Path, alone: Any, mb: float,
@@ -265,13 +348,54 @@ def query_bench(tmp: Path, n: int, repeats: int) -> None:
                     first = time.perf_counter() - t0
             return first or 0.0, time.perf_counter() - t0, count
 
-        def findscu() -> None:
-            subprocess.run(["findscu", "-aet", AE, "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
-                            "-k", "PatientName=BENCH*", "-k", "StudyInstanceUID", "-k", "StudyDate", "-k", "PatientID",
-                            "127.0.0.1", str(o.dicom_port)], check=True, capture_output=True)
+        from viewer.io.pacs.query import STUDY_KEYS
+
+        def findscu() -> tuple[float, float, float]:
+            """DCMTK findscu with our keys: (association accepted, first response, all), from its -v log."""
+            keys = [a for k in STUDY_KEYS if k != "PatientName" for a in ("-k", k)]
+            t0 = time.perf_counter()
+            p = subprocess.Popen(["findscu", "-v", "-aet", AE, "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                                  "-k", "PatientName=BENCH*", *keys, "127.0.0.1", str(o.dicom_port)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            assoc = first = 0.0
+            assert p.stdout is not None
+            for line in p.stdout:
+                if not assoc and "Association Accepted" in line:
+                    assoc = time.perf_counter() - t0
+                if not first and "Find Response: 1 " in line:
+                    first = time.perf_counter() - t0
+            assert p.wait() == 0
+            return assoc, first, time.perf_counter() - t0
+
+        def server_first() -> tuple[float, float]:
+            """A bare pynetdicom C-FIND: (association, first byte of the answer): Orthanc's own time."""
+            from pynetdicom import AE as PynetAE
+            from pynetdicom import evt
+            from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND  # type: ignore
+
+            marks: dict[str, float] = {}
+            ae = PynetAE(AE)
+            ae.add_requested_context(FIND)
+            t0 = time.perf_counter()
+            a = ae.associate("127.0.0.1", o.dicom_port, ae_title="ORTHANC",
+                             evt_handlers=[(evt.EVT_DATA_RECV, lambda e: marks.setdefault("data", time.perf_counter()))])
+            t_assoc = time.perf_counter() - t0
+            marks.clear()
+            t1 = time.perf_counter()
+            for _ in a.send_c_find(dimse._identifier("STUDY", STUDY_KEYS, {"PatientName": "BENCH*"}), FIND):
+                pass
+            a.release()
+            return t_assoc, marks["data"] - t1
 
         findscu()
-        f_all, _ = timed(findscu, repeats)
+        dcmtk = [findscu() for _ in range(repeats)]
+        d_first, d_all = statistics.median(r[1] for r in dcmtk), statistics.median(r[2] for r in dcmtk)
+        raw = [server_first() for _ in range(repeats)]
+        orthanc_first = statistics.median(r[1] for r in raw)
+        print(f"  DCMTK findscu (same keys): association {statistics.median(r[0] for r in dcmtk) * 1000:.0f} ms, "
+              f"first match {d_first * 1000:.0f} ms, all {d_all:.2f} s (process start included)")
+        print(f"  Orthanc alone (bare pynetdicom, from the C-FIND request to the first byte of the answer): "
+              f"{orthanc_first * 1000:.0f} ms; association {statistics.median(r[0] for r in raw) * 1000:.0f} ms")
         q = Query(patient_name="BENCH*")
         for name, fn in (("ours C-FIND", lambda: dimse.find(dnode, q, AE)), ("ours QIDO-RS", lambda: web.find(wnode, q))):
             first_and_all(fn)
@@ -280,7 +404,7 @@ def query_bench(tmp: Path, n: int, repeats: int) -> None:
             whole = statistics.median(r[1] for r in res)
             assert all(r[2] == n for r in res), res
             print(f"  {name}: first match {first * 1000:.0f} ms (target < 200 ms), all {n} in {whole:.2f} s; "
-                  f"DCMTK findscu all {f_all:.2f} s -> first match at {first / f_all:.2f}x of findscu's whole answer")
+                  f"{first / d_first:.2f}x findscu's first match")
     finally:
         o.stop()
 

@@ -24,8 +24,8 @@ case "$extras" in *test*) apt_pkgs="$apt_pkgs dicom3tools" ;; esac
 # packaging/install.sh's tests check the menu entry and the MIME type the way desktops read them.
 case "$extras" in *test*) apt_pkgs="$apt_pkgs desktop-file-utils shared-mime-info" ;; esac
 # orthanc + orthanc-dicomweb: the real PACS the PACS tests query and retrieve from; dcmtk: the independent
-# DIMSE peer (storescu, dcmqrscp).
-case "$extras" in *test*) apt_pkgs="$apt_pkgs orthanc orthanc-dicomweb dcmtk" ;; esac
+# DIMSE peer (storescu, dcmqrscp); openssl makes the DICOM TLS tests' certificates.
+case "$extras" in *test*) apt_pkgs="$apt_pkgs orthanc orthanc-dicomweb dcmtk openssl" ;; esac
 missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then

@@ -75,3 +75,12 @@ def originals(files: list[Path]) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def pancreas_pixels(orthanc: Loaded) -> dict[str, bytes]:
     return originals(orthanc.files)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A CA, server and client certificates signed by it, and another CA (tests/pacs/tls.py)."""
+    from tests.pacs.tls import make_certs
+
+    require_tool("openssl", "apt install openssl")
+    return make_certs(tmp_path_factory.mktemp("tls"))

@@ -39,6 +39,7 @@ class Orthanc:
         self.extra = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / "orthanc.log"
+        self.verbose = False  # log every HTTP request ("(http) GET /dicom-web/..."): tests count them
 
     @property
     def url(self) -> str:
@@ -73,7 +74,7 @@ class Orthanc:
         cfg = self.folder / "orthanc.json"
         cfg.write_text(json.dumps(self.config(), indent=1))
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["Orthanc", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(["Orthanc", *(["--verbose"] if self.verbose else []), str(cfg)], stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -101,6 +102,13 @@ class Orthanc:
     def upload(self, paths: list[Path]) -> list[str]:
         """POST each file to /instances; returns Orthanc's instance ids."""
         return [self.rest("/instances", p.read_bytes())["ID"] for p in paths]
+
+    def http_requests(self, since: int = 0) -> list[str]:
+        """The HTTP requests ("GET /dicom-web/...") logged after byte ``since`` of the log (``verbose`` on)."""
+        with open(self.log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", "replace")
+        return [line.split("(http) ", 1)[1].strip() for line in text.splitlines() if "(http) " in line]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -127,7 +127,7 @@ def test_our_scu_against_dcmqrscp(dcmqrscp, tmp_path: Path) -> None:
         [s] = result.series
         assert result.ok and s.method == used and s.stored == 20, result.to_json()
         assert {p.stem: bytes(pydicom.dcmread(p).PixelData) for p in s.files} == originals(files)
-    with pytest.raises(PacsError, match="Called AE title not recognised"):
+    with pytest.raises(PacsError, match="rejected the association .*Called AE title not recognised.*'NOTQRSCP'"):
         dimse.echo(parse_node(f"dimse://NOTQRSCP@127.0.0.1:{port}"), AE)
 
 

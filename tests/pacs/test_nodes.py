@@ -85,10 +85,63 @@ def test_nodes_command_adds_lists_and_removes(tmp_path: Path) -> None:
 
     assert pacs("add", "lab", "dimse://ORTHANC@10.1.2.3:4242", "--retrieve", "move").returncode == 0
     assert pacs("add", "web", "https://pacs.example/dicom-web", "--auth", "bearer", "--token", "s3cret").returncode == 0
+    assert pacs("add", "sec", "dimse://PACS@10.1.2.4:2762", "--tls-ca", "/etc/pacs-ca.pem").returncode == 0
     listed = json.loads(pacs("list", "--json").stdout)
-    assert [(n["name"], n["kind"]) for n in listed] == [("lab", "dimse"), ("web", "dicomweb")]
+    assert [(n["name"], n["kind"]) for n in listed] == [("lab", "dimse"), ("web", "dicomweb"), ("sec", "dimse")]
+    assert (listed[2]["tls"], listed[2]["tls_ca"], listed[2]["tls_verify"]) == (True, "/etc/pacs-ca.pem", True)
+    assert "sec: dimses://PACS@10.1.2.4:2762" in pacs("list").stdout
     assert "s3cret" not in pacs("list", "--json").stdout  # secrets stay in the file
     assert load_nodes(tmp_path / "pacs-nodes.json")[1].token == "s3cret"
     assert pacs("remove", "lab").returncode == 0
     r = pacs("remove", "lab")
     assert r.returncode == 1 and "no saved node named 'lab'" in r.stderr
+
+
+def test_tls_options_turn_tls_on_and_keep_verification() -> None:
+    from viewer.io.pacs.nodes import with_tls
+
+    plain = parse_node("dimse://PACS@10.0.0.5:104", saved=[])
+    assert with_tls(plain) is plain and not plain.tls
+    n = with_tls(plain, ca="ca.pem", cert="me.pem", key="me.key")
+    assert isinstance(n, DimseNode) and (n.tls, n.tls_verify, n.url) == (True, True, "dimses://PACS@10.0.0.5:104")
+    assert with_tls(plain, verify=False).tls_verify is False  # type: ignore[union-attr]
+    with pytest.raises(PacsError, match="--tls-key needs --tls-cert"):
+        with_tls(plain, key="me.key")
+    web_node = with_tls(parse_node("https://pacs.example/dicom-web", saved=[]), ca="ca.pem")
+    assert isinstance(web_node, WebNode) and web_node.tls_ca == "ca.pem"
+    with pytest.raises(PacsError, match="for DIMSE nodes"):
+        with_tls(web_node, cert="me.pem")
+
+
+@pytest.mark.parametrize(("charset", "name"), [
+    (None, "DOE^JOHN"), ("ISO_IR 100", "Müller^Jürgen"), ("ISO_IR 192", "Ærøskøbing^Зоя^李"),
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎"),  # code extensions: pydicom's decoders
+])
+def test_c_find_responses_read_fast_and_the_same(charset: str | None, name: str) -> None:
+    """A decoded C-FIND response read from its raw elements gives the Match pydicom's conversion gives."""
+    import io
+
+    from pydicom.dataset import Dataset
+    from pynetdicom.dsutils import decode, encode
+
+    from viewer.io.pacs.query import _raw_texts, match_from_dataset
+
+    ds = Dataset()
+    if charset:
+        ds.SpecificCharacterSet = charset.split("\\") if "\\" in charset else charset
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.PatientName, ds.PatientID, ds.StudyInstanceUID = name, "ID 7", "1.2.840.99.1"
+    ds.StudyDate, ds.AccessionNumber, ds.ModalitiesInStudy = "20240102", "", ["CT", "SEG"]
+    ds.NumberOfStudyRelatedSeries, ds.NumberOfStudyRelatedInstances = "3", ""
+    raw = encode(ds, True, True)
+    assert raw is not None
+    fast_ds = decode(io.BytesIO(raw), True, True)
+    assert (_raw_texts(fast_ds) is None) == ("2022 IR 87" in (charset or ""))
+    fast = match_from_dataset(fast_ds, "study")
+    slow_ds = decode(io.BytesIO(raw), True, True)
+    for _ in slow_ds:  # converts every element: the slow path
+        pass
+    assert _raw_texts(slow_ds) is None
+    assert fast == match_from_dataset(slow_ds, "study")
+    assert (fast.patient_name, fast.modalities, fast.study_series, fast.study_instances, fast.accession) == \
+        (name, "CT\\SEG", 3, -1, "")

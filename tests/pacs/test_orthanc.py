@@ -161,8 +161,17 @@ def test_refused_and_unreachable_ports_are_named(orthanc: Loaded) -> None:
     import dataclasses
 
     tls_to_plain = parse_node(f"dimses://ORTHANC@127.0.0.1:{orthanc.orthanc.dicom_port}")
-    with pytest.raises(PacsError, match="TLS handshake"):
+    with pytest.raises(PacsError, match="TLS failure: 127.0.0.1.* broke off the TLS handshake"):
         dimse.echo(dataclasses.replace(tls_to_plain, timeout_s=2.0), AE)
+
+
+def test_no_route_to_host_is_named(private_net: None) -> None:
+    # Only loopback is up in the test's network namespace: TEST-NET-1 (RFC 5737) has no route.
+    r = cli("echo", "dimse://PACS@192.0.2.1:104", "--timeout", "5")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "no route to host 192.0.2.1" in r.stderr, r.stderr
+    with pytest.raises(PacsError, match="no route to host 192.0.2.1"):
+        web.echo(parse_node("http://192.0.2.1:8042/dicom-web"))
 
 
 @pytest.fixture
@@ -197,8 +206,8 @@ def test_slow_server_times_out_with_a_message(small_orthanc, orthanc: Loaded) ->
 @pytest.mark.parametrize("small_orthanc", [134], indirect=True)
 @pytest.mark.parametrize("which", ["dimse", "dicomweb"])
 def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, which: str) -> None:
-    # 134 instances (70 MB): more than loopback's socket buffers hold, so killing the server after the
-    # fifth stored instance really breaks the transfer.
+    # 134 instances (70 MB): more than loopback's socket buffers hold, so killing the server halfway
+    # (the 67th stored instance) really breaks the transfer.
     o, files, _ = small_orthanc
     study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     store = LocalStore(tmp_path / "store", index=False)
@@ -206,7 +215,7 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
 
     def on_stored(path: Path, progress: object) -> None:
         count[0] += 1
-        if count[0] == 5:
+        if count[0] == 67:
             o.kill()
 
     result = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store, on_stored=on_stored)
@@ -215,15 +224,25 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
     assert "the transfer stopped after" in s.error, s.error
     folder = s.folder
     have = sorted(folder.glob("*.dcm"))
-    assert 5 <= len(have) < 134
+    assert 67 <= len(have) < 134
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # nothing half-stored
     for p in have:
         check_instance(p.read_bytes())
-    o.start()  # same storage: the PACS is back
+    o.verbose = True  # the PACS is back, same storage, logging each HTTP request
+    since = o.log.stat().st_size
+    o.start()
     again = retrieve(parse_node(getattr(o, which)), study, ae_title=AE, store=store)
     [s2] = again.series
     assert again.ok and s2.skipped == len(have) and s2.stored == 134 - len(have)
     assert_equal_to_originals(folder, originals(files))
+    if which == "dicomweb":
+        # WADO-RS asked for exactly the missing instances, one request each, never the whole series.
+        wado = [r for r in o.http_requests(since) if r.startswith("GET ") and "/series/" in r
+                and not r.split("?")[0].endswith("/instances")]
+        asked = sorted(r.split("/instances/")[1] for r in wado if "/instances/" in r)
+        present = {p.stem for p in have}
+        assert asked == sorted(u.stem for u in folder.glob("*.dcm") if u.stem not in present)
+        assert len(wado) == len(asked) == 134 - len(have)
 
 
 def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 NODE is ``dimse://CALLED_AE@host:port`` (``dimses://`` with TLS), a DICOMweb base URL, or the name of a
 saved node (``pacs nodes add``). Every subcommand takes ``--ae`` (our AE title, default DICOMVIEWER) and
-``--port`` (where our storage SCP listens for C-MOVE, default 11112). Exit status: 0 done, 1 the network
+``--port`` (where our storage SCP listens for C-MOVE, default 11112), and the TLS options: ``--tls-ca``,
+``--tls-cert``, ``--tls-key``, ``--tls-no-verify`` (any of them means DICOM TLS towards a DIMSE node;
+``listen --tls-cert/--tls-key [--tls-ca]`` accepts TLS only). Exit status: 0 done, 1 the network
 operation failed (the message says why), 2 bad arguments, 130 interrupted.
 
 ``get --json`` prints::
@@ -28,13 +30,29 @@ from typing import Any
 SUBCOMMANDS = ("echo", "find", "get", "send", "listen", "nodes")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, listen: bool = False) -> None:
     from viewer.io.pacs.nodes import DEFAULT_AE, DEFAULT_PORT
 
     p.add_argument("--ae", default=DEFAULT_AE, help=f"our AE title (default {DEFAULT_AE})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port of our storage SCP for C-MOVE / listen (default {DEFAULT_PORT})")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the peer (default 30)")
+    _tls(p, listen=listen)
+
+
+def _tls(p: argparse.ArgumentParser, listen: bool = False) -> None:
+    if listen:
+        p.add_argument("--tls-cert", default="", metavar="PEM", help="accept DICOM TLS only, with this certificate")
+        p.add_argument("--tls-key", default="", metavar="PEM", help="the certificate's private key")
+        p.add_argument("--tls-ca", default="", metavar="PEM",
+                       help="require client certificates signed by this CA (with --tls-cert)")
+        return
+    p.add_argument("--tls-ca", default="", metavar="PEM",
+                   help="DIMSE over TLS, the node's certificate checked against this CA (dimses:// uses the system's)")
+    p.add_argument("--tls-cert", default="", metavar="PEM", help="our client certificate (TLS; some PACS require one)")
+    p.add_argument("--tls-key", default="", metavar="PEM", help="our client certificate's private key")
+    p.add_argument("--tls-no-verify", action="store_true",
+                   help="TLS without checking the node's certificate (encrypts, but anyone can pose as the PACS)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("listen", help="run a storage SCP: receive what is pushed, store and index it")
     p.add_argument("--into", metavar="FOLDER", help="store folder (default: the local store)")
     p.add_argument("--bind", default="", help="address to listen on (default: all)")
-    _common(p)
+    _common(p, listen=True)
     p = sub.add_parser("nodes", help="list, add or remove saved nodes")
     p.add_argument("action", choices=("list", "add", "remove"), nargs="?", default="list", help="list (default), add or remove a saved node")
     p.add_argument("name", nargs="?", help="the saved node's name")
@@ -83,9 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--username", default="", help="user name for basic authentication")
     p.add_argument("--password", default="", help="or $VIEWER_PACS_PASSWORD")
     p.add_argument("--token", default="", help="or $VIEWER_PACS_TOKEN")
-    p.add_argument("--tls-ca", default="", help="CA certificate file: use TLS towards a DIMSE node")
-    p.add_argument("--tls-cert", default="", help="our client certificate file (TLS)")
-    p.add_argument("--tls-key", default="", help="our client key file (TLS)")
+    _tls(p)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -96,9 +112,10 @@ def _err(msg: str) -> None:
 def _node(args: argparse.Namespace) -> Any:
     import dataclasses
 
-    from viewer.io.pacs.nodes import parse_node
+    from viewer.io.pacs.nodes import parse_node, with_tls
 
-    node = parse_node(args.node)
+    node = with_tls(parse_node(args.node), ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key,
+                    verify=not args.tls_no_verify)
     if args.timeout:
         node = dataclasses.replace(node, timeout_s=args.timeout)
     return node
@@ -235,7 +252,8 @@ def _send(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     import signal
 
-    from viewer.io.pacs.dimse import StorageServer
+    from viewer.io.pacs.dimse import StorageServer, server_tls_context
+    from viewer.io.pacs.errors import PacsError
     from viewer.io.pacs.store import LocalStore
 
     store = LocalStore(args.into) if args.into else LocalStore()
@@ -246,10 +264,15 @@ def _listen(args: argparse.Namespace) -> int:
         count[0] += 1
         print(f"stored {path}", flush=True)
 
+    if (args.tls_key or args.tls_ca) and not args.tls_cert:
+        raise PacsError("listen: --tls-key and --tls-ca go with --tls-cert (our server certificate)")
+    tls = server_tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with StorageServer(args.ae, args.port, bind=args.bind, default_sink=sink, timeout_s=args.timeout or 60):
-        print(f"listening as {args.ae} on port {args.port}, storing into {store.root} (Ctrl+C to stop)",
+    with StorageServer(args.ae, args.port, bind=args.bind, default_sink=sink, timeout_s=args.timeout or 60,
+                       tls=tls):
+        how = "DICOM TLS" + (" (client certificates required)" if args.tls_ca else "") if tls else "plain DICOM"
+        print(f"listening as {args.ae} on port {args.port} ({how}), storing into {store.root} (Ctrl+C to stop)",
               flush=True)
         try:
             while not stop.wait(0.5):
@@ -264,7 +287,7 @@ def _nodes(args: argparse.Namespace) -> int:
     import dataclasses
 
     from viewer.io.pacs.errors import PacsError
-    from viewer.io.pacs.nodes import DimseNode, load_nodes, node_to_dict, parse_node, save_nodes
+    from viewer.io.pacs.nodes import DimseNode, load_nodes, node_to_dict, parse_node, save_nodes, with_tls
 
     nodes = load_nodes()
     if args.action == "list":
@@ -272,7 +295,8 @@ def _nodes(args: argparse.Namespace) -> int:
             print(json.dumps([{k: v for k, v in node_to_dict(n).items() if k not in ("password", "token")}
                               for n in nodes], indent=1))
         for n in nodes if not args.json else []:
-            print(f"{n.name}: {n.url}" + (f" (retrieve {n.retrieve})" if isinstance(n, DimseNode) else ""))
+            print(f"{n.name}: {n.url}" + (f" (retrieve {n.retrieve})" if isinstance(n, DimseNode) else "")
+                  + (" TLS WITHOUT CERTIFICATE CHECK" if isinstance(n, DimseNode) and n.tls and not n.tls_verify else ""))
         return 0
     if not args.name:
         raise PacsError(f"nodes {args.action}: a NAME is needed")
@@ -285,15 +309,14 @@ def _nodes(args: argparse.Namespace) -> int:
         return 0
     if not args.url:
         raise PacsError("nodes add NAME URL: the URL is missing")
-    node: Any = parse_node(args.url, saved=[])
+    node: Any = with_tls(parse_node(args.url, saved=[]), ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key,
+                         verify=not args.tls_no_verify)
     if isinstance(node, DimseNode):
-        node = dataclasses.replace(node, name=args.name, retrieve=args.retrieve, calling_ae=args.calling_ae,
-                                   tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        node = dataclasses.replace(node, name=args.name, retrieve=args.retrieve, calling_ae=args.calling_ae)
     else:
         node = dataclasses.replace(node, name=args.name, auth=args.auth, username=args.username,
                                    password=args.password or os.environ.get("VIEWER_PACS_PASSWORD", ""),
-                                   token=args.token or os.environ.get("VIEWER_PACS_TOKEN", ""),
-                                   tls_ca=args.tls_ca)
+                                   token=args.token or os.environ.get("VIEWER_PACS_TOKEN", ""))
     path = save_nodes([*kept, node])
     print(f"saved {args.name}: {node.url} in {path}")
     return 0

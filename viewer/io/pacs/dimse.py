@@ -2,8 +2,10 @@
 
 Failures become :class:`PacsError` with a message a user can act on: the association was rejected (with
 the reason, e.g. "called AE title not recognised", and the titles involved), nothing listens at the
-port, no route to the host, no answer within the timeout, the TLS handshake failed. The classification
-runs only after a failure (a plain TCP, then TLS, probe), so a good association costs nothing extra.
+port, no route to the host, no answer within the timeout, a TLS failure (certificate not trusted, not for
+that host, ours refused or missing). The classification runs only after a failure (a plain TCP, then TLS,
+probe), so a good association costs nothing extra. TLS: :func:`client_tls_context` for our associations,
+:func:`server_tls_context` for our storage SCP.
 """
 
 from __future__ import annotations
@@ -32,19 +34,84 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
 
 
-def _tls_context(node: DimseNode) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=node.tls_ca or None)
+def _load(what: str, path: str, load: Callable[[], None]) -> None:
+    """Run ``load`` (reads a PEM file into an SSL context); a missing or bad file is a PacsError naming it."""
+    try:
+        load()
+    except FileNotFoundError as exc:
+        raise PacsError(f"TLS set-up: the {what} {path} does not exist") from exc
+    except ssl.SSLError as exc:
+        raise PacsError(f"TLS set-up: the {what} {path} is not usable ({exc.reason or exc}): PEM expected"
+                        + (", and the key must be the certificate's" if "KEY" in str(exc.reason) else "")) from exc
+    except OSError as exc:
+        raise PacsError(f"TLS set-up: cannot read the {what} {path}: {exc.strerror or exc}") from exc
+
+
+def client_tls_context(node: DimseNode) -> ssl.SSLContext:
+    """How we talk TLS to ``node``: its certificate checked against ``tls_ca`` (else the system's trust store)
+    and its host name, unless ``tls_verify`` is off; our certificate when the node has one."""
+    ctx = ssl.create_default_context()
+    if node.tls_ca:
+        _load("CA file", node.tls_ca, lambda: ctx.load_verify_locations(cafile=node.tls_ca))
+    if not node.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if node.tls_cert:
-        ctx.load_cert_chain(node.tls_cert, node.tls_key or None)
+        _load("certificate/key", node.tls_cert, lambda: ctx.load_cert_chain(node.tls_cert, node.tls_key or None))
     return ctx
+
+
+class _HandshakeInRequestThread(ssl.SSLContext):
+    """pynetdicom wraps each accepted socket on its one accepting thread, where the TLS handshake would
+    run: one client that connects and says nothing would keep every other out. Deferred, the handshake
+    runs on the association's own thread, at its first read."""
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    *args: Any, **kwargs: Any) -> Any:
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect and not server_side, *args, **kwargs)
+
+
+def server_tls_context(cert: str, key: str = "", ca: str = "") -> ssl.SSLContext:
+    """How our storage SCP talks TLS: our certificate and key; with ``ca`` a client must show a certificate
+    signed by it (else any client may connect, as over plain TCP)."""
+    ctx = _HandshakeInRequestThread(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195, DICOM PS3.15 B.9
+    _load("certificate/key", cert, lambda: ctx.load_cert_chain(cert, key or None))
+    if ca:
+        _load("CA file", ca, lambda: ctx.load_verify_locations(cafile=ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def tls_failure(node: DimseNode, exc: BaseException) -> str:
+    """A failed TLS handshake with ``node`` in words: what failed and what to change."""
+    where = f"{node.host}:{node.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or str(exc)
+        trust = f"the CA file {node.tls_ca}" if node.tls_ca else "the system's trust store (give the PACS's CA file)"
+        hint = (f"the certificate is not for {node.host!r}" if "mismatch" in why.lower()
+                else f"its certificate is not signed by a CA in {trust}")
+        return f"TLS failure: certificate verify failed for {where} ({why}): {hint}"
+    reason = str(getattr(exc, "reason", "") or "")
+    if reason in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE") or \
+            isinstance(exc, (ssl.SSLEOFError, ConnectionError)):
+        return f"TLS failure: {where} broke off the TLS handshake ({reason or exc}): is this port TLS?"
+    if "CERTIFICATE_REQUIRED" in reason or ("HANDSHAKE_FAILURE" in reason and not node.tls_cert):
+        return (f"TLS failure: {where} requires a client certificate ({reason}): give ours with "
+                "--tls-cert/--tls-key")
+    if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                  "TLSV1_ALERT_DECRYPT_ERROR", "SSLV3_ALERT_CERTIFICATE_EXPIRED"):
+        return f"TLS failure: {where} does not accept our certificate ({reason}): it must trust our CA"
+    return f"TLS failure with {where}: {reason or exc}"
 
 
 def _where(node: DimseNode) -> str:
     return f"{node.called_ae}@{node.host}:{node.port}"
 
 
-def diagnose(node: DimseNode) -> str:
-    """Why an association to ``node`` could not start, in words, from a fresh TCP (and TLS) connection."""
+def diagnose(node: DimseNode, waited_s: float | None = None) -> str:
+    """Why an association to ``node`` could not start, in words, from a fresh TCP (and TLS) connection.
+    ``waited_s``: how long the failed association took (a quick failure is a dropped, not a silent, peer)."""
     try:
         sock = socket.create_connection((node.host, node.port), timeout=node.timeout_s)
     except socket.gaierror as exc:
@@ -55,19 +122,28 @@ def diagnose(node: DimseNode) -> str:
         return f"no answer from {node.host}:{node.port} within {node.timeout_s:g} s (timeout)"
     except OSError as exc:
         if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return f"no route to {node.host} ({exc.strerror})"
+            return f"no route to host {node.host} ({exc.strerror}): check the address and this computer's network"
         return f"cannot connect to {node.host}:{node.port}: {exc.strerror or exc}"
     try:
         if node.tls:
             try:
-                with _tls_context(node).wrap_socket(sock, server_hostname=node.host):
-                    pass
-            except (ssl.SSLError, ConnectionError, OSError) as exc:
-                return f"TLS handshake with {node.host}:{node.port} failed: {exc}"
+                with client_tls_context(node).wrap_socket(sock, server_hostname=node.host) as tls:
+                    # TLS 1.3: a server that refuses our certificate says so after the handshake.
+                    tls.settimeout(min(node.timeout_s, 2.0))
+                    try:
+                        if tls.recv(1) == b"":
+                            return f"TLS failure: {node.host}:{node.port} closed the connection after the handshake"
+                    except TimeoutError:
+                        pass
+            except OSError as exc:  # ssl.SSLError and its kinds, resets
+                return tls_failure(node, exc)
     finally:
         sock.close()
+    if waited_s is not None and waited_s < 0.9 * node.timeout_s:
+        return (f"{node.host}:{node.port} closed the connection without answering our association request "
+                + ("(not a DICOM port?)" if node.tls else "(a DICOM TLS port? then use dimses:// or --tls-ca)"))
     return (f"{node.host}:{node.port} accepts connections but no DICOM association started within "
-            f"{node.timeout_s:g} s (not a DICOM port, or the peer is too slow or dropped us)")
+            f"{node.timeout_s:g} s (not a DICOM port, or the peer is too slow)")
 
 
 def quiet_identifiers() -> None:
@@ -109,7 +185,10 @@ def associate(node: DimseNode, ae_title: str, ae: Any, *, ext_neg: list[Any] | N
         if type(event.pdu).__name__ == "A_ABORT_RQ":
             event.assoc._peer_aborted = True  # read by _lost: the peer, not the network, ended it
 
-    tls_args = (_tls_context(node), node.host) if node.tls else None
+    import time
+
+    tls_args = (client_tls_context(node), node.host) if node.tls else None
+    t0 = time.monotonic()
     assoc = ae.associate(node.host, node.port, ae_title=node.called_ae, ext_neg=ext_neg,
                          evt_handlers=[*(handlers or []), (evt.EVT_ACSE_RECV, on_acse),
                                                          (evt.EVT_PDU_RECV, on_pdu)], tls_args=tls_args)
@@ -123,7 +202,7 @@ def associate(node: DimseNode, ae_title: str, ae: Any, *, ext_neg: list[Any] | N
     if rejection.get("accepted"):
         # Accepted, then aborted: usually none of our presentation contexts was accepted.
         raise PacsError(f"{_where(node)} accepted none of the services we asked for (as {calling!r})")
-    raise PacsError(f"cannot associate with {_where(node)}: {diagnose(node)}")
+    raise PacsError(f"cannot associate with {_where(node)}: {diagnose(node, time.monotonic() - t0)}")
 
 
 def _lost(assoc: Any, node: DimseNode, op: str, waited_s: float | None = None) -> str:
@@ -497,11 +576,12 @@ class StorageServer:
     """Our storage SCP (C-STORE, and C-ECHO): the C-MOVE destination and the ``pacs listen`` listener.
 
     Instances of a series that a retrieve registered (:meth:`route`) go to that retrieve's sink; others go
-    to ``default_sink`` (the listener's store) or are refused when there is none.
+    to ``default_sink`` (the listener's store) or are refused when there is none. ``tls``: a
+    :func:`server_tls_context` to accept DICOM TLS only.
     """
 
     def __init__(self, ae_title: str, port: int, *, bind: str = "", default_sink: Sink | None = None,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, tls: ssl.SSLContext | None = None) -> None:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
         from pynetdicom.presentation import AllStoragePresentationContexts
         from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -522,7 +602,7 @@ class StorageServer:
         ae.require_called_aet = False
         self._ae = ae
         try:
-            server = ae.start_server((bind, port), block=False,
+            server = ae.start_server((bind, port), block=False, ssl_context=tls,
                                      evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch, self.errors))])
         except OSError as exc:
             raise PacsError(f"cannot listen on port {port}: {exc.strerror or exc}") from exc
@@ -549,6 +629,11 @@ class StorageServer:
             self._routes.pop(series_uid, None)
 
     def close(self) -> None:
+        # A peer that connected and never asked for an association: pynetdicom's abort on shutdown is an
+        # invalid event in that state (a traceback on stderr); closing its connection ends it cleanly.
+        for assoc in list(self._server.active_associations):
+            if assoc.dul.state_machine.current_state == "Sta2" and assoc.dul.socket is not None:
+                assoc.dul.socket.close()
         self._server.shutdown()
         self._ae.shutdown()
 

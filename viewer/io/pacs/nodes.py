@@ -32,7 +32,9 @@ class DimseNode:
     """A DIMSE peer. ``retrieve``: ``auto`` (C-GET when offered, else C-MOVE), ``get`` or ``move``.
 
     ``calling_ae`` overrides the command's ``--ae`` for this node (some PACS know us under another
-    title). TLS: ``tls`` on, with optional CA bundle and client certificate/key (PEM files).
+    title). TLS: ``tls`` on, the server's certificate checked against ``tls_ca`` (PEM; empty: the system's
+    trust store) and its host name unless ``tls_verify`` is off; ``tls_cert``/``tls_key``: our client
+    certificate (PEM), for a PACS that requires one.
     """
 
     called_ae: str
@@ -45,6 +47,7 @@ class DimseNode:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    tls_verify: bool = True
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
@@ -124,6 +127,24 @@ def parse_node(text: str, saved: list[Node] | None = None) -> Node:
         return WebNode(base_url=text.rstrip("/"))
     raise PacsError(f"node {text!r} is neither a saved node nor dimse://CALLED_AE@host:port nor a "
                     "DICOMweb URL (http:// or https://)")
+
+
+def with_tls(node: Node, *, ca: str = "", cert: str = "", key: str = "", verify: bool = True) -> Node:
+    """``node`` with the command line's TLS options: any of them turns TLS on for a DIMSE node (as
+    ``dimses://`` does); a DICOMweb node takes only the CA (``https://`` is its TLS)."""
+    import dataclasses
+
+    if isinstance(node, WebNode):
+        if cert or key or not verify:
+            raise PacsError("--tls-cert, --tls-key and --tls-no-verify are for DIMSE nodes; a DICOMweb node "
+                            "takes --tls-ca")
+        return dataclasses.replace(node, tls_ca=ca or node.tls_ca)
+    if key and not (cert or node.tls_cert):
+        raise PacsError("--tls-key needs --tls-cert (our certificate)")
+    if not (ca or cert or key or not verify):
+        return node
+    return dataclasses.replace(node, tls=True, tls_ca=ca or node.tls_ca, tls_cert=cert or node.tls_cert,
+                               tls_key=key or node.tls_key, tls_verify=verify and node.tls_verify)
 
 
 def nodes_path() -> Path:

@@ -2,9 +2,10 @@
 
 For each series the instance list is asked first (C-FIND IMAGE level / QIDO-RS instances); what is already
 in the series folder (by SOP Instance UID) is skipped, so a broken transfer resumes where it stopped; only
-the missing instances are asked for (a UID list at IMAGE level, one WADO-RS request each). ``auto`` tries
-C-GET and falls back to C-MOVE when the PACS does not offer C-GET (many do not); C-MOVE sends the series
-to our own storage SCP on ``port``, which the PACS must know under our AE title (README: node set-up).
+the missing instances are asked for (a UID list at IMAGE level; over WADO-RS one request each, several
+at a time). ``auto`` tries C-GET and falls back to C-MOVE when the PACS does not offer C-GET (many do
+not); C-MOVE sends the series to our own storage SCP on ``port``, which the PACS must know under our AE
+title (README: node set-up).
 
 Callbacks run on network threads: ``progress(SeriesProgress)`` after each stored instance and
 ``on_stored(path, SeriesProgress)`` with the file just stored (the streaming API: a viewer opens the
@@ -37,6 +38,11 @@ from viewer.io.pacs.store import (
 )
 
 log = logging.getLogger(__name__)
+
+#: A WADO-RS resume streams the whole series (the present instances dropped on arrival) when more than this
+#: fraction is missing, else asks for each missing instance: on loopback Orthanc one request per instance
+#: costs more than re-sending the few present ones past ~90 % missing (bench_pacs.py --parts resume).
+WADO_WHOLE_ABOVE = 0.9
 
 #: Writer threads per series and instances that may wait for them in memory (~0.5 MB each for CT).
 WRITERS = 4
@@ -249,7 +255,7 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
     def get_server() -> dimse.StorageServer:
         with lock:
             if state["server"] is None:
-                srv = dimse.StorageServer(ae_title, port, timeout_s=node.timeout_s)
+                srv = dimse.StorageServer(ae_title, port, timeout_s=node.timeout_s, tls=_move_tls(node))
                 started_server.append(srv)
                 state["server"] = srv
             return state["server"]  # type: ignore[return-value]
@@ -275,12 +281,11 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
         try:
             if job.present:
                 # Resume: list first, then ask only for what is missing (one UID-list request over DIMSE;
-                # over DICOMweb one request per instance, so past half the series it is streamed whole
-                # and the present instances dropped on arrival).
+                # over DICOMweb one request per instance, several at a time, unless nearly all are missing).
                 job.expect(list_instances(series_uid))
                 missing = job.missing
                 subset: list[str] | None = missing if len(missing) < len(job.expected) else None
-                if isinstance(node, WebNode) and subset is not None and len(subset) > len(job.expected) // 2:
+                if isinstance(node, WebNode) and subset and len(subset) > WADO_WHOLE_ABOVE * len(job.expected):
                     subset = None
                 if progress is not None:
                     progress(SeriesProgress(**vars(job.state)))
@@ -369,6 +374,15 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
     finally:
         server.unroute(s.series_uid)
     return "C-MOVE"
+
+
+def _move_tls(node: Node) -> Any:
+    """TLS for the storage SCP a C-MOVE from ``node`` connects back to: when we talk TLS to the node with a
+    certificate of ours, the PACS is expected to send over TLS too (to our certificate, checked against the
+    node's CA when verifying); else plain DICOM."""
+    if not (isinstance(node, DimseNode) and node.tls and node.tls_cert):
+        return None
+    return dimse.server_tls_context(node.tls_cert, node.tls_key, node.tls_ca if node.tls_verify else "")
 
 
 def _into(out: dict[str, Any], fn: Callable[..., Any], *args: Any) -> None:
