@@ -31,8 +31,8 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    import viewer.ai
     from viewer.io import load_series
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import AiPanel
     from viewer.ui.viewport import SliceViewport
 
@@ -42,7 +42,7 @@ def main() -> int:
     vp.resize(700, 700)
     vp.show()
     vp.set_volume(vol, vol.shape[0] // 2)
-    panel = AiPanel(viewer.ai, device="cpu")
+    panel = AiPanel(ModelInference(device="cpu"))
     panel.show()
     results: dict[str, int] = {}
     panel.result_ready.connect(lambda kind, _r: results.__setitem__(kind, results.get(kind, 0) + 1))

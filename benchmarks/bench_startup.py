@@ -111,13 +111,19 @@ def tree_rss_mib(pid: int) -> tuple[float, float]:
     return rss.get(pid, 0) / mib, sum(rss.get(p, 0) for p in tree) / mib
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """One cold start: seconds to painted and to first image, RSS (MiB) at rest."""
+def run_once(cmd: list[str], env: dict[str, str], rest_s: float = REST_S) -> dict[str, float]:
+    """One cold start: seconds to painted and to first image, RSS (MiB) ``rest_s`` after the first image."""
+    linger = LINGER_S - REST_S + rest_s
+    if cmd[1:2] == ["-c"]:  # the floor takes its linger as an argument
+        cmd = [*cmd[:-1], str(linger)]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        env = dict(env, VIEWER_STARTUP_REPORT=str(LINGER_S), VIEWER_CACHE_DIR=f"{tmp}/cache",
+        env = dict(env, VIEWER_STARTUP_REPORT=str(linger), VIEWER_CACHE_DIR=f"{tmp}/cache",
                    VIEWER_CONFIG_DIR=f"{tmp}/config", VIEWER_DATA_DIR=f"{tmp}/data", XDG_CONFIG_HOME=f"{tmp}/xdg")
         t0 = time.time()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A `python -m viewer` target runs in the checkout it imports (-m puts the working folder first on
+        # sys.path, before PYTHONPATH): --also CHECKOUT would otherwise start this checkout's code.
+        proc = subprocess.Popen(cmd, env=env, cwd=env.get("PYTHONPATH"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         try:
             ready, _, _ = select.select([proc.stdout], [], [], REPORT_WITHIN_S)
             line = proc.stdout.readline() if ready and proc.stdout else ""
@@ -126,7 +132,7 @@ def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
                 _, err = proc.communicate(timeout=30)
                 raise RuntimeError(f"{cmd[0]} reported no start-up moments: {line!r} {err[-2000:]}")
             moments = dict(kv.split("=") for kv in line.split()[1:])
-            time.sleep(REST_S)
+            time.sleep(rest_s)
             rss, rss_tree = tree_rss_mib(proc.pid)
             proc.communicate(timeout=60)
         finally:
@@ -170,6 +176,11 @@ def main() -> int:
     parser.add_argument("--frozen", type=Path, default=ROOT / "dist" / "dicom-viewer" / "dicom-viewer")
     parser.add_argument("--no-python", action="store_true", help="skip python -m viewer")
     parser.add_argument("--offscreen", action="store_true", help="Qt's offscreen platform instead of Xvfb")
+    parser.add_argument("--rest", type=float, default=REST_S, metavar="SECONDS",
+                        help=f"read the memory this long after the first image (default {REST_S}; the app's "
+                        "background start-up work, model listing included, is over after a few seconds)")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="CHECKOUT",
+                        help="also start python -m viewer from this checkout (e.g. the previous main), same rounds")
     args = parser.parse_args()
     series = str(args.series or data_root() / SERIES)
 
@@ -181,20 +192,23 @@ def main() -> int:
         "floor": ([sys.executable, "-c", FLOOR, series, str(LINGER_S)], env)}
     if not args.no_python:
         targets["python -m viewer"] = ([sys.executable, "-m", "viewer", series], dict(env, PYTHONPATH=str(ROOT)))
+    for tree in args.also:
+        targets[f"viewer {tree.name}"] = ([sys.executable, "-m", "viewer", series],
+                                          dict(env, PYTHONPATH=str(tree.resolve())))
     if args.frozen.is_file():
         targets["frozen build"] = ([str(args.frozen), series], env)
     else:
         print(f"no frozen build at {args.frozen}: build it with pyinstaller packaging/dicom-viewer.spec")
     print(machine())
-    print(f"series {series}; {args.runs} rounds, targets interleaved; display "
-          f"{env.get('DISPLAY', 'offscreen')}")
+    print(f"series {series}; {args.runs} rounds, targets interleaved; memory read {args.rest:g} s after the "
+          f"first image; display {env.get('DISPLAY', 'offscreen')}")
     results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     try:
         for cmd, target_env in targets.values():  # untimed: page cache, .pyc files, fontconfig cache
-            run_once(cmd, target_env)
+            run_once(cmd, target_env, args.rest)
         for r in range(args.runs):
             for name, (cmd, target_env) in targets.items():
-                results[name].append(run_once(cmd, target_env))
+                results[name].append(run_once(cmd, target_env, args.rest))
             print(f"  round {r + 1}/{args.runs} done")
     finally:
         if server is not None:

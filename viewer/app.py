@@ -17,6 +17,9 @@ from viewer.core.paths import RESOURCES
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from viewer.core.derived import DerivedOverlay
+    from viewer.core.jobs import CancelCheck, Progress
+    from viewer.state.services import ExportSummary
     from viewer.ui.main_window import MainWindow
     from viewer.ui.workers import IoServices
 
@@ -105,7 +108,7 @@ def io_services() -> IoServices:
 
 
 def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: bool = False,
-                  progress: Any = None, cancel: Any = None) -> Any:
+                  progress: Progress | None = None, cancel: CancelCheck | None = None) -> ExportSummary:
     """File > Export Series: ``viewer.io.export.export_series`` with this user's de-identification."""
     from viewer.io.export import export_series as impl
 
@@ -120,7 +123,7 @@ def export_series(files: list[str], out_dir: str, codec: str, *, deidentify: boo
 
 
 
-def read_derived(path: str) -> Any:
+def read_derived(path: str) -> DerivedOverlay:
     """A DICOM SEG or SR file as an overlay record (highdicom stays below ui)."""
     from viewer.annotations.derived import read_derived as impl
 
@@ -288,21 +291,6 @@ def sop_uids(paths: list[str]) -> list[str]:
     return [read_header(p).sop_uid for p in paths]
 
 
-def ai_slice_scores(manifest: Any, volume: Any, zs: Any, device: str = "auto") -> Any:
-    """(len(zs), classes) probabilities of a model on slices ``zs`` of a volume (the evaluation dock's runner)."""
-    from viewer.ai.runner import classify_slices
-    from viewer.ai.session import ModelSession
-
-    return classify_slices(ModelSession.get(manifest, device), volume, list(zs)).probabilities
-
-
-def ai_models() -> dict[str, Any]:
-    """The usable models (shipped and the user's) by id: what the evaluation dock offers."""
-    from viewer.ai.registry import ModelRegistry
-
-    return {e.id: e.manifest for e in ModelRegistry(check_onnx=False).models() if e.ok}
-
-
 def warm_decoder_pool() -> None:
     """Spawn the loader's decoder processes (and their imports) ahead of the first compressed series."""
     from viewer.io.load import warm_pool
@@ -380,14 +368,14 @@ def run_app(argv: list[str]) -> int:
         from viewer.ui.startup_probe import attach_startup_probe
 
         attach_startup_probe(window, os.environ["VIEWER_STARTUP_REPORT"])
-    from viewer.ui.label_panel import attach_label_panel
-
-    labels = attach_label_panel(window, slice_scores=ai_slice_scores, models=ai_models)
-    import viewer.ai  # handed to the AI dock: ui may not import it (onnxruntime stays inside viewer.ai)
+    from viewer.ai.inference import ModelInference  # lists manifests; ONNX Runtime comes with the first run
     from viewer.ui.ai_panel import attach_ai_panel
-    from viewer.ui.label_panel import offer_ai_suggestions
+    from viewer.ui.label_panel import attach_label_panel, offer_ai_suggestions
 
-    offer_ai_suggestions(labels, attach_ai_panel(window, viewer.ai))
+    inference = ModelInference()  # one listing and one session cache for the AI, Evaluation and Filter docks
+    labels = attach_label_panel(window, inference=inference)
+    ai_panel = attach_ai_panel(window, inference)
+    offer_ai_suggestions(labels, ai_panel)
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
     attach_pacs_dock(window, pacs_services())
@@ -400,7 +388,7 @@ def run_app(argv: list[str]) -> int:
             window.statusBar().showMessage(f"Cannot read batch results: this build has no batch support ({exc}); "
                                            "pip install dicom-viewer for it")
         else:
-            attach_batch_results(window, args.results, read_stored)
+            attach_batch_results(window, args.results, read_stored, ai_panel)
     window.resize(1400, 900)
     window.show()
     if args.paths:

@@ -35,8 +35,24 @@ def test_info_json_totalseg(data_dir):
 
 
 def test_info_series_selection_and_errors(data_dir):
-    rc, out = _info(str(data_dir / "dcm_qa" / "enh" / "In"), "--series", "1")
+    rc, out = _info(str(data_dir / "dcm_qa" / "enh" / "In"), "--series", "2")  # counted from 1
     assert rc == 0 and len(out) == 1 and out[0]["shape"] == [32, 64, 64]
+    assert out[0]["number"] == 2 and out[0]["index"] == 1
     assert out[0]["volumes"]["count"] == 2 and out[0]["volumes"]["kind"] == "echo"
     rc, out = _info(str(data_dir / "dcm_qa" / "enh" / "In"), "--series", "9.9.9")
     assert rc == 2 and out == []
+
+
+def test_info_text_numbers_series_from_1_as_the_viewer_does(data_dir):
+    folder = str(data_dir / "dcm_qa" / "enh" / "In")
+    rc, objs = _info(folder)
+    res = subprocess.run([sys.executable, "-m", "viewer", "info", folder], capture_output=True, text=True)
+    assert res.returncode == rc == 0
+    lines = [line for line in res.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == [f"[{k}" for k in range(1, len(objs) + 1)]
+    assert [o["number"] for o in objs] == list(range(1, len(objs) + 1))
+    for line, obj in zip(lines, objs):  # the text line N describes the JSON object of number N
+        assert obj["series_uid"] in line and str(obj["shape"]) in line
+    res = subprocess.run([sys.executable, "-m", "viewer", "info", folder, "--series", "0"], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and f"numbered 1..{len(objs)}" in res.stderr

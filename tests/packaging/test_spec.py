@@ -86,10 +86,10 @@ def test_the_spec_excludes_nothing_the_app_imports(tmp_path: Path) -> None:
         "import viewer.app as a\n"
         "w = a.build_main_window([], settings_file=sys.argv[1])\n"
         "from viewer.ui.label_panel import attach_label_panel\n"
-        "attach_label_panel(w, slice_scores=a.ai_slice_scores, models=a.ai_models)\n"
-        "import viewer.ai\n"
+        "from viewer.ai.inference import ModelInference\n"
+        "attach_label_panel(w, inference=ModelInference())\n"
         "from viewer.ui.ai_panel import attach_ai_panel\n"
-        "attach_ai_panel(w, viewer.ai)\n"
+        "attach_ai_panel(w, ModelInference())\n"
         "import importlib, pkgutil\n"
         "def walk(name):\n"  # pkgutil.walk_packages would import the skipped packages to look inside
         "    if name == 'viewer.batch':\n"

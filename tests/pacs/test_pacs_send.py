@@ -33,7 +33,8 @@ def labelled(qtbot, tmp_path: Path, orthanc: Loaded, data_dir: Path, monkeypatch
     from PySide6.QtCore import Qt
 
     from viewer.annotations.store import LabelStore
-    from viewer.app import ai_models, ai_slice_scores, build_main_window, pacs_services
+    from viewer.ai.inference import ModelInference
+    from viewer.app import build_main_window, pacs_services
     from viewer.ui.label_panel import attach_label_panel
     from viewer.ui.pacs_dialog import attach_pacs_dock
 
@@ -42,7 +43,7 @@ def labelled(qtbot, tmp_path: Path, orthanc: Loaded, data_dir: Path, monkeypatch
     window = build_main_window(settings_file=str(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     window.resize(1400, 900)
-    panel = attach_label_panel(window, store, lambda m, v, zs: ai_slice_scores(m, v, zs, "cpu"), ai_models)
+    panel = attach_label_panel(window, store, ModelInference(device="cpu"))
     attach_pacs_dock(window, pacs_services())
     window.show()
     with qtbot.waitSignal(window.series_loaded, timeout=60000):

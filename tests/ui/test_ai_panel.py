@@ -46,9 +46,9 @@ def panel(qtbot, pancreas):
     vp.resize(600, 600)
     vp.show()
     vp.set_volume(pancreas, 60)
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
 
-    p = AiPanel(viewer.ai, device="cpu")
+    p = AiPanel(ModelInference(device="cpu"))
     qtbot.addWidget(p)
     with qtbot.waitSignal(p.models_listed, timeout=30000):
         pass
@@ -75,6 +75,10 @@ def test_lists_models_and_marks_cxr_not_applicable(panel):
     assert "CR, DX" in cxr.text() and "CT" in cxr.text()
     assert not panel.select_model("pneumonia-cxr")
     assert "Research only" in panel.info.text()
+    # The denoiser is listed as what it is, an image filter, and cannot be run as a classifier.
+    den = panel.model_item("ct-denoise")
+    assert den is not None and not den.flags() & Qt.ItemFlag.ItemIsEnabled and "Filter menu" in den.text()
+    assert not panel.select_model("ct-denoise")
 
 
 def test_classify_slice_equals_viewer_ai(qtbot, panel, pancreas, organ_session):
@@ -213,8 +217,8 @@ def test_box_drawn_with_mouse_is_classified(qtbot, panel, pancreas, organ_sessio
 
 
 def test_cuda_fallback_message_shown(qtbot, pancreas):
-    import viewer.ai
     from viewer.ai.session import CUDA, available_providers
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import AiPanel
     from viewer.ui.viewport import SliceViewport
 
@@ -223,7 +227,7 @@ def test_cuda_fallback_message_shown(qtbot, pancreas):
     vp = SliceViewport()
     qtbot.addWidget(vp)
     vp.set_volume(pancreas, 60)
-    p = AiPanel(viewer.ai, device="cuda")
+    p = AiPanel(ModelInference(device="cuda"))
     qtbot.addWidget(p)
     with qtbot.waitSignal(p.models_listed, timeout=30000):
         pass

@@ -31,7 +31,7 @@ def test_screenshot_draws_the_class_map(qtbot, io_services, monkeypatch, tmp_pat
                                         capsys) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     plain, ai = tmp_path / "plain.png", tmp_path / "ai.png"
-    args = ["screenshot", str(pancreas_dir), "--slice", "60", "--size", "1200x800"]
+    args = ["screenshot", str(pancreas_dir), "--slice", "61", "--size", "1200x800"]
     assert main([*args, "--out", str(plain)]) == 0
     assert main([*args, "--out", str(ai), "--model", "organ-ct"]) == 0
     a, b = _rgb(plain), _rgb(ai)

@@ -38,17 +38,18 @@ def results(crc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 
 def test_browser_marks_and_opened_series_shows_stored_predictions(qtbot, main_window, crc_dir: Path,
                                                                   results: tuple[Path, object]) -> None:
-    import viewer.ai
     from viewer.batch.stored import read_stored
     from viewer.ui.ai_panel import attach_ai_panel
     from viewer.ui.batch_results import attach_batch_results
 
     path, pred = results
-    panel = attach_ai_panel(main_window, viewer.ai)
+    from viewer.ai.inference import ModelInference
+
+    panel = attach_ai_panel(main_window, ModelInference(device="cpu"))
     runs: list[str] = []
     panel.result_ready.connect(lambda kind, _r: runs.append(kind))
-    attach_batch_results(main_window, str(path), read_stored)
-    qtbot.waitUntil(lambda: getattr(main_window, "batch_results", None) is not None, timeout=30000)
+    attach_batch_results(main_window, str(path), read_stored, panel)
+    qtbot.waitUntil(lambda: main_window.batch_results is not None, timeout=30000)
     open_and_wait(qtbot, main_window, [crc_dir])
     mean = pred.probabilities.mean(axis=0)
     label = pred.labels[int(mean.argmax())]

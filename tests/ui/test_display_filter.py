@@ -48,9 +48,9 @@ def test_the_shipped_denoiser_is_offered_and_drawn(qtbot, data_dir: Path) -> Non
     from viewer.ai.session import ModelSession
     from viewer.ui.display_filter import image_to_image_models
 
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
 
-    models = image_to_image_models(viewer.ai)
+    models = image_to_image_models(ModelInference())
     assert [m.manifest.id for m in models] == ["ct-denoise"]
     vp, vol = _viewport(qtbot, data_dir, 5)
     vp.display_filter.set_filter(models[0])

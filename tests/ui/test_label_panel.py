@@ -22,13 +22,14 @@ def store(tmp_path: Path):
 
 
 def _window(qtbot, tmp_path: Path, store, pancreas_dir: Path, name: str = "a"):
-    from viewer.app import ai_models, ai_slice_scores, build_main_window
+    from viewer.app import build_main_window
+    from viewer.ai.inference import ModelInference
     from viewer.ui.label_panel import attach_label_panel
 
     window = build_main_window(settings_file=str(tmp_path / f"settings-{name}.ini"))
     qtbot.addWidget(window)
     window.resize(1400, 900)
-    panel = attach_label_panel(window, store, lambda m, v, zs: ai_slice_scores(m, v, zs, "cpu"), ai_models)
+    panel = attach_label_panel(window, store, ModelInference(device="cpu"))
     window.show()
     open_and_wait(qtbot, window, [pancreas_dir])
     return window, panel
@@ -242,13 +243,12 @@ def test_a_models_suggestion_is_offered_and_accepted_end_to_end(qtbot, tmp_path:
                                                                 io_services) -> None:
     """The AI dock's result for the image shown becomes the labelling suggestion; Enter saves it with the
     model as its source and the session moves on; the next image's suggestion comes from the series run."""
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import attach_ai_panel
     from viewer.ui.label_panel import offer_ai_suggestions
 
     window, panel = _window(qtbot, tmp_path, store, pancreas_dir, "suggest")
-    ai = attach_ai_panel(window, viewer.ai)
-    ai.device = "cpu"
+    ai = attach_ai_panel(window, ModelInference(device="cpu"))
     offer_ai_suggestions(panel, ai)
     qtbot.waitUntil(lambda: bool(ai.entries), timeout=30000)
     panel.set_label_set("Abdominal organs")

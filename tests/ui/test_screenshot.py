@@ -27,7 +27,7 @@ def screenshot_env(qtbot, io_services, monkeypatch, tmp_path: Path):
 
 def test_screenshot_writes_the_main_window_with_the_slice(screenshot_env: Path, crc_dir: Path, capsys) -> None:
     out = screenshot_env / "shot.png"
-    assert main(["screenshot", str(crc_dir), "--out", str(out), "--slice", "50", "--preset", "lung",
+    assert main(["screenshot", str(crc_dir), "--out", str(out), "--slice", "51", "--preset", "lung",
                  "--size", "1200x800"]) == 0
     assert out.is_file() and "wrote" in capsys.readouterr().out
     grey = _grey(out)
@@ -48,7 +48,8 @@ def test_window_changes_the_pixels(screenshot_env: Path, crc_dir: Path) -> None:
 
 @pytest.mark.parametrize("extra, message", [
     (["--preset", "nonsense"], "no CT window preset named"),
-    (["--slice", "5000"], "outside 0..99"),
+    (["--slice", "5000"], "outside 1..100"),
+    (["--slice", "0"], "outside 1..100: this series has 100 images, numbered from 1"),
     (["--model", "pneumonia-cxr"], "is for CR, DX images; this series is CT"),
 ])
 def test_bad_arguments_say_what_is_wrong(screenshot_env: Path, crc_dir: Path, capsys, extra: list[str],
@@ -111,3 +112,19 @@ def test_series_are_numbered_from_1_and_the_command_ends_its_worker_processes(sc
     assert decode_pool._POOL is None and not any(p.is_alive() for p in ended)  # type: ignore[attr-defined]
     assert main(["screenshot", str(ct_root), "--out", str(out), "--series", "0", "--size", "640x480"]) == 2
     assert f"give a number 1..{len(stacks)} (counted from 1)" in capsys.readouterr().err
+
+
+def test_slice_n_is_the_image_the_viewport_calls_im_n(qtbot, main_window, crc_dir: Path) -> None:
+    """``--slice N`` shows what the overlay labels "Im N/n": the display position counted from 1."""
+    import argparse
+
+    from tests.ui.conftest import open_and_wait
+    from viewer.commands.screenshot import _apply_view
+
+    open_and_wait(qtbot, main_window, [crc_dir])
+    slot = main_window.grid.slots[0]
+    n = slot.volume.shape[0]
+    for number in (1, 51, n):
+        assert _apply_view(slot, argparse.Namespace(slice=number, preset=None, window=None)) == 0
+        assert slot.view.slice_index == number - 1
+        assert slot.view.overlay().bottom_left[0].startswith(f"Im {number}/{n}")

@@ -5,7 +5,11 @@ is created or a graph checked):
 
 - :func:`load_manifest` ``(folder_or_toml) -> Manifest``; :class:`ManifestError` (``.field``, ``.path``).
 - :class:`ModelRegistry` ``(dirs=None).models() -> [ModelEntry]``, ``.get(id) -> Manifest``;
-  :func:`user_models_dir`; :func:`applicability` ``(manifest, volume) -> (ok, reason)``.
+  :func:`user_models_dir`; :func:`applicability` ``(manifest, volume) -> (ok, reason)``. The registry
+  opens each graph to check it; ``viewer.ai.catalog.ModelCatalog`` lists from the manifests alone.
+- ``viewer.ai.inference.ModelInference``: the desktop app's inference service (the Protocol
+  ``viewer.state.services.Inference``): listing without ONNX Runtime, runs on slices, a box, a class map,
+  occlusion and image-to-image, each returning a ``ModelRun`` (result, provider, note).
 - :func:`preprocess` ``(manifest, images, *, info=None, modality="") -> float32 NCHW``.
 - :class:`ModelSession` ``.get(manifest, device="auto"|"cuda"|"cpu", batch_size=None)``: cached session;
   ``.provider``, ``.device``, ``.message`` (why CUDA fell back), ``.batch_size``, ``.run(x)``.

@@ -1,62 +1,32 @@
-"""Where models come from, which ones are usable, and whether one applies to a series.
+"""The model registry the commands use: :class:`viewer.ai.catalog.ModelCatalog` plus, by default, a check
+of each model's ONNX graph against its manifest (ONNX Runtime opens it once on the CPU).
 
-Folders searched, in order (the first folder providing an ``id`` wins):
-
-1. ``models/`` of this repository (the shipped models);
-2. the user models folder: ``$VIEWER_MODELS_DIR`` if set, else ``$XDG_CONFIG_HOME/dicom-viewer/models``
-   (``~/.config/dicom-viewer/models``) on Linux, ``~/Library/Application Support/dicom-viewer/models`` on
-   macOS, ``%APPDATA%\\dicom-viewer\\models`` on Windows.
-
-Every sub-folder holding a ``manifest.toml`` is a model. A broken one (bad manifest, altered weights, a
-graph that disagrees with its manifest) is listed with its error instead of breaking the listing.
+Listing without that check (``check_onnx=False``, or the catalog itself) imports no onnxruntime; a graph
+that disagrees with its manifest is then reported by the first session created for it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-from viewer.ai.errors import ModelError
-from viewer.ai.manifest import MANIFEST_NAME, Manifest, load_manifest
-from viewer.core.paths import MODELS, platform_config_dir
-from viewer.core.volume import Volume
-
-REPO_MODELS = MODELS  # the shipped models: the checkout's models/ or the installed package's copy
-
-
-def user_models_dir() -> Path:
-    """The user's own models folder (``$VIEWER_MODELS_DIR`` or the platform config location)."""
-    env = os.environ.get("VIEWER_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    return platform_config_dir() / "models"
+from viewer.ai.catalog import REPO_MODELS as REPO_MODELS
+from viewer.ai.catalog import ModelCatalog
+from viewer.ai.catalog import ModelEntry as ModelEntry
+from viewer.ai.catalog import applicability as applicability
+from viewer.ai.catalog import default_model_dirs as default_model_dirs
+from viewer.ai.catalog import user_models_dir as user_models_dir
+from viewer.ai.manifest import Manifest
 
 
-def default_model_dirs() -> list[Path]:
-    return [REPO_MODELS, user_models_dir()]
+def _inspect(m: Manifest) -> None:
+    from viewer.ai.session import inspect_model  # onnxruntime only when checking graphs
+
+    inspect_model(m)
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model folder: its manifest when usable, else the error (a message for the user)."""
-
-    folder: Path
-    manifest: Manifest | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.manifest is not None
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id if self.manifest is not None else self.folder.name
-
-
-class ModelRegistry:
-    """The models found in ``dirs`` (default :func:`default_model_dirs`).
+class ModelRegistry(ModelCatalog):
+    """The models found in ``dirs`` (default: the shipped and the user's models folders).
 
     ``models()`` scans once and caches (``refresh()`` rescans); ``get(id)`` returns a usable Manifest or
     raises ModelError saying why not. With ``check_onnx`` (default) each model's graph is opened once on the
@@ -64,72 +34,8 @@ class ModelRegistry:
     """
 
     def __init__(self, dirs: Sequence[str | Path] | None = None, *, check_onnx: bool = True) -> None:
-        self.dirs = [Path(d) for d in (dirs if dirs is not None else default_model_dirs())]
+        super().__init__(dirs, check=_inspect if check_onnx else None)
         self.check_onnx = check_onnx
-        self._entries: list[ModelEntry] | None = None
-
-    def _folders(self) -> Iterable[Path]:
-        for d in self.dirs:
-            if not d.is_dir():
-                continue
-            for sub in sorted(d.iterdir()):
-                if sub.is_dir() and (sub / MANIFEST_NAME).is_file():
-                    yield sub
-
-    def _load(self, folder: Path) -> ModelEntry:
-        try:
-            m = load_manifest(folder)
-            if self.check_onnx:
-                from viewer.ai.session import inspect_model  # onnxruntime only when checking graphs
-
-                inspect_model(m)
-        except ModelError as exc:
-            return ModelEntry(folder, None, str(exc))
-        except Exception as exc:  # a listing must survive anything a folder holds
-            return ModelEntry(folder, None, f"{folder}: {type(exc).__name__}: {exc}")
-        return ModelEntry(folder, m)
-
-    def refresh(self) -> list[ModelEntry]:
-        entries: list[ModelEntry] = []
-        seen: dict[str, Path] = {}
-        for folder in self._folders():
-            e = self._load(folder)
-            if e.manifest is not None:
-                mid = e.manifest.id
-                if mid in seen:
-                    e = ModelEntry(folder, None, f"{folder}: id {mid!r} is already provided by {seen[mid]}")
-                else:
-                    seen[mid] = folder
-            entries.append(e)
-        self._entries = entries
-        return entries
-
-    def models(self) -> list[ModelEntry]:
-        """Every model folder found, usable or not (check ``entry.ok`` / ``entry.error``)."""
-        return self._entries if self._entries is not None else self.refresh()
-
-    def get(self, model_id: str) -> Manifest:
-        """The usable model ``model_id``; ModelError names the problem or the ids that exist."""
-        entries = self.models()
-        for e in entries:
-            if e.manifest is not None and e.manifest.id == model_id:
-                return e.manifest
-        for e in entries:
-            if e.manifest is None and e.folder.name == model_id:
-                raise ModelError(f"model {model_id!r} cannot be used: {e.error}")
-        known = ", ".join(sorted(e.id for e in entries if e.ok)) or "none"
-        where = ", ".join(str(d) for d in self.dirs)
-        raise ModelError(f"no model {model_id!r} in {where} (usable models: {known})")
 
 
-def applicability(manifest: Manifest, volume: Volume) -> tuple[bool, str]:
-    """Whether ``manifest``'s model is meant for ``volume``, and a sentence for the UI: why not (``ok``
-    False), or the warning to show with its results (``ok`` True, e.g. a radiograph whose header states no
-    body part), else "". The checks (modality, grey/RGB, body part, view position, photometric
-    interpretation, size) are :func:`viewer.ai.applies.check`. ``scope`` does not make a model
-    inapplicable: ``roi`` models run on a box or a sliding window, ``image`` models on whole slices.
-    """
-    from viewer.ai.applies import check
-
-    verdict = check(manifest, volume)
-    return (True, verdict.warning) if verdict.ok else (False, verdict.reason)
+__all__ = ["REPO_MODELS", "ModelEntry", "ModelRegistry", "applicability", "default_model_dirs", "user_models_dir"]

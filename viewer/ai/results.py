@@ -8,6 +8,7 @@ them per series and ``ui`` draws them with their types. Images are (rows, column
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -156,3 +157,19 @@ class OcclusionMap:
     model_version: str = ""
     model_name: str = ""
     provider: str = ""
+
+
+R = TypeVar("R", covariant=True)
+
+
+@dataclass(frozen=True)
+class ModelRun(Generic[R]):
+    """What one inference returned, with the runtime that computed it (the AI dock shows both).
+
+    ``provider``: the execution provider (``CPUExecutionProvider``, ``CUDAExecutionProvider``); ``note``:
+    why CUDA was asked for and the CPU ran it, for the user to read, else None.
+    """
+
+    result: R
+    provider: str
+    note: str | None = None

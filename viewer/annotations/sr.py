@@ -183,16 +183,21 @@ def build_sr(source_images: Sequence[Dataset], rois: Sequence[Roi], *,
                                      instance_number=1, manufacturer="dicom-viewer", is_complete=True)
     sr.SeriesDescription = "Viewer ROIs and measurements"
     if any(_uses_scheme(g, UNCODED_SCHEME) for g in groups):
-        # A private coding scheme must be identified in the object that uses it (PS3.3 C.12.1.1.5).
-        from pydicom.dataset import Dataset as _Dataset
-
-        item = _Dataset()
-        item.CodingSchemeDesignator = UNCODED_SCHEME
-        item.CodingSchemeName = "dicom-viewer label names"
-        item.CodingSchemeResponsibleOrganization = "dicom-viewer"
-        sr.CodingSchemeIdentificationSequence = [item]
+        identify_uncoded_scheme(sr)
     sr.SoftwareVersions = __version__
     return deidentifier.dataset(sr) if deidentifier is not None else sr
+
+
+def identify_uncoded_scheme(sr: Dataset) -> None:
+    """Name the private "uncoded label" scheme in ``sr``: a private coding scheme must be identified in the
+    object that uses it (PS3.3 C.12.1.1.5)."""
+    from pydicom.dataset import Dataset as _Dataset
+
+    item = _Dataset()
+    item.CodingSchemeDesignator = UNCODED_SCHEME
+    item.CodingSchemeName = "dicom-viewer label names"
+    item.CodingSchemeResponsibleOrganization = "dicom-viewer"
+    sr.CodingSchemeIdentificationSequence = [item]
 
 
 def _uses_scheme(group: object, scheme: str) -> bool:

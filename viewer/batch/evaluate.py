@@ -6,7 +6,7 @@ for a series label. The viewer's own label export (:mod:`viewer.annotations.tabu
 so a labelled cohort is scored as it is exported; a label set may be chosen with ``label_set``.
 
 A slice label is matched to that slice's row; a series label to the series' prediction, which is the mean
-of its slices' probabilities (the top class of that mean is the series' label). Only ``ok`` rows count;
+of its slices' probabilities (the class the model's operating point decides from that mean is the series' label). Only ``ok`` rows count;
 labels naming classes the model lacks are counted in ``skipped_labels``, labels of images not in the
 results in ``unmatched``. Scoring is :func:`viewer.core.metrics.classification_report`, as in ``evaluate``.
 """
@@ -22,6 +22,7 @@ import numpy as np
 
 from viewer.batch.export import class_names_by_model
 from viewer.batch.results import OK, read_results
+from viewer.core.decision import decide
 
 _SOP = ("sop_instance_uid", "sop_uid")
 _SERIES = ("series_instance_uid", "series_uid")
@@ -77,7 +78,8 @@ def evaluate_results(results: str | os.PathLike[str], labels: str | os.PathLike[
 
     slice_labels, series_labels = read_label_csv(labels)
     table = read_results(results)
-    table = table.filter(pc.equal(table.column("status"), OK))
+    # a classifier's rows (an image-to-image model's one row per series has no slice and no probabilities)
+    table = table.filter(pc.and_(pc.equal(table.column("status"), OK), pc.is_valid(table.column("slice"))))
     if model is not None:
         table = table.filter(pc.equal(table.column("model_id"), model))
     if table.num_rows == 0:
@@ -93,7 +95,7 @@ def evaluate_results(results: str | os.PathLike[str], labels: str | os.PathLike[
 def _score(rows: Any, names: list[str], slice_labels: dict[tuple[str, int], str], series_labels: dict[str, str],
            report: Any) -> dict[str, Any]:
     cols = rows.select(["model_id", "model_version", "model_sha256", "series_instance_uid", "sop_instance_uid",
-                        "frame", "slice", "folder", "probabilities"]).to_pydict()
+                        "frame", "slice", "folder", "probabilities", "threshold", "bias"]).to_pydict()
     probs = np.asarray(cols["probabilities"], dtype=np.float64)
     # (label, scores, where) of every label that names an image of the results
     matches: list[tuple[str, np.ndarray, dict[str, Any]]] = []
@@ -128,9 +130,12 @@ def _score(rows: Any, names: list[str], slice_labels: dict[tuple[str, int], str]
                          f"with one of its classes ({matched_slices + matched_series} matched an image; labels "
                          "are matched by SOP Instance UID and frame, or by Series Instance UID)")
     s = np.stack(scores)
-    top = s.argmax(axis=1)
+    # the model's operating point, as the rows' labels were decided (viewer.core.decision)
+    threshold, bias = cols["threshold"][0], cols["bias"][0]
+    top = decide(s, threshold, bias)
     disagreements = [w | {"label": names[t], "predicted": names[p], "probability": float(s[i, p])}
                      for i, (w, t, p) in enumerate(zip(where, y_true, top)) if t != p]
     return head | {"slice_labels": matched_slices, "series_labels": matched_series, "skipped_labels": skipped,
                    "unmatched": n_labels - matched_slices - matched_series,
-                   **report(np.asarray(y_true), s, names), "disagreements": disagreements}
+                   **report(np.asarray(y_true), s, names, threshold=threshold, bias=bias),
+                   "disagreements": disagreements}

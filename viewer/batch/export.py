@@ -12,7 +12,8 @@ from viewer.core.atomic import write_atomically
 # Result columns copied as they are, in this order (then p_<class> for every class of every model).
 CSV_COLUMNS = ("folder", "study_instance_uid", "series_instance_uid", "modality", "slice", "sop_instance_uid",
                "frame", "model_id", "model_version", "model_sha256", "provider", "status", "reason", "label",
-               "probability", "forced", "forced_reason", "load_ms", "infer_ms", "worker")
+               "probability", "forced", "forced_reason", "load_ms", "infer_ms", "worker", "threshold",
+               "output_kind", "output_series_uid", "output_path", "output_error", "send_status", "send_error")
 
 
 def write_csv(table: Any, path: str | os.PathLike[str]) -> int:

@@ -22,6 +22,8 @@ from typing import Any
 
 from viewer.ai.manifest import Manifest
 from viewer.batch.models import RunOptions, ShipModels, spec_of
+from viewer.batch.outputs import OutputOptions, is_image_to_image, run_unit
+from viewer.batch.pacs_feed import PacsFeed
 from viewer.batch.results import LOST, ResultsWriter, finished_keys, rows_of
 from viewer.batch.sources import Unit
 from viewer.batch.work import ModelRows, UnitResult, infer_unit
@@ -93,13 +95,17 @@ def connect(address: str, timeout_s: float = 30.0) -> Any:
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
-            opts: RunOptions = RunOptions(), resume: bool = False,
+            opts: RunOptions = RunOptions(), resume: bool = False, outputs: OutputOptions | None = None,
+            feed: PacsFeed | None = None,
             on_progress: Callable[[Progress], None] | None = None, chunk_rows: int = 20000,
             flush_s: float = 10.0) -> Summary:
     """Run ``manifests`` on every unit with ``client``'s cluster and write the rows to the folder ``out``.
 
     With ``resume``, (unit, model) pairs already in ``out`` are skipped; without it, ``out`` must not hold
-    results yet (ValueError). KeyboardInterrupt writes what has arrived, then propagates.
+    results yet (ValueError). KeyboardInterrupt writes what has arrived, then propagates. ``outputs``: DICOM
+    written and sent per series by the tasks (:mod:`viewer.batch.outputs`; image-to-image models need it).
+    ``feed``: PACS series found but not yet retrieved (:mod:`viewer.batch.pacs_feed`); retrieved on a thread
+    while the job runs, each series' units join the job as soon as it is stored.
     """
     from distributed import as_completed
 
@@ -107,6 +113,9 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     if not resume and done_any(out):
         raise ValueError(f"{out} already holds results: give --resume to continue that job, or another --out")
     specs = [spec_of(m) for m in manifests]
+    # a job with DICOM outputs (or a denoiser) runs the outputs' task, which wraps infer_unit
+    task, extra = ((run_unit, (outputs or OutputOptions(),))
+                   if outputs is not None or any(is_image_to_image(s) for s in specs) else (infer_unit, ()))
     todo: deque[tuple[Unit, list[Any]]] = deque()
     prog = Progress(series_total=len(units))
     writer = ResultsWriter(out, chunk_rows=chunk_rows, flush_s=flush_s)
@@ -114,11 +123,12 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     job_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
     rejected_of: dict[str, list[ModelRows]] = {}
-    for u in units:
+
+    def admit(u: Unit) -> None:
         need = [(m, s) for m, s in zip(manifests, specs) if (u.key, s.sha256) not in done]
         if not need:
             prog.series_skipped += 1
-            continue
+            return
         # As `infer --csv`: the modality in the scanned header already rules a model out, so a series no
         # model applies to is never sent to a worker or decoded.
         run = [s for m, s in need if opts.force or (u.modality or "").upper() in m.applies_to.modalities]
@@ -133,6 +143,12 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             res = UnitResult(u.key, u.series_uid, u.study_uid, u.modality, u.folder, 0, [], [], 0.0, rejected, "")
             writer.add(rows_of(res, forced=opts.force, job_id=job_id))
             _account(prog, summary, res, "")
+
+    for u in units:
+        admit(u)
+    n_fed = 0
+    if feed is not None:
+        feed.start(skip=lambda uid: all((uid, s.sha256) in done for s in specs))
     prog.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(prog)
@@ -142,36 +158,63 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     threads = _threads(client)
     n_submitted = 0
 
+    prog_fed_skipped = [0]  # series the feed skipped (done before), counted into prog so far
+
     def refill() -> None:
-        nonlocal n_submitted
-        while todo and len(in_flight) < max(2, IN_FLIGHT_PER_THREAD * threads):
+        nonlocal n_submitted, n_fed
+        window = max(2, IN_FLIGHT_PER_THREAD * threads)
+        if feed is not None and len(todo) < window:  # PACS series stored meanwhile join the job
+            fed = feed.take(window - len(todo))
+            n_fed += len(fed)
+            for u in fed:
+                admit(u)
+            skipped = feed.skipped
+            prog.series_total = len(units) + n_fed + feed.remaining + skipped
+            prog.series_skipped += skipped - prog_fed_skipped[0]
+            prog_fed_skipped[0] = skipped
+        while todo and len(in_flight) < window:
             unit, need = todo.popleft()
-            fut = client.submit(infer_unit, unit, need, opts, key=f"viewer-batch-{job_id}-{n_submitted}", pure=False)
+            fut = client.submit(task, unit, need, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
+                                pure=False)
             n_submitted += 1
             in_flight[fut.key] = (unit, need)
             pending.add(fut)
 
+    def next_done() -> list[Any]:
+        """Finished tasks; while the feed still retrieves, wait for a task or a new series, whichever first."""
+        while feed is not None and not feed.done:
+            refill()
+            got = pending.next_batch(block=False)
+            if got:
+                return list(got)
+            feed.wait(0.05)
+        refill()
+        return [next(pending)] if in_flight else []
+
     try:
         refill()
         last_threads_check = time.monotonic()
-        for fut in pending:
-            unit, ran = in_flight.pop(fut.key)
-            res, lost = _result_of(fut, unit, ran)
-            fut.release()
-            res.models += rejected_of.pop(unit.key, [])
-            writer.add(rows_of(res, forced=opts.force, job_id=job_id))
-            summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
-            _account(prog, summary, res, lost)
-            prog.elapsed_s = time.perf_counter() - t0
-            if on_progress is not None:
-                on_progress(prog)
-            if time.monotonic() - last_threads_check > 2.0:  # workers may join or leave during the job
-                threads, last_threads_check = _threads(client), time.monotonic()
-            refill()
+        while batch := next_done():
+            for fut in batch:
+                unit, ran = in_flight.pop(fut.key)
+                res, lost = _result_of(fut, unit, ran)
+                fut.release()
+                res.models += rejected_of.pop(unit.key, [])
+                writer.add(rows_of(res, forced=opts.force, job_id=job_id))
+                summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
+                _account(prog, summary, res, lost)
+                prog.elapsed_s = time.perf_counter() - t0
+                if on_progress is not None:
+                    on_progress(prog)
+                if time.monotonic() - last_threads_check > 2.0:  # workers may join or leave during the job
+                    threads, last_threads_check = _threads(client), time.monotonic()
+                refill()
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
     finally:
+        if feed is not None:
+            feed.close()
         writer.close()
         summary.parts_written, summary.rows_written = writer.parts_written, writer.rows_written
         prog.elapsed_s = time.perf_counter() - t0

@@ -31,12 +31,17 @@ from viewer.core.atomic import write_atomically
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model as a task names it: identity (id, version, SHA-256 of the ONNX file) and the driver's folder."""
+    """A model as a task names it: identity (id, version, SHA-256 of the ONNX file) and the driver's folder;
+    its operating point (``[output] threshold`` or ``bias``, :mod:`viewer.core.decision`), which decides the
+    rows' ``label`` as ``infer`` does; and its ``task`` (``classification`` or ``image-to-image``)."""
 
     id: str
     version: str
     sha256: str
     folder: str
+    threshold: float | None = None
+    bias: tuple[float, ...] | None = None
+    task: str = "classification"
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def resolve_models(ids: Sequence[str], models_dirs: Sequence[str] | None = None)
 
 
 def spec_of(m: Manifest) -> ModelSpec:
-    return ModelSpec(m.id, m.version, m.sha256, str(m.folder))
+    return ModelSpec(m.id, m.version, m.sha256, str(m.folder), m.output.threshold, m.output.bias, m.task)
 
 
 # -- per worker process ------------------------------------------------------------------------------

@@ -11,11 +11,17 @@ Columns (:data:`SCHEMA`): ``unit_key`` (the series' key, see :class:`viewer.batc
 ``model_version``, ``model_sha256`` of its ONNX file), ``provider``; ``status`` (``ok``; ``failed`` with
 ``reason``: a series that does not load or a model that does not apply; ``lost``: workers kept dying on it,
 retried by ``--resume``); per slice ``slice`` (z index, 0-based, display order), ``sop_instance_uid``,
-``frame`` (1-based), ``label`` (top class), ``probability`` (its probability) and ``probabilities`` (every
-class, in ``class_names`` order); ``forced`` (the job ran with ``--force``) and ``forced_reason`` (why the
+``frame`` (1-based), ``label`` (the class the model's operating point decides: ``threshold``/``bias``,
+stored in those columns, else the arg-max; as ``infer`` reports it), ``probability`` (its probability) and
+``probabilities`` (every class, in ``class_names`` order); ``forced`` (the job ran with ``--force``) and ``forced_reason`` (why the
 model did not apply to this series, when ``--force`` ran it anyway); ``n_slices``, timings ``load_ms``
 (the series) and ``infer_ms`` (this model on it), ``worker`` (host:pid), ``finished_at`` (UTC), ``job_id``.
-A ``failed`` or ``lost`` row has no slice columns.
+A ``failed`` or ``lost`` row has no slice columns. DICOM outputs (``batch infer --sr``, ``--dicom-out``,
+``--send``; :mod:`viewer.batch.outputs`): ``output_kind`` (``sr`` or ``dicom``), ``output_series_uid``,
+``output_path`` (the SR file or the derived series' folder), ``output_ms``, ``output_error`` (why nothing was
+written), and ``send_status`` (``sent`` or
+``failed`` with ``send_error``; null without ``--send``) and ``send_ms``. An image-to-image model writes one
+row per series (no slice columns). Parts written before a column existed read back with it null.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from viewer.batch.outputs import SeriesOutput
 from viewer.batch.work import UnitResult
 from viewer.core.atomic import PARTIAL_PREFIX, write_atomically
+from viewer.core.decision import decide
 
 OK, FAILED, LOST = "ok", "failed", "lost"
 # (name, arrow type name) in file order; types are built in schema() so pyarrow is imported lazily.
@@ -40,7 +50,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("probability", "float32"), ("class_names", "list<string>"), ("probabilities", "list<float32>"),
     ("forced", "bool"), ("forced_reason", "string"), ("n_slices", "int32"), ("load_ms", "float32"),
     ("infer_ms", "float32"), ("worker", "string"), ("finished_at", "timestamp"), ("job_id", "string"),
+    # the operating point that decided ``label`` (viewer.core.decision; both null: the arg-max)
+    ("threshold", "float32"), ("bias", "list<float32>"),
+    # DICOM written for the series (viewer.batch.outputs): an SR of a classifier's findings, the derived
+    # series of an image-to-image model; and its send to a PACS node (--send)
+    ("output_kind", "string"), ("output_series_uid", "string"), ("output_path", "string"), ("output_ms", "float32"),
+    ("output_error", "string"), ("send_status", "string"), ("send_error", "string"), ("send_ms", "float32"),
 )
+
+
+_NO_OUTPUT: dict[str, Any] = {name: None for name, _ in COLUMNS if name.startswith(("output_", "send_"))}
 
 
 def schema() -> Any:
@@ -53,14 +72,19 @@ def schema() -> Any:
     return pa.schema([(name, types[t]) for name, t in COLUMNS])
 
 
-def rows_of(res: UnitResult, *, forced: bool, job_id: str) -> dict[str, list[Any]]:
-    """The columns (name -> values) of one unit's rows: per slice of each ``ok`` model, one row for a
-    ``failed`` or ``lost`` one."""
+def rows_of(res: UnitResult, *, forced: bool, job_id: str,
+            outputs: Mapping[str, SeriesOutput] | None = None) -> dict[str, list[Any]]:
+    """The columns (name -> values) of one unit's rows: per slice of each ``ok`` classifier, one row for
+    an ``ok`` image-to-image model (its output series) and for a ``failed`` or ``lost`` one. ``label`` is
+    the class the model's operating point decides, as ``infer`` reports it; ``outputs`` (model SHA-256 ->
+    what was written and sent for this series) fill the output columns."""
     cols: dict[str, list[Any]] = {name: [] for name, _ in COLUMNS}
     now = int(time.time() * 1000)
+    outputs = {**res.outputs, **(outputs or {})}
 
-    def add(mr: Any, status: str, reason: str, k: int | None, probs: Any) -> None:
-        top = int(probs.argmax()) if probs is not None else None
+    def add(mr: Any, status: str, reason: str, k: int | None, probs: Any, top: int | None = None) -> None:
+        spec = mr.model
+        out = outputs.get(spec.sha256)
         values = {
             "unit_key": res.key, "series_instance_uid": res.series_uid, "study_instance_uid": res.study_uid,
             "modality": res.modality, "folder": res.folder, "model_id": mr.model.id,
@@ -75,6 +99,8 @@ def rows_of(res: UnitResult, *, forced: bool, job_id: str) -> dict[str, list[Any
             "forced": forced, "forced_reason": mr.forced_reason, "n_slices": res.n_slices,
             "load_ms": res.load_s * 1000.0, "infer_ms": mr.infer_s * 1000.0, "worker": res.worker,
             "finished_at": now, "job_id": job_id,
+            "threshold": spec.threshold, "bias": list(spec.bias) if spec.bias is not None else None,
+            **(out.columns() if out is not None else _NO_OUTPUT),
         }
         for name, v in values.items():
             cols[name].append(v)
@@ -82,9 +108,13 @@ def rows_of(res: UnitResult, *, forced: bool, job_id: str) -> dict[str, list[Any
     for mr in res.models:
         if mr.status != OK:
             add(mr, mr.status, mr.reason, None, None)
+        elif mr.model.task == "image-to-image":
+            add(mr, OK, "", None, None)
         else:
+            decided = (decide(mr.probabilities, mr.model.threshold, mr.model.bias) if len(mr.slices)
+                       else np.zeros(0, np.int64))
             for i, k in enumerate(mr.slices):
-                add(mr, OK, "", int(k), mr.probabilities[i])
+                add(mr, OK, "", int(k), mr.probabilities[i], int(decided[i]))
     return cols
 
 
@@ -161,7 +191,22 @@ def read_results(folder: str | os.PathLike[str], columns: Iterable[str] | None =
     cols = list(columns) if columns else None
     if not parts:
         return schema().empty_table() if cols is None else schema().empty_table().select(cols)
-    return pa.concat_tables(pq.read_table(p, columns=cols) for p in parts)
+    return pa.concat_tables(_read_part(p, cols) for p in parts)
+
+
+def _read_part(path: Path, cols: list[str] | None) -> Any:
+    """One part file in the current schema: columns it predates are null (a results folder resumed by a
+    newer version holds parts of both)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    want = schema() if cols is None else pa.schema([schema().field(c) for c in cols])
+    have = set(pq.read_schema(path).names)
+    t = pq.read_table(path, columns=[c for c in want.names if c in have])
+    if len(have.intersection(want.names)) == len(want.names):
+        return t.select(want.names)
+    arrays = [t.column(f.name) if f.name in have else pa.nulls(t.num_rows, f.type) for f in want]
+    return pa.table(arrays, schema=want)
 
 
 def finished_keys(folder: str | os.PathLike[str]) -> set[tuple[str, str]]:

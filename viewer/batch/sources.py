@@ -9,7 +9,8 @@ A PACS node (``dimse://AE@host:port`` or a DICOMweb ``http(s)://`` base URL) wit
 (``--query 'modality=CT study-date=20240101-20241231'``) is searched at series level with the project's
 PACS client (:mod:`viewer.io.pacs`), and the matching series are retrieved into its local store (C-GET or
 C-MOVE; WADO-RS), which skips what is already there; the retrieved folders are then scanned like any
-folder. A series that cannot be retrieved is listed with its reason among the files left out.
+folder. A series that cannot be retrieved is listed with its reason among the files left out. (``batch
+infer`` streams PACS series into the job instead, :mod:`viewer.batch.pacs_feed`.)
 """
 
 from __future__ import annotations
@@ -193,14 +194,20 @@ def scan_sources(sources: Sequence[str], *, index: Any = True, pacs: PacsOptions
                  progress: Callable[[int, int], None] | None = None) -> Scan:
     """Scan ``sources`` (see module doc) into units, with the header index ``index`` (True = the default
     cache file; see :func:`viewer.io.series.find_stacks`)."""
-    from viewer.io.series import find_stacks
-
     not_retrieved: list[tuple[str, str]] = []
     paths = expand_sources(sources, pacs, not_retrieved)
     if not paths:
         return Scan([], not_retrieved, 0, 0, [])
+    scan = units_of(paths, index=index, progress=progress)
+    scan.bad_files[:0] = not_retrieved
+    return scan
+
+
+def units_of(paths: Sequence[str], *, index: Any = True, progress: Callable[[int, int], None] | None = None) -> Scan:
+    """The units of local ``paths`` (folders, files, DICOMDIRs), scanned with the header index ``index``."""
+    from viewer.io.series import find_stacks
+
     result = find_stacks(paths, index=index, progress=progress)
-    result.bad_files[:0] = not_retrieved
     per_uid: dict[str, int] = {}
     for s in result.stacks:
         per_uid[s.series_uid] = per_uid.get(s.series_uid, 0) + 1

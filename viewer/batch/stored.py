@@ -2,8 +2,8 @@
 
 :func:`read_stored` gives, per SeriesInstanceUID, the slice predictions of one model as the
 :class:`~viewer.ai.results.Predictions` record the AI panel draws (``indices`` = slice z, 0-based in display
-order, as written by ``batch infer``) and the series' label: the top class of the mean of its slices'
-probabilities (as ``batch evaluate`` scores a series label). Raw network outputs are not stored, so
+order, as written by ``batch infer``) and the series' label: the class the model's operating point decides
+from the mean of its slices' probabilities (as ``batch evaluate`` scores a series label). Raw network outputs are not stored, so
 ``scores`` holds the probabilities.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from viewer.ai.results import Predictions
 from viewer.batch.results import OK, read_results
+from viewer.core.decision import decide
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ def read_stored(results: str | os.PathLike[str], model: str | None = None) -> di
     import pyarrow.compute as pc
 
     t = read_results(results, ["series_instance_uid", "model_id", "model_version", "provider", "status", "slice",
-                               "class_names", "probabilities"])
-    t = t.filter(pc.equal(t.column("status"), OK))
+                               "class_names", "probabilities", "threshold", "bias"])
+    t = t.filter(pc.and_(pc.equal(t.column("status"), OK), pc.is_valid(t.column("slice"))))  # not a denoiser's
     if t.num_rows == 0:
         return {}
     ids = sorted(pc.unique(t.column("model_id")).to_pylist())
@@ -53,9 +54,11 @@ def read_stored(results: str | os.PathLike[str], model: str | None = None) -> di
         idx.sort(key=lambda i: d["slice"][i])
         probs = np.asarray([d["probabilities"][i] for i in idx], dtype=np.float32)
         labels = tuple(d["class_names"][idx[0]])
+        threshold, bias = d["threshold"][idx[0]], d["bias"][idx[0]]
         pred = Predictions(probs, probs.copy(), labels, np.asarray([d["slice"][i] for i in idx], dtype=np.int64),
-                           chosen, d["model_version"][idx[0]], f"{chosen} (batch results)", d["provider"][idx[0]])
+                           chosen, d["model_version"][idx[0]], f"{chosen} (batch results)", d["provider"][idx[0]],
+                           threshold, tuple(bias) if bias is not None else None)
         mean = probs.mean(axis=0)
-        top = int(mean.argmax())
+        top = int(decide(mean[None, :], threshold, bias)[0])  # the operating point, as the rows' labels
         out[uid] = StoredSeries(uid, pred, labels[top], float(mean[top]))
     return out

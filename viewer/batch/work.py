@@ -55,6 +55,7 @@ class UnitResult:
     worker: str
     load_error: str = ""
     warnings: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # model SHA-256 -> viewer.batch.outputs.SeriesOutput
 
 
 def _reason(exc: BaseException) -> str:

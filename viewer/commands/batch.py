@@ -1,11 +1,12 @@
 """``python -m viewer batch infer|evaluate``: run models over an archive on Dask; score the results.
 
 ``batch infer SOURCE... --model ID [--model ID2] --out RESULTS.parquet [--scheduler ADDRESS | --workers N]
-[--resume] [--force] [--json] [--csv FILE]``: every series under the SOURCEs (folders, files, DICOMDIRs,
+[--resume] [--force] [--json] [--csv FILE] [--sr FOLDER] [--dicom-out FOLDER] [--send NODE]``: every series under the SOURCEs (folders, files, DICOMDIRs,
 text files listing paths, PACS nodes with ``--query``) through every model, one Dask task per series, on a local cluster of worker
 processes (default: one per core) or on the cluster at ``--scheduler``. Results go to the Parquet folder
 ``--out`` chunk by chunk (see :mod:`viewer.batch.results`). A live progress bar (rich) on a terminal; a
-summary at the end (``--json``: as JSON on stdout).
+summary at the end (``--json``: as JSON on stdout). ``--sr``/``--dicom-out``/``--send``: DICOM per series,
+written by the tasks and sent as series finish (:mod:`viewer.batch.outputs`).
 
 ``batch evaluate RESULTS --labels LABELS.csv [--model ID] [--json]``: accuracy, AUC, confusion matrix, per
 class, and the disagreements (see :mod:`viewer.batch.evaluate`).
@@ -46,11 +47,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "patient-name, accession, description, study-uid)")
     p.add_argument("--ae", default="DICOMVIEWER", help="our AE title towards a PACS (default DICOMVIEWER)")
     p.add_argument("--port", type=int, default=11112, help="our C-MOVE destination port (default 11112)")
+    p.add_argument("--into", metavar="FOLDER",
+                   help="with a PACS SOURCE: the store the series are retrieved into (default: the local store, "
+                   "as pacs get); series already there are not fetched again")
     p.add_argument("--resume", action="store_true", help="continue a job: skip series already in --out")
     p.add_argument("--force", action="store_true",
                    help="run a model on series outside its declared scope (recorded in every row)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="also write every result row to this CSV file")
+    p.add_argument("--sr", metavar="FOLDER",
+                   help="classifiers: write one DICOM SR of the findings per series and model into FOLDER "
+                   "(<model>/<series>.dcm; the decided class of every image, referencing the source series)")
+    p.add_argument("--dicom-out", metavar="FOLDER",
+                   help="image-to-image models (ct-denoise): write each output as a derived DICOM series into "
+                   "FOLDER (<model>/<series>/; new Series UID, ImageType DERIVED, lossless), as infer --out does")
+    p.add_argument("--send", metavar="NODE",
+                   help="send each series' SR / derived series to this PACS node as it is written "
+                   "(dimse://AE@host:port, a DICOMweb URL or a saved node's name); a failed send is recorded "
+                   "in that series' rows and the job goes on")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="where workers run the models (default auto: CUDA when the worker has it)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
@@ -90,16 +104,27 @@ def _infer(args: argparse.Namespace) -> int:
     from viewer.ai.errors import ModelError
     from viewer.batch.job import connect, local_cluster, run_job
     from viewer.batch.models import RunOptions, resolve_models
-    from viewer.batch.sources import PacsOptions, SourceError, scan_sources
+    from viewer.batch.pacs_feed import PacsFeed
+    from viewer.batch.sources import PACS_PREFIXES, PacsOptions, Scan, SourceError, scan_sources
 
     err = sys.stderr
     try:
         manifests = resolve_models(args.model, args.models_dir)
-        scan = scan_sources(args.sources, pacs=PacsOptions(args.query, args.ae, args.port))
+        outputs = _outputs(args, manifests)
+        if isinstance(outputs, str):
+            print(f"batch infer: {outputs}", file=err)
+            return 1
+        # PACS sources stream into the job (retrieved while it runs); local ones are scanned now
+        remote = [s for s in args.sources if s.lower().startswith(PACS_PREFIXES)]
+        local = [s for s in args.sources if s not in remote]
+        scan = scan_sources(local) if local else Scan([], [], 0, 0, [])
+        feed = PacsFeed(remote, PacsOptions(args.query, args.ae, args.port, args.into)) if remote else None
+        if feed is not None:
+            feed.find()
     except (ModelError, SourceError) as exc:
         print(f"batch infer: {exc}", file=err)
         return 1
-    if not scan.units:
+    if not scan.units and not (feed is not None and feed.series):
         print(f"batch infer: no loadable DICOM series in {', '.join(args.sources)}"
               + (f" ({len(scan.bad_files)} file(s) not loadable; first: {scan.bad_files[0][0]}: {scan.bad_files[0][1]})"
                  if scan.bad_files else ""), file=err)
@@ -129,7 +154,8 @@ def _infer(args: argparse.Namespace) -> int:
         bar = _progress_bar(not args.no_progress and err.isatty())
         try:
             summary = run_job(client, scan.units, manifests, args.out, opts=opts, resume=args.resume,
-                              on_progress=bar.update if bar else None, chunk_rows=max(1, args.chunk_rows))
+                              on_progress=bar.update if bar else None, chunk_rows=max(1, args.chunk_rows),
+                              outputs=outputs, feed=feed)
         finally:
             if bar:
                 bar.stop()
@@ -148,7 +174,11 @@ def _infer(args: argparse.Namespace) -> int:
         from viewer.batch.results import read_results
 
         write_csv(read_results(args.out), args.csv)
+    if feed is not None:
+        scan.bad_files += feed.bad
     doc = _summary_doc(summary, scan, manifests, args)
+    if feed is not None:
+        doc["retrieved"] = [r.to_json() for r in feed.retrieved]
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -176,7 +206,9 @@ class _Bar:
         total = p.series_total - p.series_skipped
         if self._task is None:
             self._task = self._progress.add_task("batch", total=total, rate=0.0, failed=0)
-        self._progress.update(self._task, completed=p.series_done, rate=p.slices_per_s, failed=p.series_failed)
+        # the total grows while PACS series are found to split into several stacks
+        self._progress.update(self._task, completed=p.series_done, total=total, rate=p.slices_per_s,
+                              failed=p.series_failed)
 
     def stop(self) -> None:
         self._progress.stop()
@@ -186,8 +218,57 @@ def _progress_bar(enabled: bool) -> _Bar | None:
     return _Bar() if enabled else None
 
 
+def _outputs(args: argparse.Namespace, manifests: Any) -> Any:
+    """The job's OutputOptions (None: rows only), or the sentence why the flags cannot be used."""
+    from viewer.batch.outputs import IMAGE_TO_IMAGE, OutputOptions
+
+    derivers = [m.id for m in manifests if m.task == IMAGE_TO_IMAGE]
+    if derivers and not args.dicom_out:
+        return (f"{', '.join(derivers)}: an image-to-image model writes a derived series per series: give "
+                "--dicom-out FOLDER")
+    if args.sr and len(derivers) == len(manifests):
+        return "--sr writes a classifier's findings; the models given are all image-to-image (use --dicom-out)"
+    if args.send and not (args.sr or args.dicom_out):
+        return "--send sends the SRs (--sr FOLDER) or derived series (--dicom-out FOLDER): give one of them"
+    if args.send:
+        from viewer.io.pacs import PacsError, parse_node
+
+        try:
+            parse_node(args.send)
+        except PacsError as exc:
+            return f"--send {args.send}: {exc}"
+    if not (args.sr or args.dicom_out):
+        return None
+    import os
+
+    return OutputOptions(sr_dir=os.path.abspath(args.sr) if args.sr else None,
+                         dicom_dir=os.path.abspath(args.dicom_out) if args.dicom_out else None, send=args.send,
+                         ae_title=args.ae)
+
+
+def _outputs_doc(out: str) -> dict[str, Any]:
+    """Counts of the DICOM outputs recorded in the results folder, and each one not written or not sent."""
+    from viewer.batch.results import read_results
+
+    t = read_results(out, ["unit_key", "series_instance_uid", "model_id", "output_kind", "output_path",
+                           "output_error", "send_status", "send_error"]).to_pydict()
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for i, (key, model, kind) in enumerate(zip(t["unit_key"], t["model_id"], t["output_kind"])):
+        if kind:
+            seen[(key, model)] = {c: t[c][i] for c in t}
+    rows = list(seen.values())
+    return {"written": sum(1 for r in rows if r["output_path"] and not r["output_error"]),
+            "sent": sum(1 for r in rows if r["send_status"] == "sent"),
+            "not_written": [{"series_instance_uid": r["series_instance_uid"], "model": r["model_id"],
+                             "reason": r["output_error"]} for r in rows if r["output_error"]],
+            "not_sent": [{"series_instance_uid": r["series_instance_uid"], "model": r["model_id"],
+                          "path": r["output_path"], "reason": r["send_error"]}
+                         for r in rows if r["send_status"] == "failed"]}
+
+
 def _summary_doc(summary: Any, scan: Any, manifests: Any, args: argparse.Namespace) -> dict[str, Any]:
     p = summary.progress
+    extra = {"outputs": _outputs_doc(summary.out)} if (args.sr or args.dicom_out) else {}
     return {
         "out": summary.out, "models": [{"id": m.id, "version": m.version, "sha256": m.sha256} for m in manifests],
         "forced": bool(args.force), "scheduler": args.scheduler or "local", "workers": summary.workers,
@@ -198,6 +279,7 @@ def _summary_doc(summary: Any, scan: Any, manifests: Any, args: argparse.Namespa
         "parts_written": summary.parts_written, "engine_setup_s": summary.engine_setup_s,
         "failures": summary.failures,
         "files_not_loadable": [{"path": path, "reason": reason} for path, reason in scan.bad_files],
+        **extra,
     }
 
 
@@ -215,6 +297,13 @@ def _print_summary(doc: dict[str, Any]) -> None:
         print(f"  {len(fs)} series, {reason} (e.g. {where})" if len(fs) > 1 else f"  {reason} ({where})")
     if len(groups) > 15:
         print(f"  ... and {len(groups) - 15} other reasons (--json lists every series; the results hold each reason)")
+    if "outputs" in doc:
+        o = doc["outputs"]
+        print(f"DICOM outputs: {o['written']} written, {o['sent']} sent"
+              + (f", {len(o['not_written'])} not written (first: {o['not_written'][0]['reason']})"
+                 if o["not_written"] else "")
+              + (f", {len(o['not_sent'])} not sent (first: {o['not_sent'][0]['reason']}; send them later with "
+                 "`pacs send NODE FOLDER`)" if o["not_sent"] else ""))
     if doc["files_not_loadable"]:
         print(f"{len(doc['files_not_loadable'])} file(s) were not loadable DICOM images (--json lists them)")
 

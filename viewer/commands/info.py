@@ -1,4 +1,8 @@
-"""``python -m viewer info PATH [--series UID_OR_INDEX] --json``: geometry and values of each series."""
+"""``python -m viewer info PATH [--series UID_OR_N] --json``: geometry and values of each series.
+
+Series are numbered from 1 in the scan's order, as the viewer, ``scan`` and ``screenshot --series`` number
+them; the JSON object of each carries that ``number`` beside its 0-based ``index`` in the scan's list.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="+", help="folder, DICOM file(s) or DICOMDIR")
-    parser.add_argument("--series", help="SeriesInstanceUID or index of one stack (default: every stack)")
+    parser.add_argument("--series", metavar="UID_OR_N", help="one series: its SeriesInstanceUID, or its number N "
+                        "counted from 1 in the scan's order, as the text output and the viewer number them "
+                        "(default: every series)")
     parser.add_argument("--json", action="store_true", help="print a JSON list (one object per series)")
 
 
@@ -80,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     stacks = list(enumerate(result.stacks))
     if args.series is not None:
         sel = [(i, s) for i, s in stacks if s.series_uid == args.series]
-        if not sel and args.series.isdigit() and int(args.series) < len(stacks):
-            sel = [stacks[int(args.series)]]
+        if not sel and args.series.isdigit() and 1 <= int(args.series) <= len(stacks):
+            sel = [stacks[int(args.series) - 1]]
         if not sel:
-            print(f"no series {args.series!r} in {args.path}: {len(stacks)} stack(s) found", file=sys.stderr)
+            print(f"no series {args.series!r} in {args.path}: {len(stacks)} stack(s) found, numbered "
+                  f"1..{len(stacks)}", file=sys.stderr)
             return 2
         stacks = sel
     out: list[dict[str, Any]] = []
@@ -93,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
             obj = describe(load_stack(stack))
         except LoadError as exc:
             failed += 1
-            obj = {"series_uid": stack.series_uid, "index": i, "error": str(exc)}
-            print(f"series {i} ({stack.series_uid or 'no UID'}): {exc}", file=sys.stderr)
-        obj["index"] = i
+            obj = {"series_uid": stack.series_uid, "error": str(exc)}
+            print(f"series {i + 1} ({stack.series_uid or 'no UID'}): {exc}", file=sys.stderr)
+        obj["index"], obj["number"] = i, i + 1
         out.append(obj)
     if not stacks:
         print(f"no loadable DICOM series in {args.path}", file=sys.stderr)
@@ -105,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         for obj in out:
             if "error" in obj:
-                print(f"[{obj['index']}] {obj['series_uid']}: ERROR {obj['error']}")
+                print(f"[{obj['number']}] {obj['series_uid']}: ERROR {obj['error']}")
                 continue
-            print(f"[{obj['index']}] {obj['modality']} {obj['series_uid']} shape {obj['shape']} spacing "
+            print(f"[{obj['number']}] {obj['modality']} {obj['series_uid']} shape {obj['shape']} spacing "
                   f"{obj['spacing']} {obj['dtype']} range {obj['value_range']}")
             for w in obj["warnings"]:
                 print(f"    warning: {w}")

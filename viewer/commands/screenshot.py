@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", help="series to show: its SeriesInstanceUID, or its number N in the scan's "
                         "order, counted from 1 as the viewer counts series and images (series 1 is the "
                         "first `scan`/`info` lists; default: the series with the most images)")
-    parser.add_argument("--slice", type=int, help="slice index k, 0-based along the sorted volume "
-                        "(default: the middle slice)")
+    parser.add_argument("--slice", type=int, metavar="N", help="image to show: N is the number the viewport "
+                        "shows as 'Im N/n', counted from 1 in display order (default: the middle image)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", help="window preset name, e.g. lung, bone, 'soft tissue'")
     group.add_argument("--window", nargs=2, type=float, metavar=("W", "L"),
@@ -154,10 +154,10 @@ def run(args: argparse.Namespace) -> int:
 def _draw_model(app: object, window: object, model_id: str) -> int:
     """Run ``model_id`` through the AI dock on the shown slice: top-k labels, and for ``roi`` models the
     class map, drawn on the viewport as a user would see them."""
-    import viewer.ai
+    from viewer.ai.inference import ModelInference
     from viewer.ui.ai_panel import attach_ai_panel
 
-    panel = attach_ai_panel(window, viewer.ai)
+    panel = attach_ai_panel(window, ModelInference())
     if not _pump(app, lambda: bool(panel.entries), WAIT_S):
         return _fail("timed out listing the AI models", 1)
     if not panel.select_model(model_id):
@@ -196,9 +196,10 @@ def _apply_view(slot: object, args: argparse.Namespace) -> int:
     volume = slot.volume  # type: ignore[attr-defined]
     if args.slice is not None:
         n = volume.shape[0]
-        if not 0 <= args.slice < n:
-            return _fail(f"--slice {args.slice} is outside 0..{n - 1} for this series ({n} slices)")
-        view.set_slice(args.slice)
+        if not 1 <= args.slice <= n:
+            return _fail(f"--slice {args.slice} is outside 1..{n}: this series has {n} images, numbered "
+                         "from 1 as the viewport shows them (Im 1/{n} to Im {n}/{n})".replace("{n}", str(n)))
+        view.set_slice(args.slice - 1)  # the viewport's Im N is slice index N - 1
     if args.preset:
         from viewer.core.presets import find_preset
 

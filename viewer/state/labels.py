@@ -7,7 +7,7 @@ image pixels (column, row) on one acquired slice (see :mod:`viewer.annotations.m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,7 @@ from viewer.annotations.model import MEASUREMENT_KINDS, ImageKey, Label, Roi
 from viewer.annotations.roi_geometry import roi_from_lps, roi_to_lps, slice_keys
 from viewer.core.volume import Volume
 from viewer.state.measurements import Measurement
-
-SliceScores = Callable[[Any, Volume, Sequence[int]], np.ndarray]
+from viewer.state.services import Inference, Manifest
 
 # ROI kind -> measurement kind, the inverse of MEASUREMENT_KINDS.
 ROI_TO_MEASUREMENT = {v: k for k, v in MEASUREMENT_KINDS.items()}
@@ -66,13 +65,9 @@ def roi_to_measurement(roi: Roi, volume: Volume, keys: Sequence[ImageKey]) -> Me
     return Measurement(kind, [tuple(float(v) for v in p) for p in pts], "acquired", z)  # type: ignore[misc]
 
 
-def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Label],
-                    slice_scores: SliceScores) -> dict[str, Any]:
-    """Score a model on the labelled slices of one loaded series.
-
-    ``slice_scores(manifest, volume, zs)`` runs the model on slices ``zs`` and returns (len(zs), classes)
-    probabilities; the composition root injects it (``viewer.app.ai_slice_scores``) because state and ui
-    may not import ONNX Runtime.
+def evaluate_series(manifest: Manifest, volume: Volume, labels: Mapping[ImageKey, Label],
+                    inference: Inference) -> dict[str, Any]:
+    """Score a model on the labelled slices of one loaded series, run by ``inference`` on those slices.
 
     Returns
     -------
@@ -95,7 +90,7 @@ def evaluate_series(manifest: Any, volume: Volume, labels: Mapping[ImageKey, Lab
     if not zs:
         raise ValueError(f"no slice of this series has a label among the classes of {manifest.id!r} "
                          f"({', '.join(names)})")
-    scores = np.asarray(slice_scores(manifest, volume, zs), dtype=np.float64)
+    scores = np.asarray(inference.classify_slices(manifest, volume, zs).result.probabilities, dtype=np.float64)
     y = np.array([names.index(labels[keys[z]].label) for z in zs])
     report = classification_report(y, scores, names)
     top = scores.argmax(axis=1)

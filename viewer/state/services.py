@@ -1,4 +1,5 @@
-"""The services the application model and the widgets use, as Protocols: scanning, loading, thumbnails.
+"""The services the application model and the widgets use, as Protocols: scanning, loading, thumbnails,
+inference.
 
 The implementations live below (``viewer.io``: ``find_stacks``, ``SeriesLoader``, ``load_series``) and are
 handed in by the composition root (``viewer.app.io_services``) as an :class:`IoServices`; ``ui`` never
@@ -15,6 +16,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# The model records, typed and importing no onnxruntime (viewer.ai imports it only to run a network);
+# re-exported for the widgets that show them.
+from viewer.ai.manifest import Manifest as Manifest
+from viewer.ai.catalog import ModelEntry as ModelEntry
+from viewer.ai.results import ClassMap as ClassMap
+from viewer.ai.results import ModelRun as ModelRun
+from viewer.ai.results import OcclusionMap as OcclusionMap
+from viewer.ai.results import Predictions as Predictions
 from viewer.core.derived import DerivedOverlay
 from viewer.core.jobs import CancelCheck, Progress
 from viewer.core.series_info import SeriesInfo
@@ -127,6 +136,19 @@ class ArrivingSeriesLike(Protocol):
         ...
 
 
+class ExportSummary(Protocol):
+    """What an export reports (``viewer.io.export.ExportReport``)."""
+
+    def summary(self) -> str:
+        """One line for the status bar: files, ratio, speed."""
+        ...
+
+
+class SeriesExport(Protocol):
+    def __call__(self, files: list[str], out_dir: str, codec: str, *, deidentify: bool = ...,
+                 progress: Progress | None = ..., cancel: CancelCheck | None = ...) -> ExportSummary: ...
+
+
 @dataclass(frozen=True)
 class IoServices:
     """The io functions the application runs in the background, injected by ``viewer.app``.
@@ -147,6 +169,49 @@ class IoServices:
     shutdown: Callable[[], None] | None = None
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
     # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
-    export_series: Callable[..., Any] | None = None
+    export_series: SeriesExport | None = None
     # A new ``viewer.io.arriving.ArrivingSeries``: a series shown while a PACS retrieve stores it.
     arriving_series: Callable[[], ArrivingSeriesLike] | None = None
+
+
+class Inference(Protocol):
+    """Running the models (implemented by ``viewer.ai.inference.ModelInference``, in the one layer that may
+    import ONNX Runtime; the composition root hands it to the docks).
+
+    Listing and applicability read manifests only: the network runtime is started by the first run, on
+    whatever thread runs it (a worker: creating a session takes from milliseconds to seconds). Slices are
+    0-based z of the volume; boxes ``(row0, col0, row1, col1)`` pixels, half-open. Runs poll ``cancel`` and
+    raise :class:`viewer.core.jobs.Cancelled`; ``progress(done, total)`` counts images or windows.
+    """
+
+    def models(self) -> Sequence[ModelEntry]:
+        """Every model folder found, usable (``entry.manifest``) or not (``entry.error``)."""
+        ...
+
+    def applicability(self, manifest: Manifest, volume: Volume) -> tuple[bool, str]:
+        """Whether the model is meant for ``volume``, and why not (or the warning to show with its results)."""
+        ...
+
+    def classify_slices(self, manifest: Manifest, volume: Volume, slices: Sequence[int] | None = None, *,
+                        progress: Progress | None = None,
+                        cancel: CancelCheck | None = None) -> ModelRun[Predictions]:
+        """Whole slices ``slices`` (default all) of ``volume``."""
+        ...
+
+    def classify_box(self, manifest: Manifest, volume: Volume, k: int, box: tuple[int, int, int, int], *,
+                     cancel: CancelCheck | None = None) -> ModelRun[Predictions]: ...
+
+    def class_map(self, manifest: Manifest, volume: Volume, k: int, *, progress: Progress | None = None,
+                  cancel: CancelCheck | None = None) -> ModelRun[ClassMap]:
+        """The model's window slid over slice ``k`` (models of scope ``roi``)."""
+        ...
+
+    def occlusion(self, manifest: Manifest, volume: Volume, k: int, *, progress: Progress | None = None,
+                  cancel: CancelCheck | None = None) -> ModelRun[OcclusionMap]:
+        """Occlusion sensitivity of slice ``k`` for the model's top class."""
+        ...
+
+    def image_to_image(self, manifest: Manifest, images: np.ndarray, *, progress: Progress | None = None,
+                       cancel: CancelCheck | None = None) -> np.ndarray:
+        """An image-to-image model (a denoiser) on (N, rows, columns) images in modality units."""
+        ...

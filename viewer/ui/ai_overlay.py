@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QLabel
 
 from viewer.state.ai_results import AiResults
+from viewer.state.services import ClassMap, OcclusionMap, Predictions
 
 # Distinct, colour-blind-friendlier hues (Okabe-Ito first, then Tableau); index = class index.
 PALETTE = np.array([
@@ -80,7 +81,7 @@ def heat_rgba(heat: np.ndarray, opacity: float) -> np.ndarray:
     return rgba
 
 
-def model_tag(result: Any) -> str:
+def model_tag(result: Predictions | ClassMap | OcclusionMap) -> str:
     """"name version" of the model that made ``result`` (Predictions, ClassMap or OcclusionMap)."""
     return f"{result.model_name or result.model_id} {result.model_version}".strip()
 
@@ -99,9 +100,9 @@ class AiOverlay(QObject):
         # own for the slice (another viewport's run, a reloaded series, an MPR plane through the slice).
         self.results = results
         self.opacity = 0.45
-        self.topk: tuple[int, Any, str] | None = None  # (slice, Predictions of one image, what)
-        self.class_map: tuple[int, Any] | None = None
-        self.occlusion: tuple[int, Any] | None = None
+        self.topk: tuple[int, Predictions, str] | None = None  # (slice, Predictions of one image, what)
+        self.class_map: tuple[int, ClassMap] | None = None
+        self.occlusion: tuple[int, OcclusionMap] | None = None
         self.box: tuple[int, tuple[int, int, int, int]] | None = None
         self.k = 3
         self.map_item = pg.ImageItem(axisOrder="row-major")
@@ -130,15 +131,15 @@ class AiOverlay(QObject):
             self._unsub.append(results.subscribe(lambda _c: self.sync()))
 
     # -- results ----------------------------------------------------------------------------------------
-    def set_topk(self, k: int, predictions: Any, what: str = "slice") -> None:
+    def set_topk(self, k: int, predictions: Predictions, what: str = "slice") -> None:
         self.topk = (k, predictions, what)
         self.sync()
 
-    def set_class_map(self, k: int, class_map: Any) -> None:
+    def set_class_map(self, k: int, class_map: ClassMap) -> None:
         self.class_map = (k, class_map)
         self.sync()
 
-    def set_occlusion(self, k: int, occlusion: Any) -> None:
+    def set_occlusion(self, k: int, occlusion: OcclusionMap) -> None:
         self.occlusion = (k, occlusion)
         self.sync()
 
@@ -255,7 +256,7 @@ class AiOverlay(QObject):
             lines = [f"<b>{html.escape(model_tag(pred))}</b> <span style='color:#aaa'>({html.escape(what)})</span>"]
             for label, p in pred.top(self.k)[0]:
                 lines.append(f"{p * 100:5.1f}%&nbsp;&nbsp;{html.escape(label)}")
-            if getattr(pred, "threshold", None) is not None:  # the manifest's operating point decides
+            if pred.threshold is not None:  # the manifest's operating point decides
                 lines.append(f"<b>{html.escape(pred.predicted_label[0])}</b> <span style='color:#aaa'>"
                              f"({html.escape(pred.decision)})</span>")
             self.labels_box.setText("<br>".join(lines))

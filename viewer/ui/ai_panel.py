@@ -6,13 +6,14 @@ preprocessing and inference. Each kind of request has its channel; a new request
 previous one, whose result is then dropped, so scrolling fast never queues slices ("ai:slice" is also
 debounced by :data:`DEBOUNCE_MS`).
 
-``ui`` may not import ``viewer.ai`` (its package pulls onnxruntime in, which the import contracts keep
-inside ``ai``), so the composition root hands the ``viewer.ai`` module in as ``ai``, as it does with
-``IoServices`` for ``viewer.io``.
+Models are run through an :class:`~viewer.state.services.Inference` service that the composition root
+hands in (``viewer.ai.inference.ModelInference``, over ``viewer.ai``), as it does with ``IoServices``
+for ``viewer.io``; the dock reads the models' typed manifests. Listing them starts no network runtime:
+ONNX Runtime is imported by the first run, on a worker.
 
 Public interface::
 
-    panel = AiPanel(viewer.ai, background=None, registry=None, device="auto")
+    panel = AiPanel(ModelInference(device="auto"), background=None)
     panel.set_viewport(vp)          # the SliceViewport the panel works on (follows volume/slice changes)
     panel.select_model("organ-ct")  # False when absent or not applicable
     panel.classify_slice(); panel.classify_series(); panel.cancel_series()
@@ -21,14 +22,15 @@ Public interface::
     panel.overlay                   # AiOverlay of the viewport; panel.plot: AiProbabilityPlot
     signals: models_listed(), result_ready(str kind, object result), failed(str kind, str message),
              series_cancelled()
-    attach_ai_panel(main_window, viewer.ai) -> AiPanel   # a right-hand dock following the active viewport
+    attach_ai_panel(main_window, inference) -> AiPanel   # a right-hand dock following the active viewport
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -36,14 +38,19 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from viewer.core.jobs import JobContext
 from viewer.state.ai_results import AiResults
-
-if TYPE_CHECKING:
-    from viewer.ui.main_window import MainWindow
+from viewer.state.services import ClassMap, Inference, Manifest, ModelEntry, ModelRun, OcclusionMap, Predictions
 from viewer.ui.ai_overlay import AiOverlay
 from viewer.ui.ai_plot import AiProbabilityPlot
-from viewer.core.jobs import JobContext
 from viewer.ui.workers import Background
+
+if TYPE_CHECKING:
+    from viewer.core.volume import Volume
+    from viewer.ui.main_window import MainWindow
+    from viewer.ui.viewport import SliceViewport
+
+T = TypeVar("T")
 
 DEBOUNCE_MS = 150
 ROLE_ID = Qt.ItemDataRole.UserRole
@@ -57,21 +64,20 @@ class AiPanel(QWidget):
     failed = Signal(str, str)
     series_cancelled = Signal()
 
-    def __init__(self, ai: Any, background: Background | None = None, registry: Any = None, device: str = "auto",
-                 parent: QWidget | None = None, *, results: AiResults | None = None) -> None:
+    def __init__(self, inference: Inference, background: Background | None = None, parent: QWidget | None = None,
+                 *, results: AiResults | None = None) -> None:
         super().__init__(parent)
-        self.ai = ai
+        self.inference = inference
         # Results per series, observed by every viewport's overlay (and MPR): the application model's.
         self.results = results if results is not None else AiResults()
         # A private pool: a whole-series run must not wait behind (or hold up) the shell's loads.
         self.background = background or Background(max_threads=2, parent=self)
-        self.registry = registry
-        self.device = device
-        self.entries: list[Any] = []
-        self.vp: Any = None
+        self.entries: list[ModelEntry] = []
+        self.vp: SliceViewport | None = None
         self.overlay: AiOverlay | None = None
         self._overlays: dict[int, AiOverlay] = {}
-        self._unsub: list[Any] = []
+        self._unsub: list[Callable[[], None]] = []
+        self._provider: dict[str, str] = {}  # model id -> the provider its last run used
         self._box_start: tuple[float, float] | None = None
         self._box_filter: _BoxFilter | None = None
         self._progress_ids: dict[str, int] = {}  # channel -> request id of the runs that show progress
@@ -156,15 +162,14 @@ class AiPanel(QWidget):
 
     # -- models -----------------------------------------------------------------------------------------
     def refresh_models(self) -> None:
-        """List the models off the UI thread (the registry opens each ONNX file to check it)."""
-        registry, ai = self.registry, self.ai
+        """List the models off the UI thread (reading the manifests hashes each model file)."""
+        inference = self.inference
 
         def job(ctx: JobContext) -> object:
-            reg = registry if registry is not None else ai.ModelRegistry()
-            return reg, reg.models()
+            return list(inference.models())
 
-        def done(result: Any) -> None:
-            self.registry, self.entries = result
+        def done(entries: list[ModelEntry]) -> None:
+            self.entries = entries
             self._fill_models()
             self.models_listed.emit()
 
@@ -185,7 +190,15 @@ class AiPanel(QWidget):
                 item.setData(ROLE_ID, e.id)
                 self.models.addItem(item)
                 continue
-            ok, reason = (True, "") if vol is None else self.ai.applicability(m, vol)
+            if m.task != "classification":  # a denoiser: it changes the picture, it does not classify
+                item = QListWidgetItem(f"{m.name}  v{m.version}\n  an image filter: choose it in the toolbar's "
+                                       "Filter menu")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setData(ROLE_ID, m.id)
+                item.setToolTip(f"{m.id} — {m.intended_use}")
+                self.models.addItem(item)
+                continue
+            ok, reason = (True, "") if vol is None else self.inference.applicability(m, vol)
             # applicability's reason starts with the model's name, already on the first line
             why = reason[len(m.name):].strip() if reason.startswith(m.name) else reason
             # ok with a reason: runs, with a warning (e.g. a radiograph whose header names no body part)
@@ -225,7 +238,7 @@ class AiPanel(QWidget):
             return None
         return str(it.data(ROLE_ID))
 
-    def manifest(self) -> Any:
+    def manifest(self) -> Manifest | None:
         mid = self.model_id()
         for e in self.entries:
             if e.manifest is not None and e.manifest.id == mid:
@@ -240,25 +253,25 @@ class AiPanel(QWidget):
         whole = ready and self._whole_slice_allowed(m)
         self.btn_slice.setEnabled(whole)
         self.btn_series.setEnabled(whole)
-        self.btn_map.setEnabled(ready and m.applies_to.scope == "roi")
+        self.btn_map.setEnabled(ready and m is not None and m.applies_to.scope == "roi")
         self.out_of_scope.setVisible(m is not None and m.applies_to.scope == "roi")
         if m is None:
             if self.entries:
                 shown = self.vp is not None and self.vp.volume is not None
                 self.info.setText("No model applies to this series." if shown else "Open a series to run a model.")
             return
-        prov = provider or getattr(self, "_provider", {}).get(m.id, "not started yet")
+        prov = provider or self._provider.get(m.id, "not started yet")
         self.info.setText(f"<b>{html.escape(m.name)}</b> v{html.escape(m.version)} ({html.escape(m.applies_to.scope)})"
                           f"<br>{html.escape(m.intended_use)}<br>Provider: {html.escape(prov)}")
 
-    def _whole_slice_allowed(self, m: Any) -> bool:
+    def _whole_slice_allowed(self, m: Manifest | None) -> bool:
         return m is not None and (m.applies_to.scope != "roi" or self.out_of_scope.isChecked())
 
-    def _scope_note(self, m: Any) -> str:
+    def _scope_note(self, m: Manifest) -> str:
         """What the overlay says about a whole-slice result: "(out of scope)" for an ROI model."""
         return " — out of scope" if m.applies_to.scope == "roi" else ""
 
-    def _refuse_whole_slice(self, m: Any) -> bool:
+    def _refuse_whole_slice(self, m: Manifest) -> bool:
         """True (and says why) when ``m`` may not run on whole slices."""
         if self._whole_slice_allowed(m):
             return False
@@ -270,17 +283,17 @@ class AiPanel(QWidget):
         vol = self.vp.volume if self.vp is not None else None
         return vol.series_uid if vol is not None else ""
 
-    def _session_started(self, session: Any) -> None:
-        if not hasattr(self, "_provider"):
-            self._provider: dict[str, str] = {}
-        self._provider[session.manifest.id] = session.provider
-        if session.message:  # CUDA asked for but not running: say so where the user looks
-            self.warning.setText(session.message)
+    def _ran(self, m: Manifest, run: ModelRun[T]) -> T:
+        """Note which runtime ran ``m`` (shown under its name) and return the run's result."""
+        self._provider[m.id] = run.provider
+        if run.note:  # CUDA asked for but not running: say so where the user looks
+            self.warning.setText(run.note)
             self.warning.show()
         self._update_info()
+        return run.result
 
     # -- viewport ---------------------------------------------------------------------------------------
-    def set_viewport(self, vp: Any) -> None:
+    def set_viewport(self, vp: SliceViewport | None) -> None:
         """Work on ``vp`` (a SliceViewport); results already drawn on another viewport stay there."""
         if vp is self.vp:
             return
@@ -321,7 +334,7 @@ class AiPanel(QWidget):
     def _show_series_results(self) -> None:
         """The plot shows the shown series' per-slice predictions (from the results), else nothing."""
         pred = self.results.of(self._series_uid()).predictions if self.vp is not None else None
-        if pred is not None and pred.indices is not None and len(pred) > 1:
+        if self.vp is not None and pred is not None and pred.indices is not None and len(pred) > 1:
             self.plot.set_predictions(pred)
             self.plot.set_current(self.vp.slice_index)
         else:
@@ -357,7 +370,7 @@ class AiPanel(QWidget):
         self._debounce.start()  # restarting drops the slices scrolled past
 
     # -- running ----------------------------------------------------------------------------------------
-    def _ready(self) -> tuple[Any, Any, int] | None:
+    def _ready(self) -> tuple[Manifest, Volume, int] | None:
         m = self.manifest()
         if m is None or self.vp is None or self.vp.volume is None:
             return None
@@ -370,7 +383,7 @@ class AiPanel(QWidget):
     def classify_slice(self) -> None:
         """Classify the shown slice (acquired plane); only the newest request's result is drawn."""
         ready = self._ready()
-        if ready is None:
+        if ready is None or self.vp is None:
             return
         if self.vp.state.plane != "acquired":  # the models take the slices as acquired, not reformats
             self.status.setText("Slice classification runs on the acquired plane; switch the view back to it")
@@ -378,16 +391,13 @@ class AiPanel(QWidget):
         m, vol, k = ready
         if self._refuse_whole_slice(m):
             return
-        device, ai = self.device, self.ai
+        inference = self.inference
 
         def job(ctx: JobContext) -> object:
-            s = ai.ModelSession.get(m, device)
-            ctx.check()
-            return s, ai.classify_slices(s, vol, [k], cancel=ctx.cancelled)
+            return inference.classify_slices(m, vol, [k], cancel=ctx.cancelled)
 
-        def done(result: Any) -> None:
-            s, pred = result
-            self._session_started(s)
+        def done(run: ModelRun[Predictions]) -> None:
+            pred = self._ran(m, run)
             if self.overlay is not None:
                 self.overlay.set_topk(k, pred, "slice" + self._scope_note(m))
             self.results.set_predictions(vol.series_uid, pred)
@@ -403,15 +413,13 @@ class AiPanel(QWidget):
         m, vol, _k = ready
         if self._refuse_whole_slice(m):
             return
-        device, ai = self.device, self.ai
+        inference = self.inference
 
         def job(ctx: JobContext) -> object:
-            s = ai.ModelSession.get(m, device)
-            return s, ai.classify_slices(s, vol, progress=ctx.progress, cancel=ctx.cancelled)
+            return inference.classify_slices(m, vol, progress=ctx.progress, cancel=ctx.cancelled)
 
-        def done(result: Any) -> None:
-            s, pred = result
-            self._session_started(s)
+        def done(run: ModelRun[Predictions]) -> None:
+            pred = self._ran(m, run)
             self.results.set_predictions(vol.series_uid, pred)
             self.plot.set_predictions(pred)
             self.plot.set_current(self.vp.slice_index if self.vp is not None else None)
@@ -443,17 +451,15 @@ class AiPanel(QWidget):
         if ready is None:
             return
         m, vol, k = ready
-        device, ai = self.device, self.ai
+        inference = self.inference
         if self.overlay is not None:
             self.overlay.set_box(k, box)
 
         def job(ctx: JobContext) -> object:
-            s = ai.ModelSession.get(m, device)
-            return s, ai.classify_box(s, vol, k, box)
+            return inference.classify_box(m, vol, k, box, cancel=ctx.cancelled)
 
-        def done(result: Any) -> None:
-            s, pred = result
-            self._session_started(s)
+        def done(run: ModelRun[Predictions]) -> None:
+            pred = self._ran(m, run)
             if self.overlay is not None:
                 self.overlay.set_topk(k, pred, f"box {box[3] - box[1]}×{box[2] - box[0]} px")
             self.results.add_box(vol.series_uid, k, box, pred)
@@ -467,15 +473,13 @@ class AiPanel(QWidget):
         if ready is None or ready[0].applies_to.scope != "roi":
             return
         m, vol, k = ready
-        device, ai = self.device, self.ai
+        inference = self.inference
 
         def job(ctx: JobContext) -> object:
-            s = ai.ModelSession.get(m, device)
-            return s, ai.sliding_window_map(s, vol, k, progress=ctx.progress, cancel=ctx.cancelled)
+            return inference.class_map(m, vol, k, progress=ctx.progress, cancel=ctx.cancelled)
 
-        def done(result: Any) -> None:
-            s, cm = result
-            self._session_started(s)
+        def done(run: ModelRun[ClassMap]) -> None:
+            cm = self._ran(m, run)
             if self.overlay is not None:
                 self.overlay.set_class_map(k, cm)
             self.results.set_class_map(vol.series_uid, k, cm)
@@ -494,17 +498,13 @@ class AiPanel(QWidget):
         if ready is None:
             return
         m, vol, k = ready
-        device, ai = self.device, self.ai
+        inference = self.inference
 
         def job(ctx: JobContext) -> object:
-            s = ai.ModelSession.get(m, device)
-            ctx_pre = ai.Context.of(vol.info, vol.modality)  # window, MONOCHROME1
-            return s, ai.occlusion_map(s, vol.array[k], context=ctx_pre, progress=ctx.progress,
-                                    cancel=ctx.cancelled)
+            return inference.occlusion(m, vol, k, progress=ctx.progress, cancel=ctx.cancelled)
 
-        def done(result: Any) -> None:
-            s, occ = result
-            self._session_started(s)
+        def done(run: ModelRun[OcclusionMap]) -> None:
+            occ = self._ran(m, run)
             if self.overlay is not None:
                 self.overlay.set_occlusion(k, occ)
             self.results.set_occlusion(vol.series_uid, k, occ)
@@ -613,14 +613,14 @@ class _BoxFilter(QObject):
         return False
 
 
-def attach_ai_panel(window: MainWindow, ai: Any) -> AiPanel:
+def attach_ai_panel(window: MainWindow, inference: Inference) -> AiPanel:
     """Add the AI dock to the main window (right side, under Measurements) with a View-menu toggle; the
     panel follows the active viewport and keeps its results in the window's workspace (per series)."""
-    panel = AiPanel(ai, parent=window, results=window.workspace.ai)
+    panel = AiPanel(inference, parent=window, results=window.workspace.ai)
     dock = window.add_panel("AI", "aiDock", panel)
     from viewer.ui.display_filter import add_model_filters
 
-    add_model_filters(window.filter_button, window._all_viewports, ai)  # a denoiser as a display filter
+    add_model_filters(window.filter_button, window._all_viewports, inference)  # a denoiser as a display filter
     # The plot needs width and the model list height; the measurements list above can do with less. Other
     # tall docks already under it (Labels) share the space as tabs, AI in front: stacked, none fits.
     above = window.measurements_dock

@@ -9,22 +9,48 @@ results per series, from which the AI dock plots a series when it is shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QTimer
+
+from viewer.state.services import Predictions
+
+if TYPE_CHECKING:
+    from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.main_window import MainWindow
 
 MARK_PREFIX = "AI: "
 
 
+class StoredSeries(Protocol):
+    """One series' stored result (``viewer.batch.stored.StoredSeries``; ui does not import the batch stack,
+    which the desktop build leaves out)."""
+
+    @property
+    def predictions(self) -> Predictions: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def probability(self) -> float: ...
+
+
+ReadStored = Callable[[str], Mapping[str, StoredSeries]]
+
+
 class BatchResults:
     """Stored results attached to a main window (see module doc); ``stored`` maps series UID to
-    :class:`viewer.batch.stored.StoredSeries`."""
+    :class:`viewer.batch.stored.StoredSeries`; ``ai_panel`` (when the window has the AI dock) shows
+    where the plotted predictions come from."""
 
-    def __init__(self, window: Any, stored: dict[str, Any], source: str) -> None:
+    def __init__(self, window: MainWindow, stored: Mapping[str, StoredSeries], source: str,
+                 ai_panel: AiPanel | None = None) -> None:
         self.window = window
         self.stored = stored
         self.source = source
+        self.ai_panel = ai_panel
         self._marked: set[str] = set()
         ws = window.workspace
         for uid, s in stored.items():
@@ -46,12 +72,9 @@ class BatchResults:
 
     def mark_browser(self) -> None:
         """Append the stored label to each listed series' description (once per series item)."""
-        browser = getattr(self.window, "browser", None)
-        if browser is None:
-            return
-        for key, item in list(browser.items.items()):
+        for key, item in list(self.window.browser.items.items()):
             stack = self.window.workspace.series.get(key)
-            s = self.stored.get(getattr(stack, "series_uid", "") or "") if stack is not None else None
+            s = self.stored.get(stack.series_uid or "") if stack is not None else None
             if s is None or key in self._marked:
                 continue
             self._marked.add(key)
@@ -63,9 +86,9 @@ class BatchResults:
     def show_in_ai_panel(self) -> None:
         """The AI dock plots a series' results from ``workspace.ai`` by itself; when those are the stored ones,
         say where they come from and draw the shown slice's labels on the image."""
-        panel = getattr(self.window, "ai_panel", None)
-        vp: Any = getattr(panel, "vp", None)
-        vol = getattr(vp, "volume", None)
+        panel = self.ai_panel
+        vp = panel.vp if panel is not None else None
+        vol = vp.volume if vp is not None else None
         if panel is None or vp is None or vol is None:
             return
         s = self.stored.get(vol.series_uid or "")
@@ -82,11 +105,12 @@ class BatchResults:
         self._unsub = []
 
 
-def attach_batch_results(window: Any, path: str, read_stored: Callable[[str], dict[str, Any]],
+def attach_batch_results(window: MainWindow, path: str, read_stored: ReadStored, ai_panel: AiPanel | None = None,
                          on_error: Callable[[str], None] | None = None) -> None:
-    """Read ``path`` on the window's background pool, then attach it (``window.batch_results``)."""
-    def done(stored: Any) -> None:
-        window.batch_results = BatchResults(window, stored, path)
+    """Read ``path`` on the window's background pool, then attach it (``window.batch_results``) to the
+    window's browser and to its AI dock ``ai_panel``."""
+    def done(stored: Mapping[str, StoredSeries]) -> None:
+        window.batch_results = BatchResults(window, stored, path, ai_panel)
         window.statusBar().showMessage(f"{len(stored)} series with stored predictions from {path}", 8000)
 
     def failed(message: str) -> None:

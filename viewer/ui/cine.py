@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from viewer.core.volume import Volume
+
 DEFAULT_FPS = 10
 MAX_FPS = 60
+
+
+class CineTarget(Protocol):
+    """A slice view cine can play (a ``SliceViewport``)."""
+
+    @property
+    def volume(self) -> Volume | None: ...
+
+    @property
+    def slice_index(self) -> int: ...
+
+    def set_slice(self, k: int) -> None: ...
 
 
 class Cine(QObject):
@@ -24,7 +38,7 @@ class Cine(QObject):
         super().__init__(parent)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
-        self.target: Any = None
+        self.target: CineTarget | None = None
         self.fps = DEFAULT_FPS
         self.direction = 1
 
@@ -32,7 +46,7 @@ class Cine(QObject):
     def running(self) -> bool:
         return self._timer.isActive()
 
-    def set_target(self, target: Any) -> None:
+    def set_target(self, target: CineTarget | None) -> None:
         self.target = target
 
     def set_fps(self, fps: int) -> None:
@@ -41,7 +55,7 @@ class Cine(QObject):
         self.fps_changed.emit(self.fps)
 
     def start(self) -> None:
-        if self.target is None or getattr(self.target, "volume", None) is None:
+        if self.target is None or self.target.volume is None:
             return
         self._timer.start(round(1000 / self.fps))
         self.running_changed.emit(True)
@@ -56,8 +70,8 @@ class Cine(QObject):
 
     def _tick(self) -> None:
         t = self.target
-        vol = getattr(t, "volume", None) if t is not None else None
-        if vol is None:
+        vol = t.volume if t is not None else None
+        if t is None or vol is None:
             self.stop()
             return
         n = vol.shape[0]

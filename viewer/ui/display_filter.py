@@ -6,7 +6,7 @@ filtered in a worker (:class:`viewer.ui.workers.Background`), the original stays
 result arrives, and the last result is cached, so scrolling back or redrawing costs nothing. The corner
 text names the filter while one is on. Off by default. Image-to-image models (a denoiser such as the
 shipped ``ct-denoise``) are offered in the same menu and run tile by tile on the shown slice
-(:func:`viewer.ai.image_to_image.run_tiled`), so the user toggles between the original and the model's
+(``Inference.image_to_image``), so the user toggles between the original and the model's
 output like any other filter.
 """
 
@@ -19,15 +19,16 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 from viewer.core.filters import PRESETS, DisplayFilter
+from viewer.state.services import Inference, Manifest
 from viewer.ui.workers import Background
 
 
 class ModelFilter:
-    """An image-to-image model used as a display filter (hashable by the model file's sha256). ``ai`` is
-    the :mod:`viewer.ai` module, injected by the application (ui never imports onnxruntime's layer)."""
+    """An image-to-image model used as a display filter (hashable by the model file's sha256), run by the
+    application's :class:`~viewer.state.services.Inference`."""
 
-    def __init__(self, manifest: Any, ai: Any) -> None:
-        self.manifest, self.ai = manifest, ai
+    def __init__(self, manifest: Manifest, inference: Inference) -> None:
+        self.manifest, self.inference = manifest, inference
         self.label = f"filter: {manifest.name} {manifest.version}"
 
     def __eq__(self, other: object) -> bool:
@@ -37,14 +38,14 @@ class ModelFilter:
         return hash(self.manifest.sha256)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        session = self.ai.ModelSession.get(self.manifest, "auto")  # created once, in the worker
-        out: np.ndarray = self.ai.run_tiled(session, np.asarray(x, dtype=np.float32)[None])[0]
+        """The model's output for one slice (in the worker: the session is created there, once)."""
+        out: np.ndarray = self.inference.image_to_image(self.manifest, np.asarray(x, dtype=np.float32)[None])[0]
         return out
 
 
-def image_to_image_models(ai: Any) -> list[ModelFilter]:
-    """The usable image-to-image models of the model folders (``ai``: the :mod:`viewer.ai` module)."""
-    return [ModelFilter(e.manifest, ai) for e in ai.ModelRegistry(check_onnx=False).models()
+def image_to_image_models(inference: Inference) -> list[ModelFilter]:
+    """The usable image-to-image models (a denoiser) of the model folders."""
+    return [ModelFilter(e.manifest, inference) for e in inference.models()
             if e.manifest is not None and e.manifest.task == "image-to-image"]
 
 
@@ -123,7 +124,7 @@ def _add_choice(button: QToolButton, f: Any, viewports: Any) -> None:
     button.menu().addAction(act)
 
 
-def add_model_filters(button: QToolButton, viewports: Any, ai: Any) -> None:
-    """Offer the image-to-image models (a denoiser) in the Filter menu; called where ``viewer.ai`` is at hand."""
-    for f in image_to_image_models(ai):
+def add_model_filters(button: QToolButton, viewports: Any, inference: Inference) -> None:
+    """Offer the image-to-image models (a denoiser) in the Filter menu."""
+    for f in image_to_image_models(inference):
         _add_choice(button, f, viewports)

@@ -13,22 +13,24 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from viewer.core.jobs import Executor, JobContext
+from viewer.state.services import Inference, Manifest
+
 
 class EvalPanel(QWidget):
     """Evaluate a model against the label panel's labels of its viewed series."""
 
     evaluated = Signal(dict)
 
-    def __init__(self, panel: Any, parent: QWidget | None = None, slice_scores: Any = None,
-                 models: Any = None, background: Any = None) -> None:
+    def __init__(self, panel: Any, parent: QWidget | None = None, inference: Inference | None = None,
+                 background: Executor | None = None) -> None:
         super().__init__(parent)
         self.panel = panel
         # The window's Background: the model runs on a worker thread (hundreds of labelled slices take
         # seconds). Without one the evaluation runs in the caller (headless use).
         self.background = background
-        # (manifest, volume, zs) -> probabilities; injected by viewer.app (ui may not import ONNX Runtime).
-        self.slice_scores = slice_scores
-        self.models = models  # () -> {model id: manifest}, also injected
+        # Lists and runs the models (viewer.ai.inference.ModelInference, injected by viewer.app).
+        self.inference = inference
         self.report: dict[str, Any] | None = None
         self.model_box = QComboBox(self)
         self.run_button = QPushButton("Evaluate", self)
@@ -51,18 +53,19 @@ class EvalPanel(QWidget):
         lay.addWidget(self.confusion, 1)
         lay.addWidget(QLabel("Disagreements (double-click to show)", self))
         lay.addWidget(self.disagreements, 1)
-        self._manifests: dict[str, Any] = {}
+        self._manifests: dict[str, Manifest] = {}
         self.run_button.clicked.connect(lambda: self.evaluate())
         self.disagreements.itemActivated.connect(self._go_to)
         self.disagreements.itemDoubleClicked.connect(self._go_to)
         self.load_models()
 
     def load_models(self) -> None:
-        """Fill the model list from the injected ``models()`` (id -> manifest of the usable models)."""
-        if self.models is None:
+        """Fill the model list with the usable classifiers (labels score classifiers, not denoisers)."""
+        if self.inference is None:
             return
         try:
-            self._manifests = dict(self.models())
+            self._manifests = {e.manifest.id: e.manifest for e in self.inference.models()
+                               if e.manifest is not None and e.manifest.task == "classification"}
         except Exception as exc:  # a broken models folder must not take the panel down
             self.summary.setText(f"Cannot list models: {exc}")
             return
@@ -81,7 +84,7 @@ class EvalPanel(QWidget):
         model_id = model_id or self.model_box.currentText()
         manifest = self._manifests.get(model_id)
         view, session = self.panel.view, self.panel.session
-        if self.slice_scores is None:
+        if self.inference is None:
             self.summary.setText("Models cannot run in this window (no AI runtime was given to it)")
             return None
         if manifest is None or view is None or view.volume is None or session is None:
@@ -90,18 +93,18 @@ class EvalPanel(QWidget):
         # The label store is read here, on the main thread (its SQLite connection belongs to it).
         labels = {lab.key: lab for lab in self.panel.store.labels(session.label_set.name,
                                                                  series_uid=view.volume.series_uid)}
-        volume, scores = view.volume, self.slice_scores
+        volume, inference = view.volume, self.inference
         if self.background is None:
             try:
-                report = evaluate_series(manifest, volume, labels, scores)
+                report = evaluate_series(manifest, volume, labels, inference)
             except Exception as exc:  # model errors, no labelled slice: say so in the panel
                 self._failed(str(exc))
                 return None
             self.show_report(report)
             return report
 
-        def job(ctx: Any) -> object:
-            return evaluate_series(manifest, volume, labels, scores)
+        def job(ctx: JobContext) -> object:
+            return evaluate_series(manifest, volume, labels, inference)
 
         self.run_button.setEnabled(False)
         self.summary.setText(f"Evaluating {model_id} on {len(labels)} labels…")

@@ -23,13 +23,17 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, Q
 from viewer.annotations.labelsets import LabelSet, available_label_sets
 from viewer.annotations.model import Suggestion
 from viewer.annotations.session import LabelingSession
-from viewer.ai.results import Predictions
+from viewer.state.services import Inference, Predictions
 from viewer.annotations.store import LabelStore
 from viewer.state.labels import measurement_to_roi, roi_to_measurement, session_images
 
 if TYPE_CHECKING:
     from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.brush_tool import BrushControls
+    from viewer.ui.eval_panel import EvalPanel
+    from viewer.ui.label_export import LabelExport
     from viewer.ui.main_window import MainWindow
+    from viewer.ui.viewport import SliceViewport
 
 
 def default_annotator() -> str:
@@ -50,17 +54,17 @@ class LabelPanel(QWidget):
     def __init__(self, store: LabelStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.view: Any = None
+        self.view: SliceViewport | None = None
         self.session: LabelingSession | None = None
         self.suggestion: Suggestion | None = None
         self._syncing = False
         # Set by attach_label_panel: the brush controls, the evaluation panel, their docks, the keeper.
-        self.brush: Any = None
-        self.eval_panel: Any = None
-        self.dock: Any = None
-        self.eval_dock: Any = None
-        self.keeper: Any = None
-        self.export: Any = None  # File ▸ Export Labels (viewer.ui.label_export)
+        self.brush: BrushControls | None = None
+        self.eval_panel: EvalPanel | None = None
+        self.dock: QDockWidget | None = None
+        self.eval_dock: QDockWidget | None = None
+        self.keeper: MeasurementKeeper | None = None
+        self.export: LabelExport | None = None  # File ▸ Export Labels
         self.sets, errors = available_label_sets()
         # Series-scope sets need a study list, not a slice stack; this panel labels slices.
         self.set_box = QComboBox(self)
@@ -127,8 +131,8 @@ class LabelPanel(QWidget):
         self.set_box.setCurrentIndex(i)
         self._new_session()
 
-    def set_view(self, view: Any) -> None:
-        """Label what ``view`` (a :class:`~viewer.ui.viewport.SliceViewport`) shows."""
+    def set_view(self, view: SliceViewport | None) -> None:
+        """Label what ``view`` shows."""
         if view is self.view:
             return
         if self.view is not None:
@@ -148,7 +152,7 @@ class LabelPanel(QWidget):
     def _new_session(self) -> None:
         self.session = None
         self.suggestion = None
-        vol = getattr(self.view, "volume", None)
+        vol = self.view.volume if self.view is not None else None
         ls = self.label_set
         annotator = self.annotator_edit.text().strip()
         if vol is not None and ls is not None:
@@ -196,7 +200,7 @@ class LabelPanel(QWidget):
             self._syncing = False
 
     def _slice_changed(self, _index: int) -> None:
-        if self._syncing or self.session is None:
+        if self._syncing or self.session is None or self.view is None:
             return
         if self.view.state.plane != "acquired":
             return
@@ -464,14 +468,13 @@ def _volume_changed(panel: LabelPanel, view: Any, changes: frozenset[str]) -> No
         panel.volume_changed()
 
 
-def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slice_scores: Any = None,
-                       models: Any = None) -> LabelPanel:
+def attach_label_panel(window: MainWindow, store: LabelStore | None = None,
+                       inference: Inference | None = None) -> LabelPanel:
     """Add the Labels (with brush) and Evaluation docks to a :class:`~viewer.ui.main_window.MainWindow`,
     View-menu toggles for them, and measurement persistence for its viewports.
 
-    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``); ``slice_scores`` runs a
-    model for the evaluation dock and ``models()`` lists them (``viewer.app.ai_slice_scores`` and
-    ``ai_models``; ui may not import ONNX Runtime).
+    ``store`` defaults to the user's store (``$VIEWER_DATA_DIR/labels.sqlite``); ``inference`` lists and
+    runs the models the evaluation dock scores (none: the dock says models cannot run in this window).
     """
     from viewer.ui.brush_tool import BrushControls
     from viewer.ui.eval_panel import EvalPanel
@@ -485,7 +488,7 @@ def attach_label_panel(window: MainWindow, store: LabelStore | None = None, slic
     lay.addWidget(panel, 1)
     lay.addWidget(panel.brush)
     dock = window.add_panel("Labels", "labelsDock", box)
-    panel.eval_panel = EvalPanel(panel, window, slice_scores, models, background=window.background)
+    panel.eval_panel = EvalPanel(panel, window, inference, background=window.background)
     eval_dock = window.add_panel("Evaluation", "evaluationDock", panel.eval_panel)
     window.tabifyDockWidget(dock, eval_dock)
     dock.raise_()

@@ -14,7 +14,7 @@ import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -24,17 +24,23 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockW
                                QWidget)
 
 from viewer.core.derived import DerivedOverlay
+from viewer.core.jobs import JobContext
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
 from viewer.state.arrivals import Arrival
-from viewer.state.services import ArrivedLike
+from viewer.state.services import ArrivedLike, ExportSummary
 from viewer.state.workspace import Workspace, nearest_slice, slice_position
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
 from viewer.ui.volume_bar import attach_volume_bar
 from viewer.ui.workers import Background, Filling, IoServices, Preview, arrival_job, load_job, whole_load_job
+
+if TYPE_CHECKING:
+    from viewer.ui.ai_panel import AiPanel
+    from viewer.ui.batch_results import BatchResults
+    from viewer.ui.label_panel import LabelPanel
 
 APP_TITLE = "DICOM Viewer"
 CLOSE_WAIT_MS = 30000
@@ -74,11 +80,13 @@ class MainWindow(QMainWindow):
         self._filling: dict[int, Filling] = {}  # slot -> the volume being decoded there (scroll while decoding)
         self._filling_hooked: set[int] = set()
         self._titles: dict[int, str] = {}  # viewport -> title of what load_files loads there
-        # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel).
         self._tool_unsubscribe: Callable[[], None] | None = None
-        self.label_panel: QWidget | None = None
-        self.ai_panel: QWidget | None = None
+        # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel /
+        # attach_batch_results, which set these).
+        self.label_panel: LabelPanel | None = None
+        self.ai_panel: AiPanel | None = None
         self.ai_dock: QDockWidget | None = None
+        self.batch_results: BatchResults | None = None
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)
@@ -298,11 +306,11 @@ class MainWindow(QMainWindow):
             return None
         files = list(stack.files)
 
-        def job(ctx: Any) -> object:
+        def job(ctx: JobContext) -> object:
             return export(files, out_dir, codec, deidentify=deidentify, progress=ctx.progress,
                           cancel=ctx.cancelled)
 
-        def done(report: Any) -> None:
+        def done(report: ExportSummary) -> None:
             self.statusBar().showMessage("Export: " + report.summary())
             self.export_finished.emit(report.summary())
 

@@ -1,39 +1,35 @@
 """The measurement panel: lists the measurements of the active viewport with the image they are on;
 a click goes to that image, Delete removes one.
 
-Measurements are the ui-view engineer's plain dataclasses in ``viewer.state``; the panel reads them from
-the active slice view through ``measurements()`` (list) and removes them with ``remove_measurement(m)``
-when the view offers those, and shows "no measurement tools" otherwise.
+Measurements are :class:`viewer.state.measurements.Measurement` records; the panel reads them from the
+active slice view (``measurements()``), removes them with ``remove_measurement(m)`` and re-lists on its
+``measurements_changed``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from viewer.state.measurements import Measurement
 
-def where(m: Any) -> str:
+if TYPE_CHECKING:
+    from viewer.ui.viewport import SliceViewport
+
+
+def where(m: Measurement) -> str:
     """The image a measurement is on, numbered from 1 as the overlay shows it ("Im 31", "cor Im 12")."""
     plane = "" if m.plane == "acquired" else f"{m.plane[:3]} "
     return f"{plane}Im {m.slice_index + 1}"
 
 
-def describe(m: Any) -> str:
+def describe(m: Measurement) -> str:
     """One line for a measurement: its kind and its numbers with units."""
-    if hasattr(m, "describe"):
-        return str(m.describe())
-    kind = type(m).__name__
-    parts = []
-    for name, unit in (("length_mm", "mm"), ("angle_deg", "°"), ("area_mm2", "mm²"), ("mean", "HU"),
-                       ("std", "SD"), ("min", "min"), ("max", "max")):
-        v = getattr(m, name, None)
-        if isinstance(v, (int, float)):
-            parts.append(f"{v:.1f} {unit}")
-    return f"{kind}: " + ", ".join(parts) if parts else kind
+    return m.describe()
 
 
 class MeasurePanel(QWidget):
@@ -48,27 +44,27 @@ class MeasurePanel(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.delete_button)
-        self.view: Any = None
-        self._items: list[Any] = []
+        self.view: SliceViewport | None = None
+        self._items: list[Measurement] = []
         self.refresh()
 
-    def set_view(self, view: Any) -> None:
+    def set_view(self, view: SliceViewport | None) -> None:
         """Follow ``view`` (the active slice view); re-list when its measurements change."""
         old = self.view
-        if old is not None and hasattr(old, "measurements_changed"):
+        if old is not None:
             try:
                 old.measurements_changed.disconnect(self.refresh)
             except (RuntimeError, TypeError):
                 pass
         self.view = view
-        if view is not None and hasattr(view, "measurements_changed"):
+        if view is not None:
             view.measurements_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
         self.list.clear()
         view = self.view
-        if view is None or not hasattr(view, "measurements"):
+        if view is None:
             self._items = []
             self.list.addItem(QListWidgetItem("No measurements"))
             self.delete_button.setEnabled(False)
@@ -97,7 +93,7 @@ class MeasurePanel(QWidget):
 
     def delete_selected(self) -> None:
         row = self.list.currentRow()
-        if self.view is None or not (0 <= row < len(self._items)) or not hasattr(self.view, "remove_measurement"):
+        if self.view is None or not (0 <= row < len(self._items)):
             return
         self.view.remove_measurement(self._items[row])
         self.refresh()

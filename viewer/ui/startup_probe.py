@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
 
+if TYPE_CHECKING:
+    from viewer.ui.main_window import MainWindow
+
 
 class StartupProbe(QObject):
-    def __init__(self, window: QWidget, linger_s: float) -> None:
+    def __init__(self, window: MainWindow, linger_s: float) -> None:
         super().__init__(window)
         self.window = window
         self.linger_s = linger_s
@@ -29,7 +32,7 @@ class StartupProbe(QObject):
         self.image_set = False
         self.first_image: float | None = None
         QApplication.instance().installEventFilter(self)  # type: ignore[union-attr]
-        window.first_image_shown.connect(self._on_image_shown)  # type: ignore[attr-defined]
+        window.first_image_shown.connect(self._on_image_shown)
 
     def _on_image_shown(self, _slot: int) -> None:
         self.image_set = True
@@ -47,7 +50,7 @@ class StartupProbe(QObject):
         return False
 
 
-def attach_startup_probe(window: Any, linger: str) -> StartupProbe | None:
+def attach_startup_probe(window: MainWindow, linger: str) -> StartupProbe | None:
     """Attach the probe when ``linger`` (the variable's value) is a number of seconds; else say why not."""
     try:
         seconds = float(linger)

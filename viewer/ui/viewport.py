@@ -37,6 +37,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from viewer.core.volume import Volume
 from viewer.core.windowing import window_to_uint8
 from viewer.state.image import ImageState
+from viewer.state.measurements import Measurement
 from viewer.state.view import ViewState
 from viewer.ui import bindings as bnd
 from viewer.ui.bindings import Bindings
@@ -267,11 +268,11 @@ class SliceViewport(pg.GraphicsView):
         """Show "acquired", "axial", "coronal" or "sagittal"."""
         self.state.set_plane(plane)
 
-    def measurements(self) -> list[Any]:
+    def measurements(self) -> list[Measurement]:
         """The measurements of this volume (``viewer.state.Measurement``), in drawing order."""
         return list(self.state.image.measurements)
 
-    def remove_measurement(self, m: Any) -> None:
+    def remove_measurement(self, m: Measurement) -> None:
         self.state.image.remove_measurement(m)
 
     def current_image(self) -> np.ndarray | None:
