@@ -338,9 +338,12 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
                  cancel: CancelCheck | None = None) -> Stack:
     """The stack ``series`` names among those :func:`viewer.io.series.find_stacks` finds.
 
-    ``series``: a SeriesInstanceUID, an index into the found stacks (int or digit string), or None for the
-    largest stack (most frames, counting each single-frame file as one; the first of those on a tie).
+    ``series``: a SeriesInstanceUID (the largest of its stacks when it was split), a number N counted from 1
+    in the scan's order (int or digit string; :func:`viewer.core.series_number.pick_series`, the rule the
+    viewer and every command share), or None for the largest stack (most frames, counting each
+    single-frame file as one; the first of those on a tie).
     """
+    from viewer.core.series_number import SeriesNotFound, pick_series
     from viewer.io.series import find_stacks
 
     result = find_stacks(path_or_paths, progress=progress, cancel=cancel)
@@ -352,17 +355,11 @@ def select_stack(path_or_paths: Any, series: str | int | None = None, *, progres
         # max keeps the first of equals; ``frames`` (total frames, when the scanner reports it) makes a
         # 100-frame file outrank a 3-file localizer.
         return max(stacks, key=lambda s: max(s.frames, len(s.files)))
-    if isinstance(series, int) or (isinstance(series, str) and series.isdigit() and
-                                   not any(s.series_uid == series for s in stacks)):
-        idx = int(series)
-        if not 0 <= idx < len(stacks):
-            raise LoadError(f"series index {idx} out of range: {len(stacks)} stack(s) found")
-        return stacks[idx]
-    matches = [s for s in stacks if s.series_uid == series]
-    if not matches:
-        raise LoadError(f"no series with SeriesInstanceUID {series!r}; found "
-                        + ", ".join(s.series_uid or "(empty)" for s in stacks[:10]))
-    return max(matches, key=lambda s: len(s.files))
+    try:
+        picked = pick_series([s.series_uid for s in stacks], series)
+    except SeriesNotFound as exc:
+        raise LoadError(str(exc)) from None
+    return max((stacks[i] for i in picked), key=lambda s: len(s.files))
 
 
 def load_series(path_or_paths: Any, *, series: str | int | None = None, progress: Progress | None = None,
@@ -375,8 +372,8 @@ def load_series(path_or_paths: Any, *, series: str | int | None = None, progress
     path_or_paths
         A folder (searched recursively), a DICOM file, or a list of files.
     series
-        SeriesInstanceUID or index of the stack (as :func:`viewer.io.series.find_stacks` lists them);
-        None picks the largest stack (most slices/frames; the first one on a tie).
+        SeriesInstanceUID, or number N of the stack counted from 1 in the order
+        :func:`viewer.io.series.find_stacks` lists them (see :func:`select_stack`); None picks the largest stack (most slices/frames; the first one on a tie).
     progress, cancel, first_slice
         See :meth:`SeriesLoader.load`.
     volume

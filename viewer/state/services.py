@@ -105,6 +105,38 @@ class SeriesLoad(Protocol):
 Thumbnailer = Callable[[list[str], int], np.ndarray]
 
 
+class ArrivedLike(Protocol):
+    """What has arrived of a series being retrieved (``viewer.io.arriving.Arrived``)."""
+
+    @property
+    def volume(self) -> Volume: ...
+
+    @property
+    def ready(self) -> np.ndarray: ...  # bool per slice: it holds its values (else blank until stored)
+
+    @property
+    def arrived(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+class ArrivingSeriesLike(Protocol):
+    """Decodes instances as they are stored; snapshots the growing volume (``viewer.io.arriving``)."""
+
+    problems: list[str]
+
+    def __len__(self) -> int: ...  # instances decoded so far
+
+    def add(self, paths: str | Sequence[str]) -> int: ...  # how many joined
+
+    def snapshot(self, total: int = ...) -> ArrivedLike | None: ...
+
+    def whole(self, loader: SeriesLoaderLike) -> Volume | None:
+        """The loader's whole volume made of the arrived slices, or None (then ``loader.load()``)."""
+        ...
+
+
 class ExportSummary(Protocol):
     """What an export reports (``viewer.io.export.ExportReport``)."""
 
@@ -139,6 +171,8 @@ class IoServices:
     # ``export_series(files, out_dir, codec, *, deidentify, progress, cancel)`` -> a report with
     # ``summary()`` (``viewer.io.export``; the app adds the de-identification): File > Export Series.
     export_series: SeriesExport | None = None
+    # A new ``viewer.io.arriving.ArrivingSeries``: a series shown while a PACS retrieve stores it.
+    arriving_series: Callable[[], ArrivingSeriesLike] | None = None
 
 
 class Inference(Protocol):
