@@ -83,7 +83,8 @@ class PacsSend(QObject):
     def _enable(self) -> None:
         shown = self._shown_files() is not None
         self.actions["series"].setEnabled(shown)
-        labels = getattr(getattr(self.window, "label_panel", None), "export", None) is not None
+        panel = self.window.label_panel
+        labels = panel is not None and panel.export is not None
         for kind in ("seg", "sr"):
             self.actions[kind].setEnabled(shown and labels)
         self.actions["ai-sr"].setEnabled(shown and self._predictions() is not None)
@@ -139,7 +140,8 @@ class PacsSend(QObject):
             return self.send_files(files, node, what="series", kind=kind)
         if kind == "ai-sr":
             return self._send_ai_sr(node)
-        export = getattr(getattr(self.window, "label_panel", None), "export", None)
+        panel = self.window.label_panel
+        export = panel.export if panel is not None else None
         request: ExportRequest | None = export.request(kind) if export is not None else None
         if request is None:
             self._nothing("Open a series with labels first: Send sends the labels of the series shown.")
