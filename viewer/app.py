@@ -97,9 +97,14 @@ def io_services() -> IoServices:
         kwargs.setdefault("decode_in_pool", True)
         return SeriesLoader(*args, **kwargs)
 
+    def arriving_series() -> Any:
+        from viewer.io.arriving import ArrivingSeries
+
+        return ArrivingSeries(decode_in_pool=True)  # as series_loader: no decoder holds the UI's GIL
+
     return IoServices(find_stacks=find_stacks, load_series=load_series, series_loader=series_loader,
                       thumbnail=thumbnail_in_process, export_series=export_series, shutdown=shutdown_workers,
-                      read_derived=read_derived, filter_volume=filter_volume)
+                      read_derived=read_derived, arriving_series=arriving_series, filter_volume=filter_volume)
 
 
 def filter_volume(*args: Any, **kwargs: Any) -> Any:
@@ -239,7 +244,58 @@ def pacs_services() -> Any:
 
         return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, **kwargs)
 
-    return PacsServices(nodes=nodes, find=find, retrieve=retrieve)
+    def send(node_text: str, ae: str, paths: list[str], **kwargs: Any) -> Any:
+        from viewer.io.pacs import dimse, parse_node, web
+        from viewer.io.pacs.nodes import DimseNode
+        from viewer.ui.pacs_send import SendReport
+
+        node = parse_node(node_text)
+        if isinstance(node, DimseNode):
+            sent, problems = dimse.send_files(node, ae, paths, **kwargs)
+        else:
+            sent, problems = web.send_files(node, paths, **kwargs)
+        return SendReport(node.url, len(paths), sent, list(problems), sop_uids(paths))
+
+    return PacsServices(nodes=nodes, find=find, retrieve=retrieve, send=send, write_ai_sr=write_ai_findings_sr)
+
+
+def write_ai_findings_sr(out: str, slices: list[tuple[str, str, int]], predictions: Any) -> None:
+    """Write a classifier's per-slice ``predictions`` (``viewer.ai.results.Predictions``, ``indices`` the
+    slices) as the findings SR of the batch (``viewer.annotations.findings_sr``): ``slices[k]`` is slice k's
+    (file, SOP Instance UID, 1-based frame). The UIDs derive from the images and the model, so sending
+    the same findings twice replaces, not doubles, them in the PACS."""
+    try:
+        from viewer.annotations.findings_sr import Algorithm, ImageFinding, build_findings_sr, derived_uid
+    except ImportError as exc:
+        raise ValueError(f"this build cannot write AI results as DICOM SR ({exc})") from exc
+    from viewer.core.atomic import write_atomically
+    from viewer.io.rawread import read_header_dataset
+
+    if predictions.indices is None:
+        raise ValueError("these AI results are not per slice of a series; an SR cannot reference them")
+    labels = list(predictions.labels)
+    findings = []
+    for i, (k, decided) in enumerate(zip((int(k) for k in predictions.indices), predictions.predicted_index)):
+        _file, sop_uid, frame = slices[k]
+        if not sop_uid:
+            raise ValueError(f"slice {k + 1} has no SOP Instance UID; an SR cannot reference it")
+        findings.append(ImageFinding(sop_uid, frame, labels[int(decided)],
+                                     {lab: float(p) for lab, p in zip(labels, predictions.probabilities[i])}))
+    files = list(dict.fromkeys(slices[int(k)][0] for k in predictions.indices))
+    key = "|".join([predictions.model_id, predictions.model_version, predictions.decision,
+                    *sorted(f.sop_uid for f in findings)])
+    algo = Algorithm(predictions.model_id, predictions.model_version, predictions.model_name or predictions.model_id,
+                     (predictions.decision,))
+    ds = build_findings_sr([read_header_dataset(f) for f in files], findings, algo,
+                           series_uid=derived_uid("viewer-ai-sr-series", key), sop_uid=derived_uid("viewer-ai-sr", key))
+    write_atomically(out, lambda tmp: ds.save_as(str(tmp), enforce_file_format=True))
+
+
+def sop_uids(paths: list[str]) -> list[str]:
+    """SOP Instance UIDs of DICOM files ("" for a file without one), read by the scanner's header walker."""
+    from viewer.io.headers import read_header
+
+    return [read_header(p).sop_uid for p in paths]
 
 
 def warm_decoder_pool() -> None:

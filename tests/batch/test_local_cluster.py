@@ -67,6 +67,52 @@ def test_local_cluster_results_equal_single_process_infer(client: Any, ct_dirs: 
     # sessions were made once per worker process (by the plugin), not per task
     assert len(summary.engine_setup_s) == 2 and all(v > 0 for v in summary.engine_setup_s.values())
 
+    def worker_state() -> tuple[bool | None, int]:
+        from viewer.ai.session import ModelSession
+        from viewer.batch.work import TuneWorker
+
+        return TuneWorker.malloc_restored, len(ModelSession._cache)
+
+    # each worker process tuned once, and still holding the one session every task used
+    assert sorted(client.run(worker_state).values()) == [(True, 1), (True, 1)]
+
+
+def test_small_series_packed_into_one_task_keep_their_own_rows(client: Any, ct_dirs: list[Path], data_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from viewer.batch import job
+    from viewer.batch.models import RunOptions, resolve_models, spec_of
+    from viewer.batch.results import read_results
+    from viewer.batch.sources import scan_sources
+    from viewer.batch.work import infer_unit
+
+    scan = scan_sources([str(ct_dirs[2]), str(data_dir / "dcm_qa")])  # 13 one-file series among 18
+    monkeypatch.setattr(job, "PACK_TASKS_PER_THREAD", 1)  # 18 series on 4 threads: packs of up to 4
+    packs: list[list[str]] = []
+    real_next_pack = job.next_pack
+
+    def recording(todo: Any, threads: int) -> Any:
+        pack = real_next_pack(todo, threads)
+        packs.append([u.key for u, _ in pack])
+        return pack
+
+    monkeypatch.setattr(job, "next_pack", recording)
+    manifests = resolve_models([MODEL])
+    opts = RunOptions(device="cpu", force=True)
+    out = tmp_path / "results.parquet"
+    summary = job.run_job(client, scan.units, manifests, str(out), opts=opts)
+    assert summary.progress.series_done == len(scan.units) and summary.progress.series_failed == 0
+    assert max(len(p) for p in packs) > 1 and sorted(k for p in packs for k in p) == sorted(u.key for u in scan.units)
+    t = read_results(out).to_pydict()
+    got: dict[tuple[str, int], list[float]] = {(k, s): p for k, s, p in zip(t["unit_key"], t["slice"], t["probabilities"])}
+    assert len(got) == len(t["unit_key"])  # no slice twice
+    # each series' rows are its own: the same as running it alone in this process
+    specs = [spec_of(m) for m in manifests]
+    for unit in (u for u in scan.units if any(u.key in p for p in packs if len(p) > 1)):
+        alone = infer_unit(unit, specs, opts).models[0]
+        assert len(alone.slices) == sum(1 for k, _ in got if k == unit.key) > 0
+        for k, probs in zip(alone.slices, alone.probabilities):
+            np.testing.assert_allclose(got[(unit.key, int(k))], probs, atol=1e-5)
+
 
 def test_worker_killed_mid_job_no_duplicate_or_lost_rows(client: Any, ct_dirs: list[Path], data_dir: Path,
                                                         reference: dict[tuple[str, int], dict[str, float]],

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from viewer.io.index import Index
-from viewer.io.series import ScanResult, find_stacks
+from viewer.core.records import ScanResult
+from viewer.io.series import find_stacks
 
 REPO = Path(__file__).resolve().parents[2]
 

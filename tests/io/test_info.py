@@ -55,4 +55,4 @@ def test_info_text_numbers_series_from_1_as_the_viewer_does(data_dir):
         assert obj["series_uid"] in line and str(obj["shape"]) in line
     res = subprocess.run([sys.executable, "-m", "viewer", "info", folder, "--series", "0"], capture_output=True,
                          text=True)
-    assert res.returncode == 2 and f"numbered 1..{len(objs)}" in res.stderr
+    assert res.returncode == 2 and f"series 0 is outside 1..{len(objs)}" in res.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from viewer.io.headers import HeaderRecord
+from viewer.core.records import HeaderRecord
 from viewer.io.split import split_series
 
 AXIAL = "1.0\\0.0\\0.0\\0.0\\1.0\\0.0"

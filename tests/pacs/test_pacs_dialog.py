@@ -13,6 +13,30 @@ from tests.pacs.conftest import Loaded
 pytest.importorskip("pytestqt")
 
 
+class Allowance:
+    """Lets the retrieve store ``limit`` instances, then holds every writer thread (and so, once the queue
+    is full, the transfer) until the test allows more: the states between "first image" and "complete"
+    are reached in steps, without relying on timing."""
+
+    def __init__(self) -> None:
+        self.limit = 1
+        self.stored: list[str] = []
+        self._cond = threading.Condition()
+
+    def allow(self, limit: float) -> None:
+        with self._cond:
+            self.limit = limit
+            self._cond.notify_all()
+
+    def wrap(self, on_stored):
+        def held(path, progress):
+            self.stored.append(str(path))
+            on_stored(path, progress)
+            with self._cond:
+                self._cond.wait_for(lambda: len(self.stored) < self.limit, timeout=120)
+        return held
+
+
 @pytest.fixture
 def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded, monkeypatch):
     from viewer.app import build_main_window, pacs_services
@@ -23,18 +47,10 @@ def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded, monkeypatch):
     window = build_main_window(settings_file=str(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     services = pacs_services()
-    gate = threading.Event()
-    stored: list[str] = []
+    gate = Allowance()
 
     def retrieve(*args, on_stored=None, **kwargs):
-        def hold_after_first(path, progress):
-            stored.append(str(path))
-            on_stored(path, progress)
-            # The test holds every writer thread (and so, once the queue is full, the transfer) until the
-            # viewport shows the first instance: "first image before the last instance" is checked
-            # without relying on timing.
-            gate.wait(120)
-        return services.retrieve(*args, on_stored=hold_after_first, **kwargs)
+        return services.retrieve(*args, on_stored=gate.wrap(on_stored), **kwargs)
 
     from dataclasses import replace
 
@@ -42,15 +58,22 @@ def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded, monkeypatch):
     window.resize(1400, 900)
     window.show()
     dock.show()
-    yield window, gate, stored
-    gate.set()
-    window.background.cancel_all()
-    window.background.wait_idle(20000)
+    yield window, gate
+    gate.allow(float("inf"))
+    for background in (window.pacs_panel.background, window.background):
+        background.cancel_all()
+        background.wait_idle(20000)
 
 
-def test_dock_queries_and_opens_a_series_while_it_arrives(qtbot, window_with_pacs, orthanc: Loaded,
-                                                          tmp_path: Path) -> None:
-    window, gate, stored = window_with_pacs
+def test_dock_queries_and_opens_a_series_that_fills_in_as_it_arrives(qtbot, window_with_pacs, orthanc: Loaded,
+                                                                     tmp_path: Path) -> None:
+    import numpy as np
+
+    from viewer.io import load_series
+    from viewer.io.pacs.retrieve import WRITERS
+    from viewer.state.workspace import slice_position
+
+    window, gate = window_with_pacs
     panel = window.pacs_panel
     assert window.act_pacs.text() == "&PACS…"
     panel.node.setEditText(orthanc.orthanc.dimse)
@@ -66,23 +89,55 @@ def test_dock_queries_and_opens_a_series_while_it_arrives(qtbot, window_with_pac
     assert panel.series.item(0, 0).data(panel_uid_role()) == orthanc.series_uid
     panel.series.selectRow(0)
 
+    slot = window.grid.slots[window.grid.active]
+    model = slot.model
+    states: list[tuple[int, int]] = []  # (slices shown, slices holding values) at each growth
+    model.subscribe(lambda changes: "ready" in changes and model.ready is not None
+                    and states.append((model.preview.shape[0], int(model.ready.sum()))))
     first_shown_at: list[int] = []
-    window.first_image_shown.connect(lambda _i: first_shown_at.append(len(stored)))
+    window.first_image_shown.connect(lambda _i: first_shown_at.append(len(gate.stored)))
     with qtbot.waitSignal(window.first_image_shown, timeout=60000):
         qtbot.mouseClick(panel.open_button, qtbot_button())
-    from viewer.io.pacs.retrieve import WRITERS
+    # On screen while >= 130 instances were still to come (the writers hold after the first).
+    assert 1 <= first_shown_at[0] <= WRITERS, (first_shown_at, panel.status.text(), gate.stored[:2])
+    assert model.status == "preview" and 1 <= slot.view.volume.shape[0] <= WRITERS
+    assert window.workspace.arrivals.get(orthanc.series_uid).total == 134  # from the series query
 
-    assert 1 <= first_shown_at[0] <= WRITERS, (first_shown_at, panel.status.text(), stored[:2])  # on screen while >= 130 were still to come
-    slot = window.grid.slots[window.grid.active]
-    assert slot.view.volume is not None and slot.view.volume.shape[0] == 1
-    gate.set()
+    # The reader sets a window and a zoom on the first image: growing must not undo them.
+    slot.view.set_window(60.0, 350.0)
+    model.view.set_zoom(2.0)
+    here = slice_position(slot.view.volume, model.view.slice_index)
+
+    gate.allow(40)
+    qtbot.waitUntil(lambda: model.ready is not None and int(model.ready.sum()) >= 40, timeout=60000)
+    assert model.status == "preview" and len(gate.stored) < 134
+    assert slot.view.volume.shape[0] >= 40 and model.view.slice_count == slot.view.volume.shape[0]
+    assert (model.image.center, model.image.width, model.view.zoom) == (60.0, 350.0, 2.0)
+    np.testing.assert_allclose(slice_position(slot.view.volume, model.view.slice_index), here, atol=1e-3)
+    if os.environ.get("VIEWER_PACS_SCREENSHOT"):  # the dock during the retrieve, the viewport half filled
+        window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-arriving.png"))
+    # The reader scrolls through what has arrived.
+    model.view.set_slice(30)
+    assert model.view.slice_index == 30
+    here = slice_position(slot.view.volume, 30)
+
+    gate.allow(float("inf"))
     with qtbot.waitSignal(panel.series_retrieved, timeout=120000) as done:
         pass
     assert done.args == [orthanc.series_uid, True]
-    qtbot.waitUntil(lambda: slot.view.volume is not None and slot.view.volume.shape == (134, 512, 512),
-                    timeout=120000)
+    qtbot.waitUntil(lambda: model.status == "loaded", timeout=120000)
+    shown = [n for n, _ready in states]
+    assert shown == sorted(shown) and len(set(shown)) >= 3, states  # intermediate states, growing
+    # The whole load refined it in place: same position, window and zoom; the same volume as the folder.
+    assert (model.image.center, model.image.width, model.view.zoom) == (60.0, 350.0, 2.0)
+    np.testing.assert_allclose(slice_position(model.volume, model.view.slice_index), here, atol=1e-3)
+    folder = sorted(Path(gate.stored[0]).parent.glob("*.dcm"))
+    assert len(folder) == 134 and len(gate.stored) == 134
+    reference = load_series([str(f) for f in folder])
+    assert model.volume.array.dtype == reference.array.dtype
+    assert np.array_equal(model.volume.array, reference.array)
+    assert np.array_equal(model.volume.affine, reference.affine)
     assert panel.series.item(0, 4).text() == "134/134 by C-GET"
-    assert len(stored) == 134
     # What was retrieved is indexed in the local store; the Studies browser lists it on request.
     with qtbot.waitSignal(window.browser.scan_finished, timeout=120000):
         qtbot.mouseClick(panel.browse_button, qtbot_button())
@@ -92,8 +147,24 @@ def test_dock_queries_and_opens_a_series_while_it_arrives(qtbot, window_with_pac
         window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-window.png"))
 
 
+def test_cancelling_an_open_keeps_what_arrived_on_screen(qtbot, window_with_pacs, orthanc: Loaded) -> None:
+    window, gate = window_with_pacs
+    panel = window.pacs_panel
+    panel.node.setEditText(orthanc.orthanc.dimse)
+    model = window.grid.slots[window.grid.active].model
+    with qtbot.waitSignal(window.first_image_shown, timeout=60000):
+        panel.retrieve(orthanc.study_uid, orthanc.series_uid, open_it=True)
+    qtbot.mouseClick(panel.cancel_button, qtbot_button())
+    gate.allow(float("inf"))
+    qtbot.waitUntil(lambda: model.status == "loaded", timeout=60000)
+    arrival = window.workspace.arrivals.get(orthanc.series_uid)
+    assert arrival.done and not arrival.complete and arrival.error == "retrieve cancelled"
+    assert model.volume.shape[0] == len(arrival.files) < 134
+    qtbot.waitUntil(lambda: window.background.pending() == 0, timeout=60000)  # no decoder left waiting
+
+
 def test_dock_says_plainly_when_the_node_is_wrong(qtbot, window_with_pacs, orthanc: Loaded) -> None:
-    window, _gate, _ = window_with_pacs
+    window, _gate = window_with_pacs
     panel = window.pacs_panel
     panel.node.setEditText(orthanc.orthanc.dimse)
     panel.ae.setText("STRANGER")

@@ -60,3 +60,22 @@ def open_and_wait(qtbot, window, paths: list[Path], *, load: bool = True, timeou
 def series_items(window) -> dict[str, object]:
     """Browser series items by description text."""
     return {item.text(0): item for item in window.browser.items.values()}
+
+
+def paint_and_measure(qtbot, panel) -> None:
+    """On slice 40 of the label panel's series: paint an "abnormal" disc (radius 10 px) with the brush and
+    draw a 60 px distance measurement (the label store keeps both)."""
+    from viewer.state.measurements import Measurement
+
+    view = panel.view
+    brush = panel.brush
+    brush.label_box.setCurrentText("abnormal")
+    brush.set_mode("brush")
+    brush.size_box.setValue(10)
+    view.set_slice(40)
+    brush.begin_stroke(200.0, 300.0)
+    brush.end_stroke()
+    brush.set_mode("off")
+    p0, p1 = view.state.point_to_lps(100, 100), view.state.point_to_lps(100, 160)
+    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=40))
+    qtbot.wait(50)

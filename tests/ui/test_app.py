@@ -65,7 +65,7 @@ def test_preview_slice_is_kept_when_the_volume_arrives(qtbot, main_window, pancr
 
 
 def test_a_series_that_cannot_load_says_why(qtbot, main_window, tmp_path: Path) -> None:
-    from viewer.io.series import Stack
+    from viewer.core.records import Stack
 
     bogus = tmp_path / "broken.dcm"
     bogus.write_bytes(b"DICM" * 10)

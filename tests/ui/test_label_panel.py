@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.conftest import open_and_wait
+from tests.ui.conftest import open_and_wait, paint_and_measure
 
 
 @pytest.fixture
@@ -321,8 +321,6 @@ def test_labels_export_from_the_file_menu_in_every_format(labelled_window, qtbot
     import nibabel
     import pydicom
 
-    from viewer.state.measurements import Measurement
-
     window, panel = labelled_window
     view = panel.view
     view.set_slice(0)
@@ -331,17 +329,7 @@ def test_labels_export_from_the_file_menu_in_every_format(labelled_window, qtbot
     qtbot.keyClick(view, Qt.Key.Key_2)  # slice 0 "abnormal"
     qtbot.keyClick(view, Qt.Key.Key_1)  # slice 1 "normal"
     panel.mode_box.setChecked(False)
-    brush = panel.brush
-    brush.label_box.setCurrentText("abnormal")
-    brush.set_mode("brush")
-    brush.size_box.setValue(10)
-    view.set_slice(40)
-    brush.begin_stroke(200.0, 300.0)
-    brush.end_stroke()
-    brush.set_mode("off")
-    p0, p1 = view.state.point_to_lps(100, 100), view.state.point_to_lps(100, 160)
-    view.state.image.add_measurement(Measurement("distance", [tuple(p0), tuple(p1)], plane="acquired", slice_index=40))
-    qtbot.wait(50)
+    paint_and_measure(qtbot, panel)
     assert list(store.rois(series_uid=view.volume.series_uid)), panel.keeper.last_error
     menu = panel.export.menu
     assert menu in [a.menu() for a in window.file_menu.actions() if a.menu() is not None]

@@ -111,7 +111,7 @@ def test_series_are_numbered_from_1_and_the_command_ends_its_worker_processes(sc
     assert ended, "the J2K series was decoded by the process pool"
     assert decode_pool._POOL is None and not any(p.is_alive() for p in ended)  # type: ignore[attr-defined]
     assert main(["screenshot", str(ct_root), "--out", str(out), "--series", "0", "--size", "640x480"]) == 2
-    assert f"give a number 1..{len(stacks)} (counted from 1)" in capsys.readouterr().err
+    assert f"series 0 is outside 1..{len(stacks)}" in capsys.readouterr().err
 
 
 def test_slice_n_is_the_image_the_viewport_calls_im_n(qtbot, main_window, crc_dir: Path) -> None:

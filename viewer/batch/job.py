@@ -4,7 +4,8 @@
 differently; threads in one process would serialise the decoders); :func:`connect` joins a cluster started
 with ``dask scheduler`` / ``dask worker``. :func:`run_job` runs the units on a client's cluster: it keeps
 a bounded number of tasks in flight (a few per worker thread), so the scheduler holds a window of the job,
-never all of it, and the memory of the scheduler and of the writer stays flat with the archive's size.
+never all of it, and the memory of the scheduler and of the writer stays flat with the archive's size; a
+task is one series, or several small ones packed (:func:`next_pack`).
 Results are written by one :class:`~viewer.batch.results.ResultsWriter` here, in the order tasks finish;
 Dask reruns the task of a worker that died (up to ``distributed.scheduler.allowed-failures`` times, then
 the series is recorded as ``lost``), and each task's result is taken once, so rows are never doubled.
@@ -26,12 +27,34 @@ from viewer.batch.outputs import OutputOptions, is_image_to_image, run_unit
 from viewer.batch.pacs_feed import PacsFeed
 from viewer.batch.results import LOST, ResultsWriter, finished_keys, rows_of
 from viewer.batch.sources import Unit
-from viewer.batch.work import ModelRows, UnitResult, infer_unit
+from viewer.batch.work import ModelRows, TuneWorker, UnitResult, infer_unit, run_pack
 
 #: Tasks in flight per worker thread: enough that no worker waits for the driver, few enough that the
 #: scheduler's memory does not grow with the archive.
 IN_FLIGHT_PER_THREAD = 2
+#: Small series travel together: a task costs the engine ~12 ms of CPU (scheduler, transfers, result),
+#: more than a one-image series' whole work (~7 ms for a CT slice), so consecutive series are packed into
+#: one task up to this many files, at most PACK_MAX_SERIES of them, and never so many that the job has
+#: fewer than PACK_TASKS_PER_THREAD tasks per worker thread left to balance.
+PACK_FILES = 64
+PACK_MAX_SERIES = 32
+PACK_TASKS_PER_THREAD = 4
 THREADS_PER_WORKER = 2  # one series decoding while another is in ONNX Runtime (see viewer.batch.work)
+#: Dask settings of the clusters this module starts. Idle, a 1-worker cluster with Dask's defaults burns
+#: 0.05 of a core (measured: 23 ms/s in the driver, 29 in the worker), most of it the worker's statistical
+#: profiler sampling every 10 ms (also while idle), the scheduler's 20 ms event-loop tick and the 100 ms
+#: memory monitors of nanny and worker; with these, 8 ms/s. The price: no Profile page on the dashboard (a
+#: cluster of one's own, ``--scheduler``, keeps whatever it was started with), a blocked event loop noticed
+#: after a 1 s tick, and memory limits checked every 0.5 s.
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                        "distributed.admin.system-monitor.interval": "2s",
+                        "distributed.worker.memory.monitor-interval": "500ms"}
+#: Dask keeps its last 1,000 messages per connection (and 1,000 task events per worker) for debugging, each
+#: message under 1 MB kept whole. A task carries its series' header records (~0.75 KB a file), so those
+#: logs held up to ~100 MB per worker connection and grew with the job (measured: the scheduler +3.3 MB per
+#: 1,000 one-file series); 100 bounds them at a tenth. Set in every process this module starts or connects
+#: from; `dask scheduler` / `dask worker` take it from DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH=100.
+LOG_CONFIG = {"distributed.admin.low-level-log-length": 100}
 
 
 @dataclass
@@ -70,15 +93,18 @@ class Summary:
 
 def local_cluster(workers: int | None = None, *, threads_per_worker: int = THREADS_PER_WORKER,
                   dashboard: bool = True) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` processes (default: one per usable core)."""
+    """A ``distributed.LocalCluster`` of ``workers`` processes (default: one per usable core), set up with
+    :data:`LOCAL_CLUSTER_CONFIG` (its workers take the configuration they are started with)."""
+    import dask
     from distributed import LocalCluster
 
     from viewer.ai.session import default_threads
 
     n = workers or default_threads()
     address = "127.0.0.1:0" if dashboard and _has_bokeh() else None
-    return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                        dashboard_address=address, host="127.0.0.1", silence_logs=logging.ERROR)
+    with dask.config.set({**LOCAL_CLUSTER_CONFIG, **LOG_CONFIG}):
+        return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                            dashboard_address=address, host="127.0.0.1", silence_logs=logging.ERROR)
 
 
 def _has_bokeh() -> bool:
@@ -88,10 +114,12 @@ def _has_bokeh() -> bool:
 
 
 def connect(address: str, timeout_s: float = 30.0) -> Any:
-    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``)."""
+    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``), with :data:`LOG_CONFIG`."""
+    import dask
     from distributed import Client
 
-    return Client(address, timeout=timeout_s)
+    with dask.config.set(LOG_CONFIG):
+        return Client(address, timeout=timeout_s)
 
 
 def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], out: str, *,
@@ -152,9 +180,10 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     prog.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(prog)
+    client.register_plugin(TuneWorker())
     client.register_plugin(ShipModels(manifests, opts))
     pending = as_completed()
-    in_flight: dict[str, tuple[Unit, list[Any]]] = {}
+    in_flight: dict[str, list[tuple[Unit, list[Any]]]] = {}
     threads = _threads(client)
     n_submitted = 0
 
@@ -173,11 +202,11 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             prog.series_skipped += skipped - prog_fed_skipped[0]
             prog_fed_skipped[0] = skipped
         while todo and len(in_flight) < window:
-            unit, need = todo.popleft()
-            fut = client.submit(task, unit, need, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
+            pack = next_pack(todo, threads)
+            fut = client.submit(run_pack, task, pack, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
                                 pure=False)
             n_submitted += 1
-            in_flight[fut.key] = (unit, need)
+            in_flight[fut.key] = pack
             pending.add(fut)
 
     def next_done() -> list[Any]:
@@ -196,16 +225,17 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
         last_threads_check = time.monotonic()
         while batch := next_done():
             for fut in batch:
-                unit, ran = in_flight.pop(fut.key)
-                res, lost = _result_of(fut, unit, ran)
+                pack = in_flight.pop(fut.key)
+                results, lost = _results_of(fut, pack)
                 fut.release()
-                res.models += rejected_of.pop(unit.key, [])
-                writer.add(rows_of(res, forced=opts.force, job_id=job_id))
-                summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
-                _account(prog, summary, res, lost)
-                prog.elapsed_s = time.perf_counter() - t0
-                if on_progress is not None:
-                    on_progress(prog)
+                for (unit, _), res in zip(pack, results):
+                    res.models += rejected_of.pop(unit.key, [])
+                    writer.add(rows_of(res, forced=opts.force, job_id=job_id))
+                    summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
+                    _account(prog, summary, res, lost)
+                    prog.elapsed_s = time.perf_counter() - t0
+                    if on_progress is not None:
+                        on_progress(prog)
                 if time.monotonic() - last_threads_check > 2.0:  # workers may join or leave during the job
                     threads, last_threads_check = _threads(client), time.monotonic()
                 refill()
@@ -230,8 +260,20 @@ def done_any(out: str) -> bool:
     return bool(part_files(out))
 
 
-def _result_of(fut: Any, unit: Unit, ran: Sequence[Any]) -> tuple[UnitResult, str]:
-    """The task's UnitResult, or a stand-in with the reason when the task itself failed (worker lost)."""
+def next_pack(todo: deque[tuple[Unit, list[Any]]], threads: int) -> list[tuple[Unit, list[Any]]]:
+    """The next task's series, taken from the front of ``todo``: one, or consecutive small ones packed
+    (see :data:`PACK_FILES`)."""
+    most = max(1, min(PACK_MAX_SERIES, len(todo) // (PACK_TASKS_PER_THREAD * threads)))
+    pack = [todo.popleft()]
+    files = len(pack[0][0].files)
+    while todo and len(pack) < most and files + len(todo[0][0].files) <= PACK_FILES:
+        files += len(todo[0][0].files)
+        pack.append(todo.popleft())
+    return pack
+
+
+def _results_of(fut: Any, pack: Sequence[tuple[Unit, Sequence[Any]]]) -> tuple[list[UnitResult], str]:
+    """The task's UnitResults, or stand-ins with the reason when the task itself failed (worker lost)."""
     from distributed import KilledWorker
 
     try:
@@ -240,9 +282,8 @@ def _result_of(fut: Any, unit: Unit, ran: Sequence[Any]) -> tuple[UnitResult, st
         why = f"workers died while running this series ({exc}); rerun with --resume to retry it"
     except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back: recorded, job goes on
         why = f"task failed: {type(exc).__name__}: {exc}"
-    res = UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0,
-                     [ModelRows(s, LOST, why) for s in ran], "")
-    return res, why
+    return [UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0,
+                       [ModelRows(s, LOST, why) for s in ran], "") for unit, ran in pack], why
 
 
 def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from viewer.io.headers import HeaderRecord
+from viewer.core.records import HeaderRecord
 
 PACS_PREFIXES = ("dimse://", "http://", "https://")
 # A path list is a small text file; a DICOM file has "DICM" at byte 128 (PS3.10 7.1).

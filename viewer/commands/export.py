@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "must not be the series' own folder)")
     parser.add_argument("--codec", required=True, choices=CODEC_NAMES,
                         help="lossless transfer syntax: RLE, JPEG-LS, JPEG 2000, HTJ2K or JPEG Lossless SV1")
-    parser.add_argument("--series", help="SeriesInstanceUID or index of the stack (default: the largest)")
+    parser.add_argument("--series", metavar="UID_OR_N",
+                        help="which series: its SeriesInstanceUID, or its number N counted from 1 in the scan's "
+                        "order, as the viewer, `scan` and `info` number them (default: the largest)")
     parser.add_argument("--deidentify", action="store_true",
                         help="apply the PS3.15 Basic Profile (pseudonyms, remapped UIDs, files named "
                              "IMG00001.dcm, ...) with this user's key, as labels export does")

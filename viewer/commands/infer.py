@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per network run (fixed; the last batch is padded)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads (default: all cores)")
-    parser.add_argument("--series", metavar="UID_OR_INDEX",
-                        help="which series of PATH (SeriesInstanceUID or index as `scan` lists them; default "
-                        "the largest)")
+    parser.add_argument("--series", metavar="UID_OR_N",
+                        help="which series of PATH: its SeriesInstanceUID, or its number N counted from 1 in "
+                        "the scan's order, as the viewer, `scan` and `info` number them (default: the largest)")
     parser.add_argument("--slices", metavar="A:B", help="slice range (Python slice syntax, e.g. 10:20 or 5)")
     parser.add_argument("--box", type=int, nargs=4, metavar=("ROW0", "COL0", "ROW1", "COL1"),
                         help="classify this box (pixels, half-open) of each slice instead of the whole slice")

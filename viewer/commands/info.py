@@ -70,6 +70,7 @@ def slices_and_volumes(vol: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viewer.core.series_number import SeriesNotFound, pick_series
     from viewer.io import LoadError
     from viewer.io.load import load_stack
     from viewer.io.series import find_stacks
@@ -85,14 +86,11 @@ def run(args: argparse.Namespace) -> int:
     result = find_stacks(paths)
     stacks = list(enumerate(result.stacks))
     if args.series is not None:
-        sel = [(i, s) for i, s in stacks if s.series_uid == args.series]
-        if not sel and args.series.isdigit() and 1 <= int(args.series) <= len(stacks):
-            sel = [stacks[int(args.series) - 1]]
-        if not sel:
-            print(f"no series {args.series!r} in {args.path}: {len(stacks)} stack(s) found, numbered "
-                  f"1..{len(stacks)}", file=sys.stderr)
+        try:
+            stacks = [stacks[i] for i in pick_series([s.series_uid for s in result.stacks], args.series)]
+        except SeriesNotFound as exc:
+            print(f"info: {exc}", file=sys.stderr)
             return 2
-        stacks = sel
     out: list[dict[str, Any]] = []
     failed = 0
     for i, stack in stacks:

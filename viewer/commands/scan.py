@@ -1,8 +1,10 @@
 """``python -m viewer scan PATH [PATH ...] [--json] [--no-index] [--index FILE]``.
 
 Prints patients -> studies -> series -> stacks with counts, modality, description, split reasons,
-warnings, and the files that are not loadable (bad ones with the reason). Exit status 0 when it scanned
-(bad files included), 2 when a PATH does not exist.
+warnings, and the files that are not loadable (bad ones with the reason). Each stack's ``[N]`` is its
+number counted from 1 in the scan's order: the N of ``--series N`` (``info``, ``screenshot``, ``infer``,
+``export``) and of the viewer's browser. Exit status 0 when it scanned (bad files included), 2 when a PATH
+does not exist.
 
 JSON schema (``--json``), one object::
 
@@ -24,7 +26,8 @@ JSON schema (``--json``), one object::
         }]
       }],
       "stacks": [{                     # loadable stacks, in the order of find_stacks
-        "index": int, "series_uid": str, "series_number": str, "modality": str, "description": str,
+        "index": int, "number": int,   # 0-based position; number = index + 1, the N of `--series N`
+        "series_uid": str, "series_number": str, "modality": str, "description": str,
         "files": int, "frames": int, "rows": int, "columns": int, "image_type": str,
         "split_reason": str | null, "warnings": [str], "first_file": str,
         "split_label": str | null,     # short text telling a split stack from its siblings
@@ -91,7 +94,7 @@ def to_json(result: Any, roots: list[str], index_path: str | None) -> dict[str, 
         "index": index_path,
         "patients": result.tree(),
         "stacks": [{
-            "index": i, "series_uid": s.series_uid, "series_number": s.series_number, "modality": s.modality,
+            "index": i, "number": i + 1, "series_uid": s.series_uid, "series_number": s.series_number, "modality": s.modality,
             "description": s.description, "files": len(s.files), "frames": s.frames, "rows": s.rows,
             "columns": s.columns, "image_type": s.image_type, "split_reason": s.split_reason,
             "split_label": s.split_label, "volumes": s.volumes,
@@ -135,12 +138,12 @@ def print_tree(result: Any, out: Any = None) -> None:
                     frames = f", {s.frames} frames" if s.frames != len(s.files) else ""
                     pre = "      "
                     if n > 1:
-                        w(f"{pre}[{i}] stack" + (f" [{s.split_label}]" if s.split_label else "")
+                        w(f"{pre}[{i + 1}] stack" + (f" [{s.split_label}]" if s.split_label else "")
                           + f": {len(s.files)} files{frames}, {s.columns}x{s.rows}"
                           + (f"  ({s.split_reason})" if s.split_reason else "") + "\n")
                         pre += "  "
                     else:
-                        w(f"{pre}[{i}] {s.columns}x{s.rows}{frames}"
+                        w(f"{pre}[{i + 1}] {s.columns}x{s.rows}{frames}"
                           + (f"  [{s.split_label}]" if s.split_label else "")
                           + (f"  ({s.split_reason})" if s.split_reason else "") + "\n")
                     for warn in s.warnings:

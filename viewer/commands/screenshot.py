@@ -18,11 +18,6 @@ import os
 import sys
 import tempfile
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from viewer.state.services import SeriesSource
-
 WAIT_S = 180.0
 
 
@@ -119,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
         if not browser.stacks:
             return _fail("no loadable DICOM series in " + ", ".join(args.path), 1)
         if args.series is not None:
-            key = _find_series(browser.stacks, browser.scan_order, args.series)
-            if key is None:
-                n = len(browser.scan_order)
-                return _fail(f"no series {args.series!r}; there are {n}: give a number 1..{n} (counted from 1) "
-                             "or a SeriesInstanceUID")
-            window.load_stack(key, 0)
+            from viewer.core.series_number import SeriesNotFound, pick_series
+
+            order = browser.scan_order
+            try:
+                picked = pick_series([browser.stacks[k].series_uid for k in order], args.series)
+            except SeriesNotFound as exc:
+                return _fail(str(exc))
+            window.load_stack(order[picked[0]], 0)
         _pump(app, lambda: state["loaded"] or state["error"] is not None, WAIT_S)
         _pump(app, lambda: not browser.is_busy(), WAIT_S)  # thumbnails, as a user would see them
         slot = window.grid.slots[0]
@@ -179,16 +176,6 @@ def _draw_model(app: object, window: object, model_id: str) -> int:
     if "error" in results:
         return _fail(f"--model {model_id}: {str(results['error']).splitlines()[0]}", 1)
     return 0
-
-
-def _find_series(stacks: dict[str, SeriesSource], order: list[str], wanted: str) -> str | None:
-    """The browser key of series ``wanted``: a SeriesInstanceUID, or N (1-based) in the scan's order."""
-    for key, stack in stacks.items():
-        if stack.series_uid == wanted:
-            return key
-    if wanted.isdigit() and 1 <= int(wanted) <= len(order):
-        return order[int(wanted) - 1]
-    return None
 
 
 def _apply_view(slot: object, args: argparse.Namespace) -> int:

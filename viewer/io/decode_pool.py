@@ -34,7 +34,7 @@ MAX_WORKERS = 8
 
 
 class StoredSlice(Protocol):
-    """What :func:`store_into` reads of one slice (``viewer.io.load._Item`` is one)."""
+    """What :func:`store_into` reads of one slice (:class:`viewer.io.plan.PlannedSlice` is one)."""
 
     path: str
     frame: int | None   # frame index of a multi-frame file, or tile index of a mosaic

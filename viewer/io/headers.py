@@ -20,9 +20,9 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
 
+from viewer.core.records import HeaderRecord
 from viewer.io.limits import plausible_position, plausible_rescale
 from viewer.io.safeopen import NotRegularFile, open_regular
 
@@ -49,6 +49,7 @@ _TAGS = [
     "DoubleFloatPixelData", "SeriesDate", "PhotometricInterpretation",
     # For the loader (viewer.io.load), so that an indexed series is loaded without reading headers again.
     "RescaleSlope", "RescaleIntercept", "BitsStored", "PixelRepresentation",
+    "WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
 ]
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
@@ -64,76 +65,6 @@ _WANT: set[int] = set()
 _PIXEL_SET = frozenset(_PIXEL_TAGS)
 # Values longer than this stay on disk (pixel data); every attribute we read is far shorter.
 _DEFER = 4096
-
-
-@dataclass(slots=True)
-class HeaderRecord:
-    """What the scanner keeps of one file (plain values; one row of the SQLite index).
-
-    ``orientation`` is ImageOrientationPatient (6 direction cosines, LPS) and ``position`` is
-    ImagePositionPatient (LPS mm of the first voxel centre), both as backslash-joined text ("" when
-    absent) so the record is hashable and stores as-is. ``frames`` is NumberOfFrames (1 when absent).
-
-    The last fields serve the loader, which trusts them only while ``size`` and ``mtime_ns`` still match
-    the file: ``rescale_slope``/``rescale_intercept`` (text of the floats, "" when absent),
-    ``bits_allocated``, ``bits_stored``, ``pixel_representation`` (0 unsigned, 1 signed),
-    ``samples_per_pixel``, and ``pixel_offset``/``pixel_length``: the byte offset in the file of the
-    PixelData *value* (just after its element header) and its length, for native (not encapsulated,
-    not deflated) pixel data only; -1 otherwise.
-    """
-
-    path: str
-    size: int = 0
-    mtime_ns: int = 0
-    status: str = "bad"
-    reason: str = ""
-    patient_id: str = ""
-    patient_name: str = ""
-    study_uid: str = ""
-    study_date: str = ""
-    study_description: str = ""
-    series_uid: str = ""
-    series_number: str = ""
-    series_date: str = ""
-    series_description: str = ""
-    modality: str = ""
-    sop_class_uid: str = ""
-    sop_uid: str = ""
-    instance_number: str = ""
-    frame_of_reference_uid: str = ""
-    rows: int = 0
-    columns: int = 0
-    frames: int = 1
-    orientation: str = ""
-    position: str = ""
-    image_type: str = ""
-    acquisition_number: str = ""
-    echo_number: str = ""
-    temporal_position: str = ""
-    transfer_syntax: str = ""
-    rescale_slope: str = ""
-    rescale_intercept: str = ""
-    bits_allocated: int = 0
-    bits_stored: int = 0
-    pixel_representation: int = 0
-    samples_per_pixel: int = 0
-    pixel_offset: int = -1
-    pixel_length: int = -1
-    #: Identity beyond size and mtime: the inode change time (an in-place edit that restores the mtime
-    #: still changes it) and a digest of the file's first IDENTITY_BYTES (the header: a changed
-    #: RescaleIntercept is seen even where timestamps are coarse). See :func:`same_file`.
-    ctime_ns: int = 0
-    digest: str = ""
-
-    def floats(self, name: str) -> tuple[float, ...] | None:
-        """``orientation`` or ``position`` as floats; None when absent or malformed."""
-        text = getattr(self, name)
-        if not text:
-            return None
-        try:
-            return tuple(float(v) for v in text.split("\\"))
-        except ValueError:
-            return None
 
 
 #: Bytes of a file's start that :attr:`HeaderRecord.digest` covers (the header of every ordinary file).
@@ -161,10 +92,6 @@ def same_file(rec: HeaderRecord) -> bool:
             return head_digest(f) == rec.digest
     except OSError:
         return False
-
-
-#: Column names, in order, of a HeaderRecord (the index stores exactly these).
-RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HeaderRecord))
 
 
 class _Timeout(Exception):
@@ -506,7 +433,8 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
                      ("sop_uid", "SOPInstanceUID"), ("instance_number", "InstanceNumber"),
                      ("frame_of_reference_uid", "FrameOfReferenceUID"), ("image_type", "ImageType"),
                      ("acquisition_number", "AcquisitionNumber"), ("echo_number", "EchoNumbers"),
-                     ("temporal_position", "TemporalPositionIdentifier")):
+                     ("temporal_position", "TemporalPositionIdentifier"), ("window_center", "WindowCenter"),
+                     ("window_width", "WindowWidth"), ("window_explanation", "WindowCenterWidthExplanation")):
         setattr(rec, attr, text(kw))
     rec.rows, rec.columns = integer("Rows"), integer("Columns")
     rec.frames = max(1, integer("NumberOfFrames", 1))
@@ -585,6 +513,9 @@ def _fill(rec: HeaderRecord, text: Callable[[str], str], integer: Callable[..., 
 # bytes, non-ASCII text, elements out of order, a header that runs out) returns None and the file goes
 # through pydicom, which stays the authority on odd and broken files.
 
+#: Explicit-VR VRs with a 2-byte length (PS3.5 Table 7.1-2); the rest of the known ones have a 4-byte length.
+_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
+                        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 _LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"})
 _UNDEFINED = 0xFFFFFFFF
 # Headers larger than this (huge enhanced multi-frame functional groups) go through pydicom, which
@@ -648,7 +579,13 @@ def _fast_parse(buf: bytes, size: int) -> tuple[dict[int, bytes], str, tuple[int
         if tag <= prev:
             raise _Fallback
         prev = tag
-        vr, length, vpos = _element_header(buf, pos, explicit)
+        # _element_header inlined for the common VRs (this loop runs for every element of every file).
+        if not explicit:
+            vr, length, vpos = b"", unpack("<I", buf, pos + 4)[0], pos + 8
+        elif (vr := buf[pos + 4:pos + 6]) in _SHORT_VRS:
+            length, vpos = unpack("<H", buf, pos + 6)[0], pos + 8
+        else:
+            vr, length, vpos = _element_header(buf, pos, explicit)
         if tag in _PIXEL_SET:
             return out, ts, (vpos, length)
         if length == _UNDEFINED:

@@ -1,6 +1,6 @@
 """A persistent header index in SQLite, so that re-opening a scanned folder reads no file again.
 
-One table, one row per file: the :class:`~viewer.io.headers.HeaderRecord` columns, keyed by absolute
+One table, one row per file: the :class:`~viewer.core.records.HeaderRecord` columns, keyed by absolute
 path. A row is valid while the file's size and mtime_ns are unchanged. Writes go in one transaction per
 batch in WAL mode, so a process killed mid-scan leaves a database that opens and holds every batch
 committed before the kill; the next scan simply reads the rest. A database that is not SQLite or is
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from viewer.core.atomic import create_private
-from viewer.io.headers import RECORD_FIELDS, HeaderRecord
+from viewer.core.records import RECORD_FIELDS, HeaderRecord
 
 #: Bumped whenever HeaderRecord's fields or their meaning change; an older database is rebuilt.
-SCHEMA_VERSION = 3  # 2: rescale, bits, PixelData offset/length; 3: ctime_ns and header digest
+SCHEMA_VERSION = 4  # 2: rescale, bits, PixelData offset/length; 3: ctime_ns and header digest; 4: VOI windows
 
 _INT_FIELDS = {"size", "mtime_ns", "ctime_ns", "rows", "columns", "frames", "bits_allocated", "bits_stored",
                "pixel_representation", "samples_per_pixel", "pixel_offset", "pixel_length"}

@@ -10,7 +10,7 @@ Beyond the contract:
 - ``find_stacks(..., index=None | True | path | Index)``: with an index (True = the default cache
   file, see :mod:`viewer.io.index`) only new or changed files (path, size, mtime_ns) are read; files
   gone from disk leave the index. ``workers``: processes for header reading (default 1; see the benchmark).
-- ``Stack.records``: the :class:`~viewer.io.headers.HeaderRecord` of each file, which
+- ``Stack.records``: the :class:`~viewer.core.records.HeaderRecord` of each file, which
   :func:`viewer.io.load.load_stack` hands to the loader so that headers are not read twice.
 - ``Stack`` also carries patient/study/series text (``patient_id``, ``patient_name``, ``study_uid``,
   ``study_date``, ``study_description``, ``series_number``, ``series_date``), ``rows``, ``columns``,
@@ -32,10 +32,10 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from viewer.io.headers import HeaderRecord, read_header, same_file
+from viewer.core.records import HeaderRecord, ScanResult, Stack
+from viewer.io.headers import read_header, same_file
 from viewer.io.split import split_series
 
 Progress = Callable[[int, int], None]
@@ -44,87 +44,6 @@ PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 #: Headers read (and committed to the index) per batch; also the progress/cancel granularity.
 BATCH = 128
-
-
-@dataclass
-class Stack:
-    """One loadable stack: files that form one volume (or one multi-frame file, or one image)."""
-
-    series_uid: str
-    files: list[str]
-    modality: str = ""
-    description: str = ""
-    split_reason: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    patient_id: str = ""
-    patient_name: str = ""
-    study_uid: str = ""
-    study_date: str = ""
-    study_description: str = ""
-    series_number: str = ""
-    series_date: str = ""
-    rows: int = 0
-    columns: int = 0
-    frames: int = 0
-    image_type: str = ""
-    #: Short text telling a split stack from its siblings (shown after the description), None if not split.
-    split_label: str | None = None
-    #: Volumes of a 4D stack as the scan sees them (repeated positions); the loader's count is final.
-    volumes: int = 1
-    #: The scanner's record of each file, in ``files`` order: the loader reads geometry, rescale and the
-    #: PixelData offset from them instead of parsing every header again (it checks size and mtime first).
-    records: list[HeaderRecord] = field(default_factory=list, repr=False, compare=False)
-
-
-@dataclass
-class ScanResult:
-    stacks: list[Stack] = field(default_factory=list)
-    bad_files: list[tuple[str, str]] = field(default_factory=list)
-    non_image: list[tuple[str, str]] = field(default_factory=list)
-    cancelled: bool = False
-    files_total: int = 0
-    headers_read: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    def tree(self) -> list[dict[str, Any]]:
-        """Patients -> studies -> series -> stacks, as plain dicts (the ``scan --json`` ``patients``).
-
-        A stack appears as its index into ``stacks``.
-        """
-        patients: dict[tuple[str, str], dict[str, Any]] = {}
-        for i, s in enumerate(self.stacks):
-            p = patients.setdefault((s.patient_id, s.patient_name), {
-                "patient_id": s.patient_id, "patient_name": s.patient_name, "studies": {}})
-            st = p["studies"].setdefault(s.study_uid or f"(no uid) {s.study_date}", {
-                "study_uid": s.study_uid, "study_date": s.study_date,
-                "study_description": s.study_description, "series": {}})
-            se = st["series"].setdefault((s.series_uid, s.series_number, s.description, s.modality), {
-                "series_uid": s.series_uid, "series_number": s.series_number, "modality": s.modality,
-                "description": s.description, "files": 0, "stacks": []})
-            se["files"] += len(s.files)
-            se["stacks"].append(i)
-        out = []
-        for p in patients.values():
-            studies = []
-            for st in p["studies"].values():
-                st["series"] = list(st["series"].values())
-                studies.append(st)
-            p["studies"] = studies
-            out.append(p)
-        return out
-
-
-def iter_files(paths: PathArg) -> Iterator[str]:
-    """Files under ``paths`` (folders recursively, sorted; files as given), hidden names skipped."""
-    for p in _as_list(paths):
-        if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield os.path.join(root, name)
-        else:
-            yield p
 
 
 def _as_list(paths: PathArg) -> list[str]:

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from viewer.io.headers import HeaderRecord
+from viewer.core.records import HeaderRecord
 
 #: Direction cosines closer than this are the same orientation (Slicer uses a similar epsilon).
 ORIENTATION_TOL = 1e-4

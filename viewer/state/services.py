@@ -26,12 +26,13 @@ from viewer.ai.results import OcclusionMap as OcclusionMap
 from viewer.ai.results import Predictions as Predictions
 from viewer.core.derived import DerivedOverlay
 from viewer.core.jobs import CancelCheck, Progress
+from viewer.core.records import HeaderRecord
 from viewer.core.series_info import SeriesInfo
 from viewer.core.volume import Volume
 
 
 class SeriesSource(Protocol):
-    """One loadable stack the scanner found (``viewer.io.series.Stack``): what the browser lists."""
+    """One loadable stack the scanner found (:class:`viewer.core.records.Stack`): what the browser lists."""
 
     series_uid: str
     files: list[str]
@@ -48,12 +49,12 @@ class SeriesSource(Protocol):
     study_description: str
     series_number: str
     series_date: str
-    # The scanner's header records of ``files`` (``viewer.io.headers.HeaderRecord``), opaque above io.
-    records: Sequence[Any]
+    # The scanner's header record of each of ``files``: the loader reads them instead of the headers.
+    records: Sequence[HeaderRecord]
 
 
 class ScanResultLike(Protocol):
-    """What a scan returns (``viewer.io.series.ScanResult``)."""
+    """What a scan returns (:class:`viewer.core.records.ScanResult`)."""
 
     @property
     def stacks(self) -> Sequence[SeriesSource]: ...
@@ -93,7 +94,7 @@ class SeriesLoaderLike(Protocol):
 
 class LoaderFactory(Protocol):
     def __call__(self, files: list[str], *, series_uid: str = ..., progress: Progress | None = ...,
-                 cancel: CancelCheck | None = ..., records: Sequence[Any] | None = ...) -> SeriesLoaderLike: ...
+                 cancel: CancelCheck | None = ..., records: Sequence[HeaderRecord] | None = ...) -> SeriesLoaderLike: ...
 
 
 class SeriesLoad(Protocol):
@@ -102,6 +103,38 @@ class SeriesLoad(Protocol):
 
 
 Thumbnailer = Callable[[list[str], int], np.ndarray]
+
+
+class ArrivedLike(Protocol):
+    """What has arrived of a series being retrieved (``viewer.io.arriving.Arrived``)."""
+
+    @property
+    def volume(self) -> Volume: ...
+
+    @property
+    def ready(self) -> np.ndarray: ...  # bool per slice: it holds its values (else blank until stored)
+
+    @property
+    def arrived(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+class ArrivingSeriesLike(Protocol):
+    """Decodes instances as they are stored; snapshots the growing volume (``viewer.io.arriving``)."""
+
+    problems: list[str]
+
+    def __len__(self) -> int: ...  # instances decoded so far
+
+    def add(self, paths: str | Sequence[str]) -> int: ...  # how many joined
+
+    def snapshot(self, total: int = ...) -> ArrivedLike | None: ...
+
+    def whole(self, loader: SeriesLoaderLike) -> Volume | None:
+        """The loader's whole volume made of the arrived slices, or None (then ``loader.load()``)."""
+        ...
 
 
 class ExportSummary(Protocol):
@@ -141,6 +174,8 @@ class IoServices:
     # ``filter_volume(array, spacing, display_filter, *, progress, cancel)`` -> float32 (z, y, x): a
     # display filter in 3-D with true spacing, for MPR (``viewer.io.volume_filter``, SimpleITK).
     filter_volume: Callable[..., np.ndarray] | None = None
+    # A new ``viewer.io.arriving.ArrivingSeries``: a series shown while a PACS retrieve stores it.
+    arriving_series: Callable[[], ArrivingSeriesLike] | None = None
 
 
 class Inference(Protocol):

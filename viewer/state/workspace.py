@@ -12,7 +12,9 @@ send intents; none keeps a copy. The whole reading workflow can be driven and te
 Loading is a job (``viewer.core.jobs``): :meth:`ViewportModel.start_loading`, then
 :meth:`~ViewportModel.show_preview` with the one-slice preview, then :meth:`~ViewportModel.finish` with the
 whole volume, which *refines* the preview in place: the slice the reader sees, the window and zoom they set
-on the preview are kept.
+on the preview are kept. A series still arriving from a PACS (:class:`~viewer.state.arrivals.Arrival`) grows
+in the same way: :meth:`~ViewportModel.grow` with each larger volume of what is stored (``ready`` says which
+slices hold their values), then :meth:`~ViewportModel.finish` with the whole load.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from viewer.core.derived import DerivedOverlay
 from viewer.core.volume import Volume
 from viewer.state.ai_results import AiResults
+from viewer.state.arrivals import Arrivals
 from viewer.state.image import ImageState
 from viewer.state.observable import Observable
 from viewer.state.services import SeriesSource
@@ -83,7 +86,11 @@ class ViewportModel(Observable):
     status
         One of :data:`STATUSES`.
     preview, volume
-        The one-slice preview while loading; the whole volume once loaded (never both).
+        The preview while loading (one slice, or what has arrived of a series still being retrieved); the
+        whole volume once loaded (never both).
+    ready
+        With a preview that grows as a series arrives: ``ready[k]`` says slice k of the preview holds its
+        values (the others are blank until their instance is stored); None otherwise.
     error
         Why the series could not be loaded ("failed"), else None.
     progress
@@ -102,6 +109,7 @@ class ViewportModel(Observable):
         self.error: str | None = None
         self.progress: tuple[int, int] | None = None
         self.preview_total = 0
+        self.ready: np.ndarray | None = None
         self.view = ViewState(ImageState())
 
     @property
@@ -131,6 +139,7 @@ class ViewportModel(Observable):
             self.error = None
             self.progress = None
             self.preview = None
+            self.ready = None
             self._set_status("loading")
             self.notify("series")
 
@@ -142,6 +151,32 @@ class ViewportModel(Observable):
             self.volume = None
             self.image.set_volume(preview)
             self._set_status("preview")
+
+    def grow(self, preview: Volume, ready: np.ndarray, total: int) -> None:
+        """More of the series has arrived: ``preview`` holds what is stored (``ready[k]``: slice k holds its
+        values) of ``total`` instances.
+
+        The first one is shown like a preview (opening window, first slice); each later one refines what
+        is shown in place: the reader stays at the patient position they look at, with the window, zoom,
+        pan and flips they set, whatever arrived before or after it.
+        """
+        shown = self.preview if self.preview is not None and self.image.volume is self.preview else None
+        with self.batch():
+            self.preview = preview
+            self.preview_total = int(total)
+            self.volume = None
+            self.ready = np.asarray(ready, dtype=bool).copy()
+            if shown is None:
+                self.image.set_volume(preview)
+            else:
+                point = slice_position(shown, self.view.slice_index) if self.view.plane == "acquired" else None
+                self.image.set_volume(preview, keep_display=True)
+                target = nearest_slice(preview, point) if point is not None else None
+                if target is not None:
+                    self.view.refine(target)
+            self.notify("ready")
+            if self.status != "preview":
+                self._set_status("preview")
 
     def set_progress(self, done: int, total: int) -> None:
         self.progress = (int(done), int(total))
@@ -158,9 +193,11 @@ class ViewportModel(Observable):
             self.preview = None
             self.volume = volume
             self.progress = None
+            self.ready = None
             if preview is not None and self.image.volume is preview:
+                at = self.view.slice_index if self.view.plane == "acquired" else 0
                 self.image.set_volume(volume, keep_display=True)
-                start = nearest_slice(volume, slice_position(preview, 0))
+                start = nearest_slice(volume, slice_position(preview, min(at, preview.shape[0] - 1)))
                 self.view.refine(start if start is not None else 0)
             else:
                 self.image.set_volume(volume)
@@ -170,6 +207,7 @@ class ViewportModel(Observable):
         with self.batch():
             self.error = message
             self.preview = None
+            self.ready = None
             self.volume = None
             self.progress = None
             self.image.set_volume(None)
@@ -181,6 +219,7 @@ class ViewportModel(Observable):
             self.series_key = key
             self.error = None
             self.preview = None
+            self.ready = None
             self.volume = volume
             self.progress = None
             self.image.set_volume(volume)
@@ -207,6 +246,8 @@ class Workspace(Observable):
         Scroll series of one frame of reference together, by patient position.
     ai
         AI results per series (:class:`AiResults`).
+    arrivals
+        Series being retrieved from a PACS (:class:`~viewer.state.arrivals.Arrivals`).
     """
 
     def __init__(self) -> None:
@@ -217,6 +258,7 @@ class Workspace(Observable):
         self.layout = "1x1"
         self.linked = True
         self.ai = AiResults()
+        self.arrivals = Arrivals()
         # SEG and SR objects the reader opened: drawn over the series they reference.
         self.derived: list[DerivedOverlay] = []
         # Loaded volumes by series (LRU, bounded by memory): reopening a series does not decode it again.

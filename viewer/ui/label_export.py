@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,30 +90,26 @@ class LabelExport(QObject):
         if path:
             self.export(fmt, path)
 
-    def export(self, fmt: str, out: str, deidentify: bool | None = None) -> int | None:
-        """Export ``fmt`` of the shown series to ``out`` in the background; None when nothing is shown."""
+    def request(self, fmt: str, deidentify: bool | None = None) -> ExportRequest | None:
+        """What exporting ``fmt`` of the shown series means now (None when nothing is shown); the request
+        runs anywhere, e.g. on a worker (File ▸ Send to PACS sends what it writes)."""
         view = self.panel.view
         vol = view.volume if view is not None else None
         if vol is None:
             return None
-        deid = self.act_deid.isChecked() if deidentify is None else deidentify
         ls = self.panel.label_set
-        files = [f for f in dict.fromkeys(vol.info.files) if f]
-        store = str(self.panel.store.path)
+        return ExportRequest(fmt, [f for f in dict.fromkeys(vol.info.files) if f], str(self.panel.store.path),
+                             ls.name if ls is not None else None, vol.series_uid,
+                             self.act_deid.isChecked() if deidentify is None else deidentify)
+
+    def export(self, fmt: str, out: str, deidentify: bool | None = None) -> int | None:
+        """Export ``fmt`` of the shown series to ``out`` in the background; None when nothing is shown."""
+        req = self.request(fmt, deidentify)
+        if req is None:
+            return None
 
         def job(ctx: JobContext) -> object:
-            with tempfile.TemporaryDirectory(prefix="viewer-export-") as tmp:
-                series_dir = None
-                if fmt in ("seg", "sr", "nifti"):
-                    series_dir = tmp
-                    for i, f in enumerate(files):
-                        os.symlink(os.path.abspath(f), os.path.join(tmp, f"{i:05d}_{Path(f).name}"))
-                cmd = export_command(fmt, out, store=store, label_set=ls.name if ls is not None else None,
-                                     series_uid=vol.series_uid, series_dir=series_dir, deidentify=deid)
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise ValueError((done.stderr or done.stdout).strip().splitlines()[-1] if (done.stderr or done.stdout)
-                                 else f"export failed ({done.returncode})")
+            req.run(out)
             return out
 
         def ok(path: object) -> None:
@@ -126,4 +123,31 @@ class LabelExport(QObject):
         return self.window.background.submit("labels:export", job, on_result=ok, on_error=bad)
 
 
-__all__ = ["FORMATS", "LabelExport", "export_command", "viewer_command"]
+@dataclass(frozen=True)
+class ExportRequest:
+    """One export of a series' labels: ``run(out)`` writes it (synchronously: call it on a worker)."""
+
+    fmt: str
+    files: list[str]
+    store: str
+    label_set: str | None
+    series_uid: str
+    deidentify: bool
+
+    def run(self, out: str) -> None:
+        """Write the export to ``out``; ValueError with the command's message when it fails."""
+        with tempfile.TemporaryDirectory(prefix="viewer-export-") as tmp:
+            series_dir = None
+            if self.fmt in ("seg", "sr", "nifti"):
+                series_dir = tmp
+                for i, f in enumerate(self.files):
+                    os.symlink(os.path.abspath(f), os.path.join(tmp, f"{i:05d}_{Path(f).name}"))
+            cmd = export_command(self.fmt, out, store=self.store, label_set=self.label_set,
+                                 series_uid=self.series_uid, series_dir=series_dir, deidentify=self.deidentify)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).strip()
+            raise ValueError(said.splitlines()[-1] if said else f"export failed ({done.returncode})")
+
+
+__all__ = ["FORMATS", "ExportRequest", "LabelExport", "export_command", "viewer_command"]

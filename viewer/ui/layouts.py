@@ -66,6 +66,7 @@ class ViewportSlot(QWidget):
         lay.addWidget(self.view, 1)
         self._active = False
         self._unsubscribe = model.subscribe(self._model_changed)
+        self._unsubscribe_view = model.view.subscribe(self._view_changed)
         self.derived: DerivedLayer | None = None  # SEG/SR drawn over this slot's series (set by the grid)
         # A click anywhere in the view (tools, scrolling) makes this the active viewport.
         self.view.installEventFilter(self)
@@ -128,6 +129,25 @@ class ViewportSlot(QWidget):
                 self.view.clear_message()
             elif m.status == "failed" and m.error is not None:
                 self.view.show_message("Cannot load this series:\n" + m.error.splitlines()[0][:300])
+        if "ready" in changes:
+            self._show_arrival()
+
+    def _view_changed(self, changes: frozenset[str]) -> None:
+        if "slice" in changes and self.model.ready is not None and shiboken6.isValid(self):
+            self._show_arrival()
+
+    def _show_arrival(self) -> None:
+        """A series still arriving: say so over a slice whose instance is not stored yet."""
+        ready, view = self.model.ready, self.model.view
+        if ready is None or self.model.status != "preview":
+            return
+        k = view.slice_index
+        if view.plane == "acquired" and 0 <= k < len(ready) and not ready[k]:
+            total = self.model.preview_total
+            self.view.show_message(f"Image {k + 1} not retrieved yet ({int(ready.sum())} of "
+                                   f"{total if total > 0 else '?'} stored)")
+        else:
+            self.view.clear_message()
 
     def show_volume(self, volume: Volume, slice_index: int | None = None) -> None:
         self.model.show_volume(volume, self.model.series_key, slice_index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,13 +28,14 @@ from viewer.core.jobs import JobContext
 from viewer.core.volume import Volume
 from viewer.ui.browser import StudyBrowser
 from viewer.ui.cine import Cine
-from viewer.state.services import ExportSummary
+from viewer.state.arrivals import Arrival
+from viewer.state.services import ArrivedLike, ExportSummary
 from viewer.state.workspace import Workspace, nearest_slice, slice_position
 from viewer.ui.layouts import LAYOUTS, ViewportGrid
 from viewer.ui.measure_panel import MeasurePanel
 from viewer.ui.settings import Settings
 from viewer.ui.volume_bar import attach_volume_bar
-from viewer.ui.workers import Background, Filling, IoServices, Preview, load_job
+from viewer.ui.workers import Background, Filling, IoServices, Preview, arrival_job, load_job, whole_load_job
 
 if TYPE_CHECKING:
     from viewer.ui.ai_panel import AiPanel
@@ -442,6 +444,68 @@ class MainWindow(QMainWindow):
         self._titles[slot_index] = title
         self._load_started[slot_index] = time.perf_counter()
         return self._submit_load(slot_index, "", load_job(self.io, list(files), series_uid=series_uid))
+
+    def open_arrival(self, arrival: Arrival, slot_index: int) -> None:
+        """Show the series of ``arrival`` (a PACS retrieve) in viewport ``slot_index`` while it arrives.
+
+        Each stored instance is decoded once, off the UI thread, and the viewport grows with what is stored
+        (:meth:`~viewer.state.workspace.ViewportModel.grow`: slices not stored yet are blank with a note,
+        the reader's slice, window and zoom stay put); when the retrieve ends, the whole load of the stored
+        files refines it in place (exact geometry, the same volume as opening the folder).
+        """
+        self._load_reference[slot_index] = self.grid.active
+        self.grid.set_active(slot_index)
+        slot = self.grid.slots[slot_index]
+        self.background.cancel(f"load:{slot_index}")
+        slot.model.start_loading(arrival.series_uid)
+        slot.set_title(f"{arrival.title}  — retrieving…")
+        self._titles[slot_index] = arrival.title
+        self._load_started[slot_index] = time.perf_counter()
+        self._filling.pop(slot_index, None)
+        channel = f"arrive:{slot_index}:{id(arrival)}"
+        feed: queue.Queue[str | None] = queue.Queue()
+        sent = [0]
+        job: list[int] = []
+
+        def changed(changes: frozenset[str]) -> None:
+            if slot.model.series_key != arrival.series_uid or slot.model.status not in ("loading", "preview"):
+                unsubscribe()  # the reader put another series here meanwhile
+                self.background.cancel(channel)
+                return
+            for path in arrival.files[sent[0]:]:
+                feed.put(path)
+            sent[0] = len(arrival.files)
+            if not job and sent[0] and self.io.arriving_series is not None and not arrival.done:
+                # It returns the whole volume once fed None: _on_loaded refines its last snapshot with it.
+                job.append(self.background.submit(
+                    channel, arrival_job(self.io, feed, lambda: arrival.total, series_uid=arrival.series_uid),
+                    on_partial=functools.partial(self._on_arrived, slot_index, channel),
+                    on_result=functools.partial(self._on_loaded, slot_index, ""),
+                    on_error=functools.partial(self._on_load_failed, slot_index, ""),
+                    on_progress=functools.partial(self._on_load_progress, slot_index)))
+            if "done" in changes:
+                unsubscribe()
+                feed.put(None)
+                if job:
+                    return
+                if not arrival.files:
+                    self._on_load_failed(slot_index, "", arrival.error or "nothing of this series was stored")
+                    return
+                self._submit_load(slot_index, "", whole_load_job(self.io, list(arrival.files),
+                                                                 series_uid=arrival.series_uid))
+
+        unsubscribe = arrival.subscribe(changed)
+        changed(frozenset({"files", "done"} if arrival.done else {"files"}))
+
+    def _on_arrived(self, idx: int, channel: str, arrived: ArrivedLike) -> None:
+        slot = self.grid.slots[idx]
+        if slot.model.series_key != arrived.volume.series_uid or slot.model.status not in ("loading", "preview"):
+            self.background.cancel(channel)  # another series is shown there now
+            return
+        slot.model.grow(arrived.volume, arrived.ready, arrived.total)
+        total = arrived.total if arrived.total > 0 else "?"
+        slot.set_title(f"{self._titles.get(idx, '')}  — {arrived.arrived}/{total} stored")
+        self._mark_first_image(idx)
 
     def _mark_first_image(self, idx: int) -> None:
         started = self._load_started.pop(idx, None)

@@ -1,19 +1,22 @@
 """The PACS dock: query a node, see studies and series as the answers arrive, retrieve, open while arriving.
 
 ui may not import ``viewer.io`` (pydicom): ``viewer.app.pacs_services`` hands in the network functions as a
-:class:`PacsServices`. Queries and retrieves run on the window's background pool; matches and stored
+:class:`PacsServices`. Queries and retrieves run on the dock's own network pool; matches and stored
 instances come back through ``ctx.partial`` (queued signals), so the tables fill in while the PACS is still
-answering and the window never waits on the network. "Open" retrieves a series and shows the first
-instance in the active viewport as soon as it is stored; the whole series replaces it when all is there.
+answering and the window never waits on the network. "Open" retrieves a series into the active viewport:
+the first instance is on screen as soon as it is stored, the rest fills in as it arrives (the dock records
+what is stored in ``workspace.arrivals``; the window shows it), and the whole load refines it at the end.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,7 +35,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.ui.workers import Background
+
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
+#: Threads of the dock's network pool (queries and retrieves; each retrieve runs its own transfer threads).
+NETWORK_THREADS = 4
+CLOSE_WAIT_MS = 30000
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class PacsServices:
     nodes: Callable[[], list[tuple[str, str]]]
     find: Callable[..., Any]
     retrieve: Callable[..., Any]
+    # send(node_text, ae, paths, progress, cancel) -> viewer.ui.pacs_send.SendReport (C-STORE or STOW-RS)
+    send: Callable[..., Any] | None = None
+    # write_ai_sr(out, slices [(file, SOP Instance UID, frame)], predictions): AI results as DICOM SR
+    write_ai_sr: Callable[..., None] | None = None
 
 
 STUDY_COLUMNS = ("Patient", "Patient ID", "Date", "Modalities", "Description", "Accession", "Series", "Images")
@@ -92,10 +104,13 @@ class PacsPanel(QWidget):
         super().__init__(parent)
         self.services = services
         self.main = window  # the MainWindow (QWidget.window() is taken)
-        self.background = window.background
+        # Network jobs mostly wait on sockets: a pool of their own, so that a retrieve never holds up the
+        # decoding of what it stores (the window's pool) and vice versa.
+        self.background = Background(max_threads=NETWORK_THREADS, parent=self)
+        window.installEventFilter(self)
         self._series_study: dict[str, str] = {}
-        self._opening: dict[str, int] = {}  # series UID -> viewport that shows it while it arrives
-        self._shown: set[str] = set()  # series whose first arrived instance is on screen
+        self._retrieving: set[str] = set()  # channels of the retrieves started here
+        self._seeded: set[str] = set()  # opened series whose earlier stored files were handed over
 
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
@@ -159,10 +174,14 @@ class PacsPanel(QWidget):
         self.browse_button.setEnabled(False)
         self.browse_button.clicked.connect(self.show_store)
         self._store = ""
+        self.send_button = QPushButton("Send", self)
+        self.send_button.setToolTip("Send the series shown, or its labels as DICOM SEG / SR, to a node")
+        self.send_button.setEnabled(False)  # until attach_pacs_send gives it its menu
         actions = QHBoxLayout()
         actions.addWidget(self.retrieve_button)
         actions.addWidget(self.open_button)
         actions.addWidget(self.browse_button)
+        actions.addWidget(self.send_button)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -304,12 +323,20 @@ class PacsPanel(QWidget):
     def selected_series(self) -> list[str]:
         return [str(_cell(self.series, i.row(), 0).data(UID_ROLE)) for i in self.series.selectionModel().selectedRows()]
 
+    def note_channel(self, channel: str) -> None:
+        """A transfer started on ``channel`` of the network pool: Cancel stops it too."""
+        self._retrieving.add(channel)
+
     def cancel(self) -> None:
         for channel in ("pacs:find", "pacs:series"):
             self.background.cancel(channel)
-        for uid in list(self._opening) + list(self._series_study):
-            self.background.cancel(f"pacs:get:{uid}")
-        self.status_message("Cancelled; what was complete stays stored, a new retrieve fetches the rest.")
+        for channel in self._retrieving:
+            self.background.cancel(channel)
+        self._retrieving.clear()
+        for arrival in self.main.workspace.arrivals.by_uid.values():
+            if not arrival.done:  # a viewport opened on it keeps (and completes the load of) what arrived
+                arrival.finish([], complete=False, error="retrieve cancelled")
+        self.status_message("Cancelled; what was complete stays stored (or sent), a new retrieve fetches the rest.")
 
     # -- retrieve -----------------------------------------------------------------------------------------
     def retrieve_selected(self, *, open_it: bool) -> None:
@@ -326,10 +353,19 @@ class PacsPanel(QWidget):
             self.retrieve(study, uid, open_it=open_it)
 
     def retrieve(self, study_uid: str, series_uid: str = "", *, open_it: bool = False) -> int:
-        """Retrieve one series (or the whole study with ``series_uid=""``) on the background pool."""
+        """Retrieve one series (or the whole study with ``series_uid=""``) on the network pool.
+
+        With ``open_it`` the series opens in the active viewport at once and fills in as its instances are
+        stored: the dock records them in the workspace (``workspace.arrivals``), the window shows them.
+        """
         node, ae, port = self.node_text(), self.ae.text().strip(), self.port.value()
         if open_it and series_uid:
-            self._opening[series_uid] = int(self.main.grid.active)
+            r = self._row_of(series_uid)
+            images = _cell(self.series, r, 3).data(Qt.ItemDataRole.DisplayRole) if r >= 0 else None
+            expected = images if isinstance(images, int) else -1
+            arrival = self.main.workspace.arrivals.start(series_uid, self._title(series_uid), expected)
+            self._seeded.discard(series_uid)
+            self.main.open_arrival(arrival, int(self.main.grid.active))
         self.status_message(f"Retrieving from {node}…")
 
         r = self._row_of(series_uid) if series_uid else -1
@@ -341,8 +377,10 @@ class PacsPanel(QWidget):
                 progress=lambda p: ctx.partial(("progress", p)),
                 on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
 
-        return int(self.background.submit(f"pacs:get:{series_uid or study_uid}", job, on_partial=self._on_arrival,
-                                          on_result=self._on_retrieved, on_error=self._failed))
+        channel = f"pacs:get:{series_uid or study_uid}"
+        self.note_channel(channel)
+        return int(self.background.submit(channel, job, on_partial=self._on_arrival, on_result=self._on_retrieved,
+                                          on_error=functools.partial(self._retrieve_failed, series_uid)))
 
     def _row_of(self, series_uid: str) -> int:
         for r in range(self.series.rowCount()):
@@ -364,12 +402,15 @@ class PacsPanel(QWidget):
         if r >= 0:
             _cell(self.series, r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
         self.status_message(f"{self._title(p.series_uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
-        slot = self._opening.get(p.series_uid)
-        if kind == "stored" and slot is not None and p.series_uid not in self._shown:
-            # The first instance on disk goes on screen at once; the rest fills in when it has arrived.
-            self._shown.add(p.series_uid)
-            self.main.load_files([rest[0]], slot, title=f"{self._title(p.series_uid)}  (arriving)",
-                                   series_uid=p.series_uid)
+        arrival = self.main.workspace.arrivals.get(p.series_uid)
+        if arrival is None or arrival.done:
+            return
+        stored = [rest[0]] if kind == "stored" else []
+        if p.series_uid not in self._seeded:
+            # A resumed retrieve: what an earlier one stored is shown too (it does not arrive again).
+            self._seeded.add(p.series_uid)
+            stored = sorted(str(f) for f in Path(p.folder).glob("*.dcm")) + stored
+        arrival.stored(stored, p.total)
 
     def show_store(self) -> None:
         """Open the local store in the Studies browser (it replaces what the browser lists)."""
@@ -387,18 +428,31 @@ class PacsPanel(QWidget):
             r = self._row_of(s.series_uid)
             if r >= 0:
                 _cell(self.series, r, 4).setText(f"{s.stored + s.skipped}/{s.total} by {s.method}")
-            slot = self._opening.pop(s.series_uid, None)
-            self._shown.discard(s.series_uid)
-            if slot is not None and files:
-                self.main.load_files(files, slot, title=self._title(s.series_uid), series_uid=s.series_uid)
+            arrival = self.main.workspace.arrivals.get(s.series_uid)
+            if arrival is not None and not arrival.done:
+                arrival.finish(files, complete=bool(s.complete), error=s.error)
             self.series_retrieved.emit(s.series_uid, bool(s.complete))
         self.status_message("; ".join(lines) + f"  → {result.into}")
+
+    def _retrieve_failed(self, series_uid: str, message: str) -> None:
+        arrival = self.main.workspace.arrivals.get(series_uid) if series_uid else None
+        if arrival is not None and not arrival.done:
+            # What arrived before the failure stays on screen (and stored): a new retrieve fetches the rest.
+            arrival.finish([], complete=False, error=message)
+        self._failed(message)
 
     def _failed(self, message: str) -> None:
         text = message.strip().splitlines()[-1] if message.strip() else "failed"
         # Our errors read "PacsError: <what>": show the what.
         self.status_message(text.split(": ", 1)[1] if text.startswith(("PacsError", "viewer.")) else text)
         self.failed.emit(text)
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt override
+        if obj is self.main and ev.type() == QEvent.Type.Close:
+            # Network jobs end with the window: their callbacks must not outlive it.
+            self.background.cancel_all()
+            self.background.wait_idle(CLOSE_WAIT_MS)
+        return False
 
 
 def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
@@ -423,4 +477,7 @@ def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
         first = file_menu.actions()[3] if len(file_menu.actions()) > 3 else None
         file_menu.insertAction(first, action) if first is not None else file_menu.addAction(action)
     window.pacs_panel, window.pacs_dock, window.act_pacs = panel, dock, action
+    from viewer.ui.pacs_send import attach_pacs_send
+
+    window.pacs_send = attach_pacs_send(window, panel)
     return dock

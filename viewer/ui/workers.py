@@ -20,6 +20,7 @@ collection off and collects on the main thread.
 from __future__ import annotations
 
 import dataclasses
+import queue
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -338,6 +339,74 @@ def load_job(io: IoServices, files: list[str], *, series_uid: str = "",
                              on_slices=on_slices if total > 1 else None)
         volume.warnings = list(warnings or []) + list(volume.warnings)
         return volume
+
+    return job
+
+
+#: Seconds between two snapshots of a series arriving from a PACS (each one copies what arrived).
+ARRIVAL_INTERVAL_S = 0.15
+
+
+def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[], int], *,
+                series_uid: str = "") -> Job:
+    """A job that decodes the files of a series as a retrieve stores them, posts what has arrived, and
+    returns the whole Volume when the retrieve has ended.
+
+    ``feed`` gives the stored paths, then None when the retrieve has ended; ``total()`` the instances
+    expected (-1 while unknown). Each file is decoded once; the growing volume (``ArrivedLike``) is
+    posted as a partial result at once for the first instance (the first image on screen), then at
+    most every :data:`ARRIVAL_INTERVAL_S`, and once more at the end. The result is the whole load of every
+    file fed (:func:`whole_load_job`'s), made of the decoded slices when they are exactly its slices.
+    """
+
+    def job(ctx: JobContext) -> object:
+        if io.arriving_series is None:
+            raise ValueError("this build cannot show a series while it arrives")
+        series = io.arriving_series()
+        posted, last = 0, 0.0
+        files: list[str] = []
+        while True:
+            try:
+                path = feed.get(timeout=ARRIVAL_INTERVAL_S / 3)
+            except queue.Empty:
+                path = ""  # nothing new: what the interval held back is posted now
+            ctx.check()
+            batch = [path] if path else []
+            while posted and path is not None:  # after the first image: all stored meanwhile, in one pass
+                try:
+                    path = feed.get_nowait()
+                except queue.Empty:
+                    break
+                if path is not None:
+                    batch.append(path)
+            if batch:
+                files += batch
+                series.add(batch)
+            now = time.perf_counter()
+            if len(series) > posted and (posted == 0 or path is None or now - last >= ARRIVAL_INTERVAL_S):
+                snapshot = series.snapshot(total())
+                if snapshot is not None:
+                    ctx.partial(snapshot)
+                posted, last = len(series), now
+            if path is None:
+                if io.series_loader is None:
+                    return io.load_series(files, progress=ctx.progress, cancel=ctx.cancelled)
+                loader = io.series_loader(files, series_uid=series_uid, progress=ctx.progress,
+                                          cancel=ctx.cancelled)
+                volume = series.whole(loader)
+                return volume if volume is not None else loader.load(progress=ctx.progress, cancel=ctx.cancelled)
+
+    return job
+
+
+def whole_load_job(io: IoServices, files: list[str], *, series_uid: str = "") -> Job:
+    """A job that loads ``files`` into a Volume without previews (it refines a preview already shown)."""
+
+    def job(ctx: JobContext) -> object:
+        if io.series_loader is None:
+            return io.load_series(list(files), progress=ctx.progress, cancel=ctx.cancelled)
+        loader = io.series_loader(list(files), series_uid=series_uid, progress=ctx.progress, cancel=ctx.cancelled)
+        return loader.load(progress=ctx.progress, cancel=ctx.cancelled)
 
     return job
 
