@@ -1,6 +1,6 @@
 """``batch infer``'s labels and DICOM outputs, on a real 1-worker LocalCluster:
 
-- pneumonia-cxr's operating point (threshold 0.393668; 0.42 before its temperature) decides the rows'
+- pneumonia-cxr's operating point (threshold 0.42) decides the rows'
   labels exactly as ``infer --json`` does,
   on real chest radiographs (PneumoniaMNIST test images in a CR header), and the SR per series says the same;
 - ct-denoise writes a derived series per source series that loads with the geometry of its source.
@@ -23,7 +23,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
 # PneumoniaMNIST test images: the first five (far from the threshold) and five whose P(pneumonia) lies in
-# [0.42, 0.5) as 2.0.0 scored them ([0.3937, 0.5) in 2.1.0), where the manifest's threshold and the
+# [0.42, 0.5), where the manifest's threshold and the
 # arg-max disagree (checked below, not assumed).
 CXR_INDICES = (0, 1, 2, 3, 4, 68, 88, 107, 180, 221)
 
@@ -87,7 +87,7 @@ def test_labels_follow_the_operating_point_as_infer_and_the_sr_says_so(client: A
 
     files = write_radiographs(tmp_path / "cxr", data_dir, CXR_INDICES)
     (m,) = resolve_models(["pneumonia-cxr"])
-    threshold = m.output.threshold  # the manifest's operating point (0.393668 since pneumonia-cxr 2.1.0)
+    threshold = m.output.threshold  # the manifest's operating point
     assert threshold is not None and 0.0 < threshold < 0.5
     scan = scan_sources([str(tmp_path / "cxr")], index=str(tmp_path / "index.sqlite"))
     assert len(scan.units) == len(files)
