@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from viewer.ui.ai_panel import AiPanel
     from viewer.ui.batch_results import BatchResults
     from viewer.ui.label_panel import LabelPanel
+    from viewer.ui.pacs_dialog import PacsPanel
+    from viewer.ui.pacs_send import PacsSend
 
 APP_TITLE = "DICOM Viewer"
 CLOSE_WAIT_MS = 30000
@@ -82,11 +84,15 @@ class MainWindow(QMainWindow):
         self._titles: dict[int, str] = {}  # viewport -> title of what load_files loads there
         self._tool_unsubscribe: Callable[[], None] | None = None
         # The optional panels (viewer.app adds them with attach_label_panel / attach_ai_panel /
-        # attach_batch_results, which set these).
+        # attach_batch_results / attach_pacs_dock, which set these).
         self.label_panel: LabelPanel | None = None
         self.ai_panel: AiPanel | None = None
         self.ai_dock: QDockWidget | None = None
         self.batch_results: BatchResults | None = None
+        self.pacs_panel: PacsPanel | None = None
+        self.pacs_dock: QDockWidget | None = None
+        self.act_pacs: QAction | None = None
+        self.pacs_send: PacsSend | None = None
         self.last_first_image_ms: float | None = None
 
         left = QDockWidget("Studies", self)

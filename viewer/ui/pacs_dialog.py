@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -36,6 +36,9 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.ui.workers import Background
+
+if TYPE_CHECKING:
+    from viewer.ui.main_window import MainWindow
 
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 #: Threads of the dock's network pool (queries and retrieves; each retrieve runs its own transfer threads).
@@ -100,7 +103,7 @@ class PacsPanel(QWidget):
     series_retrieved = Signal(str, bool)  # series UID, complete
     failed = Signal(str)
 
-    def __init__(self, services: PacsServices, window: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, services: PacsServices, window: MainWindow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
         self.main = window  # the MainWindow (QWidget.window() is taken)
@@ -455,8 +458,10 @@ class PacsPanel(QWidget):
         return False
 
 
-def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
+def attach_pacs_dock(window: MainWindow, services: PacsServices) -> QDockWidget:
     """Add the PACS dock (hidden until asked for) and File > PACS… (Ctrl+Shift+P) to the main window."""
+    from viewer.ui.pacs_send import attach_pacs_send
+
     panel = PacsPanel(services, window)
     dock = QDockWidget("PACS", window)
     dock.setObjectName("pacsDock")
@@ -465,19 +470,14 @@ def attach_pacs_dock(window: Any, services: PacsServices) -> QDockWidget:
     window.resizeDocks([dock], [300], Qt.Orientation.Vertical)
     dock.hide()
     action = QAction("&PACS…", window, shortcut=QKeySequence("Ctrl+Shift+P"))
+
     def show_dock() -> None:
         dock.show()
         dock.raise_()
         panel.reload_nodes()
 
     action.triggered.connect(show_dock)
-    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
-    file_menu = next((m for m in menus if m.title().replace("&", "") == "File"), None)
-    if file_menu is not None:
-        first = file_menu.actions()[3] if len(file_menu.actions()) > 3 else None
-        file_menu.insertAction(first, action) if first is not None else file_menu.addAction(action)
+    window.file_menu.insertAction(window.act_open_derived, action)  # after the three Open… entries
     window.pacs_panel, window.pacs_dock, window.act_pacs = panel, dock, action
-    from viewer.ui.pacs_send import attach_pacs_send
-
     window.pacs_send = attach_pacs_send(window, panel)
     return dock
