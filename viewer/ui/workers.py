@@ -355,7 +355,9 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
     ``feed`` gives the stored paths, then None when the retrieve has ended; ``total()`` the instances
     expected (-1 while unknown). Each file is decoded once; the growing volume (``ArrivedLike``) is
     posted as a partial result at once for the first instance (the first image on screen), then at
-    most every :data:`ARRIVAL_INTERVAL_S`, and once more at the end. The result is the whole load of every
+    most every :data:`ARRIVAL_INTERVAL_S`, and once more at the end; what is stored within an interval is
+    decoded in one batch when it is up (one header pass, fewer wake-ups competing with the retrieve's
+    threads). The result is the whole load of every
     file fed (:func:`whole_load_job`'s), made of the decoded slices when they are exactly its slices.
     """
 
@@ -365,25 +367,32 @@ def arrival_job(io: IoServices, feed: queue.Queue[str | None], total: Callable[[
         series = io.arriving_series()
         posted, last = 0, 0.0
         files: list[str] = []
+        pending: list[str] = []  # stored, to decode in one pass when the interval is up
         while True:
+            # After the first image, what is stored meanwhile waits for the interval and is decoded in one
+            # batch (one header pass, one snapshot), not file by file as the retrieve's threads store it.
+            wait = (last + ARRIVAL_INTERVAL_S - time.perf_counter()) if posted and pending else ARRIVAL_INTERVAL_S / 3
             try:
-                path = feed.get(timeout=ARRIVAL_INTERVAL_S / 3)
+                path = feed.get(timeout=max(wait, 0.001))
             except queue.Empty:
-                path = ""  # nothing new: what the interval held back is posted now
+                path = ""  # nothing new: what the interval held back is decoded and posted now
             ctx.check()
-            batch = [path] if path else []
-            while posted and path is not None:  # after the first image: all stored meanwhile, in one pass
+            if path:
+                pending.append(path)
+            while posted and path is not None:  # after the first image: all stored meanwhile
                 try:
                     path = feed.get_nowait()
                 except queue.Empty:
                     break
                 if path is not None:
-                    batch.append(path)
-            if batch:
-                files += batch
-                series.add(batch)
+                    pending.append(path)
+            due = posted == 0 or path is None or time.perf_counter() - last >= ARRIVAL_INTERVAL_S
+            if pending and due:
+                files += pending
+                series.add(pending)
+                pending = []
             now = time.perf_counter()
-            if len(series) > posted and (posted == 0 or path is None or now - last >= ARRIVAL_INTERVAL_S):
+            if len(series) > posted and due:
                 snapshot = series.snapshot(total())
                 if snapshot is not None:
                     ctx.partial(snapshot)
