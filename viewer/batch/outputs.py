@@ -23,18 +23,16 @@ never fatal to the job.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from viewer.batch.models import ModelSpec, RunOptions, session_for
+from viewer.batch.models import ModelSpec, RunOptions
 from viewer.batch.sources import Unit
-from viewer.batch.work import ModelRows, UnitResult, _reason, infer_unit, load_unit
+from viewer.batch.work import ModelRows, UnitResult, _reason, applicable_session, infer_unit, start_unit
 
 IMAGE_TO_IMAGE = "image-to-image"
 
@@ -151,34 +149,21 @@ def write_findings_sr(unit: Unit, res: UnitResult, mr: ModelRows, sr_dir: str) -
 
 def derive_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions, outputs: OutputOptions) -> UnitResult:
     """Run image-to-image ``specs`` on the unit and write each output as a derived series (module doc)."""
-    from viewer.ai import applicability
     from viewer.ai.image_to_image import run_on_volume
     from viewer.io.derived import write_derived_series
     from viewer.io.rawread import read_header_dataset
 
-    res = UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0, [],
-                     f"{socket.gethostname()}:{os.getpid()}")
-    t0 = time.perf_counter()
-    try:
-        vol = load_unit(unit)
-    except Exception as exc:  # noqa: BLE001 - recorded, as infer_unit does
-        res.load_s, res.load_error = time.perf_counter() - t0, _reason(exc)
-        res.models = [ModelRows(s, "failed", f"load: {res.load_error}") for s in specs]
+    res, vol = start_unit(unit, specs)
+    if vol is None:
         return res
-    res.load_s = time.perf_counter() - t0
-    res.n_slices, res.modality = int(vol.shape[0]), vol.modality or unit.modality
-    res.study_uid = vol.info.study_uid or unit.study_uid
-    res.warnings = list(vol.warnings)
     files = list(vol.info.files)
     for spec in specs:
         t1 = time.perf_counter()
         try:
-            session = session_for(spec, opts)
-            ok, why = applicability(session.manifest, vol)
-            if not ok and not opts.force:
-                res.models.append(ModelRows(spec, "failed", f"not applicable: {why} (use --force to run it anyway)",
-                                            session.provider))
+            run = applicable_session(spec, opts, vol, res)
+            if run is None:
                 continue
+            session, forced = run
             if not outputs.dicom_dir:
                 raise ValueError("an image-to-image model needs --dicom-out FOLDER for its output series")
             if len(files) != res.n_slices or len(set(files)) != len(files):
@@ -195,7 +180,7 @@ def derive_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions, output
                                path=str(folder), ms=(time.perf_counter() - t2) * 1000.0)
             res.outputs[spec.sha256] = out
             res.models.append(ModelRows(spec, "ok", provider=session.provider, infer_s=infer_s,
-                                        forced_reason="" if ok else why))
+                                        forced_reason=forced))
         except Exception as exc:  # noqa: BLE001 - a model failing on one series must not stop the job
             res.models.append(ModelRows(spec, "failed", f"inference: {_reason(exc)}"))
     return res

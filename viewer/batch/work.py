@@ -26,6 +26,7 @@ from distributed import WorkerPlugin
 
 from viewer.batch.models import ModelSpec, RunOptions, session_for
 from viewer.batch.sources import Unit
+from viewer.core.volume import Volume
 
 
 @dataclass
@@ -116,46 +117,65 @@ def load_unit(unit: Unit) -> Any:
     return vol
 
 
-def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> UnitResult:
-    """Load ``unit`` and run ``specs`` on every slice (see module doc). Never raises for the data's sake."""
-    from viewer.ai import applicability
-    from viewer.ai.runner import classify_slices
-
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+def start_unit(unit: Unit, specs: Sequence[ModelSpec]) -> tuple[UnitResult, Volume | None]:
+    """The unit's result record and its loaded Volume; on a load failure, the record says why for every
+    model and the Volume is None (any file may break the loader in its own way; never raises for it)."""
     res = UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0, [],
-                     worker)
+                     f"{socket.gethostname()}:{os.getpid()}")
     t0 = time.perf_counter()
     try:
         vol = load_unit(unit)
-    except Exception as exc:  # noqa: BLE001 - any file may break the loader in its own way; recorded
+    except Exception as exc:  # noqa: BLE001 - recorded
         res.load_s = time.perf_counter() - t0
         res.load_error = _reason(exc)
         res.models = [ModelRows(s, "failed", f"load: {res.load_error}") for s in specs]
-        return res
+        return res, None
     res.load_s = time.perf_counter() - t0
-    info = vol.info
     res.n_slices = int(vol.shape[0])
     res.modality = vol.modality or unit.modality
-    res.study_uid = info.study_uid or unit.study_uid
+    res.study_uid = vol.info.study_uid or unit.study_uid
+    res.warnings = list(vol.warnings)
+    return res, vol
+
+
+def applicable_session(spec: ModelSpec, opts: RunOptions, vol: Volume, res: UnitResult) -> tuple[Any, str] | None:
+    """``spec``'s session of this worker and, when run under ``--force``, why it is out of scope; None (with
+    the refusal recorded in ``res``) when the model does not apply and ``--force`` was not given."""
+    from viewer.ai import applicability
+
+    session = session_for(spec, opts)
+    ok, why = applicability(session.manifest, vol)
+    if not ok and not opts.force:
+        res.models.append(ModelRows(spec, "failed", f"not applicable: {why} (use --force to run it anyway)",
+                                    session.provider))
+        return None
+    return session, "" if ok else why
+
+
+def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> UnitResult:
+    """Load ``unit`` and run ``specs`` on every slice (see module doc). Never raises for the data's sake."""
+    from viewer.ai.runner import classify_slices
+
+    res, vol = start_unit(unit, specs)
+    if vol is None:
+        return res
+    info = vol.info
     slices = info.slices if len(info.slices) == res.n_slices else ()
     res.sop_uids = [s.sop_instance_uid for s in slices] or [""] * res.n_slices
     # 1-based DICOM frame number, as the label files key images (viewer.annotations.roi_geometry.slice_keys)
     res.frames = [1 if s.frame is None else s.frame + 1 for s in slices] or [1] * res.n_slices
-    res.warnings = list(vol.warnings)
     for spec in specs:
         t1 = time.perf_counter()
         try:
-            session = session_for(spec, opts)
-            ok, why = applicability(session.manifest, vol)
-            if not ok and not opts.force:
-                res.models.append(ModelRows(spec, "failed", f"not applicable: {why} (use --force to run it anyway)",
-                                            session.provider))
+            run = applicable_session(spec, opts, vol, res)
+            if run is None:
                 continue
+            session, forced = run
             preds = classify_slices(session, vol)
             res.models.append(ModelRows(spec, "ok", provider=session.provider, labels=tuple(preds.labels),
                                         slices=np.asarray(preds.indices, dtype=np.int32),
                                         probabilities=np.asarray(preds.probabilities, dtype=np.float32),
-                                        infer_s=time.perf_counter() - t1, forced_reason="" if ok else why))
+                                        infer_s=time.perf_counter() - t1, forced_reason=forced))
         except Exception as exc:  # noqa: BLE001 - a model failing on one series must not stop the job
             res.models.append(ModelRows(spec, "failed", f"inference: {_reason(exc)}"))
     return res
