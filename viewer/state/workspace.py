@@ -172,7 +172,7 @@ class ViewportModel(Observable):
                 point = slice_position(shown, self.view.slice_index) if self.view.plane == "acquired" else None
                 self.image.set_volume(preview, keep_display=True)
                 target = nearest_slice(preview, point) if point is not None else None
-                if target is not None:
+                if target is not None and target != self.view.slice_index:  # else drawn once already
                     self.view.refine(target)
             self.notify("ready")
             if self.status != "preview":

@@ -472,9 +472,11 @@ class MainWindow(QMainWindow):
         feed: queue.Queue[str | None] = queue.Queue()
         sent = [0]
         job: list[int] = []
+        consumed = [0]  # files in the whole volume when the job returned it before the retrieve ended
 
         def changed(changes: frozenset[str]) -> None:
-            if slot.model.series_key != arrival.series_uid or slot.model.status not in ("loading", "preview"):
+            ours = slot.model.status in ("loading", "preview") or (consumed[0] and slot.model.status == "loaded")
+            if slot.model.series_key != arrival.series_uid or not ours:
                 unsubscribe()  # the reader put another series here meanwhile
                 self.background.cancel(channel)
                 return
@@ -482,9 +484,11 @@ class MainWindow(QMainWindow):
                 feed.put(path)
             sent[0] = len(arrival.files)
             if not job and sent[0] and self.io.arriving_series is not None and not arrival.done:
-                # It returns the whole volume once fed None: _on_loaded refines its last snapshot with it.
+                # It returns the whole volume once every instance expected is stored (or once fed None):
+                # _on_loaded refines its last snapshot with it.
                 job.append(self.background.submit(
-                    channel, arrival_job(self.io, feed, lambda: arrival.total, series_uid=arrival.series_uid),
+                    channel, arrival_job(self.io, feed, lambda: arrival.total, series_uid=arrival.series_uid,
+                                         consumed=consumed),
                     on_partial=functools.partial(self._on_arrived, slot_index, channel),
                     on_result=functools.partial(self._on_loaded, slot_index, ""),
                     on_error=functools.partial(self._on_load_failed, slot_index, ""),
@@ -492,6 +496,12 @@ class MainWindow(QMainWindow):
             if "done" in changes:
                 unsubscribe()
                 feed.put(None)
+                if job and 0 < consumed[0] < len(arrival.files):
+                    # More than the expected count arrived after the whole volume was shown (a stale
+                    # count): all of it is loaded again and refines it in place.
+                    self._titles[slot_index] = arrival.title
+                    self._submit_load(slot_index, "", whole_load_job(self.io, list(arrival.files),
+                                                                     series_uid=arrival.series_uid))
                 if job:
                     return
                 if not arrival.files:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from viewer.ui.main_window import MainWindow
 
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
+#: A retrieve's counts ("57/134  31.2 MB/s") are written at most this often (ms): each instance is reported,
+#: and relaying out the status line and the table 134 times competed with the retrieve for the GIL.
+PROGRESS_TEXT_MS = 100
 #: Threads of the dock's network pool (queries and retrieves; each retrieve runs its own transfer threads).
 NETWORK_THREADS = 4
 CLOSE_WAIT_MS = 30000
@@ -114,6 +117,13 @@ class PacsPanel(QWidget):
         self._series_study: dict[str, str] = {}
         self._retrieving: set[str] = set()  # channels of the retrieves started here
         self._seeded: set[str] = set()  # opened series whose earlier stored files were handed over
+        # The latest counts of each series being retrieved, written out by a timer (PROGRESS_TEXT_MS).
+        self._progress: dict[str, Any] = {}
+        self._progress_unshown: set[str] = set()
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_TEXT_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
 
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
@@ -336,6 +346,7 @@ class PacsPanel(QWidget):
         for channel in self._retrieving:
             self.background.cancel(channel)
         self._retrieving.clear()
+        self._progress_ended(list(self._progress))
         for arrival in self.main.workspace.arrivals.by_uid.values():
             if not arrival.done:  # a viewport opened on it keeps (and completes the load of) what arrived
                 arrival.finish([], complete=False, error="retrieve cancelled")
@@ -375,10 +386,19 @@ class PacsPanel(QWidget):
         modalities = {series_uid: _cell(self.series, r, 1).text()} if r >= 0 else None
 
         def job(ctx: Any) -> Any:
+            totals: dict[str, int] = {}
+
+            def progress(p: Any) -> None:
+                # Each stored instance is reported twice, to progress and then to on_stored with the same
+                # counts: only a new total (the instance list is in, or a resume's count) is posted here.
+                if totals.get(p.series_uid) != p.total:
+                    totals[p.series_uid] = p.total
+                    ctx.partial(("progress", p))
+
             return self.services.retrieve(
                 node, ae, port, study_uid, [series_uid] if series_uid else None, modalities=modalities,
-                progress=lambda p: ctx.partial(("progress", p)),
-                on_stored=lambda path, p: ctx.partial(("stored", str(path), p)), cancel=ctx.cancelled)
+                progress=progress, on_stored=lambda path, p: ctx.partial(("stored", str(path), p)),
+                cancel=ctx.cancelled)
 
         channel = f"pacs:get:{series_uid or study_uid}"
         self.note_channel(channel)
@@ -400,11 +420,13 @@ class PacsPanel(QWidget):
     def _on_arrival(self, payload: Any) -> None:
         kind, *rest = payload
         p = rest[-1]
-        r = self._row_of(p.series_uid)
-        total = str(p.total) if p.total >= 0 else (_cell(self.series, r, 3).text() if r >= 0 else "?")
-        if r >= 0:
-            _cell(self.series, r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
-        self.status_message(f"{self._title(p.series_uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
+        shown = self._progress.get(p.series_uid)
+        if shown is None or (p.done, p.total) >= (shown.done, shown.total):  # writer threads race a little
+            self._progress[p.series_uid] = p
+        self._progress_unshown.add(p.series_uid)
+        if not self._progress_timer.isActive():
+            self._show_progress()  # the first counts at once, then at most every PROGRESS_TEXT_MS
+            self._progress_timer.start()
         arrival = self.main.workspace.arrivals.get(p.series_uid)
         if arrival is None or arrival.done:
             return
@@ -415,12 +437,30 @@ class PacsPanel(QWidget):
             stored = sorted(str(f) for f in Path(p.folder).glob("*.dcm")) + stored
         arrival.stored(stored, p.total)
 
+    def _show_progress(self) -> None:
+        """Write the latest counts of the series that reported since the last time."""
+        for uid in sorted(self._progress_unshown):
+            p = self._progress[uid]
+            r = self._row_of(uid)
+            total = str(p.total) if p.total >= 0 else (_cell(self.series, r, 3).text() if r >= 0 else "?")
+            if r >= 0:
+                _cell(self.series, r, 4).setText(f"{p.done}/{total}  {p.mb_per_s:.1f} MB/s")
+            self.status_message(f"{self._title(uid)}: {p.done}/{total} images, {p.mb_per_s:.1f} MB/s")
+        self._progress_unshown.clear()
+
+    def _progress_ended(self, series_uids: list[str]) -> None:
+        """These retrieves ended: their final words replace the counts (none written after them)."""
+        for uid in series_uids:
+            self._progress.pop(uid, None)
+            self._progress_unshown.discard(uid)
+
     def show_store(self) -> None:
         """Open the local store in the Studies browser (it replaces what the browser lists)."""
         if self._store:
             self.main.open_paths([self._store])
 
     def _on_retrieved(self, result: Any) -> None:
+        self._progress_ended([s.series_uid for s in result.series])
         self._store = str(result.into)
         self.browse_button.setEnabled(True)
         lines = []
@@ -438,6 +478,7 @@ class PacsPanel(QWidget):
         self.status_message("; ".join(lines) + f"  → {result.into}")
 
     def _retrieve_failed(self, series_uid: str, message: str) -> None:
+        self._progress_ended([series_uid] if series_uid else list(self._progress))
         arrival = self.main.workspace.arrivals.get(series_uid) if series_uid else None
         if arrival is not None and not arrival.done:
             # What arrived before the failure stays on screen (and stored): a new retrieve fetches the rest.

@@ -293,9 +293,17 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
             else:
                 # Fresh: the whole series at once, listing it meanwhile (Orthanc takes ~2 ms an instance
                 # to list: 0.2-0.6 s before the first image otherwise); then whatever the first pass
-                # missed (an unusual SOP class our C-GET did not offer) in a second pass.
+                # missed (an unusual SOP class our C-GET did not offer) in a second pass. The listing
+                # gives the total as soon as it is in: a viewer showing the series while it arrives
+                # sizes its volume once instead of growing it blind.
                 listing: dict[str, Any] = {}
-                lister = threading.Thread(target=_into, args=(listing, list_instances, series_uid),
+
+                def list_and_expect(uid: str) -> dict[str, str]:
+                    expected = list_instances(uid)
+                    job.expect(expected)
+                    return expected
+
+                lister = threading.Thread(target=_into, args=(listing, list_and_expect, series_uid),
                                           name="pacs-list", daemon=True)
                 lister.start()
                 try:
