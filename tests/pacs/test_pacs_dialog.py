@@ -21,6 +21,8 @@ class Allowance:
     def __init__(self) -> None:
         self.limit = 1
         self.stored: list[str] = []
+        self.hide_total = False  # the retrieve's counts say "total unknown" (only the dock's table knows)
+        self.held = 0  # writer threads waiting for the test now
         self._cond = threading.Condition()
 
     def allow(self, limit: float) -> None:
@@ -28,12 +30,22 @@ class Allowance:
             self.limit = limit
             self._cond.notify_all()
 
+    def counts(self, progress):
+        from dataclasses import replace
+
+        return replace(progress, total=-1) if self.hide_total else progress
+
+    def wrap_progress(self, report):
+        return None if report is None else (lambda progress: report(self.counts(progress)))
+
     def wrap(self, on_stored):
         def held(path, progress):
             self.stored.append(str(path))
-            on_stored(path, progress)
+            on_stored(path, self.counts(progress))
             with self._cond:
+                self.held += 1
                 self._cond.wait_for(lambda: len(self.stored) < self.limit, timeout=120)
+                self.held -= 1
         return held
 
 
@@ -49,8 +61,9 @@ def window_with_pacs(qtbot, tmp_path: Path, orthanc: Loaded, monkeypatch):
     services = pacs_services()
     gate = Allowance()
 
-    def retrieve(*args, on_stored=None, **kwargs):
-        return services.retrieve(*args, on_stored=gate.wrap(on_stored), **kwargs)
+    def retrieve(*args, on_stored=None, progress=None, **kwargs):
+        return services.retrieve(*args, on_stored=gate.wrap(on_stored), progress=gate.wrap_progress(progress),
+                                 **kwargs)
 
     from dataclasses import replace
 
@@ -145,6 +158,112 @@ def test_dock_queries_and_opens_a_series_that_fills_in_as_it_arrives(qtbot, wind
     if os.environ.get("VIEWER_PACS_SCREENSHOT"):
         window.pacs_dock.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"])
         window.grab().save(os.environ["VIEWER_PACS_SCREENSHOT"].replace(".png", "-window.png"))
+
+
+def _folder_volume(gate: Allowance):
+    from viewer.io import load_series
+
+    return load_series(sorted(str(f) for f in Path(gate.stored[0]).parent.glob("*.dcm")))
+
+
+def test_the_whole_series_is_on_screen_once_every_instance_is_stored(qtbot, window_with_pacs,
+                                                                     orthanc: Loaded) -> None:
+    """No query first: the retrieve's own instance list gives the count. Every instance stored, the writer
+    threads then held: the retrieve has not ended (not indexed, no result), yet the viewport shows the whole
+    volume, the same as loading the folder; the retrieve's end changes nothing on screen."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    window, gate = window_with_pacs
+    panel = window.pacs_panel
+    panel.node.setEditText(orthanc.orthanc.dimse)
+    panel.port.setValue(orthanc.scp_port)
+    model = window.grid.slots[window.grid.active].model
+    ended: list[bool] = []
+    panel.series_retrieved.connect(lambda _uid, ok: ended.append(ok))
+    gate.allow(134)
+    panel.retrieve(orthanc.study_uid, orthanc.series_uid, open_it=True)
+    qtbot.waitUntil(lambda: model.status == "loaded", timeout=120000)
+    arrival = window.workspace.arrivals.get(orthanc.series_uid)
+    assert arrival.total == 134 and len(gate.stored) == 134
+    assert not arrival.done and not ended  # the retrieve is still held after its last instance
+    shown = model.volume
+    reference = _folder_volume(gate)
+    assert shown.array.dtype == reference.array.dtype and np.array_equal(shown.array, reference.array)
+    assert np.array_equal(shown.affine, reference.affine)
+    # The same description (the per-slice VOI window is read for a sample of slices, which depends on the
+    # order the files are given in: arrival order here, sorted there).
+    assert replace(shown.info, slices=()) == replace(reference.info, slices=())
+    assert [replace(s, window=None) for s in shown.info.slices] == [replace(s, window=None)
+                                                                     for s in reference.info.slices]
+    gate.allow(float("inf"))
+    qtbot.waitUntil(lambda: ended == [True], timeout=120000)
+    qtbot.waitUntil(lambda: window.background.pending() == 0, timeout=60000)
+    assert model.volume is shown and model.status == "loaded"
+    assert panel.series.rowCount() == 0 and panel.status.text().startswith("134 new + 0 present of 134")
+
+
+def test_a_stale_count_is_corrected_when_the_retrieve_ends(qtbot, window_with_pacs, orthanc: Loaded) -> None:
+    """The series table says 100 images and the retrieve gives no count of its own: the whole volume of the
+    first 100 is shown, and when the retrieve ends with 134 stored, all of them replace it in place."""
+    import numpy as np
+
+    window, gate = window_with_pacs
+    panel = window.pacs_panel
+    panel.node.setEditText(orthanc.orthanc.dimse)
+    panel.port.setValue(orthanc.scp_port)
+    panel.patient_name.setText("Pancreas*")
+    with qtbot.waitSignal(panel.query_finished, timeout=60000):
+        panel.search()
+    panel.studies.selectRow(0)
+    qtbot.waitUntil(lambda: panel.series.rowCount() == 1, timeout=60000)
+    panel.series.item(0, 3).setData(0, 100)  # what a PACS with a stale count would answer
+    panel.series.selectRow(0)
+    gate.hide_total = True
+    gate.allow(100)
+    model = window.grid.slots[window.grid.active].model
+    panel.retrieve_selected(open_it=True)
+    qtbot.waitUntil(lambda: model.status == "loaded", timeout=120000)
+    assert 100 <= model.volume.shape[0] <= len(gate.stored) < 134  # writers already busy finish theirs
+    gate.allow(float("inf"))
+    qtbot.waitUntil(lambda: model.volume is not None and model.volume.shape[0] == 134, timeout=120000)
+    reference = _folder_volume(gate)
+    assert np.array_equal(model.volume.array, reference.array) and np.array_equal(model.volume.affine,
+                                                                                  reference.affine)
+    assert window.grid.slots[window.grid.active].title.text().endswith("134×512×512")
+
+
+def test_the_counts_are_written_at_most_every_100_ms_and_end_on_the_last(qtbot, window_with_pacs,
+                                                                       orthanc: Loaded) -> None:
+    """Each stored instance is reported to the dock, but the status line and the table are not rewritten
+    for each: held after 40 instances, the dock still ends showing 40 (the last counts are not lost)."""
+    from viewer.io.pacs.retrieve import WRITERS
+    from viewer.ui.pacs_dialog import PROGRESS_TEXT_MS
+
+    window, gate = window_with_pacs
+    panel = window.pacs_panel
+    panel.node.setEditText(orthanc.orthanc.dimse)
+    panel.port.setValue(orthanc.scp_port)
+    texts: list[str] = []
+    show = panel.status_message
+    panel.status_message = lambda text: (texts.append(text), show(text))
+    gate.allow(40)
+    panel.retrieve(orthanc.study_uid, orthanc.series_uid, open_it=False)
+    # Held after 40 (a writer already busy finishes its instance: up to WRITERS - 1 more), every writer waiting.
+    qtbot.waitUntil(lambda: gate.held == WRITERS, timeout=60000)
+    held = len(gate.stored)
+    qtbot.waitUntil(lambda: f"{held}/134 images" in panel.status.text(), timeout=60000)
+    counts = [t for t in texts if " images, " in t]
+    assert 40 <= held < 134 and counts[-1].split(": ")[-1].startswith(f"{held}/134 images")
+    assert len(counts) < 40, counts  # not one per instance
+    qtbot.wait(3 * PROGRESS_TEXT_MS)
+    assert f"{held}/134 images" in panel.status.text() and len(gate.stored) == held  # nothing overwrote it
+    gate.allow(float("inf"))
+    with qtbot.waitSignal(panel.series_retrieved, timeout=120000):
+        pass
+    qtbot.wait(3 * PROGRESS_TEXT_MS)
+    assert panel.status.text().startswith("134 new + 0 present of 134 by C-GET (complete)")
 
 
 def test_cancelling_an_open_keeps_what_arrived_on_screen(qtbot, window_with_pacs, orthanc: Loaded) -> None:

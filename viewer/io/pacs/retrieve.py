@@ -143,6 +143,11 @@ class _Job:
             self.state.skipped = len(self.present & set(expected))
             self.state.done = self.state.skipped + len(self.files)
 
+    def progress(self) -> SeriesProgress:
+        """Where the series stands now (a copy)."""
+        with self._lock:
+            return SeriesProgress(**vars(self.state))
+
     @property
     def missing(self) -> list[str]:
         self.drain_pending()
@@ -301,6 +306,8 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                 def list_and_expect(uid: str) -> dict[str, str]:
                     expected = list_instances(uid)
                     job.expect(expected)
+                    if progress is not None:
+                        progress(job.progress())
                     return expected
 
                 lister = threading.Thread(target=_into, args=(listing, list_and_expect, series_uid),
