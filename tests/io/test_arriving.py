@@ -80,3 +80,50 @@ def test_a_file_that_cannot_join_is_reported_and_the_rest_still_shows(data_dir: 
     snap = series.snapshot()
     assert snap is not None and snap.arrived == (3 if joined else 2)
     assert any("broken.dcm" in p for p in series.problems)
+
+
+def test_with_the_count_known_one_buffer_holds_the_series_from_the_second_slice_to_the_end(data_dir: Path) -> None:
+    """The first slice is shown alone (its step is unknown); from the second on, every snapshot and the whole
+    volume at the end are views of one buffer sized for the series: nothing is copied again or made twice."""
+    files = _files(data_dir, "ct/pancreas-ct-philips-134")
+    series = ArrivingSeries()
+    series.add(files[60])
+    one = series.snapshot(len(files))
+    assert one is not None and one.volume.shape[0] == 1 and bool(one.ready.all())
+    snaps = []
+    for chunk in (files[61:62], files[40:60], files[:40], files[62:]):
+        series.add(chunk)
+        snap = series.snapshot(len(files))
+        assert snap is not None
+        snaps.append(snap.volume.array)
+    made = series.whole(SeriesLoader(files))
+    assert made is not None and made.shape[0] == len(files)
+    assert not np.shares_memory(one.volume.array, made.array)
+    assert all(np.shares_memory(a, made.array) for a in snaps)
+    np.testing.assert_array_equal(made.array, SeriesLoader(files).load().array)
+
+
+def test_two_instances_at_one_position_keep_their_own_values(data_dir: Path, tmp_path: Path) -> None:
+    """A second instance at a position already filled (a repeat, a 4D series) is not written over the first
+    one's slot: the snapshot stacks both, each with its own values."""
+    import pydicom
+
+    files = _files(data_dir, "ct/pancreas-ct-philips-134")
+    ds = pydicom.dcmread(files[10])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.InstanceNumber = 999
+    values = ds.pixel_array.copy()
+    values[values < values.max()] += 1
+    ds.PixelData = values.tobytes()
+    again = tmp_path / "again.dcm"
+    ds.save_as(again)
+    series = ArrivingSeries()
+    assert series.add(files[10:12]) == 2
+    assert series.snapshot(3) is not None  # the grid and its buffer
+    assert series.add(str(again)) == 1
+    snap = series.snapshot(3)
+    assert snap is not None and snap.volume.shape[0] == 3 and bool(snap.ready.all())
+    by_file = {s.file: k for k, s in enumerate(snap.volume.info.slices)}
+    whole = load_series(files[10:11])
+    np.testing.assert_array_equal(snap.volume.array[by_file[files[10]]], whole.array[0])
+    assert not np.array_equal(snap.volume.array[by_file[str(again)]], whole.array[0])
