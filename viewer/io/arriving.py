@@ -112,6 +112,8 @@ class ArrivingSeries:
             self.problems.append(f"{os.path.basename(batch[0])}: {exc}")
             return 0
         plane = np.array(loader.affine[:3, :3], dtype=np.float64)
+        with self._lock:  # one orientation for the batch (the loader's)
+            same_plane = self._plane is None or bool(np.allclose(plane[:, :2], self._plane[:, :2], atol=1e-4))
         joined = 0
         for k, one in enumerate(slices):
             try:
@@ -122,8 +124,7 @@ class ArrivingSeries:
             with self._lock:
                 if self._info is None:
                     self._info, self._plane, self._shape = loader.series_info(), plane, pixels.shape
-                elif (pixels.shape != self._shape or self._plane is None
-                      or not np.allclose(plane[:, :2], self._plane[:, :2], atol=1e-4)):
+                elif pixels.shape != self._shape or not same_plane:
                     self.problems.append(f"{os.path.basename(one.file)}: another size or orientation than the "
                                          "first instance; it is shown when the series is complete")
                     continue
