@@ -136,7 +136,7 @@ def test_streaming_yields_instances_as_they_are_stored(orthanc: Loaded, tmp_path
     assert len(stored) == 134 and result.ok
     # The first instance was a complete file on disk when it was handed on, long before the last one.
     first_path, first_progress = stored[0]
-    # The total is -1 ("not known yet") until the instance listing, run alongside, has answered.
+    # The total is -1 ("not known yet") until the series' size, asked alongside, has answered.
     assert first_progress.done == 1 and first_progress.total in (-1, 134)
     assert stored[-1][1].done == 134 and result.series[0].total == 134
     assert check_instance(first_path.read_bytes()).series_uid == orthanc.series_uid
@@ -243,6 +243,33 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
         present = {p.stem for p in have}
         assert asked == sorted(u.stem for u in folder.glob("*.dcm") if u.stem not in present)
         assert len(wado) == len(asked) == 134 - len(have)
+
+
+def test_fresh_wado_retrieve_asks_the_count_not_the_list(small_orthanc, tmp_path: Path) -> None:
+    # A fresh WADO-RS retrieve streams the series and asks only its size alongside (one series-level
+    # QIDO); the instance list, costly for the server, is not asked when the whole series arrived.
+    o, files, _ = small_orthanc
+    o.stop()
+    o.verbose = True
+    o.start()
+    study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    since = o.log.stat().st_size
+    store = LocalStore(tmp_path / "store", index=tmp_path / "index.sqlite")
+    seen = []
+    result = retrieve(parse_node(o.dicomweb), study, store=store, progress=seen.append)
+    [s] = result.series
+    assert result.ok and (s.stored, s.total, s.method) == (30, 30, "WADO-RS"), result.to_json()
+    assert_equal_to_originals(s.folder, originals(files))
+    asked = [r.split("?")[0][4:] for r in o.http_requests(since) if r.startswith("GET ")]
+    series = f"/dicom-web/studies/{study}/series/{s.series_uid}"
+    assert not [r for r in asked if r.endswith("/instances")], asked  # no instance list
+    assert asked.count(series) == 1 and f"/dicom-web/studies/{study}/series" in asked
+    assert seen[-1].done == 30 and seen[-1].total == 30
+    from viewer.io.index import Index
+
+    with Index(tmp_path / "index.sqlite") as idx:
+        records = idx.under(str(s.folder.resolve()))
+    assert len(records) == 30 and {r.status for r in records.values()} == {"image"}
 
 
 def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from io import BytesIO
 from pathlib import Path
 
 from viewer.core.paths import platform_data_dir
+from viewer.core.records import HeaderRecord
 from viewer.io.headers import read_header
 from viewer.io.index import Index
 from viewer.io.pacs.errors import PacsError
@@ -207,9 +208,18 @@ class LocalStore:
         return path
 
     def index(self, paths: Iterable[Path]) -> None:
-        if not self._indexing:
+        self.put([rec for rec in map(self.record, paths) if rec is not None])
+
+    def record(self, path: Path) -> HeaderRecord | None:
+        """The index record of a stored file (None when this store does not index): a retrieve reads it on
+        its writer threads while the file is still in the page cache, and puts them all at the end."""
+        return read_header(str(path.resolve())) if self._indexing else None
+
+    def put(self, records: list[HeaderRecord]) -> None:
+        """Records from :meth:`record` into the index, in one transaction."""
+        if not self._indexing or not records:
             return
         idx = getattr(self._local, "index", None)
         if idx is None:
             idx = self._local.index = Index(self._index_path)
-        idx.put([read_header(str(p.resolve())) for p in paths])
+        idx.put(records)
