@@ -291,6 +291,60 @@ def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path:
     assert not [p for p in s.folder.iterdir() if p.name.startswith(".")]
 
 
+def test_c_move_that_never_comes_back_is_explained(private_net: None, data_dir: Path, tmp_path: Path) -> None:
+    # What users meet when the PACS's entry for us is wrong: the message says what the PACS answered and
+    # whether it ever reached our storage SCP, not "N of N did not arrive".
+    from tests.pacs.conftest import PANCREAS, series_files
+
+    files = series_files(data_dir, PANCREAS)[:3]
+    study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    dead, elsewhere, ours = free_port(), free_port(), free_port()
+    o = Orthanc(tmp_path / "orthanc", {AE: dead}).start()
+    try:
+        o.upload(files)
+        # 1. Our AE points to a port where nothing listens: Orthanc answers 0xC000, nothing connects to us.
+        r = cli("get", o.dimse, "--study", study, "--method", "move", "--port", str(ours), "--into",
+                str(tmp_path / "in"))
+        assert r.returncode == 1
+        assert "answered the C-MOVE with status 0xC000 (Unable to Process)" in r.stdout, r.stdout
+        assert f"never connected back to {AE} on port {ours}" in r.stdout
+        assert "did not arrive" not in r.stdout
+    finally:
+        o.stop()
+    # 2. Our AE points to another listener (another computer, in effect): Orthanc reports success, yet
+    # nothing came to our port.
+    with dimse.StorageServer("OTHER", elsewhere, default_sink=LocalStore(tmp_path / "other", index=False).store):
+        o = Orthanc(tmp_path / "orthanc2", {AE: elsewhere}).start()
+        try:
+            o.upload(files)
+            result = retrieve(parse_node(o.dimse), study, ae_title=AE, port=ours, method="move",
+                              store=LocalStore(tmp_path / "in2", index=False))
+        finally:
+            o.stop()
+    error = result.series[0].error or ""
+    assert "reported the C-MOVE as done (3 sent)" in error, error
+    assert f"nothing connected back to {AE} on port {ours}" in error and "points to another computer" in error
+    # 3. Our AE is right but what the PACS holds is broken (pixel data half as long as the image needs,
+    # which the PACS sends as it is): it connected, and we say what we refused.
+    from io import BytesIO
+
+    o = Orthanc(tmp_path / "orthanc3", {AE: ours}).start()
+    try:
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+            buf = BytesIO()
+            ds.save_as(buf)
+            o.rest("/instances", buf.getvalue())
+        result = retrieve(parse_node(o.dimse), study, ae_title=AE, port=ours, method="move",
+                          store=LocalStore(tmp_path / "in3", index=False))
+    finally:
+        o.stop()
+    error = result.series[0].error or ""
+    assert f"it connected back to {AE} on port {ours}, but what it sent was refused" in error, error
+    assert "truncated" in error and result.series[0].stored == 0
+
+
 def test_no_patient_names_or_ids_in_logs(orthanc: Loaded, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 

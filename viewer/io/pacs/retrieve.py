@@ -404,13 +404,26 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
             return "C-GET"
     server = get_server()
     server.route(s.series_uid, job.sink)
+    connections, refusals, stored = server.connections, len(server.errors), len(job.files)
+    failure: dimse.SubOperationsFailed | None = None
+    sent: int | None = None
     try:
-        dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
-                          errors=problems)
+        sent = dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
+                                 errors=problems)
     except dimse.SubOperationsFailed as exc:
-        problems.append(str(exc))
+        failure = exc
     finally:
         server.unroute(s.series_uid)
+    job.drain_pending()
+    if len(job.files) == stored:
+        if failure is not None or sent != 0:
+            # Nothing came: say why (the PACS's answer, and whether it reached our storage SCP at all)
+            # rather than "N of N did not arrive"; a second pass would fail the same way.
+            raise PacsError(dimse.move_failure(node, ae_title, server.port, failure, sent,
+                                               server.connections > connections, server.errors[refusals:]))
+        problems.append(f"{node.called_ae} reported the C-MOVE as done with nothing to send")
+    if failure is not None:
+        problems.append(str(failure))
     return "C-MOVE"
 
 
