@@ -174,7 +174,7 @@ def test_c_move_failures_against_dcmqrscp_say_what_is_wrong(dcmqrscp, tmp_path: 
                  method="move")
     error = r.series[0].error or ""
     assert "answered the C-MOVE with status 0xA801 (Move destination unknown)" in error, error
-    assert f"add STRANGER with this computer's address and port {our_port} to the PACS's DICOM nodes" in error
+    assert f"add STRANGER with this computer's address and port {our_port} to the PACS's modalities" in error
     # Our AE known, but we listen elsewhere: dcmqrscp cannot connect, every sub-operation fails.
     elsewhere = free_port()
     r = retrieve(node, study, ae_title=AE, port=elsewhere, store=LocalStore(tmp_path / "b", index=False),

@@ -341,7 +341,7 @@ def test_c_move_that_never_comes_back_is_explained(private_net: None, data_dir: 
     finally:
         o.stop()
     error = result.series[0].error or ""
-    assert f"it connected back to {AE} on port {ours}, but what it sent was refused" in error, error
+    assert f"it connected back to {AE} on port {ours}, but we refused what it sent" in error, error
     assert "truncated" in error and result.series[0].stored == 0
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -149,6 +150,12 @@ class PacsPanel(QWidget):
 
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
+        # Never squeezed below its wrapped text (a C-MOVE's explanation takes two or three lines): the
+        # tables give up the height.
+        policy = self.status.sizePolicy()
+        policy.setVerticalPolicy(QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.status.setSizePolicy(policy)
         self.node = QComboBox(self)
         self.node.setEditable(True)
         self.node.setToolTip("A saved node, dimse://CALLED_AE@host:port or a DICOMweb base URL")

@@ -530,8 +530,8 @@ class SubOperationsFailed(PacsError):
         counts = [f"{n} {what}" for n, what in ((self.completed, "sent"), (self.failed, "failed"),
                                                 (self.warning, "with warnings")) if n]
         self.answer = (f"{_where(node)} answered the {op} with status 0x{self.status:04X} ({self.meaning}"
-                       + (f": {self.comment!r}" if self.comment else "") + ")"
-                       + (f", sub-operations: {', '.join(counts)}" if counts else ""))
+                       + (f": {self.comment!r}" if self.comment else "")
+                       + (f"; sub-operations: {', '.join(counts)}" if counts else "") + ")")
         extra = "; " + "; ".join(errors[:3]) if errors else ""
         super().__init__(self.answer + extra)
 
@@ -543,25 +543,22 @@ def move_failure(node: DimseNode, ae_title: str, port: int, failure: SubOperatio
     completed sub-operations it reported, None when it did not say), whether our storage SCP on ``port``
     saw any connection meanwhile (``connected``), and what it refused (``refused``)."""
     dest = node.calling_ae or ae_title  # the destination our C-MOVE names (move_series)
-    entry = f"add {dest} with this computer's address and port {port} to the PACS's DICOM nodes (modalities)"
+    check = f"check its entry for {dest} (this computer's address, port {port})"
     if failure is None:
         answer = f"{_where(node)} reported the C-MOVE as done" + (f" ({sent} sent)" if sent else "")
     else:
         answer = failure.answer
     if failure is not None and failure.status == 0xA801:
-        return f"{answer}: {entry}"
+        return f"{answer}: add {dest} with this computer's address and port {port} to the PACS's modalities"
     if refused:
-        return (f"{answer}; it connected back to {dest} on port {port}, but what it sent was refused: "
-                f"{refused[0]}")
+        return f"{answer}; it connected back to {dest} on port {port}, but we refused what it sent: {refused[0]}"
     if connected:
         return f"{answer}; it connected back to {dest} on port {port}, but no instance of the series arrived"
-    check = (f"check that the PACS lists {dest} with this computer's address and port {port} among its DICOM "
-             "nodes (modalities)")
     if failure is None:
-        return (f"{answer}, but nothing connected back to {dest} on port {port}: the PACS's entry for {dest} "
-                f"points to another computer or port; {check}")
-    return (f"{answer}; it never connected back to {dest} on port {port}: the PACS does not know {dest}, or "
-            f"knows it with a wrong address or port, or cannot get through to this computer (firewall); {check}")
+        return (f"{answer}, but nothing connected back to {dest} on port {port}: its entry for {dest} points to "
+                f"another computer or port; {check}")
+    return (f"{answer} and never connected back to {dest} on port {port}: the PACS does not know {dest}, or "
+            f"has a wrong address or port for it, or a firewall blocks it; {check}")
 
 
 def get_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, sink: Sink, *,

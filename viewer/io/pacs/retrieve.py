@@ -273,6 +273,8 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                     used = fetch(job, None, problems)
                 finally:
                     lister.join()
+                    if isinstance(listing.get("value"), dict):
+                        job.expect(listing["value"])  # the total is known even when the fetch failed
                 if "error" in listing:
                     raise listing["error"]
                 expected = listing["value"]
@@ -296,6 +298,7 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
             raise
         except PacsError as exc:
             job.drain()
+            used = used or _METHOD_NAMES.get(str(state["method"]), "")
             error = str(exc)
             if job.files:
                 error = f"the transfer stopped after {len(job.files)} instances: {error}"
@@ -316,6 +319,10 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
         for srv in started_server:
             srv.close()
     return RetrieveResult(node.url, store.root, results, cancelled)
+
+
+#: What a failed series reports as its method (the one that failed).
+_METHOD_NAMES = {"get": "C-GET", "move": "C-MOVE", "wado": "WADO-RS"}
 
 
 def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str] | None,
