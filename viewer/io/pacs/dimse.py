@@ -518,7 +518,7 @@ class SubOperationsFailed(PacsError):
     """
 
     def __init__(self, node: DimseNode, op: str, final: Any, errors: list[str]) -> None:
-        from pynetdicom.status import QR_MOVE_SERVICE_CLASS_STATUS
+        from pynetdicom.status import QR_GET_SERVICE_CLASS_STATUS, QR_MOVE_SERVICE_CLASS_STATUS
 
         self.op = op
         self.status = int(final.Status) if final is not None else -1
@@ -526,7 +526,8 @@ class SubOperationsFailed(PacsError):
         self.completed = _count(final, "NumberOfCompletedSuboperations")
         self.failed = _count(final, "NumberOfFailedSuboperations")
         self.warning = _count(final, "NumberOfWarningSuboperations")
-        self.meaning = QR_MOVE_SERVICE_CLASS_STATUS.get(self.status, ("", "unknown status"))[1]
+        meanings = QR_GET_SERVICE_CLASS_STATUS if op == "C-GET" else QR_MOVE_SERVICE_CLASS_STATUS
+        self.meaning = meanings.get(self.status, ("", "unknown status"))[1]
         counts = [f"{n} {what}" for n, what in ((self.completed, "sent"), (self.failed, "failed"),
                                                 (self.warning, "with warnings")) if n]
         self.answer = (f"{_where(node)} answered the {op} with status 0x{self.status:04X} ({self.meaning}"

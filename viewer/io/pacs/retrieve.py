@@ -4,9 +4,10 @@ A series not stored at all is asked whole at once, its instance list (C-FIND IMA
 only the count, the list only when fewer arrived) asked alongside. For a series partly stored the list is
 asked first; what is already in the series folder (by SOP Instance UID) is skipped, so a broken transfer
 resumes where it stopped; only the missing instances are asked for (a UID list at IMAGE level; over
-WADO-RS one request each, several at a time). ``auto`` tries C-GET and falls back to C-MOVE when the PACS does not offer C-GET (many do
-not); C-MOVE sends the series to our own storage SCP on ``port``, which the PACS must know under our AE
-title (README: node set-up).
+WADO-RS one request each, several at a time). ``auto`` tries C-GET and falls back to C-MOVE when the PACS
+does not offer C-GET (many do not); C-MOVE sends the series to our own storage SCP on ``port``, which the
+PACS must know under our AE title (README: node set-up); when nothing comes, the error says why
+(:func:`viewer.io.pacs.dimse.move_failure`).
 
 Callbacks run on network threads: ``progress(SeriesProgress)`` after each stored instance and
 ``on_stored(path, SeriesProgress)`` with the file just stored (the streaming API: a viewer opens the
@@ -350,6 +351,8 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
             return "C-GET"
     server = get_server()
     server.route(s.series_uid, job.sink)
+    # What the server saw before this C-MOVE (it may serve other series' C-MOVEs at the same time: a
+    # connection for those still shows that the PACS reaches us).
     connections, refusals, stored = server.connections, len(server.errors), len(job.files)
     failure: dimse.SubOperationsFailed | None = None
     sent: int | None = None
