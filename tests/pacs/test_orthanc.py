@@ -299,6 +299,19 @@ def test_c_move_that_never_comes_back_is_explained(private_net: None, data_dir: 
     files = series_files(data_dir, PANCREAS)[:3]
     study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     dead, elsewhere, ours = free_port(), free_port(), free_port()
+    # 0. No entry for us at all: Orthanc drops the C-MOVE's association.
+    o = Orthanc(tmp_path / "orthanc0", {}).start()
+    try:
+        o.upload(files)
+        series = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+        result = retrieve(parse_node(o.dimse), study, [series], ae_title=AE, port=ours, method="move",
+                          store=LocalStore(tmp_path / "in0", index=False))
+    finally:
+        o.stop()
+    error = result.series[0].error or ""
+    assert "aborted the association on our C-MOVE" in error, error
+    assert f"add {AE} with this computer's address and port {ours} to the PACS's modalities" in error
+    assert result.series[0].method == "C-MOVE"
     o = Orthanc(tmp_path / "orthanc", {AE: dead}).start()
     try:
         o.upload(files)

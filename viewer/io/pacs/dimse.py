@@ -603,8 +603,9 @@ class NotOffered(PacsError):
 
 def move_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, *,
                 sop_uids: list[str] | None = None, cancel: Callable[[], bool] | None = None,
-                errors: list[str] | None = None) -> int | None:
-    """C-MOVE a series to ``ae_title`` (our storage SCP, which must be running and routing the series).
+                errors: list[str] | None = None, port: int | None = None) -> int | None:
+    """C-MOVE a series to ``ae_title`` (our storage SCP on ``port``, which must be running and routing the
+    series).
 
     Returns the sub-operations the PACS reports as completed (None when it does not say); raises
     SubOperationsFailed when it answers a failure (:func:`move_failure` explains it)."""
@@ -620,6 +621,14 @@ def move_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str,
             return _sub_op_outcome(node, "C-MOVE", assoc.send_c_move(
                 _retrieve_identifier(study_uid, series_uid, sop_uids), node.calling_ae or ae_title, MOVE),
                 watch, errors)
+        except PacsError as exc:
+            if port is None or not getattr(assoc, "_peer_aborted", False) or getattr(assoc, "_we_aborted", False):
+                raise
+            dest = node.calling_ae or ae_title
+            # Orthanc ends the association this way when it has no entry for the calling AE title.
+            raise PacsError(f"{_where(node)} aborted the association on our C-MOVE (we are {dest!r}): it does "
+                            f"not know {dest}, or not at this computer's address; add {dest} with this "
+                            f"computer's address and port {port} to the PACS's modalities") from exc
         finally:
             watch.close()
     finally:

@@ -358,7 +358,7 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
     sent: int | None = None
     try:
         sent = dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
-                                 errors=problems)
+                                 errors=problems, port=server.port)
     except dimse.SubOperationsFailed as exc:
         failure = exc
     finally:
