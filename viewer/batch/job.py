@@ -27,7 +27,7 @@ from viewer.batch.outputs import OutputOptions, is_image_to_image, run_unit
 from viewer.batch.pacs_feed import PacsFeed
 from viewer.batch.results import LOST, ResultsWriter, finished_keys, rows_of
 from viewer.batch.sources import Unit
-from viewer.batch.work import ModelRows, TuneWorker, UnitResult, infer_unit, run_pack
+from viewer.batch.work import ModelRows, TuneWorker, UnitResult, infer_unit, results_of_pack, run_pack, ship
 
 #: Tasks in flight per worker thread: enough that no worker waits for the driver, few enough that the
 #: scheduler's memory does not grow with the archive.
@@ -203,7 +203,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             prog_fed_skipped[0] = skipped
         while todo and len(in_flight) < window:
             pack = next_pack(todo, threads)
-            fut = client.submit(run_pack, task, pack, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
+            fut = client.submit(run_pack, task, ship(pack), opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
                                 pure=False)
             n_submitted += 1
             in_flight[fut.key] = pack
@@ -277,7 +277,7 @@ def _results_of(fut: Any, pack: Sequence[tuple[Unit, Sequence[Any]]]) -> tuple[l
     from distributed import KilledWorker
 
     try:
-        return fut.result(), ""
+        return results_of_pack(fut.result()), ""
     except KilledWorker as exc:
         why = f"workers died while running this series ({exc}); rerun with --resume to retry it"
     except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back: recorded, job goes on

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from viewer.core.records import HeaderRecord
+from viewer.core.records import HeaderRecord, records_from_columns, records_to_columns
 
 PACS_PREFIXES = ("dimse://", "http://", "https://")
 # A path list is a small text file; a DICOM file has "DICM" at byte 128 (PS3.10 7.1).
@@ -52,6 +52,16 @@ class Unit:
     @property
     def folder(self) -> str:
         return os.path.dirname(self.files[0]) if self.files else ""
+
+    # A unit travels to a worker with each task (viewer.batch.work.ship): its header records in columns.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["records"] = records_to_columns(self.records)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["records"] = records_from_columns(state["records"])
+        self.__dict__.update(state)
 
 
 @dataclass
