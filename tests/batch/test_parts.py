@@ -6,6 +6,7 @@ import hashlib
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,8 +194,12 @@ def test_a_unit_travels_with_its_records_in_columns_and_arrives_equal(tmp_path: 
     # a task's pack as bytes and back: the task function sees the units as the driver had them
     pack = [(u, ["spec"]) for u in scan.units[:3]]
     seen = results_of_pack(run_pack(_echo, ship(pack), None))
-    assert seen == [(u.key, u.records, ["spec"]) for u, _ in pack]
+    assert [(r.key, r.outputs) for r in seen] == [(u.key, {"unit": u, "specs": ["spec"]}) for u, _ in pack]
+    assert all(r.cpu_s >= 0 for r in seen)
 
 
-def _echo(unit: object, specs: list[str], opts: object) -> object:
-    return (unit.key, unit.records, specs)  # type: ignore[attr-defined]
+def _echo(unit: Any, specs: list[str], opts: object) -> Any:
+    from viewer.batch.work import UnitResult
+
+    return UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0, [], "",
+                      outputs={"unit": unit, "specs": specs})

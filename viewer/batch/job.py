@@ -83,6 +83,7 @@ class Summary:
     failures: list[dict[str, str]] = field(default_factory=list)
     engine_setup_s: dict[str, float] = field(default_factory=dict)  # worker -> seconds spent starting models
     task_s: float = 0.0  # sum over tasks of load + inference time (the work itself)
+    task_cpu_s: float = 0.0  # sum over tasks of their threads' CPU time (the work; the engine's is the rest)
     dashboard: str = ""
     workers: int = 0
     threads: int = 0
@@ -232,6 +233,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
                     res.models += rejected_of.pop(unit.key, [])
                     writer.add(rows_of(res, forced=opts.force, job_id=job_id))
                     summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
+                    summary.task_cpu_s += res.cpu_s
                     _account(prog, summary, res, lost)
                     prog.elapsed_s = time.perf_counter() - t0
                     if on_progress is not None:

@@ -63,6 +63,7 @@ class UnitResult:
     load_error: str = ""
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # model SHA-256 -> viewer.batch.outputs.SeriesOutput
+    cpu_s: float = 0.0  # CPU time of the task's thread for this unit (the work; the engine's share is the rest)
 
 
 # glibc mallopt parameters (malloc.h) and the largest values its own dynamic threshold reaches on 64-bit
@@ -201,7 +202,13 @@ def run_pack(task: Callable[..., UnitResult], pack: bytes, opts: RunOptions, *ex
     :func:`viewer.batch.job.next_pack`). The results come back pickled, for the reason :func:`ship` gives;
     :func:`results_of_pack` reads them."""
     units: list[tuple[Unit, Sequence[ModelSpec]]] = pickle.loads(pack)
-    return pickle.dumps([task(unit, specs, opts, *extra) for unit, specs in units], protocol=pickle.HIGHEST_PROTOCOL)
+    results = []
+    for unit, specs in units:
+        c0 = time.thread_time()  # loading and ONNX Runtime (one intra-op thread) run in this thread
+        res = task(unit, specs, opts, *extra)
+        res.cpu_s = time.thread_time() - c0
+        results.append(res)
+    return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def results_of_pack(data: bytes) -> list[UnitResult]:
