@@ -189,6 +189,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     n_submitted = 0
 
     prog_fed_skipped = [0]  # series the feed skipped (done before), counted into prog so far
+    fed_failed: list[Any] = []  # series the feed could not retrieve, counted into prog so far
 
     def refill() -> None:
         nonlocal n_submitted, n_fed
@@ -198,10 +199,15 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             n_fed += len(fed)
             for u in fed:
                 admit(u)
-            skipped = feed.skipped
-            prog.series_total = len(units) + n_fed + feed.remaining + skipped
+            skipped, failed = feed.skipped, feed.failed
+            prog.series_total = len(units) + n_fed + feed.remaining + skipped + len(failed)
             prog.series_skipped += skipped - prog_fed_skipped[0]
             prog_fed_skipped[0] = skipped
+            for rec in failed[len(fed_failed):]:  # not retrieved: failed here, no rows (--resume asks again)
+                fed_failed.append(rec)
+                res = UnitResult(rec.series_instance_uid, rec.series_instance_uid, "", "", rec.source, 0, [], [], 0.0,
+                                 [], "")
+                _account(prog, summary, res, f"{rec.reason} (no rows written: --resume retries it)", status="failed")
         while todo and len(in_flight) < window:
             pack = next_pack(todo, threads)
             fut = client.submit(run_pack, task, ship(pack), opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
@@ -288,7 +294,9 @@ def _results_of(fut: Any, pack: Sequence[tuple[Unit, Sequence[Any]]]) -> tuple[l
                        [ModelRows(s, LOST, why) for s in ran], "") for unit, ran in pack], why
 
 
-def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str) -> None:
+def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str, status: str = LOST) -> None:
+    """Count ``res`` into ``prog``; a failure, with ``lost`` (why the task itself failed; recorded with
+    ``status``) or its models' reasons, into ``summary.failures``."""
     prog.series_done += 1
     failed = [m for m in res.models if m.status != "ok"]
     prog.slices += sum(len(m.slices) for m in res.models if m.status == "ok")
@@ -297,7 +305,7 @@ def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str) -> No
         reason = lost or "; ".join(f"{m.model.id}: {m.reason}" for m in failed)
         prog.last_failure = reason
         summary.failures.append({"unit_key": res.key, "series_instance_uid": res.series_uid,
-                                 "folder": res.folder, "status": LOST if lost else "failed", "reason": reason})
+                                 "folder": res.folder, "status": status if lost else "failed", "reason": reason})
 
 
 def _workers(client: Any) -> dict[str, int]:

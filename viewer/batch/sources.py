@@ -84,12 +84,15 @@ QUERY_KEYS = {"modality": "modality", "study-date": "study_date", "patient-id": 
 @dataclass(frozen=True)
 class PacsOptions:
     """How PACS sources are searched and retrieved: ``query`` text (``key=value`` pairs), our AE title, the
-    port of our storage SCP for C-MOVE, the local store folder (None: the default store)."""
+    port of our storage SCP for C-MOVE, the local store folder (None: the default store), and for DIMSE
+    nodes ``retrieve``: ``auto`` (C-GET when offered, else C-MOVE), ``get`` or ``move`` (None: the node's
+    setting, as ``pacs get --method``)."""
 
     query: str = ""
     ae_title: str = "DICOMVIEWER"
     port: int = 11112
     store: str | None = None
+    retrieve: str | None = None
 
 
 def parse_query(text: str) -> dict[str, str]:
@@ -131,7 +134,7 @@ def retrieve_from_pacs(source: str, pacs: PacsOptions, bad: list[tuple[str, str]
     for study_uid, series in by_study.items():
         try:
             result = retrieve(node, study_uid, list(series), ae_title=pacs.ae_title, port=pacs.port, store=store,
-                              modalities=series)
+                              method=pacs.retrieve, modalities=series)
         except PacsError as exc:
             bad.append((f"{source} study {study_uid}", f"not retrieved: {exc}"))
             continue
