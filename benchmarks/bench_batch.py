@@ -126,6 +126,11 @@ def batch_run(units: list[Any], workers: int, threads: int, out: Path) -> dict[s
         c2, t2 = tree_cpu(), time.perf_counter()
         time.sleep(3.0)
         idle_cores = (tree_cpu() - c2) / (time.perf_counter() - t2)
+        # What a job costs before and after its tasks (worker plugins registered again: the model files
+        # shipped to every worker; the workers' setup times asked for): a job with no series
+        c3 = tree_cpu()
+        run_job(client, [], manifests, str(out) + ".empty", opts=RunOptions(device="cpu"))
+        job_cpu = tree_cpu() - c3
         c1, d1, t1 = tree_cpu(), own_cpu(), time.perf_counter()
         summary = run_job(client, units, manifests, str(out), opts=RunOptions(device="cpu"))
         wall, cpu, driver_cpu = time.perf_counter() - t1, tree_cpu() - c1, own_cpu() - d1
@@ -134,8 +139,8 @@ def batch_run(units: list[Any], workers: int, threads: int, out: Path) -> dict[s
         cluster.close()
         shutil.rmtree(out, ignore_errors=True)
     return {"wall": wall, "cpu": cpu, "driver_cpu": driver_cpu, "slices": summary.progress.slices, "cluster_start": start_s,
-            "warm_s": warm_s, "warm_cpu": warm_cpu, "idle_cores": idle_cores,
-            "engine_setup": summary.engine_setup_s, "task_s": summary.task_s, "task_cpu": summary.task_cpu_s, "failed": summary.progress.series_failed}
+            "warm_s": warm_s, "warm_cpu": warm_cpu, "idle_cores": idle_cores, "job_cpu": job_cpu,
+            "engine_setup": summary.engine_setup_s, "task_s": summary.task_s, "task_cpu": getattr(summary, "task_cpu_s", float("nan")), "failed": summary.progress.series_failed}
 
 
 def direct_loop(units: list[Any]) -> dict[str, float]:
@@ -239,9 +244,13 @@ def overhead(ct_units: list[Any], repeat: int, n_pairs: int, tmp: Path) -> None:
     inside = sorted((o["cpu"] - o["task_cpu"]) / o["task_cpu"] * 100 for _, o in pairs)
     eng = statistics.median(1000 * (o["cpu"] - o["task_cpu"]) / len(units) for _, o in pairs)
     inner = statistics.median(1000 * o["task_cpu"] / len(units) for _, o in pairs)
+    per_job = statistics.median(o["job_cpu"] for _, o in pairs)
+    steady = sorted((o["cpu"] - o["task_cpu"] - o["job_cpu"]) / o["task_cpu"] * 100 for _, o in pairs)
     print(f"   measured inside each run (cluster CPU - the tasks' own thread CPU): {eng:.1f} ms CPU per task on "
           f"{inner:.0f} ms of work = {statistics.median(inside):.1f}% (runs sorted: "
           f"{', '.join(f'{x:.1f}' for x in inside)}; target < 5%)")
+    print(f"   of which once per job (a job with no series: plugins, model files to the workers): {1000 * per_job:.0f} ms "
+          f"CPU; per task without it: {statistics.median(steady):.1f}% (runs sorted: {', '.join(f'{x:.1f}' for x in steady)})")
     print(f"   per worker, once: models + sessions {setup * 1000:.0f} ms; first series with imports "
           f"{one['warm_s']:.2f} s wall, {one['warm_cpu']:.2f} s CPU; cluster start {one['cluster_start']:.2f} s")
 
