@@ -241,8 +241,10 @@ def test_c_move_feed_gives_the_rows_of_the_c_get_feed(two_studies: Loaded, clien
         s = run_job(client, [], resolve_models(["organ-ct"]), str(tmp_path / "blocked.parquet"),
                     opts=RunOptions(device="cpu"), feed=blocked)
     assert [r.status for r in blocked.retrieved] == ["failed", "failed"]
-    assert (s.progress.series_total, s.progress.series_done, s.progress.series_failed, s.progress.slices) == (2, 2, 2, 0)
-    assert sorted(f["series_instance_uid"] for f in s.failures) == sorted(r.series_instance_uid for r in blocked.retrieved)
+    p = s.progress
+    assert (p.series_total, p.series_done, p.series_failed, p.slices) == (2, 2, 2, 0)
+    assert sorted(f["series_instance_uid"] for f in s.failures) == sorted(
+        r.series_instance_uid for r in blocked.retrieved)
     assert all(f"port {o.scp_port}" in f["reason"] and "--resume" in f["reason"] for f in s.failures), s.failures
     # --resume once the port is free: the series not retrieved are asked for again and run
     again = PacsFeed([o.orthanc.dimse], PacsOptions("modality=CT", port=o.scp_port, store=str(tmp_path / "blocked"),

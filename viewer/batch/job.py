@@ -189,7 +189,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     n_submitted = 0
 
     prog_fed_skipped = [0]  # series the feed skipped (done before), counted into prog so far
-    fed_failed: list[Any] = []  # series the feed could not retrieve, counted into prog so far
+    prog_fed_failed = [0]  # series the feed could not retrieve, counted into prog so far
 
     def refill() -> None:
         nonlocal n_submitted, n_fed
@@ -203,8 +203,8 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             prog.series_total = len(units) + n_fed + feed.remaining + skipped + len(failed)
             prog.series_skipped += skipped - prog_fed_skipped[0]
             prog_fed_skipped[0] = skipped
-            for rec in failed[len(fed_failed):]:  # not retrieved: failed here, no rows (--resume asks again)
-                fed_failed.append(rec)
+            for rec in failed[prog_fed_failed[0]:]:  # not retrieved: failed here, no rows (--resume asks again)
+                prog_fed_failed[0] += 1
                 res = UnitResult(rec.series_instance_uid, rec.series_instance_uid, "", "", rec.source, 0, [], [], 0.0,
                                  [], "")
                 _account(prog, summary, res, f"{rec.reason} (no rows written: --resume retries it)", status="failed")

@@ -11,9 +11,10 @@ PACS does not fill the disk far ahead of the cluster.
 
 Resume: a series whose every model is already in the results is not retrieved at all (``skip``), and a
 series partly or wholly in the store from an earlier run asks only for the instances it lacks (the
-store's own resume), so ``--resume`` re-fetches nothing. A series that cannot be retrieved (:attr:`PacsFeed.failed`)
-is counted by the job as a failed series with its reason and writes no rows, so ``--resume`` asks for it again. Per series, :attr:`PacsFeed.retrieved` records how
-many instances came over the network and how many were already stored, and when the series was ready.
+store's own resume), so ``--resume`` re-fetches nothing. A series that cannot be retrieved
+(:attr:`PacsFeed.failed`) counts as a failed series of the job, with its reason, and writes no rows, so
+``--resume`` asks for it again. Per series, :attr:`PacsFeed.retrieved` records how many instances came over
+the network and how many were already stored, how (C-GET, C-MOVE, WADO-RS), and when the series was ready.
 """
 
 from __future__ import annotations
@@ -216,10 +217,10 @@ class PacsFeed:
                         units += scan.units
                         self.bad += scan.bad_files
                 rec.seconds = time.perf_counter() - t0
-                rec.status = "retrieved" if units else "failed"
                 if not units and not rec.reason:
                     rec.reason = f"no loadable image series among the {rec.instances_fetched + rec.already_stored} " \
                                  "instances retrieved"
+                rec.status = "retrieved" if units else "failed"  # the job reads it: the reason is set before
                 if rec.reason and units:  # the job runs on what arrived; the shortfall is listed with the files
                     self.bad.append((f"{s.source} series {s.series_uid}", rec.reason))
                 rec.units = len(units)
