@@ -12,14 +12,16 @@
      with 1 intra-op thread), the sequential work the target's "2 workers on 2 cores" parallelises;
    - ``batch`` on a LocalCluster of 1 and of 2 worker processes (2 threads each: one series decoding while
      another is in ONNX Runtime), and of 2 workers with 1 thread (no overlap), as ratios to the loop.
-     Target: >= 1.8x the loop with 2 workers on 2 cores; both ratios are printed. Also printed: the cores each layout kept busy (CPU
-     s / wall s) and the ceiling of 2 workers at the measured CPU per slice (all cores busy): a loop that
-     already keeps both cores busy caps the ratio whatever the engine does.
+     Target: >= 1.8x the loop with 2 workers on 2 cores; both ratios are printed. Also printed: the cores
+     each layout kept busy (CPU s / wall s) and the ceiling of 2 workers at the measured CPU per slice (all
+     cores busy): a loop that already keeps both cores busy caps the ratio whatever the engine does.
 2. Engine overhead: the same task function (:func:`viewer.batch.work.infer_unit`) called in a loop in this
    process vs. through a 1-worker, 1-thread cluster (scheduling, pickling, result transfer, Parquet
-   writing), alternating 5 (``--pairs``) times, medians compared, the driver's CPU (client, scheduler,
-   results writer) apart from the worker's; plus each worker's one-time start (model files + session
-   creation and warm-up) and the cluster's start; the engine's CPU per task as % of the work's. Target: under 5% of the work.
+   writing), alternating 5 (``--pairs``) times after a warm-up loop run, medians and spread, the driver's
+   CPU (client, scheduler, results writer) apart from the worker's; and inside each cluster run, free of
+   the work's run-to-run noise: the cluster's CPU less each task's own thread CPU (measured in the worker),
+   with and without the job's fixed cost (a job with no series); plus each worker's one-time start (model
+   files + session creation and warm-up) and the cluster's start. Target: under 5% of the work.
 3. Scale: a synthetic archive of N series (default 1,000, 3,000 and 10,000) in a temporary folder: one
    symlink per series to a real CT slice, indexed under new Study/Series/SOP UIDs (the header index is
    written directly, as a scan would have; the scan then reads no header), scanned, scheduled and run on
