@@ -188,7 +188,7 @@ def ship(pack: Sequence[tuple[Unit, Sequence[ModelSpec]]]) -> bytes:
 
     Dask hands a task's arguments on as objects: the client pickles them into the graph, the scheduler
     unpickles the graph and pickles each task again for its worker. For a pack of :class:`Unit` objects
-    with their header records that cost the engine ~8 ms of CPU per task (measured on one 134-file series:
+    with their header records that cost the engine ~7 ms of CPU per task (measured on one 134-file series:
     driver 10.3 ms, worker side 3.9 ms per task, against 4.3 and 2.5 ms with the same pack as bytes), more
     than the pickling itself (~0.2 ms each way with the records in columns, see ``Unit.__getstate__``).
     Bytes travel through Dask untouched.

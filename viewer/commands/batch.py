@@ -121,7 +121,8 @@ def _infer(args: argparse.Namespace) -> int:
         remote = [s for s in args.sources if s.lower().startswith(PACS_PREFIXES)]
         local = [s for s in args.sources if s not in remote]
         scan = scan_sources(local) if local else Scan([], [], 0, 0, [])
-        feed = PacsFeed(remote, PacsOptions(args.query, args.ae, args.port, args.into, args.retrieve)) if remote else None
+        pacs = PacsOptions(args.query, args.ae, args.port, args.into, args.retrieve)
+        feed = PacsFeed(remote, pacs) if remote else None
         if feed is not None:
             feed.find()
     except (ModelError, SourceError) as exc:
