@@ -131,21 +131,30 @@ def main() -> int:
         if "resume" in parts:
             resume_bench(wnode, study, series, args.repeats)
             resume_retrieve_bench(wnode, study, series, tmp, args.repeats)
-        rows = []
-        for name, fn, base in [] if "retrieve" not in parts else [
+        methods = [] if "retrieve" not in parts else [
             ("DCMTK getscu", getscu, None), ("ours C-GET", ours(dnode, "get"), "DCMTK getscu"),
             ("DCMTK movescu", movescu, None), ("ours C-MOVE", ours(dnode, "move"), "DCMTK movescu"),
             ("dicomweb-client loop", dicomweb_loop, None), ("ours WADO-RS", ours(wnode, None), "dicomweb-client loop"),
-        ]:
+        ]
+        for _name, fn, _base in methods:
             fn()  # warm (Orthanc's cache, our imports)
-            t, _ = timed(fn, args.repeats)
-            rows.append((name, t, base))
-        times = {n: t for n, t, _ in rows}
-        if rows:
-            print(f"\nRetrieve 134 instances ({mb:.1f} MB), median of {args.repeats}:")
-            print("| method | s | instances/s | MB/s | vs baseline (throughput) |\n|---|---|---|---|---|")
-            for name, t, base in rows:
-                ratio = f"{times[base] / t:.2f}x {base}" if base else "baseline"
+        # Rounds of every method once, the order reversed every other round: the load of this shared
+        # machine, which drifts over seconds, falls on all of them alike; ratios are taken per round.
+        runs: dict[str, list[float]] = {name: [] for name, _fn, _base in methods}
+        for r in range(args.repeats if methods else 0):
+            for name, fn, _base in methods if r % 2 == 0 else methods[::-1]:
+                t = time.perf_counter()
+                fn()
+                runs[name].append(time.perf_counter() - t)
+        if methods:
+            print(f"\nRetrieve 134 instances ({mb:.1f} MB), median of {args.repeats} interleaved rounds:")
+            print("| method | s | instances/s | MB/s | vs baseline (throughput; per-round ratios) |\n"
+                  "|---|---|---|---|---|")
+            for name, _fn, base in methods:
+                t = statistics.median(runs[name])
+                per_round = [b / a for a, b in zip(runs[name], runs[base])] if base else []
+                ratio = (f"{statistics.median(runs[base]) / t:.2f}x {base} ({min(per_round):.2f}-"
+                         f"{max(per_round):.2f})" if base else "baseline")
                 print(f"| {name} | {t:.2f} | {134 / t:.0f} | {mb / t:.1f} | {ratio} |")
         if "open" in parts:
             first_image(o, study, series, scp_port, tmp, ours(dnode, "get"), mb,

@@ -15,12 +15,19 @@ from typing import TYPE_CHECKING, Any
 from viewer.core.paths import RESOURCES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
     from PySide6.QtWidgets import QApplication
 
+    from viewer.ai.results import Predictions
     from viewer.core.derived import DerivedOverlay
     from viewer.core.jobs import CancelCheck, Progress
+    from viewer.core.pacs_records import Match, RetrieveResult, SeriesProgress
     from viewer.state.services import ExportSummary
     from viewer.ui.main_window import MainWindow
+    from viewer.ui.pacs_dialog import PacsServices
+    from viewer.ui.pacs_send import SendReport
     from viewer.ui.workers import IoServices
 
 STYLE = RESOURCES / "style" / "dark.qss"
@@ -220,7 +227,7 @@ def build_main_window(paths: list[str] | None = None, *, settings_file: str | No
     return window
 
 
-def pacs_services() -> Any:
+def pacs_services() -> PacsServices:
     """The PACS dock's network functions (viewer.io.pacs), resolved when called."""
     from viewer.ui.pacs_dialog import PacsServices
 
@@ -229,7 +236,7 @@ def pacs_services() -> Any:
 
         return [(node_label(n), n.name or n.url) for n in load_nodes()]
 
-    def find(node_text: str, ae: str, fields: dict[str, str], cancel: Any) -> Any:
+    def find(node_text: str, ae: str, fields: dict[str, str], cancel: CancelCheck) -> Iterator[Match]:
         from viewer.io.pacs import dimse, parse_node, web
         from viewer.io.pacs.nodes import DimseNode
         from viewer.io.pacs.query import Query
@@ -237,29 +244,34 @@ def pacs_services() -> Any:
         node, q = parse_node(node_text), Query(**fields)
         return dimse.find(node, q, ae, cancel=cancel) if isinstance(node, DimseNode) else web.find(node, q, cancel=cancel)
 
-    def retrieve(node_text: str, ae: str, port: int, study_uid: str, series_uids: list[str] | None,
-                 **kwargs: Any) -> Any:
+    def retrieve(node_text: str, ae: str, port: int, study_uid: str, series_uids: list[str] | None, *,
+                 modalities: dict[str, str] | None = None,
+                 progress: Callable[[SeriesProgress], None] | None = None,
+                 on_stored: Callable[[Path, SeriesProgress], None] | None = None,
+                 cancel: CancelCheck | None = None) -> RetrieveResult:
         from viewer.io.pacs import parse_node
         from viewer.io.pacs.retrieve import retrieve as impl
 
-        return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, **kwargs)
+        return impl(parse_node(node_text), study_uid, series_uids, ae_title=ae, port=port, modalities=modalities,
+                    progress=progress, on_stored=on_stored, cancel=cancel)
 
-    def send(node_text: str, ae: str, paths: list[str], **kwargs: Any) -> Any:
+    def send(node_text: str, ae: str, paths: list[str], *, progress: Progress | None = None,
+             cancel: CancelCheck | None = None) -> SendReport:
         from viewer.io.pacs import dimse, parse_node, web
         from viewer.io.pacs.nodes import DimseNode
         from viewer.ui.pacs_send import SendReport
 
         node = parse_node(node_text)
         if isinstance(node, DimseNode):
-            sent, problems = dimse.send_files(node, ae, paths, **kwargs)
+            sent, problems = dimse.send_files(node, ae, paths, progress=progress, cancel=cancel)
         else:
-            sent, problems = web.send_files(node, paths, **kwargs)
+            sent, problems = web.send_files(node, paths, progress=progress, cancel=cancel)
         return SendReport(node.url, len(paths), sent, list(problems), sop_uids(paths))
 
     return PacsServices(nodes=nodes, find=find, retrieve=retrieve, send=send, write_ai_sr=write_ai_findings_sr)
 
 
-def write_ai_findings_sr(out: str, slices: list[tuple[str, str, int]], predictions: Any) -> None:
+def write_ai_findings_sr(out: str, slices: list[tuple[str, str, int]], predictions: Predictions) -> None:
     """Write a classifier's per-slice ``predictions`` (``viewer.ai.results.Predictions``, ``indices`` the
     slices) as the findings SR of the batch (``viewer.annotations.findings_sr``): ``slices[k]`` is slice k's
     (file, SOP Instance UID, 1-based frame). The UIDs derive from the images and the model, so sending

@@ -6,6 +6,7 @@ import hashlib
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -167,3 +168,38 @@ def test_small_series_packed_in_order_big_ones_alone() -> None:
     # few series per worker thread: each stays its own task, so every thread has work
     todo = deque(unit(i, 1) for i in range(16))
     assert len(job.next_pack(todo, threads=4)) == 1
+
+
+def test_a_unit_travels_with_its_records_in_columns_and_arrives_equal(tmp_path: Path, data_dir: Path) -> None:
+    import dataclasses
+    import pickle
+
+    from viewer.batch.sources import scan_sources
+    from viewer.batch.work import results_of_pack, run_pack, ship
+    from viewer.core.records import records_from_columns, records_to_columns
+
+    scan = scan_sources([str(data_dir / "ct" / "pancreas-ct-philips-134"), str(data_dir / "dcm_qa")],
+                        index=str(tmp_path / "index.sqlite"))
+    assert len(scan.units) > 5
+    for unit in scan.units:
+        back = pickle.loads(pickle.dumps(unit))
+        assert back == unit and back.records == unit.records and back.files == unit.files
+        assert all(type(r) is type(unit.records[0]) for r in back.records)
+    (ct,) = [u for u in scan.units if len(u.files) == 134]
+    as_objects = sum(len(pickle.dumps(r)) for r in ct.records)
+    assert len(pickle.dumps(records_to_columns(ct.records))) < as_objects / 3  # UIDs, geometry, format: shared
+    assert records_from_columns(records_to_columns([])) == []
+    one = dataclasses.replace(ct.records[0], position="")
+    assert records_from_columns(records_to_columns([one])) == [one]
+    # a task's pack as bytes and back: the task function sees the units as the driver had them
+    pack = [(u, ["spec"]) for u in scan.units[:3]]
+    seen = results_of_pack(run_pack(_echo, ship(pack), None))
+    assert [(r.key, r.outputs) for r in seen] == [(u.key, {"unit": u, "specs": ["spec"]}) for u, _ in pack]
+    assert all(r.cpu_s >= 0 for r in seen)
+
+
+def _echo(unit: Any, specs: list[str], opts: object) -> Any:
+    from viewer.batch.work import UnitResult
+
+    return UnitResult(unit.key, unit.series_uid, unit.study_uid, unit.modality, unit.folder, 0, [], [], 0.0, [], "",
+                      outputs={"unit": unit, "specs": specs})

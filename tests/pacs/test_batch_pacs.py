@@ -163,3 +163,94 @@ def test_pacs_series_stream_into_the_job_and_resume_fetches_nothing(two_studies:
     run_job(client, [], models, str(tmp_path / "again.parquet"), opts=RunOptions(device="cpu"), feed=third)
     assert sorted((r.instances_fetched, r.already_stored) for r in third.retrieved) == [(0, 100), (0, 134)]
 
+
+
+def test_c_move_feed_gives_the_rows_of_the_c_get_feed(two_studies: Loaded, client: Any, tmp_path: Path) -> None:
+    """The PACS sends each series to our storage SCP (C-MOVE, our AE known to Orthanc at ``scp_port``)
+    instead of answering our C-GET: the same series arrive, and the job's rows are those of the C-GET path."""
+    from viewer.batch.job import run_job
+    from viewer.batch.models import RunOptions, resolve_models
+    from viewer.batch.pacs_feed import PacsFeed
+    from viewer.batch.results import read_results
+    from viewer.batch.sources import PacsOptions
+
+    o = two_studies
+    by_get = PacsFeed([o.orthanc.dimse], PacsOptions("modality=CT", port=o.scp_port, store=str(tmp_path / "get"),
+                                                     retrieve="get"), index=str(tmp_path / "index.sqlite"))
+    assert by_get.find() == 2
+    run_job(client, [], resolve_models(["organ-ct"]), str(tmp_path / "get.parquet"), opts=RunOptions(device="cpu"),
+            feed=by_get)
+    assert sorted((r.method, r.instances_fetched) for r in by_get.retrieved) == [("C-GET", 100), ("C-GET", 134)]
+
+    # C-MOVE from the command line, as a user forces it for a PACS that offers no C-GET: each series is moved
+    # on its own association while the previous one is inferred (our SCP on --port for each series in turn)
+    r = batch(o.orthanc.dimse, "--query", "modality=CT", "--model", "organ-ct", "--out", str(tmp_path / "move.parquet"),
+              "--into", str(tmp_path / "move"), "--retrieve", "move", "--port", str(o.scp_port), "--workers", "1",
+              "--device", "cpu", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["series_done"] == 2 and doc["series_failed"] == 0 and doc["slices"] == 234, doc
+    assert sorted((x["method"], x["instances_fetched"], x["already_stored"]) for x in doc["retrieved"]) == [
+        ("C-MOVE", 100, 0), ("C-MOVE", 134, 0)]
+
+    def rows(out: Path, store: Path) -> list[tuple[Any, ...]]:
+        t = read_results(out).to_pydict()
+        same = ("unit_key", "series_instance_uid", "study_instance_uid", "modality", "model_id", "model_sha256",
+                "status", "slice", "sop_instance_uid", "frame", "label", "class_names", "n_slices")
+        keyed = [(*(t[c][i] for c in same), str(Path(t["folder"][i]).relative_to(store)),
+                  np.asarray(t["probabilities"][i])) for i in range(len(t["slice"]))]
+        return sorted(keyed, key=lambda k: (k[1], k[7]))
+
+    def assert_same(x: list[tuple[Any, ...]], y: list[tuple[Any, ...]]) -> None:
+        assert len(x) == len(y) == 234
+        for a, b in zip(x, y):
+            assert a[:-1] == b[:-1]
+            np.testing.assert_allclose(a[-1], b[-1], atol=1e-6)
+
+    moved = rows(tmp_path / "move.parquet", tmp_path / "move")
+    assert_same(rows(tmp_path / "get.parquet", tmp_path / "get"), moved)
+
+    # a store missing some instances: C-MOVE asks for those alone (a UID list), and the job runs on all
+    folder = tmp_path / "move" / o.study_uid / o.series_uid
+    gone = sorted(folder.glob("*.dcm"))[::10]
+    for f in gone:
+        f.unlink()
+    again = PacsFeed([o.orthanc.dimse], PacsOptions("modality=CT", port=o.scp_port, store=str(tmp_path / "move"),
+                                                    retrieve="move"), index=str(tmp_path / "index.sqlite"))
+    again.find()
+    s = run_job(client, [], resolve_models(["organ-ct"]), str(tmp_path / "again.parquet"),
+                opts=RunOptions(device="cpu"), feed=again)
+    assert s.progress.series_failed == 0 and s.progress.slices == 234
+    assert sorted((r.series_instance_uid == o.series_uid, r.method, r.instances_fetched, r.already_stored)
+                  for r in again.retrieved) == [(False, "none (already stored)", 0, 100),
+                                                (True, "C-MOVE", len(gone), 134 - len(gone))]
+    assert_same(rows(tmp_path / "again.parquet", tmp_path / "move"), moved)
+
+    # our storage SCP cannot listen (another program holds --port): each series is recorded with the
+    # reason, and the job completes
+    import socket
+
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the last move's connections linger
+        holder.bind(("", o.scp_port))
+        holder.listen()
+        blocked = PacsFeed([o.orthanc.dimse], PacsOptions("modality=CT", port=o.scp_port,
+                                                          store=str(tmp_path / "blocked"), retrieve="move"),
+                           index=str(tmp_path / "index.sqlite"))
+        blocked.find()
+        s = run_job(client, [], resolve_models(["organ-ct"]), str(tmp_path / "blocked.parquet"),
+                    opts=RunOptions(device="cpu"), feed=blocked)
+    assert [r.status for r in blocked.retrieved] == ["failed", "failed"]
+    p = s.progress
+    assert (p.series_total, p.series_done, p.series_failed, p.slices) == (2, 2, 2, 0)
+    assert sorted(f["series_instance_uid"] for f in s.failures) == sorted(
+        r.series_instance_uid for r in blocked.retrieved)
+    assert all(f"port {o.scp_port}" in f["reason"] and "--resume" in f["reason"] for f in s.failures), s.failures
+    # --resume once the port is free: the series not retrieved are asked for again and run
+    again = PacsFeed([o.orthanc.dimse], PacsOptions("modality=CT", port=o.scp_port, store=str(tmp_path / "blocked"),
+                                                    retrieve="move"), index=str(tmp_path / "index.sqlite"))
+    again.find()
+    s = run_job(client, [], resolve_models(["organ-ct"]), str(tmp_path / "blocked.parquet"),
+                opts=RunOptions(device="cpu"), feed=again, resume=True)
+    assert (s.progress.series_done, s.progress.series_failed, s.progress.slices) == (2, 0, 234)
+    assert_same(rows(tmp_path / "blocked.parquet", tmp_path / "blocked"), moved)

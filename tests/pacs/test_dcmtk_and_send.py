@@ -163,3 +163,23 @@ def test_send_then_retrieve_round_trip(orthanc: Loaded, data_dir: Path, tmp_path
                          method="get", modalities=wrong)
         assert again.ok and all(s.problems == [] for s in again.series), again.to_json()
         assert {p.stem for s in again.series for p in s.folder.glob("*.dcm")} == back
+
+
+def test_c_move_failures_against_dcmqrscp_say_what_is_wrong(dcmqrscp, tmp_path: Path) -> None:
+    port, our_port, files = dcmqrscp
+    node = parse_node(f"dimse://QRSCP@127.0.0.1:{port}")
+    study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    # An AE title dcmqrscp's HostTable does not have: 0xA801, and what to add where.
+    r = retrieve(node, study, ae_title="STRANGER", port=our_port, store=LocalStore(tmp_path / "a", index=False),
+                 method="move")
+    error = r.series[0].error or ""
+    assert "answered the C-MOVE with status 0xA801 (Move destination unknown)" in error, error
+    assert f"add STRANGER with this computer's address and port {our_port} to the PACS's modalities" in error
+    # Our AE known, but we listen elsewhere: dcmqrscp cannot connect, every sub-operation fails.
+    elsewhere = free_port()
+    r = retrieve(node, study, ae_title=AE, port=elsewhere, store=LocalStore(tmp_path / "b", index=False),
+                 method="move")
+    error = r.series[0].error or ""
+    assert "status 0xA702" in error and "sub-operations: 20 failed" in error, error
+    assert f"never connected back to {AE} on port {elsewhere}" in error
+    assert "did not arrive" not in error and r.series[0].stored == 0

@@ -71,6 +71,27 @@ def test_truncated_instances_are_refused_and_nothing_is_left(data_dir: Path, tmp
     assert path.read_bytes() == good and [p.name for p in path.parent.iterdir()] == ["1.2.3.dcm"]
 
 
+def test_quick_instance_check_accepts_only_what_pydicom_accepts(data_dir: Path) -> None:
+    # check_instance accepts the common instance by a byte-level walk and leaves everything else to a
+    # whole pydicom parse: whatever the walk accepts, pydicom accepts too, with the same UIDs; cut short
+    # anywhere, the walk accepts nothing. Real files: CT (explicit and implicit VR, JPEG 2000), enhanced
+    # multi-frame MR, 12-bit, and the transfer syntax collection (deflate, big endian, JPEG, RLE).
+    from viewer.io.pacs.store import _parsed, _walked
+
+    files = [p for sub in ("ct/crc-chest-ct-ge-100", "ct/totalseg-ct-j2k-20", "dcm_qa")
+             for p in sorted((data_dir / sub).rglob("*"))[:40] if p.is_file() and p.stat().st_size < 20e6]
+    quick = 0
+    for f in files:
+        data = f.read_bytes()
+        walked = _walked(data)
+        if walked is not None:
+            quick += 1
+            assert _parsed(data) == walked, f
+        for cut in (1, 2, 200, len(data) // 2):
+            assert _walked(data[:-cut]) is None, (f, cut)
+    assert quick >= 40  # the common case takes the quick way
+
+
 def test_nodes_command_adds_lists_and_removes(tmp_path: Path) -> None:
     import json
     import os

@@ -136,7 +136,7 @@ def test_streaming_yields_instances_as_they_are_stored(orthanc: Loaded, tmp_path
     assert len(stored) == 134 and result.ok
     # The first instance was a complete file on disk when it was handed on, long before the last one.
     first_path, first_progress = stored[0]
-    # The total is -1 ("not known yet") until the instance listing, run alongside, has answered.
+    # The total is -1 ("not known yet") until the series' size, asked alongside, has answered.
     assert first_progress.done == 1 and first_progress.total in (-1, 134)
     assert stored[-1][1].done == 134 and result.series[0].total == 134
     assert check_instance(first_path.read_bytes()).series_uid == orthanc.series_uid
@@ -245,6 +245,33 @@ def test_server_stops_mid_retrieve_then_resume(small_orthanc, tmp_path: Path, wh
         assert len(wado) == len(asked) == 134 - len(have)
 
 
+def test_fresh_wado_retrieve_asks_the_count_not_the_list(small_orthanc, tmp_path: Path) -> None:
+    # A fresh WADO-RS retrieve streams the series and asks only its size alongside (one series-level
+    # QIDO); the instance list, costly for the server, is not asked when the whole series arrived.
+    o, files, _ = small_orthanc
+    o.stop()
+    o.verbose = True
+    o.start()
+    study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    since = o.log.stat().st_size
+    store = LocalStore(tmp_path / "store", index=tmp_path / "index.sqlite")
+    seen = []
+    result = retrieve(parse_node(o.dicomweb), study, store=store, progress=seen.append)
+    [s] = result.series
+    assert result.ok and (s.stored, s.total, s.method) == (30, 30, "WADO-RS"), result.to_json()
+    assert_equal_to_originals(s.folder, originals(files))
+    asked = [r.split("?")[0][4:] for r in o.http_requests(since) if r.startswith("GET ")]
+    series = f"/dicom-web/studies/{study}/series/{s.series_uid}"
+    assert not [r for r in asked if r.endswith("/instances")], asked  # no instance list
+    assert asked.count(series) == 1 and f"/dicom-web/studies/{study}/series" in asked
+    assert seen[-1].done == 30 and seen[-1].total == 30
+    from viewer.io.index import Index
+
+    with Index(tmp_path / "index.sqlite") as idx:
+        records = idx.under(str(s.folder.resolve()))
+    assert len(records) == 30 and {r.status for r in records.values()} == {"image"}
+
+
 def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path: Path) -> None:
     o, files, ids = small_orthanc
     study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
@@ -262,6 +289,73 @@ def test_corrupt_instance_from_the_server_is_not_stored(small_orthanc, tmp_path:
     assert any("truncated" in p for p in s.problems) or s.problems == [] , s.problems
     assert not (s.folder / f"{bad_sop}.dcm").exists()
     assert not [p for p in s.folder.iterdir() if p.name.startswith(".")]
+
+
+def test_c_move_that_never_comes_back_is_explained(private_net: None, data_dir: Path, tmp_path: Path) -> None:
+    # What users meet when the PACS's entry for us is wrong: the message says what the PACS answered and
+    # whether it ever reached our storage SCP, not "N of N did not arrive".
+    from tests.pacs.conftest import PANCREAS, series_files
+
+    files = series_files(data_dir, PANCREAS)[:3]
+    study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    dead, elsewhere, ours = free_port(), free_port(), free_port()
+    # 0. No entry for us at all: Orthanc drops the C-MOVE's association.
+    o = Orthanc(tmp_path / "orthanc0", {}).start()
+    try:
+        o.upload(files)
+        series = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+        result = retrieve(parse_node(o.dimse), study, [series], ae_title=AE, port=ours, method="move",
+                          store=LocalStore(tmp_path / "in0", index=False))
+    finally:
+        o.stop()
+    error = result.series[0].error or ""
+    assert "aborted the association on our C-MOVE" in error, error
+    assert f"add {AE} with this computer's address and port {ours} to the PACS's modalities" in error
+    assert result.series[0].method == "C-MOVE"
+    o = Orthanc(tmp_path / "orthanc", {AE: dead}).start()
+    try:
+        o.upload(files)
+        # 1. Our AE points to a port where nothing listens: Orthanc answers 0xC000, nothing connects to us.
+        r = cli("get", o.dimse, "--study", study, "--method", "move", "--port", str(ours), "--into",
+                str(tmp_path / "in"))
+        assert r.returncode == 1
+        assert "answered the C-MOVE with status 0xC000 (Unable to Process)" in r.stdout, r.stdout
+        assert f"never connected back to {AE} on port {ours}" in r.stdout
+        assert "did not arrive" not in r.stdout
+    finally:
+        o.stop()
+    # 2. Our AE points to another listener (another computer, in effect): Orthanc reports success, yet
+    # nothing came to our port.
+    with dimse.StorageServer("OTHER", elsewhere, default_sink=LocalStore(tmp_path / "other", index=False).store):
+        o = Orthanc(tmp_path / "orthanc2", {AE: elsewhere}).start()
+        try:
+            o.upload(files)
+            result = retrieve(parse_node(o.dimse), study, ae_title=AE, port=ours, method="move",
+                              store=LocalStore(tmp_path / "in2", index=False))
+        finally:
+            o.stop()
+    error = result.series[0].error or ""
+    assert "reported the C-MOVE as done (3 sent)" in error, error
+    assert f"nothing connected back to {AE} on port {ours}" in error and "points to another computer" in error
+    # 3. Our AE is right but what the PACS holds is broken (pixel data half as long as the image needs,
+    # which the PACS sends as it is): it connected, and we say what we refused.
+    from io import BytesIO
+
+    o = Orthanc(tmp_path / "orthanc3", {AE: ours}).start()
+    try:
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+            buf = BytesIO()
+            ds.save_as(buf)
+            o.rest("/instances", buf.getvalue())
+        result = retrieve(parse_node(o.dimse), study, ae_title=AE, port=ours, method="move",
+                          store=LocalStore(tmp_path / "in3", index=False))
+    finally:
+        o.stop()
+    error = result.series[0].error or ""
+    assert f"it connected back to {AE} on port {ours}, but we refused what it sent" in error, error
+    assert "truncated" in error and result.series[0].stored == 0
 
 
 def test_no_patient_names_or_ids_in_logs(orthanc: Loaded, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -292,6 +292,28 @@ def test_dock_says_plainly_when_the_node_is_wrong(qtbot, window_with_pacs, ortha
     assert "does not know our AE title" in panel.status.text() and "STRANGER" in panel.status.text()
 
 
+def test_dock_explains_a_c_move_that_never_comes_back(qtbot, window_with_pacs, orthanc: Loaded, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    # The node retrieves by C-MOVE; Orthanc sends to its entry for us (orthanc.scp_port), but we listen on
+    # another port: the dock says what the PACS answered and that it never reached us.
+    from tests.pacs.orthanc import free_port
+    from viewer.io.pacs.nodes import DimseNode, save_nodes
+
+    window, _gate = window_with_pacs
+    monkeypatch.setenv("VIEWER_CONFIG_DIR", str(tmp_path / "config"))
+    save_nodes([DimseNode("ORTHANC", "127.0.0.1", orthanc.orthanc.dicom_port, name="lab", retrieve="move")])
+    panel = window.pacs_panel
+    panel.node.setEditText("lab")
+    ours = free_port()
+    panel.port.setValue(ours)
+    with qtbot.waitSignal(panel.series_retrieved, timeout=60000) as done:
+        panel.retrieve(orthanc.study_uid, orthanc.series_uid)
+    assert done.args == [orthanc.series_uid, False]
+    text = panel.status.text()
+    assert "answered the C-MOVE with status 0xC000" in text, text
+    assert f"never connected back to DICOMVIEWER on port {ours}" in text and "did not arrive" not in text
+
+
 def qtbot_button():
     from PySide6.QtCore import Qt
 

@@ -27,7 +27,7 @@ from viewer.batch.outputs import OutputOptions, is_image_to_image, run_unit
 from viewer.batch.pacs_feed import PacsFeed
 from viewer.batch.results import LOST, ResultsWriter, finished_keys, rows_of
 from viewer.batch.sources import Unit
-from viewer.batch.work import ModelRows, TuneWorker, UnitResult, infer_unit, run_pack
+from viewer.batch.work import ModelRows, TuneWorker, UnitResult, infer_unit, results_of_pack, run_pack, ship
 
 #: Tasks in flight per worker thread: enough that no worker waits for the driver, few enough that the
 #: scheduler's memory does not grow with the archive.
@@ -83,6 +83,7 @@ class Summary:
     failures: list[dict[str, str]] = field(default_factory=list)
     engine_setup_s: dict[str, float] = field(default_factory=dict)  # worker -> seconds spent starting models
     task_s: float = 0.0  # sum over tasks of load + inference time (the work itself)
+    task_cpu_s: float = 0.0  # sum over tasks of their threads' CPU time (the work; the engine's is the rest)
     dashboard: str = ""
     workers: int = 0
     threads: int = 0
@@ -188,6 +189,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
     n_submitted = 0
 
     prog_fed_skipped = [0]  # series the feed skipped (done before), counted into prog so far
+    prog_fed_failed = [0]  # series the feed could not retrieve, counted into prog so far
 
     def refill() -> None:
         nonlocal n_submitted, n_fed
@@ -197,13 +199,18 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
             n_fed += len(fed)
             for u in fed:
                 admit(u)
-            skipped = feed.skipped
-            prog.series_total = len(units) + n_fed + feed.remaining + skipped
+            skipped, failed = feed.skipped, feed.failed
+            prog.series_total = len(units) + n_fed + feed.remaining + skipped + len(failed)
             prog.series_skipped += skipped - prog_fed_skipped[0]
             prog_fed_skipped[0] = skipped
+            for rec in failed[prog_fed_failed[0]:]:  # not retrieved: failed here, no rows (--resume asks again)
+                prog_fed_failed[0] += 1
+                res = UnitResult(rec.series_instance_uid, rec.series_instance_uid, "", "", rec.source, 0, [], [], 0.0,
+                                 [], "")
+                _account(prog, summary, res, f"{rec.reason} (no rows written: --resume retries it)", status="failed")
         while todo and len(in_flight) < window:
             pack = next_pack(todo, threads)
-            fut = client.submit(run_pack, task, pack, opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
+            fut = client.submit(run_pack, task, ship(pack), opts, *extra, key=f"viewer-batch-{job_id}-{n_submitted}",
                                 pure=False)
             n_submitted += 1
             in_flight[fut.key] = pack
@@ -232,6 +239,7 @@ def run_job(client: Any, units: Sequence[Unit], manifests: Sequence[Manifest], o
                     res.models += rejected_of.pop(unit.key, [])
                     writer.add(rows_of(res, forced=opts.force, job_id=job_id))
                     summary.task_s += res.load_s + sum(m.infer_s for m in res.models)
+                    summary.task_cpu_s += res.cpu_s
                     _account(prog, summary, res, lost)
                     prog.elapsed_s = time.perf_counter() - t0
                     if on_progress is not None:
@@ -277,7 +285,7 @@ def _results_of(fut: Any, pack: Sequence[tuple[Unit, Sequence[Any]]]) -> tuple[l
     from distributed import KilledWorker
 
     try:
-        return fut.result(), ""
+        return results_of_pack(fut.result()), ""
     except KilledWorker as exc:
         why = f"workers died while running this series ({exc}); rerun with --resume to retry it"
     except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back: recorded, job goes on
@@ -286,7 +294,9 @@ def _results_of(fut: Any, pack: Sequence[tuple[Unit, Sequence[Any]]]) -> tuple[l
                        [ModelRows(s, LOST, why) for s in ran], "") for unit, ran in pack], why
 
 
-def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str) -> None:
+def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str, status: str = LOST) -> None:
+    """Count ``res`` into ``prog``; a failure, with ``lost`` (why the task itself failed; recorded with
+    ``status``) or its models' reasons, into ``summary.failures``."""
     prog.series_done += 1
     failed = [m for m in res.models if m.status != "ok"]
     prog.slices += sum(len(m.slices) for m in res.models if m.status == "ok")
@@ -295,7 +305,7 @@ def _account(prog: Progress, summary: Summary, res: UnitResult, lost: str) -> No
         reason = lost or "; ".join(f"{m.model.id}: {m.reason}" for m in failed)
         prog.last_failure = reason
         summary.failures.append({"unit_key": res.key, "series_instance_uid": res.series_uid,
-                                 "folder": res.folder, "status": LOST if lost else "failed", "reason": reason})
+                                 "folder": res.folder, "status": status if lost else "failed", "reason": reason})
 
 
 def _workers(client: Any) -> dict[str, int]:

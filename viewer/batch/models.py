@@ -98,7 +98,11 @@ def session_for(spec: ModelSpec, opts: RunOptions) -> ModelSession:
 def materialise(spec: ModelSpec, files: dict[str, bytes], local_dir: str) -> None:
     """Make ``spec`` loadable in this process: the driver's folder if it is here with the same hash, else
     the shipped ``files`` (name -> bytes: the ONNX file, then ``manifest.toml``) written atomically into a
-    folder under ``local_dir``."""
+    folder under ``local_dir``. A model this process already holds (a job before this one) is kept: each job
+    registers the plugin again, and reading the manifest hashes the whole ONNX file."""
+    with _lock:
+        if spec.sha256 in _manifests:
+            return
     try:
         m = load_manifest(spec.folder)
         if m.sha256 == spec.sha256:

@@ -11,8 +11,10 @@ PACS does not fill the disk far ahead of the cluster.
 
 Resume: a series whose every model is already in the results is not retrieved at all (``skip``), and a
 series partly or wholly in the store from an earlier run asks only for the instances it lacks (the
-store's own resume), so ``--resume`` re-fetches nothing. Per series, :attr:`PacsFeed.retrieved` records how
-many instances came over the network and how many were already stored, and when the series was ready.
+store's own resume), so ``--resume`` re-fetches nothing. A series that cannot be retrieved
+(:attr:`PacsFeed.failed`) counts as a failed series of the job, with its reason, and writes no rows, so
+``--resume`` asks for it again. Per series, :attr:`PacsFeed.retrieved` records how many instances came over
+the network and how many were already stored, how (C-GET, C-MOVE, WADO-RS), and when the series was ready.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class RetrievedSeries:
     instances_fetched: int = 0
     already_stored: int = 0
     units: int = 0
+    method: str = ""  # how it came: C-GET, C-MOVE, WADO-RS ("none (already stored)" when nothing was missing)
     seconds: float = 0.0
     ready_at_s: float = 0.0  # since start(): when its units were handed to the job
     reason: str = ""
@@ -121,6 +124,11 @@ class PacsFeed:
         return sum(1 for r in self.retrieved if r.status == "skipped")
 
     @property
+    def failed(self) -> list[RetrievedSeries]:
+        """Series that could not be retrieved (nothing of them stored), in the order they failed."""
+        return [r for r in self.retrieved if r.status == "failed"]
+
+    @property
     def done(self) -> bool:
         """Every series handed over and taken (or the feed was never started)."""
         return self._thread is None or (self._ended and self._q.empty())
@@ -190,8 +198,8 @@ class PacsFeed:
                 t0 = time.perf_counter()
                 try:
                     result = retrieve(s.node, s.study_uid, [s.series_uid], ae_title=self.pacs.ae_title,
-                                      port=self.pacs.port, store=store, modalities={s.series_uid: s.modality},
-                                      cancel=self._stop.is_set)
+                                      port=self.pacs.port, store=store, method=self.pacs.retrieve,
+                                      modalities={s.series_uid: s.modality}, cancel=self._stop.is_set)
                 except PacsCancelled:
                     return
                 except PacsError as exc:
@@ -200,6 +208,7 @@ class PacsFeed:
                 for sr in result.series if result is not None else []:
                     rec.instances_fetched += sr.stored
                     rec.already_stored += sr.skipped
+                    rec.method = sr.method
                     if sr.error or not sr.complete:
                         rec.reason = (f"retrieved {sr.stored + sr.skipped} of {sr.total} instances: "
                                       f"{sr.error or '; '.join(sr.problems) or 'incomplete'}")
@@ -208,9 +217,12 @@ class PacsFeed:
                         units += scan.units
                         self.bad += scan.bad_files
                 rec.seconds = time.perf_counter() - t0
-                if rec.reason:
+                if not units and not rec.reason:
+                    rec.reason = f"no loadable image series among the {rec.instances_fetched + rec.already_stored} " \
+                                 "instances retrieved"
+                rec.status = "retrieved" if units else "failed"  # the job reads it: the reason is set before
+                if rec.reason and units:  # the job runs on what arrived; the shortfall is listed with the files
                     self.bad.append((f"{s.source} series {s.series_uid}", rec.reason))
-                rec.status = "retrieved" if units else "failed"
                 rec.units = len(units)
                 rec.ready_at_s = time.perf_counter() - self._t0
                 self._pending -= 1

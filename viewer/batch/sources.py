@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from viewer.core.records import HeaderRecord
+from viewer.core.records import HeaderRecord, records_from_columns, records_to_columns
 
 PACS_PREFIXES = ("dimse://", "http://", "https://")
 # A path list is a small text file; a DICOM file has "DICM" at byte 128 (PS3.10 7.1).
@@ -53,6 +53,16 @@ class Unit:
     def folder(self) -> str:
         return os.path.dirname(self.files[0]) if self.files else ""
 
+    # A unit travels to a worker with each task (viewer.batch.work.ship): its header records in columns.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["records"] = records_to_columns(self.records)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["records"] = records_from_columns(state["records"])
+        self.__dict__.update(state)
+
 
 @dataclass
 class Scan:
@@ -74,12 +84,15 @@ QUERY_KEYS = {"modality": "modality", "study-date": "study_date", "patient-id": 
 @dataclass(frozen=True)
 class PacsOptions:
     """How PACS sources are searched and retrieved: ``query`` text (``key=value`` pairs), our AE title, the
-    port of our storage SCP for C-MOVE, the local store folder (None: the default store)."""
+    port of our storage SCP for C-MOVE, the local store folder (None: the default store), and for DIMSE
+    nodes ``retrieve``: ``auto`` (C-GET when offered, else C-MOVE), ``get`` or ``move`` (None: the node's
+    setting, as ``pacs get --method``)."""
 
     query: str = ""
     ae_title: str = "DICOMVIEWER"
     port: int = 11112
     store: str | None = None
+    retrieve: str | None = None
 
 
 def parse_query(text: str) -> dict[str, str]:
@@ -121,7 +134,7 @@ def retrieve_from_pacs(source: str, pacs: PacsOptions, bad: list[tuple[str, str]
     for study_uid, series in by_study.items():
         try:
             result = retrieve(node, study_uid, list(series), ae_title=pacs.ae_title, port=pacs.port, store=store,
-                              modalities=series)
+                              method=pacs.retrieve, modalities=series)
         except PacsError as exc:
             bad.append((f"{source} study {study_uid}", f"not retrieved: {exc}"))
             continue

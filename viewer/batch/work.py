@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import socket
 import sys
 import time
@@ -62,6 +63,7 @@ class UnitResult:
     load_error: str = ""
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # model SHA-256 -> viewer.batch.outputs.SeriesOutput
+    cpu_s: float = 0.0  # CPU time of the task's thread for this unit (the work; the engine's share is the rest)
 
 
 # glibc mallopt parameters (malloc.h) and the largest values its own dynamic threshold reaches on 64-bit
@@ -181,8 +183,35 @@ def infer_unit(unit: Unit, specs: Sequence[ModelSpec], opts: RunOptions) -> Unit
     return res
 
 
-def run_pack(task: Callable[..., UnitResult], pack: Sequence[tuple[Unit, Sequence[ModelSpec]]], opts: RunOptions,
-             *extra: Any) -> list[UnitResult]:
+def ship(pack: Sequence[tuple[Unit, Sequence[ModelSpec]]]) -> bytes:
+    """One task's series and models as the task carries them: pickled once, here.
+
+    Dask hands a task's arguments on as objects: the client pickles them into the graph, the scheduler
+    unpickles the graph and pickles each task again for its worker. For a pack of :class:`Unit` objects
+    with their header records that cost the engine ~7 ms of CPU per task (measured on one 134-file series:
+    driver 10.3 ms, worker side 3.9 ms per task, against 4.3 and 2.5 ms with the same pack as bytes), more
+    than the pickling itself (~0.2 ms each way with the records in columns, see ``Unit.__getstate__``).
+    Bytes travel through Dask untouched.
+    """
+    return pickle.dumps(list(pack), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_pack(task: Callable[..., UnitResult], pack: bytes, opts: RunOptions, *extra: Any) -> bytes:
     """``task(unit, models, opts, *extra)`` (:func:`infer_unit`, or one that wraps it) for each (unit, models)
-    of one Dask task, in order: small series travel together (see :func:`viewer.batch.job.next_pack`)."""
-    return [task(unit, specs, opts, *extra) for unit, specs in pack]
+    of one Dask task (:func:`ship`), in order: small series travel together (see
+    :func:`viewer.batch.job.next_pack`). The results come back pickled, for the reason :func:`ship` gives;
+    :func:`results_of_pack` reads them."""
+    units: list[tuple[Unit, Sequence[ModelSpec]]] = pickle.loads(pack)
+    results = []
+    for unit, specs in units:
+        c0 = time.thread_time()  # loading and ONNX Runtime (one intra-op thread) run in this thread
+        res = task(unit, specs, opts, *extra)
+        res.cpu_s = time.thread_time() - c0
+        results.append(res)
+    return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def results_of_pack(data: bytes) -> list[UnitResult]:
+    """What :func:`run_pack` returned (the driver's side; the bytes come from the job's own workers)."""
+    results: list[UnitResult] = pickle.loads(data)
+    return results

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "patient-name, accession, description, study-uid)")
     p.add_argument("--ae", default="DICOMVIEWER", help="our AE title towards a PACS (default DICOMVIEWER)")
     p.add_argument("--port", type=int, default=11112, help="our C-MOVE destination port (default 11112)")
+    p.add_argument("--retrieve", choices=("auto", "get", "move"), default=None,
+                   help="with a DIMSE PACS SOURCE: C-GET, C-MOVE (the PACS sends to our AE at --port), or auto: "
+                   "C-GET when offered, else C-MOVE (default: the node's setting, auto)")
     p.add_argument("--into", metavar="FOLDER",
                    help="with a PACS SOURCE: the store the series are retrieved into (default: the local store, "
                    "as pacs get); series already there are not fetched again")
@@ -118,7 +121,8 @@ def _infer(args: argparse.Namespace) -> int:
         remote = [s for s in args.sources if s.lower().startswith(PACS_PREFIXES)]
         local = [s for s in args.sources if s not in remote]
         scan = scan_sources(local) if local else Scan([], [], 0, 0, [])
-        feed = PacsFeed(remote, PacsOptions(args.query, args.ae, args.port, args.into)) if remote else None
+        pacs = PacsOptions(args.query, args.ae, args.port, args.into, args.retrieve)
+        feed = PacsFeed(remote, pacs) if remote else None
         if feed is not None:
             feed.find()
     except (ModelError, SourceError) as exc:

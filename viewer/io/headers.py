@@ -185,6 +185,28 @@ def _sop_class_name(uid: str) -> str:
     return name if name and name != uid else (uid or "unknown SOP class")
 
 
+def _init_tags() -> None:
+    if not _TAG:
+        _TAG.update(_tag_numbers())
+        _WANT.update(_TAG.values())
+        _WANT.update({0x00020002, 0x00020010})
+        _US_TAG_NUMBERS.update(_TAG[k] for k in _US_TAGS)
+
+
+def walk_part10(data: bytes) -> tuple[dict[int, bytes], str, tuple[int, int] | None] | None:
+    """The fast path's byte-level walk over a whole Part 10 file held in memory: (the raw values of the
+    header tags by tag number, the transfer syntax, the pixel element's (value offset, length) or None when
+    the walk reached the end without one), or None when the bytes are unusual (pydicom's business) or end
+    inside an element. Sequences are skipped by their lengths and delimiters, not parsed."""
+    _init_tags()
+    if not isinstance(data, bytes):
+        data = bytes(data)  # a bytearray's slices cannot be looked up in the VR sets
+    try:
+        return _fast_parse(data, len(data))
+    except (_NeedMore, _Fallback, struct.error, UnicodeDecodeError):
+        return None
+
+
 def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> HeaderRecord:
     """Read one file's header into a :class:`HeaderRecord`; never raises for a bad file.
 
@@ -195,11 +217,7 @@ def read_header(path: str, *, time_limit_s: float = FILE_TIME_LIMIT_S) -> Header
     time_limit_s
         Seconds after which parsing gives up and the file is reported as bad.
     """
-    if not _TAG:
-        _TAG.update(_tag_numbers())
-        _WANT.update(_TAG.values())
-        _WANT.update({0x00020002, 0x00020010})
-        _US_TAG_NUMBERS.update(_TAG[k] for k in _US_TAGS)
+    _init_tags()
     rec = HeaderRecord(path=path)
     try:
         # Only regular files, decided on the open descriptor: a FIFO or device swapped in after a stat

@@ -11,10 +11,10 @@ what is stored in ``workspace.arrivals``; the window shows it), and the whole lo
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -35,10 +36,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.core.jobs import CancelCheck, Progress
+from viewer.core.pacs_records import Match, RetrieveResult, SeriesProgress
 from viewer.ui.workers import Background
 
 if TYPE_CHECKING:
+    from viewer.state.services import Predictions
     from viewer.ui.main_window import MainWindow
+    from viewer.ui.pacs_send import SendReport
 
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 #: A retrieve's counts ("57/134  31.2 MB/s") are written at most this often (ms): each instance is reported,
@@ -49,23 +54,51 @@ NETWORK_THREADS = 4
 CLOSE_WAIT_MS = 30000
 
 
+class FindMatches(Protocol):
+    """``find(node_text, ae, fields, cancel)``: the matches as the PACS answers (``fields``: the
+    :class:`viewer.io.pacs.query.Query` keywords: level, patient_name, patient_id, study_date, modality,
+    accession, description, study_uid)."""
+
+    def __call__(self, node_text: str, ae: str, fields: dict[str, str], cancel: CancelCheck) -> Iterable[Match]: ...
+
+
+class RetrieveSeries(Protocol):
+    """``retrieve(...)``: a study, or some of its series, into the local store (``viewer.io.pacs.retrieve``);
+    ``progress`` after each stored instance, ``on_stored`` with the file just stored."""
+
+    def __call__(self, node_text: str, ae: str, port: int, study_uid: str, series_uids: list[str] | None, *,
+                 modalities: dict[str, str] | None = ...,
+                 progress: Callable[[SeriesProgress], None] | None = ...,
+                 on_stored: Callable[[Path, SeriesProgress], None] | None = ...,
+                 cancel: CancelCheck | None = ...) -> RetrieveResult: ...
+
+
+class SendFiles(Protocol):
+    """``send(node_text, ae, paths, progress, cancel)``: C-STORE or STOW-RS the files."""
+
+    def __call__(self, node_text: str, ae: str, paths: list[str], *, progress: Progress | None = ...,
+                 cancel: CancelCheck | None = ...) -> SendReport: ...
+
+
+class WriteAiSr(Protocol):
+    """``write_ai_sr(out, slices, predictions)``: a classifier's per-slice results as DICOM SR at ``out``;
+    ``slices[k]`` is slice k's (file, SOP Instance UID, 1-based frame)."""
+
+    def __call__(self, out: str, slices: list[tuple[str, str, int]], predictions: Predictions) -> None: ...
+
+
 @dataclass(frozen=True)
 class PacsServices:
     """The network functions the dock calls (``viewer.app.pacs_services``), all synchronous.
 
-    ``nodes() -> [(label, node_text)]``; ``find(node_text, ae, fields, cancel) -> iterator of matches``
-    (objects with the attributes of ``viewer.io.pacs.query.Match``; ``fields``: level, patient_name,
-    patient_id, study_date, modality, accession, description, study_uid); ``retrieve(node_text, ae, port,
-    study_uid, series_uids, progress, on_stored, cancel) -> result`` (``viewer.io.pacs.retrieve``).
+    ``nodes() -> [(label, node_text)]``: the saved nodes; the others as their Protocols say.
     """
 
     nodes: Callable[[], list[tuple[str, str]]]
-    find: Callable[..., Any]
-    retrieve: Callable[..., Any]
-    # send(node_text, ae, paths, progress, cancel) -> viewer.ui.pacs_send.SendReport (C-STORE or STOW-RS)
-    send: Callable[..., Any] | None = None
-    # write_ai_sr(out, slices [(file, SOP Instance UID, frame)], predictions): AI results as DICOM SR
-    write_ai_sr: Callable[..., None] | None = None
+    find: FindMatches
+    retrieve: RetrieveSeries
+    send: SendFiles | None = None
+    write_ai_sr: WriteAiSr | None = None
 
 
 STUDY_COLUMNS = ("Patient", "Patient ID", "Date", "Modalities", "Description", "Accession", "Series", "Images")
@@ -127,6 +160,12 @@ class PacsPanel(QWidget):
 
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
+        # Never squeezed below its wrapped text (a C-MOVE's explanation takes two or three lines): the
+        # tables give up the height.
+        policy = self.status.sizePolicy()
+        policy.setVerticalPolicy(QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.status.setSizePolicy(policy)
         self.node = QComboBox(self)
         self.node.setEditable(True)
         self.node.setToolTip("A saved node, dimse://CALLED_AE@host:port or a DICOMweb base URL")
@@ -268,7 +307,7 @@ class PacsPanel(QWidget):
         self.status_message(f"Searching {node}…")
         count = [0]
 
-        def on_match(match: Any) -> None:
+        def on_match(match: Match) -> None:
             count[0] += 1
             self._add_study(match)
             self.status_message(f"{count[0]} studies so far…")
@@ -290,7 +329,7 @@ class PacsPanel(QWidget):
             return n
         return job
 
-    def _add_study(self, m: Any) -> None:
+    def _add_study(self, m: Match) -> None:
         t = self.studies
         t.setSortingEnabled(False)
         r = t.rowCount()
@@ -315,7 +354,7 @@ class PacsPanel(QWidget):
                                on_result=lambda n: self.status_message(f"{n} series in this study"),
                                on_error=self._failed)
 
-    def _add_series(self, m: Any) -> None:
+    def _add_series(self, m: Match) -> None:
         t = self.series
         t.setSortingEnabled(False)
         r = t.rowCount()

@@ -473,7 +473,9 @@ class _CancelWatch:
 
 
 def _sub_op_outcome(node: DimseNode, op: str, responses: Iterator[tuple[Any, Any]], watch: _CancelWatch,
-                    errors: list[str]) -> None:
+                    errors: list[str]) -> int | None:
+    """Waits for the final response; returns its completed sub-operations (None: not said) on success or
+    warning, raises SubOperationsFailed on failure, PacsCancelled, or PacsError when the exchange broke."""
     import time
 
     final: Any = None
@@ -494,20 +496,70 @@ def _sub_op_outcome(node: DimseNode, op: str, responses: Iterator[tuple[Any, Any
         if code == 0xB000:
             failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
             errors.append(f"{_where(node)}: {failed} instance(s) failed in the {op}")
-        return
-    if code == 0xA801:
-        raise PacsError(f"{_where(node)} does not know our AE title as a C-MOVE destination (status 0xA801): "
-                        "add it, with this computer's address and our --port, to the PACS's DICOM nodes")
+        return _count(final, "NumberOfCompletedSuboperations")
     if code == 0xFE00:
         raise PacsCancelled(f"{op} cancelled")
-    comment = final.get("ErrorComment", "") if final is not None else ""
-    extra = "; " + "; ".join(errors[:3]) if errors else ""
-    raise SubOperationsFailed(f"{_where(node)}: the {op} failed with status 0x{code:04X}"
-                              + (f" ({comment})" if comment else "") + extra)
+    raise SubOperationsFailed(node, op, final, errors)
+
+
+def _count(status: Any, keyword: str) -> int | None:
+    value = status.get(keyword) if status is not None else None
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 class SubOperationsFailed(PacsError):
-    """The PACS answered a C-GET/C-MOVE with a failure status: its instances (some or all) did not come."""
+    """The PACS answered a C-GET/C-MOVE with a failure status: its instances (some or all) did not come.
+
+    ``status``: the final status code; ``comment``: its Error Comment (0000,0902), "" when none;
+    ``completed``/``failed``/``warning``: its sub-operation counts, None when it did not give them.
+    """
+
+    def __init__(self, node: DimseNode, op: str, final: Any, errors: list[str]) -> None:
+        from pynetdicom.status import QR_GET_SERVICE_CLASS_STATUS, QR_MOVE_SERVICE_CLASS_STATUS
+
+        self.op = op
+        self.status = int(final.Status) if final is not None else -1
+        self.comment = str(final.get("ErrorComment", "") or "").strip() if final is not None else ""
+        self.completed = _count(final, "NumberOfCompletedSuboperations")
+        self.failed = _count(final, "NumberOfFailedSuboperations")
+        self.warning = _count(final, "NumberOfWarningSuboperations")
+        meanings = QR_GET_SERVICE_CLASS_STATUS if op == "C-GET" else QR_MOVE_SERVICE_CLASS_STATUS
+        self.meaning = meanings.get(self.status, ("", "unknown status"))[1]
+        counts = [f"{n} {what}" for n, what in ((self.completed, "sent"), (self.failed, "failed"),
+                                                (self.warning, "with warnings")) if n]
+        self.answer = (f"{_where(node)} answered the {op} with status 0x{self.status:04X} ({self.meaning}"
+                       + (f": {self.comment!r}" if self.comment else "")
+                       + (f"; sub-operations: {', '.join(counts)}" if counts else "") + ")")
+        extra = "; " + "; ".join(errors[:3]) if errors else ""
+        super().__init__(self.answer + extra)
+
+
+def move_failure(node: DimseNode, ae_title: str, port: int, failure: SubOperationsFailed | None,
+                 sent: int | None, connected: bool, refused: list[str]) -> str:
+    """Why nothing of a C-MOVE arrived, in words, from what is known: the PACS's final status, its Error
+    Comment and sub-operation counts (``failure``; None when it answered success, then ``sent``: the
+    completed sub-operations it reported, None when it did not say), whether our storage SCP on ``port``
+    saw any connection meanwhile (``connected``), and what it refused (``refused``)."""
+    dest = node.calling_ae or ae_title  # the destination our C-MOVE names (move_series)
+    check = f"check its entry for {dest} (this computer's address, port {port})"
+    if failure is None:
+        answer = f"{_where(node)} reported the C-MOVE as done" + (f" ({sent} sent)" if sent else "")
+    else:
+        answer = failure.answer
+    if failure is not None and failure.status == 0xA801:
+        return f"{answer}: add {dest} with this computer's address and port {port} to the PACS's modalities"
+    if refused:
+        return f"{answer}; it connected back to {dest} on port {port}, but we refused what it sent: {refused[0]}"
+    if connected:
+        return f"{answer}; it connected back to {dest} on port {port}, but no instance of the series arrived"
+    if failure is None:
+        return (f"{answer}, but nothing connected back to {dest} on port {port}: its entry for {dest} points to "
+                f"another computer or port; {check}")
+    return (f"{answer} and never connected back to {dest} on port {port}: the PACS does not know {dest}, or "
+            f"has a wrong address or port for it, or a firewall blocks it; {check}")
 
 
 def get_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, sink: Sink, *,
@@ -551,8 +603,12 @@ class NotOffered(PacsError):
 
 def move_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str, *,
                 sop_uids: list[str] | None = None, cancel: Callable[[], bool] | None = None,
-                errors: list[str] | None = None) -> None:
-    """C-MOVE a series to ``ae_title`` (our storage SCP, which must be running and routing the series)."""
+                errors: list[str] | None = None, port: int | None = None) -> int | None:
+    """C-MOVE a series to ``ae_title`` (our storage SCP on ``port``, which must be running and routing the
+    series).
+
+    Returns the sub-operations the PACS reports as completed (None when it does not say); raises
+    SubOperationsFailed when it answers a failure (:func:`move_failure` explains it)."""
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE  # type: ignore
 
     ae = _new_ae(node, ae_title)
@@ -562,9 +618,17 @@ def move_series(node: DimseNode, ae_title: str, study_uid: str, series_uid: str,
     try:
         watch = _CancelWatch(assoc, cancel)
         try:
-            _sub_op_outcome(node, "C-MOVE", assoc.send_c_move(
+            return _sub_op_outcome(node, "C-MOVE", assoc.send_c_move(
                 _retrieve_identifier(study_uid, series_uid, sop_uids), node.calling_ae or ae_title, MOVE),
                 watch, errors)
+        except PacsError as exc:
+            if port is None or not getattr(assoc, "_peer_aborted", False) or getattr(assoc, "_we_aborted", False):
+                raise
+            dest = node.calling_ae or ae_title
+            # Orthanc ends the association this way when it has no entry for the calling AE title.
+            raise PacsError(f"{_where(node)} aborted the association on our C-MOVE (we are {dest!r}): it does "
+                            f"not know {dest}, or not at this computer's address; add {dest} with this "
+                            f"computer's address and port {port} to the PACS's modalities") from exc
         finally:
             watch.close()
     finally:
@@ -590,6 +654,8 @@ class StorageServer:
         self.ae_title = check_ae(ae_title, "our AE title")
         self.port = port
         self.errors: list[str] = []
+        #: Connections peers opened to us so far (a C-MOVE that brings nothing: did the PACS reach us?).
+        self.connections = 0
         self._routes: dict[str, Sink] = {}
         self._lock = threading.Lock()
         self._default = default_sink
@@ -603,12 +669,17 @@ class StorageServer:
         self._ae = ae
         try:
             server = ae.start_server((bind, port), block=False, ssl_context=tls,
-                                     evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch, self.errors))])
+                                     evt_handlers=[(evt.EVT_C_STORE, _store_handler(self._dispatch, self.errors)),
+                                                   (evt.EVT_CONN_OPEN, self._connected)])
         except OSError as exc:
             raise PacsError(f"cannot listen on port {port}: {exc.strerror or exc}") from exc
         assert server is not None  # block=False returns the server
         self._server = server
         self.port = int(server.server_address[1])
+
+    def _connected(self, event: Any) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _dispatch(self, data: bytes) -> None:
         from viewer.io.pacs.store import check_instance

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from viewer.core.pacs_records import Match as Match
 from viewer.io.pacs.errors import PacsError
 
 LEVELS = ("study", "series")
@@ -51,31 +52,6 @@ def normalize_date_range(text: str) -> str:
     if m and (m.group(1) or m.group(2)):
         return f"{(m.group(1) or '').replace('-', '')}-{(m.group(2) or '').replace('-', '')}"
     raise PacsError(f"study date {text!r}: use YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD")
-
-
-@dataclass
-class Match:
-    """One study or series found. Counts are -1 when the PACS did not say."""
-
-    level: str
-    study_uid: str
-    patient_name: str = ""
-    patient_id: str = ""
-    study_date: str = ""
-    study_time: str = ""
-    accession: str = ""
-    study_description: str = ""
-    modalities: str = ""
-    study_series: int = -1
-    study_instances: int = -1
-    series_uid: str = ""
-    series_number: str = ""
-    series_description: str = ""
-    modality: str = ""
-    series_instances: int = -1
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _int(value: Any) -> int:

@@ -1,11 +1,13 @@
 """Retrieve series into the local store: C-GET or C-MOVE (DIMSE), WADO-RS (DICOMweb); resume; concurrency.
 
-For each series the instance list is asked first (C-FIND IMAGE level / QIDO-RS instances); what is already
-in the series folder (by SOP Instance UID) is skipped, so a broken transfer resumes where it stopped; only
-the missing instances are asked for (a UID list at IMAGE level; over WADO-RS one request each, several
-at a time). ``auto`` tries C-GET and falls back to C-MOVE when the PACS does not offer C-GET (many do
-not); C-MOVE sends the series to our own storage SCP on ``port``, which the PACS must know under our AE
-title (README: node set-up).
+A series not stored at all is asked whole at once, its instance list (C-FIND IMAGE level; over DICOMweb
+only the count, the list only when fewer arrived) asked alongside. For a series partly stored the list is
+asked first; what is already in the series folder (by SOP Instance UID) is skipped, so a broken transfer
+resumes where it stopped; only the missing instances are asked for (a UID list at IMAGE level; over
+WADO-RS one request each, several at a time). ``auto`` tries C-GET and falls back to C-MOVE when the PACS
+does not offer C-GET (many do not); C-MOVE sends the series to our own storage SCP on ``port``, which the
+PACS must know under our AE title (README: node set-up); when nothing comes, the error says why
+(:func:`viewer.io.pacs.dimse.move_failure`).
 
 Callbacks run on network threads: ``progress(SeriesProgress)`` after each stored instance and
 ``on_stored(path, SeriesProgress)`` with the file just stored (the streaming API: a viewer opens the
@@ -20,10 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from viewer.core.pacs_records import RetrieveResult as RetrieveResult
+from viewer.core.pacs_records import SeriesProgress as SeriesProgress
+from viewer.core.pacs_records import SeriesResult as SeriesResult
+from viewer.core.records import HeaderRecord
 from viewer.io.pacs import dimse, web
 from viewer.io.pacs.errors import PacsCancelled, PacsError
 from viewer.io.pacs.nodes import DEFAULT_AE, DEFAULT_PORT, DimseNode, Node, WebNode
@@ -49,69 +54,6 @@ WRITERS = 4
 MAX_PENDING = 32
 
 
-@dataclass
-class SeriesProgress:
-    """Where one series stands. ``done`` counts instances present (skipped ones included) of ``total``."""
-
-    study_uid: str
-    series_uid: str
-    folder: Path
-    total: int
-    done: int = 0
-    skipped: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class SeriesResult:
-    study_uid: str
-    series_uid: str
-    folder: Path
-    method: str
-    total: int
-    stored: int
-    skipped: int
-    bytes: int
-    seconds: float
-    files: list[Path] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.error is None and self.stored + self.skipped >= self.total
-
-    def to_json(self) -> dict[str, Any]:
-        return {"study_uid": self.study_uid, "series_uid": self.series_uid, "folder": str(self.folder),
-                "method": self.method, "total": self.total, "stored": self.stored, "skipped": self.skipped,
-                "bytes": self.bytes, "seconds": round(self.seconds, 3),
-                "mb_per_s": round(self.bytes / 1e6 / self.seconds, 2) if self.seconds > 0 else 0.0,
-                "complete": self.complete, "files": [str(f) for f in self.files], "problems": self.problems,
-                "error": self.error}
-
-
-@dataclass
-class RetrieveResult:
-    node: str
-    into: Path
-    series: list[SeriesResult]
-    cancelled: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.cancelled and all(s.complete for s in self.series)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "into": str(self.into), "ok": self.ok, "cancelled": self.cancelled,
-                "methods": sorted({s.method for s in self.series if s.method}),
-                "series": [s.to_json() for s in self.series]}
-
-
 class _Job:
     """One series: counts and stores what arrives, whichever thread it arrives on.
 
@@ -129,6 +71,8 @@ class _Job:
         self.expected: dict[str, str] = {}
         self.state = SeriesProgress(study_uid, series_uid, self.folder, total=-1)
         self.files: list[Path] = []
+        self.arrived: dict[str, str] = {}  # SOP Instance UID -> SOP Class UID of what this job stored
+        self.records: list[HeaderRecord] = []  # their index records, put in one transaction at the end
         self.write_errors: list[str] = []
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="pacs-write")
@@ -142,6 +86,12 @@ class _Job:
             self.state.total = len(expected)
             self.state.skipped = len(self.present & set(expected))
             self.state.done = self.state.skipped + len(self.files)
+
+    def expect_count(self, total: int) -> None:
+        """The series' size before its instance list is known (progress shows done / total early)."""
+        with self._lock:
+            if not self.expected:
+                self.state.total = total
 
     def progress(self) -> SeriesProgress:
         """Where the series stands now (a copy)."""
@@ -173,20 +123,26 @@ class _Job:
         self._writer.submit(self._write, data, info)
 
     def _write(self, data: bytes, info: InstanceInfo) -> None:
+        # The slot is given back only once the instance is counted: drain_pending() then sees it all.
         try:
-            path = self.store.store(data, info, sync_folder=False, index=False)
-        except OSError as exc:
+            try:
+                path = self.store.store(data, info, sync_folder=False, index=False)
+            except OSError as exc:
+                with self._lock:
+                    self.write_errors.append(f"cannot write instance {info.sop_uid}: {exc.strerror or exc}")
+                return
+            record = self.store.record(path)
             with self._lock:
-                self.write_errors.append(f"cannot write instance {info.sop_uid}: {exc.strerror or exc}")
-            return
+                self.files.append(path)
+                self.arrived[info.sop_uid] = info.sop_class_uid
+                if record is not None:
+                    self.records.append(record)
+                self.state.done += 1
+                self.state.bytes += len(data)
+                self.state.seconds = time.perf_counter() - self._t0
+                snapshot = SeriesProgress(**vars(self.state))
         finally:
             self._slots.release()
-        with self._lock:
-            self.files.append(path)
-            self.state.done += 1
-            self.state.bytes += len(data)
-            self.state.seconds = time.perf_counter() - self._t0
-            snapshot = SeriesProgress(**vars(self.state))
         if self._progress is not None:
             self._progress(snapshot)
         if self._on_stored is not None:
@@ -209,7 +165,7 @@ class _Job:
         if self.files:
             fsync_folder(self.folder)
             try:
-                self.store.index(self.files)
+                self.store.put(self.records)
             except Exception as exc:  # noqa: BLE001 - the files are stored; a scan indexes them later
                 problems.append(f"not indexed now ({exc}); a scan of the folder will index them")
         present = stored_sop_uids(self.folder)
@@ -270,6 +226,28 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
             return dimse.list_instances(node, ae_title, study_uid, series_uid)
         return web.list_instances(node, study_uid, series_uid)
 
+    def list_or_count(job: _Job) -> dict[str, str] | int | None:
+        """The instance list (DIMSE: C-GET's SOP classes come from it), or over DICOMweb the count alone
+        (None when the server does not say), shown as the series' total at once: reported to ``progress``
+        as soon as it is in, so that a viewer showing the series while it arrives sizes its volume once
+        instead of growing it blind."""
+        found: dict[str, str] | int
+        if isinstance(node, WebNode):
+            try:
+                count = web.count_instances(node, study_uid, job.state.series_uid)
+            except PacsError:
+                return None  # the stream says for itself; the list is asked after it
+            if count is None:
+                return None
+            job.expect_count(count)
+            found = count
+        else:
+            found = list_instances(job.state.series_uid)
+            job.expect(found)
+        if progress is not None:
+            progress(job.progress())
+        return found
+
     def fetch(job: _Job, subset: list[str] | None, problems: list[str]) -> str:
         if isinstance(node, WebNode):
             problems += web.retrieve_series(node, study_uid, job.state.series_uid, job.sink, sop_uids=subset,
@@ -298,28 +276,29 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
             else:
                 # Fresh: the whole series at once, listing it meanwhile (Orthanc takes ~2 ms an instance
                 # to list: 0.2-0.6 s before the first image otherwise); then whatever the first pass
-                # missed (an unusual SOP class our C-GET did not offer) in a second pass. The listing
-                # gives the total as soon as it is in: a viewer showing the series while it arrives
-                # sizes its volume once instead of growing it blind.
+                # missed (an unusual SOP class our C-GET did not offer) in a second pass.
+                # Over DICOMweb only the count is asked meanwhile: a multipart stream that ends cleanly
+                # holds what the server has, so the list (~150 ms of Orthanc's CPU for 134 instances,
+                # taken from the stream it serves at the same time) is asked only when fewer arrived.
                 listing: dict[str, Any] = {}
-
-                def list_and_expect(uid: str) -> dict[str, str]:
-                    expected = list_instances(uid)
-                    job.expect(expected)
-                    if progress is not None:
-                        progress(job.progress())
-                    return expected
-
-                lister = threading.Thread(target=_into, args=(listing, list_and_expect, series_uid),
-                                          name="pacs-list", daemon=True)
+                lister = threading.Thread(target=_into, args=(listing, list_or_count, job), name="pacs-list",
+                                          daemon=True)
                 lister.start()
                 try:
                     used = fetch(job, None, problems)
                 finally:
                     lister.join()
+                    if isinstance(listing.get("value"), dict):
+                        job.expect(listing["value"])  # the total is known even when the fetch failed
                 if "error" in listing:
                     raise listing["error"]
-                job.expect(listing["value"])
+                expected = listing["value"]
+                if not isinstance(expected, dict):
+                    job.drain_pending()
+                    arrived = dict(job.arrived)
+                    expected = arrived if expected is not None and len(arrived) >= expected \
+                        else list_instances(series_uid)
+                job.expect(expected)
                 if progress is not None:
                     progress(SeriesProgress(**vars(job.state)))
                 missing = job.missing
@@ -334,6 +313,7 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
             raise
         except PacsError as exc:
             job.drain()
+            used = used or _METHOD_NAMES.get(str(state["method"]), "")
             error = str(exc)
             if job.files:
                 error = f"the transfer stopped after {len(job.files)} instances: {error}"
@@ -354,6 +334,10 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
         for srv in started_server:
             srv.close()
     return RetrieveResult(node.url, store.root, results, cancelled)
+
+
+#: What a failed series reports as its method (the one that failed).
+_METHOD_NAMES = {"get": "C-GET", "move": "C-MOVE", "wado": "WADO-RS"}
 
 
 def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str] | None,
@@ -381,13 +365,28 @@ def _dimse_retrieve(node: DimseNode, ae_title: str, job: _Job, subset: list[str]
             return "C-GET"
     server = get_server()
     server.route(s.series_uid, job.sink)
+    # What the server saw before this C-MOVE (it may serve other series' C-MOVEs at the same time: a
+    # connection for those still shows that the PACS reaches us).
+    connections, refusals, stored = server.connections, len(server.errors), len(job.files)
+    failure: dimse.SubOperationsFailed | None = None
+    sent: int | None = None
     try:
-        dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
-                          errors=problems)
+        sent = dimse.move_series(node, ae_title, s.study_uid, s.series_uid, sop_uids=subset, cancel=cancel,
+                                 errors=problems, port=server.port)
     except dimse.SubOperationsFailed as exc:
-        problems.append(str(exc))
+        failure = exc
     finally:
         server.unroute(s.series_uid)
+    job.drain_pending()
+    if len(job.files) == stored:
+        if failure is not None or sent != 0:
+            # Nothing came: say why (the PACS's answer, and whether it reached our storage SCP at all)
+            # rather than "N of N did not arrive"; a second pass would fail the same way.
+            raise PacsError(dimse.move_failure(node, ae_title, server.port, failure, sent,
+                                               server.connections > connections, server.errors[refusals:]))
+        problems.append(f"{node.called_ae} reported the C-MOVE as done with nothing to send")
+    if failure is not None:
+        problems.append(str(failure))
     return "C-MOVE"
 
 

@@ -24,7 +24,8 @@ from io import BytesIO
 from pathlib import Path
 
 from viewer.core.paths import platform_data_dir
-from viewer.io.headers import read_header
+from viewer.core.records import HeaderRecord
+from viewer.io.headers import read_header, walk_part10
 from viewer.io.index import Index
 from viewer.io.pacs.errors import PacsError
 
@@ -90,7 +91,65 @@ def check_instance(part10: bytes) -> InstanceInfo:
 
     Sound: parses to the end, has SOP Instance/Class, Study and Series UIDs, and native (uncompressed)
     pixel data is as long as Rows x Columns x Samples x Bits x Frames says.
+
+    The common instance is accepted by the scanner's byte-level walk (:func:`walk_part10`, ~10x cheaper
+    than a pydicom parse: 0.6 ms per CT slice was a fifth of a WADO-RS retrieve's CPU); anything it does
+    not plainly accept is parsed by pydicom, which alone refuses, with its reason.
     """
+    return _walked(part10) or _parsed(part10)
+
+
+# Tag numbers the quick check reads (PS3.6).
+_SOP_CLASS, _SOP_UID, _STUDY_UID, _SERIES_UID = 0x00080016, 0x00080018, 0x0020000D, 0x0020000E
+_SAMPLES, _FRAMES, _ROWS, _COLUMNS, _BITS = 0x00280002, 0x00280008, 0x00280010, 0x00280011, 0x00280100
+_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})  # the syntaxes the walk reads
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _walked(part10: bytes) -> InstanceInfo | None:
+    """The instance when the byte-level walk shows it whole and sound; None to let pydicom decide."""
+    walked = walk_part10(part10)
+    if walked is None:
+        return None
+    values, ts, pixel = walked
+
+    def text(tag: int) -> str:
+        raw = values.get(tag, b"")
+        return raw.decode("ascii").strip(" \x00") if raw.isascii() else ""
+
+    def us(tag: int, default: int) -> int:
+        raw = values.get(tag, b"")
+        return int.from_bytes(raw[:2], "little") if len(raw) >= 2 else default
+
+    uids = (text(_SOP_UID), text(_SOP_CLASS), text(_STUDY_UID), text(_SERIES_UID))
+    if not all(u and _UID_RE.match(u) and len(u) <= 64 for u in uids):
+        return None
+    if pixel is None:  # walked to the very end: an object without pixel data
+        return None if _is_image_class(uids[1]) else InstanceInfo(*uids, ts)
+    offset, length = pixel
+    if length == 0xFFFFFFFF:  # encapsulated: whole when it ends with its sequence delimiter
+        return InstanceInfo(*uids, ts) if part10.endswith(_SEQUENCE_END) else None
+    if offset + length != len(part10) or ts not in _NATIVE:
+        return None  # elements after the pixel data, or cut short: pydicom's to judge
+    try:
+        frames = int(text(_FRAMES) or 1)
+    except ValueError:
+        return None
+    need = us(_ROWS, 0) * us(_COLUMNS, 0) * us(_SAMPLES, 1) * frames
+    bits = us(_BITS, 0)
+    if not need or bits not in (8, 16, 32, 64) or length < need * bits // 8:
+        return None
+    return InstanceInfo(*uids, ts)
+
+
+def _is_image_class(sop_class: str) -> bool:
+    import pydicom
+
+    return "Image Storage" in getattr(pydicom.uid.UID(sop_class), "name", "")
+
+
+def _parsed(part10: bytes) -> InstanceInfo:
+    """:func:`check_instance` by a whole pydicom parse."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -207,9 +266,18 @@ class LocalStore:
         return path
 
     def index(self, paths: Iterable[Path]) -> None:
-        if not self._indexing:
+        self.put([rec for rec in map(self.record, paths) if rec is not None])
+
+    def record(self, path: Path) -> HeaderRecord | None:
+        """The index record of a stored file (None when this store does not index): a retrieve reads it on
+        its writer threads while the file is still in the page cache, and puts them all at the end."""
+        return read_header(str(path.resolve())) if self._indexing else None
+
+    def put(self, records: list[HeaderRecord]) -> None:
+        """Records from :meth:`record` into the index, in one transaction."""
+        if not self._indexing or not records:
             return
         idx = getattr(self._local, "index", None)
         if idx is None:
             idx = self._local.index = Index(self._index_path)
-        idx.put([read_header(str(p.resolve())) for p in paths])
+        idx.put(records)

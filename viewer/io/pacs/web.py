@@ -190,6 +190,22 @@ def list_instances(node: WebNode, study_uid: str, series_uid: str) -> dict[str, 
     return out
 
 
+def count_instances(node: WebNode, study_uid: str, series_uid: str) -> int | None:
+    """How many instances the server holds in a series (one series-level QIDO-RS: ~4 ms on loopback Orthanc,
+    against ~150 ms of its CPU to list 134 instances); None when it does not say."""
+    with _catch(node, "series query"):
+        got = _qido(client(node), f"studies/{study_uid}/series", {"SeriesInstanceUID": series_uid},
+                    ("NumberOfSeriesRelatedInstances",))
+    for ds in _datasets(got):
+        value = ds.get("NumberOfSeriesRelatedInstances")
+        if str(ds.get("SeriesInstanceUID", "")) == series_uid and value not in (None, ""):
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 #: WADO-RS requests at a time when single instances are fetched (a resume): one request per instance costs
 #: Orthanc a few ms of lookup each, hidden by running several (bench_pacs.py: resume).
 PARALLEL = 4
