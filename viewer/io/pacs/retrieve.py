@@ -271,7 +271,7 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                 if isinstance(node, WebNode) and subset and len(subset) > WADO_WHOLE_ABOVE * len(job.expected):
                     subset = None
                 if progress is not None:
-                    progress(SeriesProgress(**vars(job.state)))
+                    progress(job.progress())
                 used = fetch(job, subset, problems) if missing else "none (already stored)"
             else:
                 # Fresh: the whole series at once, listing it meanwhile (Orthanc takes ~2 ms an instance
@@ -292,15 +292,14 @@ def retrieve(node: Node, study_uid: str, series_uids: list[str] | None = None, *
                         job.expect(listing["value"])  # the total is known even when the fetch failed
                 if "error" in listing:
                     raise listing["error"]
-                expected = listing["value"]
-                if not isinstance(expected, dict):
+                count = listing["value"]
+                if not isinstance(count, dict):  # DICOMweb: the list (above) was only a count, or unknown
                     job.drain_pending()
                     arrived = dict(job.arrived)
-                    expected = arrived if expected is not None and len(arrived) >= expected \
-                        else list_instances(series_uid)
-                job.expect(expected)
+                    job.expect(arrived if count is not None and len(arrived) >= count
+                               else list_instances(series_uid))
                 if progress is not None:
-                    progress(SeriesProgress(**vars(job.state)))
+                    progress(job.progress())
                 missing = job.missing
                 if missing:
                     # e.g. a SOP class the first C-GET did not offer: asked again with the exact classes;
